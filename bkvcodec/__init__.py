@@ -1,0 +1,103 @@
+"""bkvcodec: sans-IO codecs for e-bike charging-station protocols.
+
+Everything public is importable from this package; every submodule is private.
+"""
+from __future__ import annotations
+
+from ._bkv.codec import BkvCommand, BkvFrame
+from ._bkv.messages import (
+    GN_CONTROL,
+    GN_NETWORK,
+    Bkv1013Report,
+    BkvItem,
+    BkvMessage,
+    CardBalanceQuery,
+    CardBalanceReply,
+    CardChargeEnd,
+    CardOrder,
+    CardOrderAck,
+    CardSwipe,
+    ChargeControl,
+    ChargeControlAck,
+    ChargeEnd,
+    ChargeEndAck,
+    ExceptionReport,
+    ExceptionReportAck,
+    FeeChargeEnd,
+    FeeChargeEndAck,
+    FeeControl,
+    FeeControlAck,
+    FeeTier,
+    Heartbeat,
+    HeartbeatAck,
+    NetworkAdd,
+    NetworkAddAck,
+    NetworkRefresh,
+    NetworkRefreshAck,
+    NetworkSocket,
+    OtaUpgrade,
+    ParamQuery,
+    ParamQueryReply,
+    ParamSet,
+    ParamSetAck,
+    PortGroup,
+    PortReport,
+    PowerChargeEnd,
+    PowerControl,
+    PowerTier,
+    SocketCluster,
+    SocketStatus,
+    StatusQuery,
+    StatusReport,
+    StatusReportAck,
+    UnknownBkvPacket,
+    UnknownCommand,
+    UnknownGnMessage,
+    VoiceConfig,
+    VoiceConfigAck,
+    VoiceWindow,
+)
+from ._bkv.status import BkvPortStatus
+from ._decoder import DecoderStatistics, FrameDecoder, FrameRejected, IncompleteFrame
+from ._errors import (
+    BadLength,
+    BadMagic,
+    BadTrailer,
+    BkvError,
+    BkvItemInvalid,
+    BkvItemOverrun,
+    ChecksumMismatch,
+    FrameError,
+    FrameTooLong,
+    InnerLengthMismatch,
+    LocalProtocolError,
+    PayloadError,
+    PayloadInconsistent,
+    PayloadTooShort,
+    ProtocolError,
+    RemoteProtocolError,
+    TrailingBytes,
+    Truncated,
+)
+from ._jsonform import frame_from_json, frame_to_json, message_name
+from ._types import BcdTime, BinaryTime, Direction
+from ._version import __version__
+
+__all__ = [
+    "GN_CONTROL", "GN_NETWORK", "BadLength", "BadMagic", "BadTrailer", "BcdTime", "BinaryTime",
+    "Bkv1013Report", "BkvCommand", "BkvError", "BkvFrame", "BkvItem", "BkvItemInvalid",
+    "BkvItemOverrun", "BkvMessage", "BkvPortStatus", "CardBalanceQuery", "CardBalanceReply",
+    "CardChargeEnd", "CardOrder", "CardOrderAck", "CardSwipe", "ChargeControl",
+    "ChargeControlAck", "ChargeEnd", "ChargeEndAck", "ChecksumMismatch", "DecoderStatistics",
+    "Direction", "ExceptionReport", "ExceptionReportAck", "FeeChargeEnd", "FeeChargeEndAck",
+    "FeeControl", "FeeControlAck", "FeeTier", "FrameDecoder", "FrameError", "FrameRejected",
+    "FrameTooLong", "Heartbeat", "HeartbeatAck", "IncompleteFrame", "InnerLengthMismatch",
+    "LocalProtocolError", "NetworkAdd", "NetworkAddAck", "NetworkRefresh", "NetworkRefreshAck",
+    "NetworkSocket", "OtaUpgrade", "ParamQuery", "ParamQueryReply", "ParamSet", "ParamSetAck",
+    "PayloadError", "PayloadInconsistent", "PayloadTooShort", "PortGroup", "PortReport",
+    "PowerChargeEnd", "PowerControl", "PowerTier", "ProtocolError", "RemoteProtocolError",
+    "SocketCluster", "SocketStatus", "StatusQuery", "StatusReport", "StatusReportAck",
+    "TrailingBytes", "Truncated", "UnknownBkvPacket", "UnknownCommand", "UnknownGnMessage",
+    "VoiceConfig", "VoiceConfigAck", "VoiceWindow", "__version__", "frame_from_json",
+    "frame_to_json", "message_name",
+]

@@ -1,0 +1,1 @@
+"""The BKV protocol family: the ``fcfe``/``fcff`` envelope, GN and BKV packets."""

@@ -1,0 +1,455 @@
+# One BKV-family frame to bytes and back (bkv.md §2-§6).
+#
+# Decoding checks the envelope in the order of bkv.md §2.7 (so that every
+# malformed input gets the error the reference names) and then dispatches the
+# payload on (command, sub-command or bkv_cmd, direction) to the fast decoders.
+# Encoding goes through the construct grammar, which computes the lengths and
+# the checksum. ``reference_decode`` decodes with the grammar alone; it exists
+# for the differential tests and as an executable statement of the layout.
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import construct as cs
+
+from .._errors import (
+    BadLength,
+    BadMagic,
+    BadTrailer,
+    ChecksumMismatch,
+    InnerLengthMismatch,
+    LocalProtocolError,
+    PayloadInconsistent,
+    PayloadTooShort,
+    RemoteProtocolError,
+    TrailingBytes,
+    Truncated,
+)
+from .._types import BcdTime, BinaryTime, Direction
+from . import grammar
+from .fastpath import GN_DECODERS, GnMessage, split_items
+from .grammar import DOWNLINK_MAGIC, ENVELOPE_OVERHEAD, TRAILER, UPLINK_MAGIC
+from .messages import (
+    GN_CONTROL,
+    GN_NETWORK,
+    BkvMessage,
+    CardBalanceQuery,
+    CardBalanceReply,
+    CardChargeEnd,
+    CardOrder,
+    CardOrderAck,
+    CardSwipe,
+    ChargeControl,
+    ChargeControlAck,
+    ChargeEnd,
+    ChargeEndAck,
+    Heartbeat,
+    HeartbeatAck,
+    NetworkAdd,
+    NetworkAddAck,
+    NetworkRefresh,
+    NetworkRefreshAck,
+    NetworkSocket,
+    OtaUpgrade,
+    PortReport,
+    PowerChargeEnd,
+    PowerControl,
+    PowerTier,
+    SocketStatus,
+    StatusQuery,
+    UnknownBkvPacket,
+    UnknownCommand,
+    UnknownGnMessage,
+    VoiceConfig,
+    VoiceConfigAck,
+    VoiceWindow,
+)
+from .packets import BKV_PACKETS, RawItem, items_to_bytes, packet_from_items, packet_to_items
+
+__all__ = ["BkvFrame", "BkvCommand", "reference_decode"]
+
+
+class BkvCommand:
+    """Envelope command codes (bkv.md §2.6)."""
+
+    #: Heartbeat and its time reply.
+    HEARTBEAT = 0x0000
+    #: GN container for network management.
+    GN_NETWORK = GN_NETWORK
+    #: OTA upgrade.
+    OTA = 0x0007
+    #: GN container for control and reports.
+    GN_CONTROL = GN_CONTROL
+    #: BKV item packet.
+    BKV = 0x1000
+
+
+_GN_CLASSES: dict[type[GnMessage], tuple[int, Direction]] = {
+    NetworkRefresh: (0x08, Direction.DOWN), NetworkRefreshAck: (0x08, Direction.UP),
+    NetworkAdd: (0x09, Direction.DOWN), NetworkAddAck: (0x09, Direction.UP),
+    StatusQuery: (0x1D, Direction.DOWN), SocketStatus: (0x1C, Direction.UP),
+    ChargeControl: (0x07, Direction.DOWN), ChargeControlAck: (0x07, Direction.UP),
+    ChargeEnd: (0x02, Direction.UP), PowerControl: (0x17, Direction.DOWN),
+    PowerChargeEnd: (0x18, Direction.UP), CardSwipe: (0x0B, Direction.UP),
+    CardOrder: (0x0B, Direction.DOWN), CardOrderAck: (0x0F, Direction.UP),
+    CardChargeEnd: (0x0C, Direction.UP), ChargeEndAck: (0x0C, Direction.DOWN),
+    CardBalanceQuery: (0x1A, Direction.UP), CardBalanceReply: (0x1A, Direction.DOWN),
+    VoiceConfig: (0x1B, Direction.DOWN), VoiceConfigAck: (0x1B, Direction.UP),
+}
+_GN_BY_KEY: dict[tuple[int, Direction], type[GnMessage]] = {
+    key: cls for cls, key in _GN_CLASSES.items()}
+_GN_BY_KEY[(0x1D, Direction.UP)] = SocketStatus
+_BKV_DIRECTIONS: dict[type[Any], Direction] = {
+    cls: direction for (_, direction), (cls, _) in BKV_PACKETS.items()}
+_FIXED_DIRECTIONS: dict[type[Any], Direction] = {
+    Heartbeat: Direction.UP, HeartbeatAck: Direction.DOWN, OtaUpgrade: Direction.DOWN,
+    **{cls: direction for cls, (_, direction) in _GN_CLASSES.items()}, **_BKV_DIRECTIONS,
+}
+
+
+def _message_direction(message: BkvMessage) -> Direction:
+    if isinstance(message, (UnknownCommand, UnknownGnMessage, UnknownBkvPacket)):
+        return message.direction
+    return _FIXED_DIRECTIONS[type(message)]
+
+
+def _message_command(message: BkvMessage) -> int:
+    if isinstance(message, Heartbeat | HeartbeatAck):
+        return BkvCommand.HEARTBEAT
+    if isinstance(message, OtaUpgrade):
+        return BkvCommand.OTA
+    if isinstance(message, UnknownCommand):
+        return message.command
+    if type(message) in _BKV_DIRECTIONS or isinstance(message, UnknownBkvPacket):
+        return BkvCommand.BKV
+    return message.container  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BkvFrame:
+    """One frame of the BKV family: the ``fcfe``/``fcff`` envelope around a message.
+
+    The envelope's command code and header follow from the message
+    (:attr:`command`, :attr:`direction`); GN messages name their container
+    command in their ``container`` field.
+
+    Attributes:
+        gateway_id: The gateway's printed id, 14 lower-case hex digits.
+        message: The decoded payload.
+        seq: Frame sequence number (u32): 0 for reports a gateway starts, the
+            server's own number for its commands, echoed in replies.
+        direction_byte: The direction byte when it disagrees with the header
+            (bkv.md §2.4), else None. Decoders report it; encoders write it.
+
+    .. versionadded:: 0.1.0
+    """
+
+    gateway_id: str
+    message: BkvMessage
+    seq: int = 0
+    direction_byte: int | None = None
+
+    @property
+    def direction(self) -> Direction:
+        """Which way the frame travels (``fcfe`` up, ``fcff`` down)."""
+        return _message_direction(self.message)
+
+    @property
+    def command(self) -> int:
+        """The envelope command code (:class:`BkvCommand`)."""
+        return _message_command(self.message)
+
+    @classmethod
+    def decode(cls, data: bytes) -> BkvFrame:
+        """Decode *data*, which must hold exactly one frame.
+
+        Raises:
+            FrameError: *data* is not one well-formed frame; the subclass says
+                why (:class:`Truncated`, :class:`BadMagic`, :class:`BadLength`,
+                :class:`BadTrailer`, :class:`ChecksumMismatch`,
+                :class:`TrailingBytes`), in the order of bkv.md §2.7.
+            PayloadError: The envelope is valid but its payload is not.
+        """
+        total = check_envelope(data)
+        if len(data) > total:
+            raise TrailingBytes(total, len(data))
+        return decode_checked(data)
+
+    def encode(self) -> bytes:
+        """The frame as bytes, with its length and checksum computed.
+
+        Raises:
+            LocalProtocolError: A field does not fit its wire encoding.
+        """
+        return encode_frame(self)
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+def check_envelope(data: bytes) -> int:
+    """Check the envelope at the start of *data*; return the frame's size.
+
+    Raises:
+        FrameError: As :meth:`BkvFrame.decode`, except :class:`TrailingBytes`.
+    """
+    available = len(data)
+    if available < 4:
+        raise Truncated(ENVELOPE_OVERHEAD, available)
+    magic = data[:2]
+    if magic != UPLINK_MAGIC and magic != DOWNLINK_MAGIC:
+        raise BadMagic(bytes(magic))
+    total = ((data[2] << 8) | data[3]) + 4
+    if total < ENVELOPE_OVERHEAD:
+        raise BadLength(total - 4, ENVELOPE_OVERHEAD - 4)
+    if available < total:
+        raise Truncated(total, available)
+    if data[total - 2:total] != TRAILER:
+        raise BadTrailer(bytes(data[total - 2:total]))
+    expected = checksum(data, total)
+    if data[total - 3] != expected:
+        raise ChecksumMismatch(expected, data[total - 3])
+    return total
+
+
+def checksum(data: bytes, total: int) -> int:
+    """The envelope checksum of the *total*-byte frame at the start of *data* (§2.3)."""
+    if total <= 259:
+        # adler32's low half is 1 + the byte sum while that sum stays below 65521.
+        return (zlib.adler32(memoryview(data)[2:total - 3]) - 1) & 0xFF
+    return sum(memoryview(data)[2:total - 3]) & 0xFF
+
+
+def decode_checked(data: bytes) -> BkvFrame:
+    """Decode the frame at the start of *data*, whose envelope has been checked."""
+    total = ((data[2] << 8) | data[3]) + 4
+    direction = Direction.UP if data[1] == 0xFE else Direction.DOWN
+    command = (data[4] << 8) | data[5]
+    gateway = data[11:18]
+    payload = data[18:total - 3]
+    message = _decode_payload(command, direction, payload, gateway, split_items)
+    flag = data[10]
+    return BkvFrame(
+        gateway_id=gateway.hex(), message=message,
+        seq=(data[6] << 24) | (data[7] << 16) | (data[8] << 8) | data[9],
+        direction_byte=None if flag == (direction is Direction.UP) else flag)
+
+
+def _decode_payload(command: int, direction: Direction, payload: bytes, gateway: bytes,
+                    split: Any) -> BkvMessage:
+    if command == BkvCommand.BKV:
+        return packet_from_items(split(payload), direction, gateway, split)
+    if command == BkvCommand.HEARTBEAT:
+        if direction is Direction.UP:
+            if len(payload) < 29:
+                raise PayloadTooShort("heartbeat", 29, len(payload))
+            if len(payload) > 29:
+                raise PayloadInconsistent("heartbeat", f"{len(payload)} bytes, expected 29")
+            return Heartbeat(iccid=payload[:20].rstrip(b"\0").decode("latin-1"),
+                             firmware=payload[20:28].rstrip(b"\0").decode("latin-1"),
+                             rssi=payload[28])
+        if len(payload) != 7:
+            raise PayloadInconsistent("heartbeat_ack", f"{len(payload)} bytes, expected 7")
+        return HeartbeatAck(time=BcdTime(payload))
+    if command in (GN_CONTROL, GN_NETWORK):
+        if len(payload) < 3:
+            raise PayloadTooShort("gn_container", 3, len(payload))
+        inner = (payload[0] << 8) | payload[1]
+        if inner != len(payload) - 3:
+            raise InnerLengthMismatch(inner, len(payload) - 3)
+        sub_command = payload[2]
+        decoder = GN_DECODERS.get((sub_command, direction))
+        if decoder is None:
+            return UnknownGnMessage(direction=direction, sub_command=sub_command,
+                                    params=payload[3:], container=command)
+        return decoder(payload[3:], command)
+    if command == BkvCommand.OTA and direction is Direction.DOWN and len(payload) == 20:
+        ota: OtaUpgrade = _from_container(OtaUpgrade, grammar.OTA_UPGRADE.parse(payload))
+        return ota
+    return UnknownCommand(direction=direction, command=command, payload=payload)
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+def _to_container(value: object) -> Any:
+    """A message (or part) as the plain dict/list structure construct builds from."""
+    if isinstance(value, BcdTime):
+        return value.raw
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_container(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_to_container(v) for v in value]
+    return value
+
+
+def _gn_params(message: GnMessage) -> bytes:
+    key = _GN_CLASSES[type(message)]
+    if isinstance(message, SocketStatus):
+        key = (message.sub_command, Direction.UP)
+    fields = _to_container(message)
+    assert isinstance(fields, dict)
+    if isinstance(message, CardOrder):
+        fields["power"] = (None if message.amount_fen is None else
+                           {"amount_fen": message.amount_fen, "tiers": fields["tiers"]})
+    return bytes(grammar.GN_LAYOUTS[key].build(fields))
+
+
+def _payload(message: BkvMessage, gateway: bytes) -> bytes:
+    if isinstance(message, Heartbeat):
+        return bytes(grammar.HEARTBEAT.build(_to_container(message)))
+    if isinstance(message, HeartbeatAck):
+        if len(message.time.raw) != 7:
+            raise LocalProtocolError("HeartbeatAck.time must be 7 bytes")
+        return message.time.raw
+    if isinstance(message, OtaUpgrade):
+        return bytes(grammar.OTA_UPGRADE.build(_to_container(message)))
+    if isinstance(message, UnknownCommand):
+        return message.payload
+    if isinstance(message, UnknownGnMessage):
+        params = message.params
+        sub_command = message.sub_command
+    elif type(message) in _GN_CLASSES:
+        params = _gn_params(message)  # type: ignore[arg-type]
+        sub_command = message.sub_command if isinstance(message, SocketStatus) else (
+            _GN_CLASSES[type(message)][0])  # type: ignore[index]
+    else:
+        return items_to_bytes(packet_to_items(message, gateway))  # type: ignore[arg-type]
+    return bytes(grammar.GN_CONTAINER.build({"sub_command": sub_command, "params": params}))
+
+
+def encode_frame(frame: BkvFrame) -> bytes:
+    """Encode *frame* (see :meth:`BkvFrame.encode`)."""
+    try:
+        gateway = bytes.fromhex(frame.gateway_id)
+    except ValueError:
+        gateway = b""
+    if len(gateway) != 7:
+        raise LocalProtocolError(f"gateway_id must be 14 hex digits, got {frame.gateway_id!r}")
+    direction = frame.direction
+    try:
+        payload = _payload(frame.message, gateway)
+        body = {
+            "command": frame.command, "seq": frame.seq,
+            "direction": (int(direction is Direction.UP) if frame.direction_byte is None
+                          else frame.direction_byte),
+            "gateway_id": gateway, "payload": payload,
+        }
+        return bytes(grammar.ENVELOPE.build({
+            "header": UPLINK_MAGIC if direction is Direction.UP else DOWNLINK_MAGIC,
+            "body": {"value": body},
+        }))
+    except LocalProtocolError:
+        raise
+    except (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,
+            KeyError, UnicodeError, AssertionError) as err:
+        raise LocalProtocolError(
+            f"cannot encode {type(frame.message).__name__}: {err}") from err
+
+
+# --- the grammar as a decoder ---------------------------------------------------------------
+
+def _from_container(cls: type[Any], container: Any) -> Any:
+    """Build dataclass *cls* from a construct Container, by field name."""
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in container:
+            continue
+        value = container[f.name]
+        if isinstance(value, list):
+            item_cls = _LIST_ITEMS.get((cls, f.name))
+            value = tuple(_from_container(item_cls, v) if item_cls else int(v) for v in value)
+        elif f.name == "end_time":
+            value = BinaryTime(*(int(value[k]) for k in
+                                 ("year", "month", "day", "hour", "minute", "second")))
+        elif isinstance(value, bytes):
+            value = bytes(value)
+        elif isinstance(value, str):
+            value = str(value)
+        else:
+            value = int(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+_LIST_ITEMS: dict[tuple[type[Any], str], type[Any]] = {
+    (NetworkRefresh, "sockets"): NetworkSocket,
+    (SocketStatus, "ports"): PortReport,
+    (PowerControl, "tiers"): PowerTier,
+    (CardOrder, "tiers"): PowerTier,
+    (VoiceConfig, "windows"): VoiceWindow,
+}
+
+
+def _grammar_items(data: bytes) -> list[RawItem]:
+    parsed = grammar.BKV_ITEMS.parse(data)
+    items: list[RawItem] = []
+    for item in parsed["items"]:
+        ks, raw_key = int(item["ks"]), bytes(item["key"])
+        key: int | str = raw_key.decode("latin-1") if ks & 0x80 else int.from_bytes(raw_key, "big")
+        items.append((key, bytes(item["value"])))
+    return items
+
+
+def _grammar_gn(payload: bytes, command: int, direction: Direction) -> BkvMessage:
+    container = grammar.GN_CONTAINER.parse(payload)
+    sub_command, params = int(container["sub_command"]), bytes(container["params"])
+    layout = grammar.GN_LAYOUTS.get((sub_command, direction))
+    if layout is None:
+        return UnknownGnMessage(direction=direction, sub_command=sub_command, params=params,
+                                container=command)
+    parsed = layout.parse(params)
+    cls = _GN_BY_KEY[(sub_command, direction)]
+    extra_fields: dict[str, Any] = {"container": command}
+    if cls is SocketStatus:
+        extra_fields["sub_command"] = sub_command
+    if cls is CardOrder and parsed["power"] is not None:
+        parsed["amount_fen"] = parsed["power"]["amount_fen"]
+        parsed["tiers"] = parsed["power"]["tiers"]
+    message = _from_container(cls, parsed)
+    return dataclasses.replace(message, **extra_fields)  # type: ignore[no-any-return]
+
+
+def reference_decode(data: bytes) -> BkvFrame:
+    """Decode one frame with the construct grammar alone (slow; for tests).
+
+    Raises:
+        RemoteProtocolError: The bytes are not a valid frame or payload (the
+            error is less specific than :meth:`BkvFrame.decode`'s).
+    """
+    try:
+        envelope = grammar.ENVELOPE.parse(data)
+    except cs.ConstructError as err:
+        raise _GrammarRejected(f"envelope: {err}") from err
+    header = bytes(envelope["header"])
+    body = envelope["body"]["value"]
+    direction = Direction.UP if header == UPLINK_MAGIC else Direction.DOWN
+    command = int(body["command"])
+    gateway = bytes(body["gateway_id"])
+    payload = bytes(body["payload"])
+    try:
+        if command == BkvCommand.BKV:
+            message: BkvMessage = packet_from_items(
+                _grammar_items(payload), direction, gateway, _grammar_items)
+        elif command in (GN_CONTROL, GN_NETWORK):
+            message = _grammar_gn(payload, command, direction)
+        elif command == BkvCommand.HEARTBEAT and direction is Direction.UP:
+            message = _from_container(Heartbeat, grammar.HEARTBEAT.parse(payload))
+        elif command == BkvCommand.HEARTBEAT:
+            message = HeartbeatAck(time=BcdTime(bytes(
+                grammar.HEARTBEAT_ACK.parse(payload)["time"])))
+        else:
+            message = _decode_payload(command, direction, payload, gateway, _grammar_items)
+    except cs.ConstructError as err:
+        raise _GrammarRejected(f"payload: {err}") from err
+    flag = int(body["direction"])
+    return BkvFrame(gateway_id=gateway.hex(), message=message, seq=int(body["seq"]),
+                    direction_byte=None if flag == (direction is Direction.UP) else flag)
+
+
+class _GrammarRejected(RemoteProtocolError):
+    """The reference grammar rejected the bytes (reason in the message)."""
+
+    code = "grammar_rejected"
+
