@@ -38,7 +38,18 @@ __all__ = [
 
 
 class BkvError(Exception):
-    """Base class of every error raised by :mod:`bkvcodec`."""
+    """Base class of every error raised by :mod:`bkvcodec`.
+
+    Errors compare equal when they are of the same class with the same data,
+    so that two decoders' rejections can be compared.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return (type(self) is type(other) and self.args == other.args
+                and vars(self) == vars(other))
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
 
 
 class ProtocolError(BkvError):

@@ -42,8 +42,12 @@ _CLASSES_BY_NAME = {message_name(cls): cls for cls in _MESSAGE_CLASSES}
 def _plain(value: object) -> object:
     if isinstance(value, bytes):
         return value.hex()
-    if isinstance(value, BcdTime | BinaryTime):
+    if isinstance(value, BcdTime):
         return str(value)
+    if isinstance(value, BinaryTime):
+        # Out-of-range fields do not fit the 14-digit form; spell them out.
+        text = str(value)
+        return text if len(text) == 14 else dataclasses.asdict(value)
     if isinstance(value, m.BkvItem):
         return {"tag": value.key, "value": value.value.hex()}
     if isinstance(value, tuple):
@@ -157,6 +161,8 @@ def _convert(hint: Any, value: object, where: str) -> object:
     if hint is BcdTime:
         return BcdTime(_convert(bytes, value, where))  # type: ignore[arg-type]
     if hint is BinaryTime:
+        if isinstance(value, Mapping):
+            return _build(BinaryTime, value, where)
         text = str(value)
         if not re.fullmatch(r"\d{14}", text):
             raise LocalProtocolError(f"{where}: expected YYYYMMDDhhmmss")
@@ -210,7 +216,7 @@ def frame_from_json(obj: Mapping[str, Any]) -> BkvFrame:
     fields = dict(obj.get("fields") or {})
     items = fields.get("items")
     if cls in _PACKET_CLASSES and isinstance(items, list):
-        fields["item_order"] = [i["tag"] for i in items[3:] if isinstance(i["tag"], int)]
+        fields["item_order"] = [i["tag"] for i in items[3:]]
         if cls is m.UnknownBkvPacket:
             fields["unknown"] = items[3:]
     if "command" in obj and "container" in _hints(cls):

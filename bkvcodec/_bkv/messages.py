@@ -457,7 +457,7 @@ class UnknownGnMessage:
 # ``item_order`` remembers the wire order of a decoded packet so that encoding it
 # again gives the same bytes; it takes no part in equality.
 
-def _order() -> tuple[int, ...]:
+def _order() -> tuple[int | str, ...]:
     return field(default=(), compare=False, repr=False)
 
 
@@ -472,7 +472,7 @@ class StatusReport:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -483,7 +483,7 @@ class StatusReportAck:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -509,7 +509,7 @@ class FeeChargeEnd:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -522,7 +522,7 @@ class FeeChargeEndAck:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -542,7 +542,7 @@ class FeeControl:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -556,7 +556,7 @@ class FeeControlAck:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -581,7 +581,7 @@ class ExceptionReport:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -593,7 +593,7 @@ class ExceptionReportAck:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -611,7 +611,7 @@ class ParamSet:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -623,7 +623,7 @@ class ParamSetAck:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -634,7 +634,7 @@ class ParamQuery:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -657,7 +657,7 @@ class ParamQueryReply:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -671,7 +671,7 @@ class Bkv1013Report:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -683,7 +683,7 @@ class UnknownBkvPacket:
     bkv_seq: int = 0
     bkv_gateway_id: str | None = None
     unknown: tuple[BkvItem, ...] = ()
-    item_order: tuple[int, ...] = _order()
+    item_order: tuple[int | str, ...] = _order()
 
 
 BkvMessage: TypeAlias = (

@@ -241,7 +241,7 @@ def packet_from_items(items: list[RawItem], direction: Direction, gateway_id: by
     if cls is UnknownBkvPacket:
         fields["direction"] = direction
         fields["bkv_cmd"] = bkv_cmd
-    order = tuple(key for key, _ in rest if isinstance(key, int))
+    order = tuple(key for key, _ in rest)
     packet: BkvPacket = cls(**fields, unknown=tuple(unknown), item_order=order)
     return packet
 
@@ -266,7 +266,7 @@ def _encode_value(tag: int, value: object) -> bytes:
     return value
 
 
-def _named_items(obj: object, tags: tuple[int, ...]) -> dict[int, list[RawItem]]:
+def _named_items(obj: Any, tags: tuple[int, ...]) -> dict[int, list[RawItem]]:
     """The items for *obj*'s named fields, by tag (a tag may give several)."""
     out: dict[int, list[RawItem]] = {}
     for tag in tags:
@@ -328,18 +328,20 @@ def packet_to_items(packet: BkvPacket, gateway_id: bytes) -> list[RawItem]:
         (TAG_GATEWAY, gateway),
     ]
     named = _named_items(packet, tags)
-    unknown: dict[int | str, list[RawItem]] = {}
-    for item in packet.unknown:
-        unknown.setdefault(item.key, []).append((item.key, item.value))
+    unknown: list[RawItem | None] = [(item.key, item.value) for item in packet.unknown]
     for tag in packet.item_order:
-        source = named if named.get(tag) else unknown
-        pending = source.get(tag)
+        pending = named.get(tag)
         if pending:
             items.append(pending.pop(0))
+            continue
+        for i, item in enumerate(unknown):
+            if item is not None and item[0] == tag:
+                items.append(item)
+                unknown[i] = None
+                break
     for tag in tags:
         items.extend(named.get(tag, ()))
-    for remaining in unknown.values():
-        items.extend(remaining)
+    items.extend(item for item in unknown if item is not None)
     return items
 
 

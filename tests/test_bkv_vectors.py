@@ -1,0 +1,106 @@
+"""Every golden BKV vector through the library API: decode, encode, reference grammar."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bkvcodec import (
+    BkvFrame,
+    FrameDecoder,
+    FrameRejected,
+    IncompleteFrame,
+    RemoteProtocolError,
+    frame_to_json,
+)
+from bkvcodec._bkv.codec import reference_decode
+from bkvcodec._jsonform import error_to_json
+
+from .helpers import contains, load_vectors, vector_params
+
+VECTORS = load_vectors("bkv")
+BY_ID = {case["id"]: case for case in VECTORS["vectors"]}
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "vectors"))
+def test_vector_decodes_to_expected_fields(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+
+    frame = BkvFrame.decode(data)
+
+    assert contains(frame_to_json(frame, data), case["expect"]) is None
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "vectors"))
+def test_vector_encodes_to_the_same_bytes(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    frame = BkvFrame.decode(data)
+
+    assert data == frame.encode()
+    assert frame == BkvFrame.decode(frame.encode())
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "vectors"))
+def test_vector_reference_grammar_agrees(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+
+    assert BkvFrame.decode(data) == reference_decode(data)
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "vectors"))
+def test_vector_json_form_encodes_back(case: dict[str, Any]) -> None:
+    from bkvcodec import frame_from_json
+
+    data = bytes.fromhex(case["hex"])
+    frame = BkvFrame.decode(data)
+
+    assert data == frame_from_json(frame_to_json(frame, data)).encode()
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "malformed"))
+def test_malformed_one_shot(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    expect = case["expect"]["decode_frame"]
+
+    with pytest.raises(RemoteProtocolError) as info:
+        BkvFrame.decode(data)
+
+    answer = error_to_json(info.value)
+    if expect["error"] is None:
+        assert answer["payload_error"] == expect["payload_error"]
+        assert answer["envelope_ok"] is True
+    else:
+        assert contains(answer, expect) is None
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "malformed"))
+def test_malformed_stream(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    expect = case["expect"]["stream"]
+    decoder = FrameDecoder()
+
+    items = decoder.feed(data)
+    tail = decoder.end()
+
+    frames = [item for item in items if isinstance(item, BkvFrame)]
+    rejected = [item for item in items if isinstance(item, FrameRejected)]
+    assert [BkvFrame.decode(bytes.fromhex(BY_ID[i]["hex"])) for i in expect["frames"]] == frames
+    assert expect["rejected"] == len(rejected)
+    stats = decoder.statistics()
+    assert expect["pending_bytes"] == stats.pending_bytes
+    assert ([IncompleteFrame(data=data)] if expect["pending_bytes"] else []) == tail
+    if "skipped_bytes" in expect:
+        assert expect["skipped_bytes"] == stats.skipped_bytes
+
+
+@pytest.mark.parametrize("case", vector_params("bkv", "malformed"))
+def test_malformed_stream_byte_by_byte(case: dict[str, Any]) -> None:
+    data = bytes.fromhex(case["hex"])
+    whole = FrameDecoder()
+    split = FrameDecoder()
+
+    expected = whole.feed(data)
+    actual = [item for i in range(len(data)) for item in split.feed(data[i:i + 1])]
+
+    assert expected == actual
+    assert whole.statistics() == split.statistics()
