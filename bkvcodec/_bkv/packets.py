@@ -330,7 +330,7 @@ def packet_to_items(packet: BkvPacket, gateway_id: bytes) -> list[RawItem]:
     named = _named_items(packet, tags)
     unknown: list[RawItem | None] = [(item.key, item.value) for item in packet.unknown]
     for tag in packet.item_order:
-        pending = named.get(tag)
+        pending = named.get(tag) if isinstance(tag, int) else None
         if pending:
             items.append(pending.pop(0))
             continue
