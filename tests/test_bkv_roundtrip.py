@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bkvcodec import BkvFrame, BkvMessage, RemoteProtocolError, frame_from_json, frame_to_json
-from bkvcodec._bkv.codec import reference_decode
+from bkvcodec._bkv.codec import reference_decode, reference_encode
 
 from .strategies import bkv_frame_bytes, bkv_frames, bkv_messages
 
@@ -23,6 +23,11 @@ def test_grammar_decoder_agrees_on_valid_frames(frame: BkvFrame) -> None:
     data = frame.encode()
 
     assert BkvFrame.decode(data) == reference_decode(data)
+
+
+@given(bkv_frames())
+def test_fast_encoder_agrees_with_grammar(frame: BkvFrame) -> None:
+    assert reference_encode(frame) == frame.encode()
 
 
 @given(bkv_frames())

@@ -13,7 +13,7 @@ from bkvcodec import (
     RemoteProtocolError,
     frame_to_json,
 )
-from bkvcodec._bkv.codec import reference_decode
+from bkvcodec._bkv.codec import reference_decode, reference_encode
 from bkvcodec._jsonform import error_to_json
 
 from .helpers import contains, load_vectors, vector_params
@@ -37,6 +37,7 @@ def test_vector_encodes_to_the_same_bytes(case: dict[str, Any]) -> None:
     frame = BkvFrame.decode(data)
 
     assert data == frame.encode()
+    assert data == reference_encode(frame)
     assert frame == BkvFrame.decode(frame.encode())
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from struct import Struct
 
 from .._errors import BkvItemInvalid, BkvItemOverrun, PayloadInconsistent, PayloadTooShort
+from .._fastinit import positional_builder
 from .._types import BinaryTime, Direction
 from .messages import (
     CardBalanceQuery,
@@ -53,7 +54,10 @@ GnMessage = (
     | CardBalanceQuery | CardBalanceReply | VoiceConfig | VoiceConfigAck
 )
 
-_M17 = Struct(">B2sBBBBHHHHH")
+#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C (bkv.md §4.5).
+_M17_LAYOUT = "B2sBBBBHHHHH"
+_M17 = Struct(">" + _M17_LAYOUT)
+_M17_SIZE = _M17.size
 _PORT = Struct(">BBHHHHHH")
 _TIER = Struct(">HHH")
 _END_TIME = Struct(">HBBBBB")
@@ -83,10 +87,16 @@ def _durations(params: bytes, at: int, count: int) -> tuple[int, ...]:
     return tuple(int.from_bytes(params[i:i + 2], "big") for i in range(at, at + 2 * count, 2))
 
 
-def _m17(name: str, params: bytes, size: int) -> tuple[int, bytes, int, int, int, int, int,
-                                                      int, int, int, int]:
-    _need(name, params, size)
-    return _M17.unpack_from(params)
+def _fixed(cls: type[GnMessage], name: str, layout: str) -> Callable[[bytes, int], GnMessage]:
+    """The decoder of a message whose fields are one struct layout, then ``extra``."""
+    fixed = Struct(">" + layout)
+    size, unpack, build = fixed.size, fixed.unpack_from, positional_builder(cls)
+
+    def decode(p: bytes, container: int) -> GnMessage:
+        if len(p) < size:
+            raise PayloadTooShort(name, size, len(p))
+        return build(*unpack(p), p[size:], container)
+    return decode
 
 
 def _network_refresh(p: bytes, container: int) -> NetworkRefresh:
@@ -96,58 +106,18 @@ def _network_refresh(p: bytes, container: int) -> NetworkRefresh:
     return NetworkRefresh(channel=p[0], sockets=sockets, extra=p[whole:], container=container)
 
 
-def _network_refresh_ack(p: bytes, container: int) -> NetworkRefreshAck:
-    _need("network_refresh_ack", p, 1)
-    return NetworkRefreshAck(result=p[0], extra=p[1:], container=container)
-
-
-def _network_add(p: bytes, container: int) -> NetworkAdd:
-    _need("network_add", p, 7)
-    return NetworkAdd(socket_no=p[0], mac=p[1:7], extra=p[7:], container=container)
-
-
-def _network_add_ack(p: bytes, container: int) -> NetworkAddAck:
-    _need("network_add_ack", p, 1)
-    return NetworkAddAck(result=p[0], extra=p[1:], container=container)
-
-
-def _status_query(p: bytes, container: int) -> StatusQuery:
-    _need("status_query", p, 1)
-    return StatusQuery(socket_no=p[0], extra=p[1:], container=container)
+_port_report_new = positional_builder(PortReport)
 
 
 def _socket_status(sub_command: int) -> Callable[[bytes, int], SocketStatus]:
     def decode(p: bytes, container: int) -> SocketStatus:
         _need("socket_status", p, 5)
         whole = 5 + (len(p) - 5) // 14 * 14
-        ports = tuple(
-            PortReport(port=a, status=b, business_no=c, voltage_dv=d, power_dw=e,
-                       current_ma=f, energy_wh=g, duration_min=h)
-            for a, b, c, d, e, f, g, h in _PORT.iter_unpack(p[5:whole]))
+        ports = tuple(_port_report_new(*v) for v in _PORT.iter_unpack(p[5:whole]))
         return SocketStatus(socket_no=p[0], socket_version=p[1:3], temperature_c=p[3],
                             rssi=p[4], ports=ports, sub_command=sub_command,
                             extra=p[whole:], container=container)
     return decode
-
-
-def _charge_control(p: bytes, container: int) -> ChargeControl:
-    _need("charge_control", p, 8)
-    return ChargeControl(socket_no=p[0], port=p[1], switch=p[2], mode=p[3],
-                         duration_min=(p[4] << 8) | p[5], energy_wh=(p[6] << 8) | p[7],
-                         extra=p[8:], container=container)
-
-
-def _charge_control_ack(p: bytes, container: int) -> ChargeControlAck:
-    _need("charge_control_ack", p, 5)
-    return ChargeControlAck(result=p[0], socket_no=p[1], port=p[2],
-                            business_no=(p[3] << 8) | p[4], extra=p[5:], container=container)
-
-
-def _charge_end(p: bytes, container: int) -> ChargeEnd:
-    a, b, c, d, e, f, g, h, i, j, k = _m17("charge_end", p, 17)
-    return ChargeEnd(socket_no=a, socket_version=b, temperature_c=c, rssi=d, port=e,
-                     status=f, business_no=g, power_dw=h, current_ma=i, energy_wh=j,
-                     duration_min=k, extra=p[17:], container=container)
 
 
 def _power_control(p: bytes, container: int) -> PowerControl:
@@ -158,24 +128,17 @@ def _power_control(p: bytes, container: int) -> PowerControl:
                         tiers=_tiers(p, 6, count), extra=p[end:], container=container)
 
 
+_power_charge_end_new = positional_builder(PowerChargeEnd)
+
+
 def _power_charge_end(p: bytes, container: int) -> PowerChargeEnd:
-    a, b, c, d, e, f, g, h, i, j, k = _m17("power_charge_end", p, 30)
+    _need("power_charge_end", p, 30)
     count = _count("power_charge_end", p, 29, 2)
     end = 30 + 2 * count
-    return PowerChargeEnd(
-        socket_no=a, socket_version=b, temperature_c=c, rssi=d, port=e,
-        status=f, business_no=g, power_dw=h, current_ma=i, energy_wh=j,
-        duration_min=k, end_time=BinaryTime(*_END_TIME.unpack_from(p, 17)),
-        end_reason=p[24], amount_fen=(p[25] << 8) | p[26],
-        settlement_power_dw=(p[27] << 8) | p[28], tier_durations_min=_durations(p, 30, count),
-        extra=p[end:], container=container)
-
-
-def _card_swipe(p: bytes, container: int) -> CardSwipe:
-    _need("card_swipe", p, 31)
-    return CardSwipe(socket_no=p[0], port=p[1], business_no=(p[2] << 8) | p[3], status=p[4],
-                     card_no=p[5:11], offline_params=p[11:31], extra=p[31:],
-                     container=container)
+    return _power_charge_end_new(
+        *_M17.unpack_from(p), BinaryTime(*_END_TIME.unpack_from(p, 17)), p[24],
+        (p[25] << 8) | p[26], (p[27] << 8) | p[28], _durations(p, 30, count), p[end:],
+        container)
 
 
 def _card_order(p: bytes, container: int) -> CardOrder:
@@ -192,39 +155,16 @@ def _card_order(p: bytes, container: int) -> CardOrder:
                      amount_fen=amount, tiers=tiers, extra=p[end:], container=container)
 
 
-def _card_order_ack(p: bytes, container: int) -> CardOrderAck:
-    _need("card_order_ack", p, 3)
-    return CardOrderAck(socket_no=p[0], port=p[1], result=p[2], extra=p[3:], container=container)
+_card_charge_end_new = positional_builder(CardChargeEnd)
 
 
 def _card_charge_end(p: bytes, container: int) -> CardChargeEnd:
-    a, b, c, d, e, f, g, h, i, j, k = _m17("card_charge_end", p, 30)
+    _need("card_charge_end", p, 30)
     count = _count("card_charge_end", p, 29, 2)
     end = 30 + 2 * count
-    return CardChargeEnd(
-        socket_no=a, socket_version=b, temperature_c=c, rssi=d, port=e,
-        status=f, business_no=g, power_dw=h, current_ma=i, energy_wh=j,
-        duration_min=k, card_no=p[17:23], card_type=p[23], billing_mode=p[24],
-        amount_fen=(p[25] << 8) | p[26], settlement_power_dw=(p[27] << 8) | p[28],
-        tier_durations_min=_durations(p, 30, count), extra=p[end:], container=container)
-
-
-def _charge_end_ack(p: bytes, container: int) -> ChargeEndAck:
-    _need("charge_end_ack", p, 2)
-    return ChargeEndAck(socket_no=p[0], result=p[1], extra=p[2:], container=container)
-
-
-def _card_balance_query(p: bytes, container: int) -> CardBalanceQuery:
-    _need("card_balance_query", p, 8)
-    return CardBalanceQuery(socket_no=p[0], port=p[1], card_no=p[2:8], extra=p[8:],
-                            container=container)
-
-
-def _card_balance_reply(p: bytes, container: int) -> CardBalanceReply:
-    _need("card_balance_reply", p, 12)
-    return CardBalanceReply(socket_no=p[0], port=p[1], card_no=p[2:8],
-                            balance_fen=int.from_bytes(p[8:12], "big"), extra=p[12:],
-                            container=container)
+    return _card_charge_end_new(
+        *_M17.unpack_from(p), p[17:23], p[23], p[24], (p[25] << 8) | p[26],
+        (p[27] << 8) | p[28], _durations(p, 30, count), p[end:], container)
 
 
 def _voice_config(p: bytes, container: int) -> VoiceConfig:
@@ -237,35 +177,29 @@ def _voice_config(p: bytes, container: int) -> VoiceConfig:
                        windows=windows, extra=p[5 + 4 * count:], container=container)
 
 
-def _voice_config_ack(p: bytes, container: int) -> VoiceConfigAck:
-    _need("voice_config_ack", p, 3)
-    return VoiceConfigAck(socket_no=p[0], port=p[1], result=p[2], extra=p[3:],
-                          container=container)
-
-
 #: Fast decoders by (sub-command, direction); the same keys as grammar.GN_LAYOUTS.
 GN_DECODERS: dict[tuple[int, Direction], Callable[[bytes, int], GnMessage]] = {
     (0x08, Direction.DOWN): _network_refresh,
-    (0x08, Direction.UP): _network_refresh_ack,
-    (0x09, Direction.DOWN): _network_add,
-    (0x09, Direction.UP): _network_add_ack,
-    (0x1D, Direction.DOWN): _status_query,
+    (0x08, Direction.UP): _fixed(NetworkRefreshAck, "network_refresh_ack", "B"),
+    (0x09, Direction.DOWN): _fixed(NetworkAdd, "network_add", "B6s"),
+    (0x09, Direction.UP): _fixed(NetworkAddAck, "network_add_ack", "B"),
+    (0x1D, Direction.DOWN): _fixed(StatusQuery, "status_query", "B"),
     (0x1C, Direction.UP): _socket_status(0x1C),
     (0x1D, Direction.UP): _socket_status(0x1D),
-    (0x07, Direction.DOWN): _charge_control,
-    (0x07, Direction.UP): _charge_control_ack,
-    (0x02, Direction.UP): _charge_end,
+    (0x07, Direction.DOWN): _fixed(ChargeControl, "charge_control", "BBBBHH"),
+    (0x07, Direction.UP): _fixed(ChargeControlAck, "charge_control_ack", "BBBH"),
+    (0x02, Direction.UP): _fixed(ChargeEnd, "charge_end", _M17_LAYOUT),
     (0x17, Direction.DOWN): _power_control,
     (0x18, Direction.UP): _power_charge_end,
-    (0x0B, Direction.UP): _card_swipe,
+    (0x0B, Direction.UP): _fixed(CardSwipe, "card_swipe", "BBHB6s20s"),
     (0x0B, Direction.DOWN): _card_order,
-    (0x0F, Direction.UP): _card_order_ack,
+    (0x0F, Direction.UP): _fixed(CardOrderAck, "card_order_ack", "BBB"),
     (0x0C, Direction.UP): _card_charge_end,
-    (0x0C, Direction.DOWN): _charge_end_ack,
-    (0x1A, Direction.UP): _card_balance_query,
-    (0x1A, Direction.DOWN): _card_balance_reply,
+    (0x0C, Direction.DOWN): _fixed(ChargeEndAck, "charge_end_ack", "BB"),
+    (0x1A, Direction.UP): _fixed(CardBalanceQuery, "card_balance_query", "BB6s"),
+    (0x1A, Direction.DOWN): _fixed(CardBalanceReply, "card_balance_reply", "BB6sI"),
     (0x1B, Direction.DOWN): _voice_config,
-    (0x1B, Direction.UP): _voice_config_ack,
+    (0x1B, Direction.UP): _fixed(VoiceConfigAck, "voice_config_ack", "BBB"),
 }
 
 

@@ -74,6 +74,8 @@ class _BkvLength(cs.Adapter):  # type: ignore[type-arg]
         return value
 
     def _encode(self, obj: int, context: Any, path: Any) -> list[int]:
+        if obj >= 1 << 28:
+            raise cs.ValidationError("BKV LEN longer than 4 bytes", path=path)
         groups = [obj & 0x7F]
         obj >>= 7
         while obj:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
+from .._fastinit import fast_init
 from .._types import BcdTime, BinaryTime, Direction
 
 __all__ = [
@@ -37,6 +38,7 @@ GN_CONTROL = 0x0015
 
 # --- parts -------------------------------------------------------------------------
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BkvItem:
     """One BKV item (bkv.md §6.1) kept as data.
@@ -50,6 +52,7 @@ class BkvItem:
     value: bytes
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortReport:
     """One port's readings in a GN socket status (``0x1C``, 14 bytes)."""
@@ -64,6 +67,7 @@ class PortReport:
     duration_min: int  #: Minutes of the running session.
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkSocket:
     """A socket in a network list: its number under the gateway and its MAC."""
@@ -72,6 +76,7 @@ class NetworkSocket:
     mac: bytes  #: 6 bytes, printed on the back of the socket.
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerTier:
     """A power tier of ``0x17`` / ``0x0B`` (6 bytes)."""
@@ -81,6 +86,7 @@ class PowerTier:
     duration_min: int  #: Length of one block.
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoiceWindow:
     """A time window of ``0x1B`` in which the device may make sounds."""
@@ -89,6 +95,7 @@ class VoiceWindow:
     end: str  #: ``hh:mm``.
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeTier:
     """A fee tier of BKV tag ``0x83`` (6 bytes)."""
@@ -98,6 +105,7 @@ class FeeTier:
     service_price_fen: int  #: Service price per kWh (``service_fee_mode`` 1).
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortGroup:
     """A BKV port group (tag ``0x5B``) inside a socket cluster."""
@@ -113,6 +121,7 @@ class PortGroup:
     unknown: tuple[BkvItem, ...] = ()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SocketCluster:
     """A BKV socket cluster (tag ``0x94``) of a ``0x1017`` status report."""
@@ -127,6 +136,7 @@ class SocketCluster:
 
 # --- envelope-level messages -------------------------------------------------------------
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
     """Gateway heartbeat, command ``0x0000`` up (bkv.md §3). Answer with :class:`HeartbeatAck`."""
@@ -136,6 +146,7 @@ class Heartbeat:
     rssi: int  #: Signal strength, 0-31.
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatAck:
     """Server reply to a heartbeat, command ``0x0000`` down: the server clock."""
@@ -143,6 +154,7 @@ class HeartbeatAck:
     time: BcdTime
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OtaUpgrade:
     """Firmware upgrade order, command ``0x0007`` down (bkv.md §5)."""
@@ -153,6 +165,7 @@ class OtaUpgrade:
     file_name: str  #: At most 13 ASCII characters.
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownCommand:
     """A frame whose envelope command has no layout in bkv.md, kept raw."""
@@ -164,6 +177,7 @@ class UnknownCommand:
 
 # --- GN sub-commands (containers 0x0005 / 0x0015) ---------------------------------------------
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkRefresh:
     """Replace the gateway's socket list, sub-command ``0x08`` down (bkv.md §4.4)."""
@@ -174,6 +188,7 @@ class NetworkRefresh:
     container: int = GN_NETWORK
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkRefreshAck:
     """Result of :class:`NetworkRefresh`, sub-command ``0x08`` up."""
@@ -183,6 +198,7 @@ class NetworkRefreshAck:
     container: int = GN_NETWORK
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkAdd:
     """Add one socket to the gateway's list, sub-command ``0x09`` down."""
@@ -193,6 +209,7 @@ class NetworkAdd:
     container: int = GN_NETWORK
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkAddAck:
     """Result of :class:`NetworkAdd`, sub-command ``0x09`` up."""
@@ -202,6 +219,7 @@ class NetworkAddAck:
     container: int = GN_NETWORK
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusQuery:
     """Ask for one socket's status, sub-command ``0x1D`` down (bkv.md §4.3)."""
@@ -211,6 +229,7 @@ class StatusQuery:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SocketStatus:
     """One socket's status, sub-command ``0x1C`` up (``0x1D`` accepted too)."""
@@ -225,6 +244,7 @@ class SocketStatus:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeControl:
     """Start or stop one port, sub-command ``0x07`` down (bkv.md §4.5)."""
@@ -239,6 +259,7 @@ class ChargeControl:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeControlAck:
     """Result of :class:`ChargeControl`, sub-command ``0x07`` up, with the new session number."""
@@ -251,6 +272,7 @@ class ChargeControlAck:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeEnd:
     """End of a scan-to-charge session, sub-command ``0x02`` up (the M17 block, bkv.md §4.5).
@@ -273,6 +295,7 @@ class ChargeEnd:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerControl:
     """Start a power-tier order, sub-command ``0x17`` down (bkv.md §4.6)."""
@@ -286,6 +309,7 @@ class PowerControl:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerChargeEnd:
     """End of a power-tier session, sub-command ``0x18`` up (M17 block and billing)."""
@@ -310,6 +334,7 @@ class PowerChargeEnd:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardSwipe:
     """A card presented at a port, sub-command ``0x0B`` up (bkv.md §4.7).
@@ -327,6 +352,7 @@ class CardSwipe:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardOrder:
     """The server's answer to a card swipe, sub-command ``0x0B`` down.
@@ -348,6 +374,7 @@ class CardOrder:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardOrderAck:
     """Result of :class:`CardOrder`, sub-command ``0x0F`` up (echoes its seq)."""
@@ -359,6 +386,7 @@ class CardOrderAck:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardChargeEnd:
     """End of a card session, sub-command ``0x0C`` up (M17 block, card, billing)."""
@@ -384,6 +412,7 @@ class CardChargeEnd:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeEndAck:
     """Server reply to a charge end (``0x02``, ``0x0C``, ``0x18``), sub-command ``0x0C`` down."""
@@ -394,6 +423,7 @@ class ChargeEndAck:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardBalanceQuery:
     """Balance request for a card, sub-command ``0x1A`` up."""
@@ -405,6 +435,7 @@ class CardBalanceQuery:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardBalanceReply:
     """The card's balance, sub-command ``0x1A`` down (bkv.md §11 A12 on ``port``)."""
@@ -417,6 +448,7 @@ class CardBalanceReply:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoiceConfig:
     """Buzzer and voice settings, sub-command ``0x1B`` down (bkv.md §4.8)."""
@@ -430,6 +462,7 @@ class VoiceConfig:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoiceConfigAck:
     """Result of :class:`VoiceConfig`, sub-command ``0x1B`` up."""
@@ -441,6 +474,7 @@ class VoiceConfigAck:
     container: int = GN_CONTROL
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownGnMessage:
     """A GN sub-command (in this direction) without a layout in bkv.md, kept raw."""
@@ -461,6 +495,7 @@ def _order() -> tuple[int | str, ...]:
     return field(default=(), compare=False, repr=False)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusReport:
     """Socket and port status, BKV ``0x1017`` up (bkv.md §6.5).
@@ -475,6 +510,7 @@ class StatusReport:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusReportAck:
     """Server reply to a status report, BKV ``0x1017`` down."""
@@ -486,6 +522,7 @@ class StatusReportAck:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeChargeEnd:
     """End of a fee-mode session, BKV ``0x1004`` up. Answer with :class:`FeeChargeEndAck`."""
@@ -512,6 +549,7 @@ class FeeChargeEnd:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeChargeEndAck:
     """Server reply to a fee-mode end, BKV ``0x1004`` down."""
@@ -525,6 +563,7 @@ class FeeChargeEndAck:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeControl:
     """Start or stop a fee-mode order, BKV ``0x1007`` down (bkv.md §6.5)."""
@@ -545,6 +584,7 @@ class FeeControl:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeControlAck:
     """The gateway's answer to :class:`FeeControl`, BKV ``0x1007`` up (layout unverified)."""
@@ -559,6 +599,7 @@ class FeeControlAck:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExceptionReport:
     """A socket event, BKV ``0x1010`` up. Answer with :class:`ExceptionReportAck`."""
@@ -584,6 +625,7 @@ class ExceptionReport:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExceptionReportAck:
     """Server reply to an exception report, BKV ``0x1010`` down."""
@@ -596,6 +638,7 @@ class ExceptionReportAck:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamSet:
     """Set socket parameters, BKV ``0x1011`` down; send only what changes."""
@@ -614,6 +657,7 @@ class ParamSet:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamSetAck:
     """Result of :class:`ParamSet`, BKV ``0x1011`` up."""
@@ -626,6 +670,7 @@ class ParamSetAck:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamQuery:
     """Query socket parameters, BKV ``0x1012`` down."""
@@ -637,6 +682,7 @@ class ParamQuery:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamQueryReply:
     """Socket parameters, BKV ``0x1012`` up."""
@@ -660,6 +706,7 @@ class ParamQueryReply:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bkv1013Report:
     """Undocumented BKV ``0x1013`` up, sent by real gateways after heartbeat replies
@@ -674,6 +721,7 @@ class Bkv1013Report:
     item_order: tuple[int | str, ...] = _order()
 
 
+@fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownBkvPacket:
     """A BKV packet whose command (in this direction) has no layout, kept as items."""

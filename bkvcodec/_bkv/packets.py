@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
 from .._errors import LocalProtocolError, PayloadInconsistent
+from .._fastinit import positional_builder
 from .._types import BcdTime, Direction
 from .grammar import BKV_ITEMS
 from .messages import (
@@ -200,17 +201,30 @@ def _tuples(fields: dict[str, Any], *names: str) -> None:
             fields[name] = tuple(fields[name])
 
 
+_PORT_SLOTS: dict[int | str, int] = {tag: i for i, tag in enumerate(_PORT_TAGS)}
+_port_group_new = positional_builder(PortGroup)
+_cluster_new = positional_builder(SocketCluster)
+
+
 def _port_group(items: list[RawItem], split: ItemSplitter) -> PortGroup:
-    fields: dict[str, Any] = {}
-    unknown = _named_fields(items, _PORT_TAGS, split, fields)
-    return PortGroup(**fields, unknown=tuple(unknown))
+    # The hot path of every status report: the tag rules of _take, unrolled.
+    values: list[object] = [None] * len(_PORT_TAGS)
+    unknown: list[BkvItem] = []
+    for key, raw in items:
+        slot = _PORT_SLOTS.get(key)
+        if slot is not None and values[slot] is None and raw:
+            values[slot] = int.from_bytes(raw, "big")
+        else:
+            unknown.append(BkvItem(key=key, value=raw))
+    return _port_group_new(*values, tuple(unknown))
 
 
 def _cluster(items: list[RawItem], split: ItemSplitter) -> SocketCluster:
     fields: dict[str, Any] = {}
     unknown = _named_fields(items, _CLUSTER_TAGS, split, fields)
-    _tuples(fields, "ports")
-    return SocketCluster(**fields, unknown=tuple(unknown))
+    return _cluster_new(fields.get("socket_no"), fields.get("socket_version"),
+                        fields.get("temperature_c"), fields.get("rssi"),
+                        tuple(fields.get("ports", ())), tuple(unknown))
 
 
 def packet_from_items(items: list[RawItem], direction: Direction, gateway_id: bytes,
@@ -346,19 +360,47 @@ def packet_to_items(packet: BkvPacket, gateway_id: bytes) -> list[RawItem]:
 
 
 def items_to_bytes(items: list[RawItem]) -> bytes:
-    """Serialise *items* with the BKV item grammar."""
-    return bytes(BKV_ITEMS.build({"items": [_item_dict(key, value) for key, value in items]}))
+    """Serialise *items* (bkv.md §6.1); the same bytes as :func:`grammar_items_to_bytes`.
+
+    Raises:
+        LocalProtocolError: A key or value does not fit the item grammar.
+    """
+    out = bytearray()
+    for key, value in items:
+        ks, raw_key = _key(key)
+        length = 1 + len(raw_key) + len(value)
+        if length < 0x80:
+            out.append(length)
+        else:
+            if length >= 1 << 28:
+                raise LocalProtocolError(f"BKV item of {length} bytes exceeds the 4-byte LEN")
+            groups = [length & 0x7F]
+            while length := length >> 7:
+                groups.append(0x80 | (length & 0x7F))
+            out += bytes(reversed(groups))
+        out.append(ks)
+        out += raw_key
+        out += value
+    return bytes(out)
 
 
-def _item_dict(key: int | str, value: bytes) -> dict[str, object]:
+def grammar_items_to_bytes(items: list[RawItem]) -> bytes:
+    """Serialise *items* with the construct item grammar (the reference encoder)."""
+    return bytes(BKV_ITEMS.build({"items": [
+        {"ks": ks, "key": raw_key, "value": value}
+        for (ks, raw_key), (_, value) in ((_key(key), (key, value)) for key, value in items)]}))
+
+
+def _key(key: int | str) -> tuple[int, bytes]:
+    """The KS byte and the key bytes of *key*."""
     if isinstance(key, str):
         raw_key = key.encode("latin-1")
         if len(raw_key) > 0x7F:
             raise LocalProtocolError(f"BKV text key too long: {key!r}")
-        return {"ks": 0x80 | len(raw_key), "key": raw_key, "value": value}
+        return 0x80 | len(raw_key), raw_key
     if key < 0:
         raise LocalProtocolError(f"BKV key must not be negative, got {key}")
     raw_key = key.to_bytes(max(1, (key.bit_length() + 7) // 8), "big")
     if len(raw_key) > 0x7F:
         raise LocalProtocolError(f"BKV key too large: {key}")
-    return {"ks": len(raw_key), "key": raw_key, "value": value}
+    return len(raw_key), raw_key

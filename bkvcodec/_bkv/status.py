@@ -17,21 +17,21 @@ class BkvPortStatus(enum.IntFlag):
     .. versionadded:: 0.1.0
     """
 
-    #: Bit 0: over-power.
+    #: Over-power (bit 0).
     OVER_POWER = 0x01
-    #: Bit 1: over-current.
+    #: Over-current (bit 1).
     OVER_CURRENT = 0x02
-    #: Bit 2: over-temperature.
+    #: Over-temperature (bit 2).
     OVER_TEMPERATURE = 0x04
-    #: Bit 3: no load detected.
+    #: No load detected (bit 3).
     NO_LOAD = 0x08
-    #: Bit 4: charging (output on).
+    #: Charging (output on) (bit 4).
     CHARGING = 0x10
-    #: Bit 5: unexplained; set in end reports of sessions that ran their full time.
+    #: Unexplained; set in end reports of sessions that ran their full time (bit 5).
     LIMIT_REACHED = 0x20
-    #: Bit 6: metering fault.
+    #: Metering fault (bit 6).
     METERING_FAULT = 0x40
-    #: Bit 7: socket online.
+    #: Socket online (bit 7).
     ONLINE = 0x80
 
     @property

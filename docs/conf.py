@@ -1,0 +1,55 @@
+"""Sphinx configuration for the bkvcodec documentation."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "_ext"))
+sys.path.insert(0, str(HERE.parent))
+
+import bkvcodec  # noqa: E402
+
+project = "bkvcodec"
+author = "bkvcodec developers"
+copyright = "2026, bkvcodec developers"
+release = bkvcodec.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "myst_parser",
+    "catalogue",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build"]
+templates_path: list[str] = []
+html_theme = "furo"
+html_title = f"bkvcodec {release}"
+
+nitpicky = True
+# The Python standard library's inventory cannot be fetched in CI (no network),
+# so references to its names are not checked.
+nitpick_ignore_regex = [
+    ("py:class", r"(int|str|bytes|bool|object|float|None|type|list|dict|tuple)"),
+    ("py:class", r"(datetime|enum|collections\.abc|typing|hypothesis)\..*"),
+    ("py:class", r"(ClassVar|TypeAlias|Sequence|Mapping|Iterable)"),
+    ("py:class", r"hypothesis\.strategies\..*|SearchStrategy|DrawFn"),
+    ("py:obj", r"typing\..*"),
+    # Sphinx's own stand-in for a type alias it has already expanded.
+    ("py:class", r"TypeAliasForwardRef"),
+    ("py:class", r"st\.(SearchStrategy|DrawFn)|m\.BkvMessage"),
+]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_preserve_defaults = True
+autodoc_type_aliases = {"BkvMessage": "bkvcodec.BkvMessage",
+                        "m.BkvMessage": "bkvcodec.BkvMessage"}
+autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_ivar = True
+myst_heading_anchors = 2
