@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import TypedDict
 from dataclasses import dataclass
+from typing import TypedDict
 
 from ._billing import Bill, Tariff, compute_bill
 from ._errors import LocalProtocolError

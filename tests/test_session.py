@@ -1,6 +1,8 @@
 """The order state machine: its table, the contract's flows, billing, and random histories."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,9 +11,24 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from bkvcodec._billing import Bill, Tariff, compute_bill, round_half_up
 from bkvcodec._errors import LocalProtocolError
 from bkvcodec._session import (
-    ChargeMode, ChargingEnded, ChargingProgress, ChargingSession, ChargingStarted, DeviceAlarm,
-    EndReason, MeterReading, OrderCancelled, OrderCompleted, OrderCreated, OrderException,
-    OrderFailed, OrderState, SessionInput, SessionTimeouts, _Input, transitions,
+    ChargeMode,
+    ChargingEnded,
+    ChargingProgress,
+    ChargingSession,
+    ChargingStarted,
+    DeviceAlarm,
+    EndReason,
+    MeterReading,
+    OrderCancelled,
+    OrderCompleted,
+    OrderCreated,
+    OrderException,
+    OrderFailed,
+    OrderState,
+    SessionInput,
+    SessionTimeouts,
+    _Input,
+    transitions,
 )
 
 TERMINAL_EVENTS = (OrderCompleted, OrderFailed, OrderCancelled, OrderException)
@@ -131,7 +148,7 @@ def test_tc001_time_order_runs_to_settlement() -> None:
     durations = [e.reading.duration_s for e in pushed]  # type: ignore[union-attr]
     assert 11 == durations[0]
     # At most one per 60 s of order time, and never more than one report period late.
-    assert all(60 <= b - a < 60 + 11 for a, b in zip(durations, durations[1:], strict=False))
+    assert all(60 <= b - a < 60 + 11 for a, b in itertools.pairwise(durations))
     assert ["ChargingEnded", "OrderCompleted"] == names(ended)
     completed = ended[1]
     assert isinstance(completed, OrderCompleted)
