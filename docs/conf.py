@@ -7,8 +7,12 @@ from pathlib import Path
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
 import bkvcodec  # noqa: E402
+import make_state_diagram  # noqa: E402
+
+make_state_diagram.write()
 
 project = "bkvcodec"
 author = "bkvcodec developers"
@@ -20,11 +24,13 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
+    "sphinx.ext.graphviz",
     "myst_parser",
     "catalogue",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_generated"]
+graphviz_output_format = "svg"
 templates_path: list[str] = []
 html_theme = "furo"
 html_title = f"bkvcodec {release}"

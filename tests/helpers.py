@@ -50,3 +50,59 @@ def contains(answer: Any, expect: Any, path: str = "") -> str | None:
     if answer == expect and type(answer) is type(expect):
         return None
     return f"{path}: expected {expect!r}, got {answer!r}"
+
+
+class DevicePair:
+    """A server-role and a device-role connection wired together in memory.
+
+    Every byte one side produces is fed to the other at once; the events each
+    side reported are collected in :attr:`server_events` and :attr:`device_inputs`.
+    """
+
+    def __init__(self, protocol: Any, phy_id: str) -> None:
+        from bkvcodec._connection import ServerConnection
+        from bkvcodec._device import DeviceConnection
+
+        self.server = ServerConnection(protocol=protocol)
+        self.device = DeviceConnection(protocol=protocol, phy_id=phy_id)
+        self.server_events: list[Any] = []
+        self.device_inputs: list[Any] = []
+        self.wire_up: list[bytes] = []
+        self.wire_down: list[bytes] = []
+
+    def _to_server(self, data: bytes, now: float) -> list[Any]:
+        if not data:
+            return []
+        self.wire_up.append(data)
+        events = self.server.receive_data(data, now)
+        self.server_events += events
+        self._to_device(self.server.data_to_send(), now)
+        return events
+
+    def _to_device(self, data: bytes, now: float) -> list[Any]:
+        if not data:
+            return []
+        self.wire_down.append(data)
+        inputs = self.device.receive_data(data, now)
+        self.device_inputs += inputs
+        self._to_server(self.device.data_to_send(), now)
+        return inputs
+
+    def connect(self, now: float) -> list[Any]:
+        """Deliver the device's greeting (AP3000: its ICCID)."""
+        return self._to_server(self.device.data_to_send(), now)
+
+    def device_sends(self, event: Any, now: float) -> list[Any]:
+        """The device reports *event*; return what the server made of it."""
+        return self._to_server(self.device.send(event, now), now)
+
+    def server_sends(self, command: Any, now: float) -> list[Any]:
+        """The server sends *command*; return what the device received."""
+        return self._to_device(self.server.send(command, now), now)
+
+    def tick(self, now: float) -> list[Any]:
+        """Let the server's timers run up to *now*."""
+        events = self.server.handle_timeout(now)
+        self.server_events += events
+        self._to_device(self.server.data_to_send(), now)
+        return events

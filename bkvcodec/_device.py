@@ -1,0 +1,153 @@
+# Device-role connections: the mirror image of ServerConnection, for simulators,
+# test benches and device-side code. The device sends protocol-neutral events
+# (heartbeats, port status, progress, settlement, card swipes, answers to
+# commands) and receives the server's commands as the same neutral command
+# objects a server sends. Which frames carry them is the protocol rules' job
+# (``_bkv_rules``, ``_ap3000_rules``).
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
+from typing import TypeAlias
+
+from ._decoder import FrameDecoder, FrameRejected
+from ._events import (
+    AlarmRaised,
+    CardPresented,
+    ChargingConfirmed,
+    ChargingProgressed,
+    ChargingSettled,
+    CommandAcknowledged,
+    CommandRejected,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    ParamsReported,
+    PortStatusReported,
+    QueryParams,
+    QueryStatus,
+    SetParams,
+    StartCharging,
+    StopCharging,
+    UnknownMessage,
+)
+from ._types import Direction, ProtocolFamily
+
+__all__ = ["CardAnswered", "DeviceConnection", "DeviceInput", "DeviceOutput",
+           "ServerAnswered"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerAnswered:
+    """The server answered one of the device's frames (a heartbeat, a report …).
+
+    Attributes:
+        name: The answered message, by the protocol reference's name.
+        server_time: The time the answer carries (heartbeat and time replies), as
+            Unix seconds, else None.
+    """
+
+    phy_id: str
+    name: str
+    server_time: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CardAnswered:
+    """The server's decision on a card the device presented.
+
+    Attributes:
+        request_id: The :class:`CardPresented` it answers.
+        accepted: The card may charge (or, for a balance query, is valid).
+        command_id: Acknowledge the charge with this id (BKV card orders), or None.
+    """
+
+    phy_id: str
+    request_id: int
+    accepted: bool
+    balance_cents: int | None = None
+    duration_s: int | None = None
+    energy_wh: int | None = None
+    command_id: str | None = None
+    order_no: str | None = None
+
+
+DeviceInput: TypeAlias = (
+    StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | ServerAnswered
+    | CardAnswered | UnknownMessage | FrameRejected
+)
+"""What a :class:`DeviceConnection` receives."""
+
+DeviceOutput: TypeAlias = (
+    DeviceRegistered | DeviceHeartbeat | PortStatusReported | ChargingConfirmed
+    | ChargingProgressed | ChargingSettled | CardPresented | AlarmRaised | ParamsReported
+    | CommandAcknowledged | CommandRejected
+)
+"""What a :class:`DeviceConnection` sends."""
+
+
+class DeviceRules(TypingProtocol):
+    """One protocol's device-side behaviour."""
+
+    def on_frame(self, frame: object, now: float) -> list[DeviceInput]: ...
+
+    def encode(self, event: DeviceOutput, now: float) -> bytes: ...
+
+    def greeting(self) -> bytes: ...
+
+
+class DeviceConnection:
+    """The device's side of a connection to the server.
+
+    Args:
+        protocol: The protocol the device speaks.
+        phy_id: The device's printed id (BKV gateway id, AP3000 physical id).
+        iccid: The SIM's ICCID; AP3000 modems announce it when connecting.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, *, protocol: ProtocolFamily, phy_id: str,
+                 iccid: str = "89860000000000000000") -> None:
+        self.protocol = protocol
+        self.phy_id = phy_id
+        self._decoder = FrameDecoder(direction=Direction.DOWN, protocol=protocol)
+        self._rules = _rules_for(protocol, phy_id, iccid)
+        self._out = bytearray(self._rules.greeting())
+
+    def receive_data(self, data: bytes, now: float) -> list[DeviceInput]:
+        """Process bytes from the server: commands and answers, as neutral objects."""
+        inputs: list[DeviceInput] = []
+        for item in self._decoder.feed(data):
+            if isinstance(item, FrameRejected):
+                inputs.append(item)
+            else:
+                inputs += self._rules.on_frame(item, now)
+        return inputs
+
+    def send(self, event: DeviceOutput, now: float) -> bytes:
+        """Encode what the device reports; return every byte to write.
+
+        Raises:
+            LocalProtocolError: The protocol cannot express *event*, or it names
+                a command this connection never received.
+        """
+        self._out += self._rules.encode(event, now)
+        return self.data_to_send()
+
+    def data_to_send(self) -> bytes:
+        """Every byte waiting to be written (the greeting, at first)."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+
+def _rules_for(protocol: ProtocolFamily, phy_id: str, iccid: str) -> DeviceRules:
+    if protocol is ProtocolFamily.BKV:
+        from ._bkv_device import BkvDeviceRules
+
+        return BkvDeviceRules(phy_id, iccid)
+    from ._ap3000_device import Ap3000DeviceRules
+
+    rules: DeviceRules = Ap3000DeviceRules(phy_id, iccid)
+    return rules
+
