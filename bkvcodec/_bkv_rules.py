@@ -72,8 +72,8 @@ _FAULT_TEXT = {
 _PARAM_NAMES = ("full_charge_delay_s", "no_load_delay_s", "full_power_threshold_dw",
                 "no_load_power_threshold_dw", "high_temp_threshold_c", "power_limit_dw",
                 "max_charge_time_min")
-_REPORTED_PARAMS = _PARAM_NAMES + ("trickle_threshold_pct", "over_current_limit_ma",
-                                   "key_base_amount", "anti_pulse_time")
+_REPORTED_PARAMS = (*_PARAM_NAMES, "trickle_threshold_pct", "over_current_limit_ma",
+                    "key_base_amount", "anti_pulse_time")
 
 
 def _minutes(seconds: int) -> int:

@@ -13,7 +13,6 @@ from bkvcodec._events import (
     CommandRejected,
     CommandTimedOut,
     DeviceHeartbeat,
-    DeviceRegistered,
     ParamsReported,
     PortState,
     PortStatusReported,
@@ -51,7 +50,7 @@ def test_heartbeat_is_answered_with_the_server_time() -> None:
 
     assert ["DeviceRegistered", "DeviceHeartbeat"] == kinds(events)
     reply = BkvFrame.decode(pair.wire_down[0])
-    assert HeartbeatAck == type(reply.message)
+    assert isinstance(reply.message, HeartbeatAck)
     assert "20241020150000" == str(reply.message.time)  # type: ignore[union-attr]
     assert [ServerAnswered(phy_id=GATEWAY, name="heartbeat_ack", server_time=T0)] == (
         pair.device_inputs)
@@ -72,7 +71,7 @@ def test_status_report_is_acknowledged() -> None:
         phy_id=GATEWAY, socket_no=1, port_no=1, state=PortState.IDLE, raw_status=0x80), T0)
 
     assert [PortState.IDLE] == [e.state for e in events if isinstance(e, PortStatusReported)]
-    assert StatusReportAck == type(BkvFrame.decode(pair.wire_down[0]).message)
+    assert isinstance(BkvFrame.decode(pair.wire_down[0]).message, StatusReportAck)
 
 
 def _run_order(pair: DevicePair, session: ChargingSession, *, stop_at: float | None,
@@ -250,5 +249,3 @@ def test_parameters_set_and_query() -> None:
                            params={"power_limit_dw": 7000}),
             CommandAcknowledged(command_id="q", phy_id=GATEWAY)] == reported
 
-
-_ = (DeviceRegistered,)
