@@ -362,7 +362,7 @@ class BkvServerRules:
 
     # --- commands out ----------------------------------------------------------------
 
-    def encode(self, command: Command, now: float) -> tuple[bytes, Hashable]:
+    def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]:
         seq = self._next_seq()
         gateway = command.phy_id
         if isinstance(command, StartCharging):

@@ -41,7 +41,7 @@ from ._events import (
 )
 from ._types import Direction, ProtocolFamily
 
-__all__ = ["CHINA_STANDARD_TIME", "CardDecision", "Command", "ConnectionEvent",
+__all__ = ["CHINA_STANDARD_TIME", "Command", "ConnectionEvent",
            "ServerConnection"]
 
 #: The time zone BKV devices keep (UTC+8), the default for time replies.
@@ -56,10 +56,6 @@ ConnectionEvent: TypeAlias = (
     | UpgradeRequested | UnknownMessage | FrameRejected | UnidentifiedStream
 )
 """Everything a :class:`ServerConnection` reports."""
-
-
-class CardDecision(TypingProtocol):
-    """What :meth:`ServerConnection.answer_card` needs to know (see its arguments)."""
 
 
 class RulesContext(TypingProtocol):
@@ -80,7 +76,7 @@ class ServerRules(TypingProtocol):
     def on_frame(self, frame: object, now: float,
                  context: RulesContext) -> list[ConnectionEvent]: ...
 
-    def encode(self, command: Command, now: float) -> tuple[bytes, Hashable]: ...
+    def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]: ...
 
     def answer_card(self, event: CardPresented, *, accept: bool, command_id: str,
                     order_no: str | None, now: float, balance_cents: int,
@@ -295,7 +291,11 @@ class ServerConnection:
         data, key = self._rules.encode(command, now)
         if isinstance(command, StopCharging):
             self._rules.stop_sent(command)
-        self._out += self._tracker.submit(command.command_id, command.phy_id, key, data, now)
+        if key is None:  # a command without a reply (AP3000 0x81): nothing to track
+            self._out += data
+        else:
+            self._out += self._tracker.submit(command.command_id, command.phy_id, key, data,
+                                              now)
 
 
 def _rules_for(protocol: ProtocolFamily, timezone: datetime.tzinfo) -> ServerRules:

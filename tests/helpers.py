@@ -106,3 +106,100 @@ class DevicePair:
         self.server_events += events
         self._to_device(self.server.data_to_send(), now)
         return events
+
+
+class OrderDesk:
+    """The smallest server: routes a connection's events to the orders' sessions.
+
+    It keeps what a real server keeps in its database (which order runs on which
+    port, which command started it) and publishes the sessions' events in order.
+    """
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, Any] = {}
+        self.by_port: dict[tuple[str, int, int], str] = {}
+        self.by_command: dict[str, str] = {}
+        self.by_business: dict[tuple[str, int, int, int], str] = {}
+        self.published: list[Any] = []
+
+    def open(self, session: Any, now: float) -> None:
+        self.sessions[session.order_no] = session
+        self.by_port[(session.device_phy_id, session.socket_no, session.port_no)] = (
+            session.order_no)
+        self.published += session.start_requested(now)
+
+    def command_sent(self, command_id: str, order_no: str, now: float) -> None:
+        self.by_command[command_id] = order_no
+        self.published += self.sessions[order_no].command_sent(now)
+
+    def _order_for(self, event: Any) -> Any:
+        order_no = getattr(event, "order_no", None)
+        business = getattr(event, "business_no", None)
+        key = (event.phy_id, event.socket_no, event.port_no)
+        if order_no is None and business:
+            order_no = self.by_business.get((*key, business))
+        if order_no is None:
+            order_no = self.by_port.get(key)
+        return self.sessions.get(order_no) if order_no else None
+
+    def handle(self, events: list[Any], now: float) -> None:
+        from bkvcodec._events import (
+            AlarmRaised,
+            ChargingConfirmed,
+            ChargingProgressed,
+            ChargingSettled,
+            CommandAcknowledged,
+            CommandRejected,
+            CommandTimedOut,
+            PortState,
+            PortStatusReported,
+        )
+
+        for event in events:
+            if isinstance(event, CommandAcknowledged | CommandRejected | CommandTimedOut):
+                order_no = self.by_command.get(event.command_id)
+                session = self.sessions.get(order_no) if order_no else None
+                if session is None or session.state.is_terminal:
+                    continue
+                if isinstance(event, CommandAcknowledged):
+                    if event.business_no:
+                        self.by_business[(event.phy_id, session.socket_no, session.port_no,
+                                          event.business_no)] = order_no
+                    self.published += session.command_acked(now)
+                elif session.state.value == "pending":
+                    self.published += session.command_rejected(
+                        now, getattr(event, "reason", "timed_out"))
+                continue
+            if isinstance(event, AlarmRaised) and event.port_no is not None:
+                session = self._order_for(event)
+                if session is not None and not session.state.is_terminal:
+                    self.published += session.port_fault(now, event.fault_code,
+                                                          event.fault_msg)
+                continue
+            if not isinstance(event, ChargingConfirmed | ChargingProgressed | ChargingSettled
+                              | PortStatusReported):
+                continue
+            session = self._order_for(event)
+            if session is None:
+                continue
+            if isinstance(event, ChargingConfirmed):
+                self.published += session.device_confirmed(now)
+            elif isinstance(event, ChargingProgressed):
+                self.published += session.progress(now, event.reading)
+            elif isinstance(event, ChargingSettled):
+                self.published += session.settlement(now, event.reading,
+                                                     end_reason=event.end_reason,
+                                                     end_reason_raw=event.end_reason_raw)
+            elif (event.state is PortState.IDLE
+                  and session.state.value in ("charging", "stopping")):
+                self.published += session.port_idle(now)
+
+    def tick(self, now: float) -> None:
+        for session in self.sessions.values():
+            deadline = session.next_deadline()
+            if deadline is not None and deadline <= now:
+                self.published += session.handle_timeout(now)
+
+    def types(self, order_no: str) -> list[str]:
+        """The event types published for *order_no*, in order."""
+        return [type(e).__name__ for e in self.published if e.order_no == order_no]
