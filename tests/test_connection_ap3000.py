@@ -135,7 +135,7 @@ def test_tc001_time_order_over_ap3000() -> None:
 def test_tc002_remote_stop_over_ap3000() -> None:
     pair = DevicePair(ProtocolFamily.AP3000, PHY)
 
-    session, published = _order(pair, stop_after_minutes=20)
+    _session, published = _order(pair, stop_after_minutes=20)
 
     completed = published[-1]
     assert isinstance(completed, OrderCompleted)
@@ -196,7 +196,7 @@ def test_port_fault_in_heartbeat_raises_one_alarm() -> None:
                         fault_msg="precheck short circuit", socket_no=1, port_no=1)] == [
         e for e in first if isinstance(e, AlarmRaised)]
     assert [] == [e for e in again if isinstance(e, AlarmRaised)]
-    assert PortState.FAULT == [e for e in again if isinstance(e, PortStatusReported)][0].state
+    assert PortState.FAULT == next(e for e in again if isinstance(e, PortStatusReported)).state
 
 
 def test_card_swipe_gets_the_callers_answer() -> None:
