@@ -17,19 +17,19 @@ from ._errors import LocalProtocolError
 from ._events import (
     AlarmRaised,
     CardPresented,
-    ChargingConfirmed,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
     ParamsReported,
     PortStatusReported,
+    ProgressReported,
     QueryParams,
     QueryStatus,
     SetParams,
+    SettlementReported,
     StartCharging,
+    StartConfirmed,
     StopCharging,
     UnknownMessage,
 )
@@ -142,11 +142,11 @@ class Ap3000DeviceRules:
         if isinstance(event, AlarmRaised):
             self._set_status(event.port_no or 1, event.fault_code)
             return self._heartbeat(None)
-        if isinstance(event, ChargingConfirmed):
+        if isinstance(event, StartConfirmed):
             return self._up(a.Ap3000OrderConfirm(
                 port=event.port_no - 1, start_mode=1, card_id=bytes(4), charge_duration_s=0,
                 order_no=encode_order_no(event.order_no or "")))
-        if isinstance(event, ChargingProgressed):
+        if isinstance(event, ProgressReported):
             r = event.reading
             self._set_status(event.port_no, int(Ap3000PortStatus.CHARGING))
             return self._up(a.Ap3000PowerHeartbeat(
@@ -157,7 +157,7 @@ class Ap3000DeviceRules:
                 order_no=encode_order_no(event.order_no or ""), interval_energy_raw=0,
                 peak_power_0p1w=event.peak_power_dw or r.power_dw,
                 voltage_0p1v=r.voltage_dv or 2200, current_0p001a=r.current_ma or 0))
-        if isinstance(event, ChargingSettled):
+        if isinstance(event, SettlementReported):
             r = event.reading
             self._set_status(event.port_no, int(Ap3000PortStatus.IDLE))
             raw = event.end_reason_raw or int(_STOP_REASONS.get(event.end_reason,

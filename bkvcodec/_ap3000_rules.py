@@ -29,9 +29,6 @@ from ._errors import LocalProtocolError
 from ._events import (
     AlarmRaised,
     CardPresented,
-    ChargingConfirmed,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
@@ -40,9 +37,12 @@ from ._events import (
     ParamsReported,
     PortState,
     PortStatusReported,
+    ProgressReported,
     QueryStatus,
     SetParams,
+    SettlementReported,
     StartCharging,
+    StartConfirmed,
     StopCharging,
     UnknownMessage,
     UpgradeRequested,
@@ -182,7 +182,7 @@ class Ap3000ServerRules:
         if isinstance(message, a.Ap3000Settlement):
             return [self._settled(phy_id, message)]
         if isinstance(message, a.Ap3000OrderConfirm):
-            return [ChargingConfirmed(phy_id=phy_id, socket_no=1, port_no=message.port + 1,
+            return [StartConfirmed(phy_id=phy_id, socket_no=1, port_no=message.port + 1,
                                       order_no=decode_order_no(message.order_no))]
         if isinstance(message, a.Ap3000CardSwipe):
             return [self._card(frame, message)]
@@ -247,10 +247,10 @@ class Ap3000ServerRules:
             power_dw=power_dw, order_no=self._running.get((phy_id, port_no))))
         return events
 
-    def _progress(self, phy_id: str, message: a.Ap3000PowerHeartbeat) -> ChargingProgressed:
+    def _progress(self, phy_id: str, message: a.Ap3000PowerHeartbeat) -> ProgressReported:
         order_no = decode_order_no(message.order_no)
         self._running[(phy_id, message.port + 1)] = order_no
-        return ChargingProgressed(
+        return ProgressReported(
             phy_id=phy_id, socket_no=1, port_no=message.port + 1, order_no=order_no,
             peak_power_dw=message.peak_power_0p1w,
             reading=MeterReading(duration_s=message.charge_duration_s,
@@ -260,10 +260,10 @@ class Ap3000ServerRules:
                                  current_ma=message.current_0p001a,
                                  temperature_c=_temperature(message.port_temp_raw)))
 
-    def _settled(self, phy_id: str, message: a.Ap3000Settlement) -> ChargingSettled:
+    def _settled(self, phy_id: str, message: a.Ap3000Settlement) -> SettlementReported:
         self._running.pop((phy_id, message.port + 1), None)
         card = message.card_or_code.hex().upper() if any(message.card_or_code) else None
-        return ChargingSettled(
+        return SettlementReported(
             phy_id=phy_id, socket_no=1, port_no=message.port + 1,
             order_no=decode_order_no(message.order_no),
             reading=MeterReading(duration_s=message.charge_duration_s,

@@ -15,9 +15,6 @@ from ._errors import LocalProtocolError
 from ._events import (
     AlarmRaised,
     CardPresented,
-    ChargingConfirmed,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
@@ -25,10 +22,13 @@ from ._events import (
     ParamsReported,
     PortStatusReported,
     PowerTierSpec,
+    ProgressReported,
     QueryParams,
     QueryStatus,
     SetParams,
+    SettlementReported,
     StartCharging,
+    StartConfirmed,
     StopCharging,
     UnknownMessage,
 )
@@ -158,7 +158,7 @@ class BkvDeviceRules:
     # --- device to server -----------------------------------------------------------
 
     def encode(self, event: DeviceOutput, now: float) -> bytes:
-        if isinstance(event, DeviceRegistered | ChargingConfirmed):
+        if isinstance(event, DeviceRegistered | StartConfirmed):
             return b""  # a BKV gateway neither registers nor confirms separately
         if isinstance(event, DeviceHeartbeat):
             return self._up(m.Heartbeat(iccid=event.iccid or self.iccid,
@@ -168,12 +168,12 @@ class BkvDeviceRules:
             return self._status(event.socket_no, event.port_no, event.raw_status,
                                 event.business_no or 0, event.power_dw, event.voltage_dv,
                                 event.current_ma, event.energy_centikwh, event.duration_s)
-        if isinstance(event, ChargingProgressed):
+        if isinstance(event, ProgressReported):
             r = event.reading
             return self._status(event.socket_no, event.port_no, _CHARGING,
                                 event.business_no or 0, r.power_dw, r.voltage_dv,
                                 r.current_ma, r.energy_centikwh, r.duration_s)
-        if isinstance(event, ChargingSettled):
+        if isinstance(event, SettlementReported):
             return self._charge_end(event)
         if isinstance(event, CardPresented):
             return self._card(event)
@@ -197,7 +197,7 @@ class BkvDeviceRules:
                                   temperature_c=30, rssi=30, ports=(group,))
         return self._up(m.StatusReport(sockets=(cluster,)))
 
-    def _charge_end(self, event: ChargingSettled) -> bytes:
+    def _charge_end(self, event: SettlementReported) -> bytes:
         r = event.reading
         status = _END_STATUS.get(event.end_reason, int(BkvPortStatus.ONLINE))
         if event.end_reason is EndReason.FAULT:

@@ -27,8 +27,6 @@ from ._errors import LocalProtocolError
 from ._events import (
     AlarmRaised,
     CardPresented,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
@@ -36,8 +34,10 @@ from ._events import (
     ParamsReported,
     PortState,
     PortStatusReported,
+    ProgressReported,
     QueryStatus,
     SetParams,
+    SettlementReported,
     StartCharging,
     StopCharging,
     UnknownMessage,
@@ -203,7 +203,7 @@ class BkvServerRules:
             energy_centikwh=energy, duration_s=duration, order_no=order_no,
             business_no=business_no or None))
         if business_no and state is PortState.CHARGING:
-            events.append(ChargingProgressed(
+            events.append(ProgressReported(
                 phy_id=gateway, socket_no=socket_no, port_no=port_no, order_no=order_no,
                 business_no=business_no,
                 reading=MeterReading(duration_s=duration or 0, energy_centikwh=energy or 0,
@@ -251,7 +251,7 @@ class BkvServerRules:
 
     def _charge_end(self, gateway: str,
                     message: m.ChargeEnd | m.PowerChargeEnd | m.CardChargeEnd
-                    ) -> ChargingSettled:
+                    ) -> SettlementReported:
         port_no = message.port + 1
         key = (gateway, message.socket_no, port_no)
         raw: int | None = None
@@ -272,7 +272,7 @@ class BkvServerRules:
         if isinstance(message, m.CardChargeEnd):
             card = message.card_no.hex()
             amount = message.amount_fen if message.billing_mode == 3 else None
-        return ChargingSettled(
+        return SettlementReported(
             phy_id=gateway, socket_no=message.socket_no, port_no=port_no,
             order_no=self._orders.pop((gateway, message.socket_no, port_no,
                                        message.business_no), None),
@@ -283,7 +283,7 @@ class BkvServerRules:
                                  temperature_c=message.temperature_c),
             end_reason=reason, end_reason_raw=raw, amount_cents=amount, card_no=card)
 
-    def _fee_charge_end(self, gateway: str, message: m.FeeChargeEnd) -> ChargingSettled:
+    def _fee_charge_end(self, gateway: str, message: m.FeeChargeEnd) -> SettlementReported:
         socket_no = message.socket_no or 1
         port_no = (message.port or 0) + 1
         raw = message.end_reason
@@ -291,7 +291,7 @@ class BkvServerRules:
         business_no = message.business_no or 0
         fees = [f for f in (message.electricity_fee_fen, message.service_fee_fen)
                 if f is not None]
-        return ChargingSettled(
+        return SettlementReported(
             phy_id=gateway, socket_no=socket_no, port_no=port_no,
             order_no=self._orders.pop((gateway, socket_no, port_no, business_no), None),
             business_no=business_no or None,

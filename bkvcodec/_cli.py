@@ -1,6 +1,15 @@
 # The command line: ``python -m bkvcodec decode|encode``. It reads and writes the
 # JSON layout of the protocol references' vector files (``_jsonform``), so that
 # a captured frame can be decoded, edited and encoded again from a shell.
+#
+# An input line is a hex string, optionally after ``up`` or ``down``. The
+# protocol is recognised from the bytes: ``DNY`` starts an AP3000 frame (decoded
+# in the stated direction, ``up`` when none is given, because AP3000 frames do
+# not say which way they travel), ``fc`` a BKV frame, ``link`` or 20 hex digits
+# an AP3000 non-frame item. For bytes that start with none of these, the first
+# frame header found inside them decides which protocol's error is reported
+# (BKV's ``bad_magic`` or AP3000's ``no_header``); with no header at all, or
+# with a direction word, the AP3000 rules apply.
 from __future__ import annotations
 
 import argparse
@@ -9,37 +18,68 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
+from ._ap3000 import jsonform as ap3000_json
+from ._ap3000.codec import Ap3000Frame
+from ._ap3000.nonframe import decode_non_frame
 from ._bkv.codec import BkvFrame
 from ._errors import BkvError, LocalProtocolError, RemoteProtocolError
 from ._jsonform import JsonObject, error_to_json, frame_from_json, frame_to_json
+from ._types import Direction
 
 __all__ = ["decode_text", "main"]
 
-_DIRECTION_WORDS = {"up", "down", "uplink", "downlink"}
+_DIRECTION_WORDS = {"up": Direction.UP, "down": Direction.DOWN, "uplink": Direction.UP,
+                    "downlink": Direction.DOWN}
+_BKV_MAGICS = (b"\xfc\xfe", b"\xfc\xff")
+
+
+def _is_bkv(data: bytes, direction_given: bool) -> bool:
+    """Whether *data*, which is no AP3000 frame or item, gets BKV's diagnosis."""
+    if data[:1] == b"\xfc":
+        return True
+    if direction_given:
+        return False
+    dny = data.find(b"DNY")
+    bkv = min((i for i in (data.find(magic) for magic in _BKV_MAGICS) if i >= 0), default=-1)
+    return bkv >= 0 and (dny < 0 or bkv < dny)
 
 
 def decode_text(text: str) -> JsonObject:
     """Decode one input: a hex frame, optionally after ``up`` or ``down``.
 
-    The direction word is accepted for every protocol; BKV frames state their
-    direction in their header and ignore it.
+    BKV frames state their direction in their header and ignore the word;
+    AP3000 frames are decoded in the stated direction (``up`` by default).
     """
     words = text.split()
+    direction: Direction | None = None
     if words and words[0].lower() in _DIRECTION_WORDS:
+        direction = _DIRECTION_WORDS[words[0].lower()]
         words = words[1:]
     try:
         data = bytes.fromhex("".join(words))
     except ValueError:
         return {"error": "invalid_hex", "detail": f"not a hex string: {text.strip()[:80]!r}"}
+    if not data.startswith(b"DNY"):
+        item = decode_non_frame(data)
+        if item is not None:
+            return frame_to_json(item)
+        if _is_bkv(data, direction is not None):
+            try:
+                return frame_to_json(BkvFrame.decode(data), data)
+            except RemoteProtocolError as err:
+                return error_to_json(err)
+    direction = direction or Direction.UP
     try:
-        return frame_to_json(BkvFrame.decode(data), data)
+        return frame_to_json(Ap3000Frame.decode(data, direction), data)
     except RemoteProtocolError as err:
-        return error_to_json(err)
+        return ap3000_json.error_to_json(err, data, direction)
 
 
 def _encode_object(obj: object) -> JsonObject:
     if not isinstance(obj, dict):
         return {"error": "invalid_json", "detail": "expected a JSON object"}
+    if "error" in obj:
+        return {"error": "invalid_json", "detail": "a decode error cannot be encoded"}
     try:
         return {"hex": frame_from_json(obj).encode().hex()}
     except LocalProtocolError as err:
@@ -49,6 +89,19 @@ def _encode_object(obj: object) -> JsonObject:
 def _write(out: TextIO, obj: JsonObject, indent: int | None) -> None:
     out.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
     out.flush()
+
+
+def _arguments(words: Sequence[str]) -> list[str]:
+    """Command-line frames, a direction word joined to the frame after it."""
+    out: list[str] = []
+    pending = ""
+    for word in words:
+        if word.lower() in _DIRECTION_WORDS:
+            pending = word + " "
+            continue
+        out.append(pending + word)
+        pending = ""
+    return out
 
 
 def _lines(stream: TextIO) -> Iterable[str]:
@@ -61,13 +114,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (1 when any input failed)."""
     parser = argparse.ArgumentParser(
         prog="python -m bkvcodec",
-        description="Decode and encode BKV/GN charging-station frames.")
+        description="Decode and encode BKV/GN and AP3000 charging-station frames.")
     commands = parser.add_subparsers(dest="command", required=True)
     decode = commands.add_parser("decode", help="frames (hex) to JSON")
     decode.add_argument("frames", nargs="*", metavar="HEX",
-                        help="frames to decode; with none, read stdin")
+                        help="frames to decode ('up HEX' / 'down HEX' for AP3000 "
+                             "direction); with none, read stdin")
     decode.add_argument("--jsonl", action="store_true",
-                        help="one hex frame per stdin line in, one JSON object per line out")
+                        help="one frame per stdin line in ([up|down] HEX), "
+                             "one JSON object per line out")
     encode = commands.add_parser("encode", help="JSON to frames (hex)")
     encode.add_argument("objects", nargs="*", metavar="JSON",
                         help="frames as JSON objects (the decode layout); with none, read stdin")
@@ -78,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = False
     out = sys.stdout
     if args.command == "decode":
-        inputs = args.frames or _lines(sys.stdin)
+        inputs = _arguments(args.frames) or _lines(sys.stdin)
         for text in inputs:
             result = decode_text(text)
             failed |= "error" in result

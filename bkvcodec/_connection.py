@@ -20,9 +20,6 @@ from ._errors import LocalProtocolError
 from ._events import (
     AlarmRaised,
     CardPresented,
-    ChargingConfirmed,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     CommandTimedOut,
@@ -31,10 +28,13 @@ from ._events import (
     ModemIdentified,
     ParamsReported,
     PortStatusReported,
+    ProgressReported,
     QueryParams,
     QueryStatus,
     SetParams,
+    SettlementReported,
     StartCharging,
+    StartConfirmed,
     StopCharging,
     UnknownMessage,
     UpgradeRequested,
@@ -51,7 +51,7 @@ Command: TypeAlias = StartCharging | StopCharging | QueryStatus | SetParams | Qu
 
 ConnectionEvent: TypeAlias = (
     ModemIdentified | DeviceRegistered | DeviceHeartbeat | PortStatusReported
-    | ChargingConfirmed | ChargingProgressed | ChargingSettled | CommandAcknowledged
+    | StartConfirmed | ProgressReported | SettlementReported | CommandAcknowledged
     | CommandRejected | CommandTimedOut | CardPresented | AlarmRaised | ParamsReported
     | UpgradeRequested | UnknownMessage | FrameRejected | UnidentifiedStream
 )
@@ -122,6 +122,7 @@ class ServerConnection:
         self._out = bytearray()
         self._rules: ServerRules | None = None
         self._tracker: CommandTracker | None = None
+        self._context: _Context | None = None
         self._waiting: list[tuple[Command, float]] = []
         self._cards: dict[int, CardPresented] = {}
         self._closed = False
@@ -150,7 +151,8 @@ class ServerConnection:
             rules = self._ensure_rules()
             if rules is None:
                 continue
-            produced = rules.on_frame(item, now, self)
+            assert self._context is not None
+            produced = rules.on_frame(item, now, self._context)
             for event in produced:
                 phy_id = getattr(event, "phy_id", None)
                 if isinstance(phy_id, str):
@@ -257,24 +259,6 @@ class ServerConnection:
         return [CommandTimedOut(command_id=p.command_id, phy_id=p.phy_id, attempts=p.attempts)
                 for p in failed]
 
-    # --- RulesContext ----------------------------------------------------------------
-
-    def reply(self, data: bytes) -> None:
-        """Queue an answer to an uplink (not paced: answers go at once)."""
-        self._out += data
-
-    def resolve(self, key: Hashable, now: float) -> InFlight | None:
-        """The command a device reply with *key* answers; frees its device."""
-        if self._tracker is None:
-            return None
-        pending, data = self._tracker.resolve(key, now)
-        self._out += data
-        return pending
-
-    def in_flight(self, phy_id: str) -> InFlight | None:
-        """The command in flight to *phy_id*."""
-        return None if self._tracker is None else self._tracker.in_flight(phy_id)
-
     # --- internals ------------------------------------------------------------------
 
     def _ensure_rules(self) -> ServerRules | None:
@@ -284,6 +268,7 @@ class ServerConnection:
                 return None
             self._rules = _rules_for(protocol, self.timezone)
             self._tracker = CommandTracker(self._rules.timing)
+            self._context = _Context(self._out, self._tracker)
         return self._rules
 
     def _submit(self, command: Command, now: float) -> None:
@@ -296,6 +281,28 @@ class ServerConnection:
         else:
             self._out += self._tracker.submit(command.command_id, command.phy_id, key, data,
                                               now)
+
+
+class _Context:
+    """What a protocol's rules may do to their connection (a :class:`RulesContext`)."""
+
+    def __init__(self, out: bytearray, tracker: CommandTracker) -> None:
+        self._out = out
+        self._tracker = tracker
+
+    def reply(self, data: bytes) -> None:
+        """Queue an answer to an uplink (not paced: answers go at once)."""
+        self._out += data
+
+    def resolve(self, key: Hashable, now: float) -> InFlight | None:
+        """The command a device reply with *key* answers; frees its device."""
+        pending, data = self._tracker.resolve(key, now)
+        self._out += data
+        return pending
+
+    def in_flight(self, phy_id: str) -> InFlight | None:
+        """The command in flight to *phy_id*."""
+        return self._tracker.in_flight(phy_id)
 
 
 def _rules_for(protocol: ProtocolFamily, timezone: datetime.tzinfo) -> ServerRules:

@@ -14,19 +14,19 @@ from ._decoder import FrameDecoder, FrameRejected
 from ._events import (
     AlarmRaised,
     CardPresented,
-    ChargingConfirmed,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
     ParamsReported,
     PortStatusReported,
+    ProgressReported,
     QueryParams,
     QueryStatus,
     SetParams,
+    SettlementReported,
     StartCharging,
+    StartConfirmed,
     StopCharging,
     UnknownMessage,
 )
@@ -78,8 +78,8 @@ DeviceInput: TypeAlias = (
 """What a :class:`DeviceConnection` receives."""
 
 DeviceOutput: TypeAlias = (
-    DeviceRegistered | DeviceHeartbeat | PortStatusReported | ChargingConfirmed
-    | ChargingProgressed | ChargingSettled | CardPresented | AlarmRaised | ParamsReported
+    DeviceRegistered | DeviceHeartbeat | PortStatusReported | StartConfirmed
+    | ProgressReported | SettlementReported | CardPresented | AlarmRaised | ParamsReported
     | CommandAcknowledged | CommandRejected
 )
 """What a :class:`DeviceConnection` sends."""

@@ -25,8 +25,12 @@ __all__ = [
     "ChecksumMismatch",
     "FrameError",
     "FrameTooLong",
+    "Incomplete",
     "InnerLengthMismatch",
+    "LengthTooLarge",
+    "LengthTooSmall",
     "LocalProtocolError",
+    "NoHeader",
     "PayloadError",
     "PayloadInconsistent",
     "PayloadTooShort",
@@ -289,3 +293,69 @@ class PayloadInconsistent(PayloadError):
         super().__init__(f"{message}: {reason}")
         self.message = message
         self.reason = reason
+
+
+# --- AP3000 ("DNY") framing errors (ap3000.md §2.7) ----------------------------------
+# The AP3000 reference names its framing faults differently from BKV. Each one is a
+# subclass of the BKV error that means the same thing, so that ``except Truncated``
+# (and so on) catches both families, but carries the AP3000 ``code``.
+
+
+class NoHeader(BadMagic):
+    """An AP3000 frame does not start with ``DNY`` (ap3000.md §2.7 ``no_header``).
+
+    Attributes:
+        found: The bytes found where ``DNY`` should be (at most three).
+
+    .. versionadded:: 0.1.0
+    """
+
+    code: ClassVar[str] = "no_header"
+
+
+class LengthTooSmall(BadLength):
+    """An AP3000 length field below 9, the size of an empty frame's body
+    (ap3000.md §2.2, §2.7 ``length_too_small``).
+
+    Attributes:
+        length: The value of the length field.
+        minimum: The smallest legal value (9).
+
+    .. versionadded:: 0.1.0
+    """
+
+    code: ClassVar[str] = "length_too_small"
+
+
+class LengthTooLarge(FrameError):
+    """An AP3000 length field above the protocol limit of 1024
+    (ap3000.md §2.2, §2.7 ``length_too_large``).
+
+    Attributes:
+        length: The value of the length field.
+        limit: The largest legal value (1024).
+
+    .. versionadded:: 0.1.0
+    """
+
+    code: ClassVar[str] = "length_too_large"
+
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"length field {length} is above the limit {limit}")
+        self.length = length
+        self.limit = limit
+
+
+class Incomplete(Truncated):
+    """The input ends before the AP3000 frame its header declares
+    (ap3000.md §2.7 ``incomplete``).
+
+    Attributes:
+        needed: Bytes the frame needs in total (length + 5; 14 when even the
+            length field is missing).
+        available: Bytes present.
+
+    .. versionadded:: 0.1.0
+    """
+
+    code: ClassVar[str] = "incomplete"

@@ -16,7 +16,7 @@ from ._session import ChargeMode, EndReason, MeterReading
 from ._types import ProtocolFamily
 
 __all__ = [
-    "AlarmRaised", "CardPresented", "ChargingConfirmed", "ChargingProgressed", "ChargingSettled",
+    "AlarmRaised", "CardPresented", "StartConfirmed", "ProgressReported", "SettlementReported",
     "CommandAcknowledged", "CommandRejected", "CommandTimedOut", "DeviceHeartbeat",
     "DeviceRegistered", "ModemIdentified", "ParamsReported", "PortState", "PortStatusReported",
     "PowerTierSpec", "QueryParams", "QueryStatus", "SetParams", "StartCharging",
@@ -98,7 +98,7 @@ class PortStatusReported:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChargingConfirmed:
+class StartConfirmed:
     """The device confirmed that an order's charging began (AP3000 ``0x04``, BKV start
     acknowledgement with its business number)."""
 
@@ -110,7 +110,7 @@ class ChargingConfirmed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChargingProgressed:
+class ProgressReported:
     """Running totals of a charging port (AP3000 ``0x06``, BKV status with a session)."""
 
     phy_id: str
@@ -123,7 +123,7 @@ class ChargingProgressed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ChargingSettled:
+class SettlementReported:
     """The device's end-of-charge report; already acknowledged.
 
     Attributes:
@@ -149,7 +149,7 @@ class ChargingSettled:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandAcknowledged:
-    """The device accepted a command sent with :meth:`send`.
+    """The device accepted a command sent with :meth:`ServerConnection.send`.
 
     Attributes:
         business_no: BKV session number the gateway created for a start.

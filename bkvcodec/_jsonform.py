@@ -2,6 +2,11 @@
 # vector files (bkv.md §9): envelope fields, ``message``, and ``fields`` with raw
 # integers, lower-case hex for byte strings and 14-digit strings for times.
 # The CLI speaks this form; so can anyone who logs or replays frames.
+#
+# AP3000 frames and the modem's non-frame items have their own layout
+# (ap3000.md §10), written by ``_ap3000/jsonform.py``; the public functions here
+# dispatch on the object's type (to JSON) or on its ``protocol`` / ``kind`` /
+# ``physical_id`` keys (from JSON).
 from __future__ import annotations
 
 import dataclasses
@@ -11,6 +16,10 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeAlias, Union
 
+from ._ap3000 import jsonform as ap3000_json
+from ._ap3000.codec import Ap3000Frame
+from ._ap3000.messages import Ap3000Message
+from ._ap3000.nonframe import IccidAnnouncement, LinkKeepAlive
 from ._bkv import messages as m
 from ._bkv.codec import BkvFrame
 from ._bkv.fastpath import split_items
@@ -19,9 +28,12 @@ from ._bkv.packets import BKV_PACKETS, BkvPacket
 from ._errors import LocalProtocolError, PayloadError, RemoteProtocolError
 from ._types import BcdTime, BinaryTime, Direction
 
-__all__ = ["JsonObject", "error_to_json", "frame_from_json", "frame_to_json", "message_name"]
+__all__ = ["JsonItem", "JsonObject", "error_to_json", "frame_from_json", "frame_to_json",
+           "message_name"]
 
 JsonObject: TypeAlias = dict[str, object]
+#: Everything :func:`frame_to_json` writes and :func:`frame_from_json` reads.
+JsonItem: TypeAlias = BkvFrame | Ap3000Frame | IccidAnnouncement | LinkKeepAlive
 
 _MESSAGE_CLASSES: tuple[type[Any], ...] = typing.get_args(BkvMessage)
 _NAME_OVERRIDES: dict[type[Any], str] = {m.Bkv1013Report: "bkv_1013_report"}
@@ -30,10 +42,22 @@ _PACKET_CLASSES = frozenset(cls for cls, _ in BKV_PACKETS.values()) | {m.Unknown
 _HIDDEN = frozenset({"container", "item_order", "direction"})
 
 
-def message_name(message: BkvMessage | type[BkvMessage]) -> str:
-    """The snake_case message name of bkv.md §9 (``heartbeat``, ``status_report`` …)."""
+def message_name(message: BkvMessage | Ap3000Message | type[BkvMessage]
+                 | type[Ap3000Message]) -> str:
+    """The snake_case message name: bkv.md §9 for BKV messages (``heartbeat``,
+    ``status_report`` …), ap3000.md §8 for AP3000 ones (``register``,
+    ``charge_control_reply`` …; ``unknown`` for :class:`UnknownAp3000Command`).
+
+    Names are unique within a protocol family, not across families: the
+    ``protocol`` key of the JSON form tells them apart.
+    """
     cls = message if isinstance(message, type) else type(message)
+    if cls in _AP3000_CLASSES:
+        return ap3000_json.message_name(cls)
     return _NAME_OVERRIDES.get(cls) or re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+
+
+_AP3000_CLASSES: frozenset[type[Any]] = frozenset(typing.get_args(Ap3000Message))
 
 
 _CLASSES_BY_NAME = {message_name(cls): cls for cls in _MESSAGE_CLASSES}
@@ -74,8 +98,21 @@ def _fields(obj: object) -> JsonObject:
     return out
 
 
-def frame_to_json(frame: BkvFrame, raw: bytes | None = None) -> JsonObject:
-    """*frame* in the vector layout; *raw* (the frame's bytes) if known, else re-encoded."""
+def frame_to_json(frame: JsonItem, raw: bytes | None = None) -> JsonObject:
+    """*frame* in the layout of its protocol's vector files.
+
+    Args:
+        frame: A :class:`BkvFrame` (bkv.md §9 layout), an :class:`Ap3000Frame`
+            (ap3000.md §10 layout) or a non-frame item (``{"kind": …}``).
+        raw: The frame's bytes if known, else the frame is encoded again.
+
+    Returns:
+        A JSON-ready dict.
+    """
+    if isinstance(frame, Ap3000Frame):
+        return ap3000_json.frame_to_json(frame, raw)
+    if isinstance(frame, IccidAnnouncement | LinkKeepAlive):
+        return ap3000_json.non_frame_to_json(frame)
     data = raw if raw is not None else frame.encode()
     payload = data[18:-3]
     message = frame.message
@@ -199,16 +236,34 @@ def _build(cls: type[Any], values: Mapping[str, object], where: str) -> Any:
         raise LocalProtocolError(f"{where}: {err}") from err
 
 
-def frame_from_json(obj: Mapping[str, Any]) -> BkvFrame:
-    """The frame described by *obj* (the layout of :func:`frame_to_json`).
+def frame_from_json(obj: Mapping[str, Any]) -> JsonItem:
+    """The frame (or non-frame item) described by *obj* (the layout of
+    :func:`frame_to_json`).
 
-    Envelope fields ``gateway_id``, ``seq`` and optionally ``direction`` (the
-    byte) and ``command`` (for GN containers), ``message`` and ``fields``;
-    derived fields (lengths, counts, ``items``) are ignored.
+    An object with ``"protocol": "ap3000"``, a ``physical_id`` or a ``kind`` is
+    read as AP3000 (ap3000.md §10: ``physical_id``, ``message_id``, ``message``,
+    ``fields``). Anything else is read as BKV: envelope fields ``gateway_id``,
+    ``seq`` and optionally ``direction`` (the byte) and ``command`` (for GN
+    containers), ``message`` and ``fields``. Derived fields (lengths, counts,
+    ``items``, checksums) are ignored.
+
+    Args:
+        obj: The JSON object.
+
+    Returns:
+        The frame or item; ``.encode()`` gives its bytes.
 
     Raises:
         LocalProtocolError: The object does not describe a frame.
     """
+    if ap3000_json.is_ap3000_json(obj):
+        if "kind" in obj:
+            return ap3000_json.non_frame_from_json(obj)
+        return ap3000_json.frame_from_json(obj)
+    return _bkv_frame_from_json(obj)
+
+
+def _bkv_frame_from_json(obj: Mapping[str, Any]) -> BkvFrame:
     name = obj.get("message")
     cls = _CLASSES_BY_NAME.get(str(name))
     if cls is None:

@@ -127,11 +127,11 @@ class SessionInput(enum.Enum):
     PORT_FAULT = "port_fault"
     #: The port reported not charging while the order runs.
     PORT_IDLE = "port_idle"
-    #: Tick: ``start_timeout`` passed without confirmation.
+    #: ``start_timeout`` passed without confirmation (a timer input).
     START_TIMEOUT = "start_timeout"
-    #: Tick: the port stayed idle ``lost_order_after`` without a settlement.
+    #: The port stayed idle ``lost_order_after`` without a settlement (a timer input).
     LOST_ORDER_TIMEOUT = "lost_order_timeout"
-    #: Tick: no end report long after the expected end.
+    #: No end report long after the expected end (a timer input).
     END_OVERDUE = "end_overdue"
 
 

@@ -8,7 +8,7 @@ import datetime
 import enum
 from dataclasses import dataclass
 
-__all__ = ["BcdTime", "BinaryTime", "Direction"]
+__all__ = ["BcdTime", "BinaryTime", "Direction", "ProtocolFamily"]
 
 
 class Direction(enum.Enum):
@@ -99,3 +99,16 @@ class BinaryTime:
     def __str__(self) -> str:
         return (f"{self.year:04d}{self.month:02d}{self.day:02d}"
                 f"{self.hour:02d}{self.minute:02d}{self.second:02d}")
+
+
+class ProtocolFamily(enum.Enum):
+    """A protocol family the stream decoder recognises (see
+    :attr:`FrameDecoder.protocol <bkvcodec.FrameDecoder.protocol>`).
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: The BKV gateway protocol with its GN sub-protocol (``fc fe`` / ``fc ff`` frames).
+    BKV = "bkv"
+    #: The AP3000 device protocol (``DNY`` frames, the modem's ICCID and ``link``).
+    AP3000 = "ap3000"

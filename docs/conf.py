@@ -9,8 +9,9 @@ sys.path.insert(0, str(HERE / "_ext"))
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-import bkvcodec  # noqa: E402
 import make_state_diagram  # noqa: E402
+
+import bkvcodec  # noqa: E402
 
 make_state_diagram.write()
 
@@ -46,14 +47,20 @@ nitpick_ignore_regex = [
     ("py:obj", r"typing\..*"),
     # Sphinx's own stand-in for a type alias it has already expanded.
     ("py:class", r"TypeAliasForwardRef"),
-    ("py:class", r"st\.(SearchStrategy|DrawFn)|m\.BkvMessage"),
+    ("py:class", r"st\.(SearchStrategy|DrawFn)|m\.BkvMessage|a\.Ap3000Message"),
 ]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
-autodoc_type_aliases = {"BkvMessage": "bkvcodec.BkvMessage",
-                        "m.BkvMessage": "bkvcodec.BkvMessage"}
+autodoc_type_aliases = {
+    "BkvMessage": "bkvcodec.BkvMessage", "m.BkvMessage": "bkvcodec.BkvMessage",
+    "Ap3000Message": "bkvcodec.Ap3000Message", "a.Ap3000Message": "bkvcodec.Ap3000Message",
+    "StreamItem": "bkvcodec.StreamItem", "ConnectionEvent": "bkvcodec.ConnectionEvent",
+    "Command": "bkvcodec.Command", "DeviceInput": "bkvcodec.DeviceInput",
+    "DeviceOutput": "bkvcodec.DeviceOutput", "OrderEvent": "bkvcodec.OrderEvent",
+    "JsonItem": "bkvcodec.JsonItem",
+}
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False

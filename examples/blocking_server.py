@@ -1,60 +1,34 @@
-"""A minimal blocking BKV server: answers heartbeats, status reports and charge ends.
+"""A minimal blocking server for BKV and AP3000 devices, with nothing but the
+standard library's sockets around a :class:`bkvcodec.ServerConnection`.
 
-Run it, then point a gateway (or ``nc``) at port 7065. One connection at a time;
-a real server would use a thread or task per connection.
+The connection identifies the protocol, answers heartbeats, status reports and
+settlements by itself, and reports the rest as events, which this example prints.
+Run it, then point a device (or ``python -m reference_server simulate``) at port
+7065. One connection at a time; a real server uses a thread or a task per
+connection, and the same objects work unchanged under asyncio or trio.
 """
 from __future__ import annotations
 
-import datetime
 import socket
+import time
 
-from bkvcodec import (
-    BcdTime,
-    BkvFrame,
-    ChargeEnd,
-    ChargeEndAck,
-    FrameDecoder,
-    FrameRejected,
-    Heartbeat,
-    HeartbeatAck,
-    StatusReport,
-    StatusReportAck,
-)
-
-CHINA = datetime.timezone(datetime.timedelta(hours=8))
-
-
-def reply_to(frame: BkvFrame) -> BkvFrame | None:
-    """The reply the protocol requires for *frame*, if any."""
-    message = frame.message
-    if isinstance(message, Heartbeat):
-        now = datetime.datetime.now(CHINA)
-        return BkvFrame(gateway_id=frame.gateway_id,
-                        message=HeartbeatAck(time=BcdTime.from_datetime(now)))
-    if isinstance(message, StatusReport):
-        return BkvFrame(gateway_id=frame.gateway_id,
-                        message=StatusReportAck(ack=1, bkv_seq=message.bkv_seq))
-    if isinstance(message, ChargeEnd):
-        return BkvFrame(gateway_id=frame.gateway_id,
-                        message=ChargeEndAck(socket_no=message.socket_no, result=1))
-    return None
+from bkvcodec import FrameRejected, ServerConnection
 
 
 def serve(port: int = 7065) -> None:
     with socket.create_server(("", port)) as server:
         while True:
-            conn, peer = server.accept()
-            with conn:
-                decoder = FrameDecoder()
-                while data := conn.recv(4096):
-                    for item in decoder.feed(data):
-                        if isinstance(item, FrameRejected):
-                            print(peer, "rejected:", item.error.code)
-                            continue
-                        print(peer, type(item.message).__name__, item.gateway_id)
-                        reply = reply_to(item)
-                        if reply is not None:
-                            conn.sendall(reply.encode())
+            sock, peer = server.accept()
+            with sock:
+                conn = ServerConnection()
+                while data := sock.recv(4096):
+                    for event in conn.receive_data(data, time.time()):
+                        if isinstance(event, FrameRejected):
+                            print(peer, "rejected:", event.error.code)
+                        else:
+                            print(peer, event)
+                    sock.sendall(conn.data_to_send())
+                conn.receive_eof()
 
 
 if __name__ == "__main__":

@@ -145,14 +145,14 @@ class OrderDesk:
     def handle(self, events: list[Any], now: float) -> None:
         from bkvcodec._events import (
             AlarmRaised,
-            ChargingConfirmed,
-            ChargingProgressed,
-            ChargingSettled,
             CommandAcknowledged,
             CommandRejected,
             CommandTimedOut,
             PortState,
             PortStatusReported,
+            ProgressReported,
+            SettlementReported,
+            StartConfirmed,
         )
 
         for event in events:
@@ -176,17 +176,17 @@ class OrderDesk:
                     self.published += session.port_fault(now, event.fault_code,
                                                           event.fault_msg)
                 continue
-            if not isinstance(event, ChargingConfirmed | ChargingProgressed | ChargingSettled
+            if not isinstance(event, StartConfirmed | ProgressReported | SettlementReported
                               | PortStatusReported):
                 continue
             session = self._order_for(event)
             if session is None:
                 continue
-            if isinstance(event, ChargingConfirmed):
+            if isinstance(event, StartConfirmed):
                 self.published += session.device_confirmed(now)
-            elif isinstance(event, ChargingProgressed):
+            elif isinstance(event, ProgressReported):
                 self.published += session.progress(now, event.reading)
-            elif isinstance(event, ChargingSettled):
+            elif isinstance(event, SettlementReported):
                 self.published += session.settlement(now, event.reading,
                                                      end_reason=event.end_reason,
                                                      end_reason_raw=event.end_reason_raw)

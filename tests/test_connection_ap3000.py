@@ -9,8 +9,6 @@ from bkvcodec._device import CardAnswered, ServerAnswered
 from bkvcodec._events import (
     AlarmRaised,
     CardPresented,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     CommandTimedOut,
@@ -19,7 +17,9 @@ from bkvcodec._events import (
     ModemIdentified,
     PortState,
     PortStatusReported,
+    ProgressReported,
     QueryStatus,
+    SettlementReported,
     StartCharging,
     StopCharging,
 )
@@ -86,11 +86,11 @@ def _order(pair: DevicePair, *, stop_after_minutes: int | None) -> tuple[Chargin
     minutes = 60 if stop_after_minutes is None else stop_after_minutes
     for minute in range(5, minutes + 1, 5):
         now = T0 + 35 + 60 * minute
-        [progress] = pair.device_sends(ChargingProgressed(
+        [progress] = pair.device_sends(ProgressReported(
             phy_id=PHY, socket_no=1, port_no=1, order_no=ORDER,
             reading=MeterReading(duration_s=60 * minute, energy_centikwh=9 * minute,
                                  power_dw=15000)), now)
-        assert isinstance(progress, ChargingProgressed)
+        assert isinstance(progress, ProgressReported)
         published += session.progress(now, progress.reading)
     reason = EndReason.NORMAL
     if stop_after_minutes is not None:
@@ -102,11 +102,11 @@ def _order(pair: DevicePair, *, stop_after_minutes: int | None) -> tuple[Chargin
         pair.device_sends(CommandAcknowledged(command_id=stop.command_id, phy_id=PHY), now)
         reason = EndReason.REMOTE_STOP
     end = T0 + 45 + 60 * minutes
-    [settled] = pair.device_sends(ChargingSettled(
+    [settled] = pair.device_sends(SettlementReported(
         phy_id=PHY, socket_no=1, port_no=1, order_no=ORDER, end_reason=reason,
         reading=MeterReading(duration_s=60 * minutes, energy_centikwh=9 * minutes),
         peak_power_dw=18000), end)
-    assert isinstance(settled, ChargingSettled)
+    assert isinstance(settled, SettlementReported)
     published += session.settlement(end, settled.reading, end_reason=settled.end_reason,
                                     end_reason_raw=settled.end_reason_raw)
     return session, published

@@ -7,8 +7,6 @@ from bkvcodec._device import CardAnswered, ServerAnswered
 from bkvcodec._events import (
     AlarmRaised,
     CardPresented,
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     CommandTimedOut,
@@ -16,8 +14,10 @@ from bkvcodec._events import (
     ParamsReported,
     PortState,
     PortStatusReported,
+    ProgressReported,
     QueryParams,
     SetParams,
+    SettlementReported,
     StartCharging,
     StopCharging,
 )
@@ -92,11 +92,11 @@ def _run_order(pair: DevicePair, session: ChargingSession, *, stop_at: float | N
     published += session.command_acked(T0 + 2)
     for minute in range(1, minutes + 1):
         now = T0 + 35 + 60 * minute
-        for event in pair.device_sends(ChargingProgressed(
+        for event in pair.device_sends(ProgressReported(
                 phy_id=GATEWAY, socket_no=1, port_no=1, business_no=0x68,
                 reading=MeterReading(duration_s=60 * minute, energy_centikwh=9 * minute,
                                      power_dw=15000)), now):
-            if isinstance(event, ChargingProgressed):
+            if isinstance(event, ProgressReported):
                 assert "THD1729407600001" == event.order_no
                 published += session.progress(now, event.reading)
         if stop_at is not None and now >= stop_at:
@@ -108,11 +108,11 @@ def _run_order(pair: DevicePair, session: ChargingSession, *, stop_at: float | N
                               now)
             break
     end = T0 + 35 + 60 * minute + 5
-    for event in pair.device_sends(ChargingSettled(
+    for event in pair.device_sends(SettlementReported(
             phy_id=GATEWAY, socket_no=1, port_no=1, business_no=0x68,
             reading=MeterReading(duration_s=60 * minute, energy_centikwh=9 * minute),
             end_reason=EndReason.NORMAL), end):
-        if isinstance(event, ChargingSettled):
+        if isinstance(event, SettlementReported):
             assert "THD1729407600001" == event.order_no
             published += session.settlement(end, event.reading, end_reason=event.end_reason,
                                              end_reason_raw=event.end_reason_raw)

@@ -6,13 +6,13 @@ import pytest
 
 from bkvcodec._billing import Tariff
 from bkvcodec._events import (
-    ChargingProgressed,
-    ChargingSettled,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
     PortState,
     PortStatusReported,
+    ProgressReported,
+    SettlementReported,
     StartCharging,
     StopCharging,
 )
@@ -85,7 +85,7 @@ class Bench:
 
     def progress(self, session: ChargingSession, seconds: int, energy: int, now: float,
                  power_dw: int = 15000) -> None:
-        self.device(ChargingProgressed(
+        self.device(ProgressReported(
             phy_id=self.phy_id, socket_no=1, port_no=session.port_no,
             order_no=session.order_no, business_no=self.business.get(session.port_no),
             reading=MeterReading(duration_s=seconds, energy_centikwh=energy,
@@ -93,7 +93,7 @@ class Bench:
 
     def settle(self, session: ChargingSession, seconds: int, energy: int, now: float,
                reason: EndReason = EndReason.NORMAL) -> None:
-        self.device(ChargingSettled(
+        self.device(SettlementReported(
             phy_id=self.phy_id, socket_no=1, port_no=session.port_no,
             order_no=session.order_no, business_no=self.business.get(session.port_no),
             reading=MeterReading(duration_s=seconds, energy_centikwh=energy),

@@ -102,7 +102,9 @@ _ENVELOPE_BODY = cs.Struct(
 )
 
 ENVELOPE = cs.Struct(
-    "header" / cs.OneOf(cs.Bytes(2), [UPLINK_MAGIC, DOWNLINK_MAGIC]),
+    # Select of two Consts rather than OneOf: OneOf's error message calls str() on
+    # the bytes, which python -bb turns into an error.
+    "header" / cs.Select(cs.Const(UPLINK_MAGIC), cs.Const(DOWNLINK_MAGIC)),
     "body" / cs.RawCopy(_ENVELOPE_BODY),
     "checksum" / cs.Checksum(cs.Int8ub, lambda data: sum(data) & 0xFF, this.body.data),
     "trailer" / cs.Const(TRAILER),

@@ -1,0 +1,418 @@
+# One AP3000 ("DNY") frame to bytes and back (ap3000.md §2).
+#
+# Decoding checks the frame in the order of ap3000.md §2.7 (so that every
+# malformed input gets the error the reference names: no_header,
+# length_too_small, length_too_large, incomplete, checksum_mismatch, then
+# trailing_bytes for a one-frame decode), then dispatches the data on (command,
+# direction) to the fast decoders. The direction is an input: nothing in a frame
+# says which way it travels (§2.6). Encoding goes through the construct grammar,
+# which computes the length and the checksum and writes optional fields up to the
+# last one set (§2.6). ``reference_decode`` decodes with the grammar alone; it
+# exists for the differential tests and as an executable statement of the layout.
+from __future__ import annotations
+
+import dataclasses
+import warnings
+import zlib
+from dataclasses import dataclass
+from struct import Struct
+from typing import Any
+
+import construct as cs
+
+from .._errors import (
+    ChecksumMismatch,
+    Incomplete,
+    LengthTooLarge,
+    LengthTooSmall,
+    LocalProtocolError,
+    NoHeader,
+    RemoteProtocolError,
+    TrailingBytes,
+)
+from .._types import Direction
+from . import grammar
+from .fastpath import DECODERS_BY_DIRECTION, fast_builder
+from .grammar import HEADER, LAYOUTS, MAX_LENGTH, MIN_LENGTH, Layout, Text
+from .messages import (
+    MESSAGE_TYPES,
+    Ap3000CardSwipe,
+    Ap3000Message,
+    Ap3000SlaveVersion,
+    UnknownAp3000Command,
+)
+from .values import format_phy_id
+
+__all__ = ["Ap3000Frame", "Ap3000FrameSizeWarning", "check_frame", "decode_checked",
+           "reference_decode"]
+
+#: Frame bytes around the data: header 3, length 2, physical ID 4, message ID 2,
+#: command 1, checksum 2.
+FRAME_OVERHEAD = 14
+#: The packet size the vendor document allows (§2.2); 0xF8 frames need 269 (§9 A1).
+DOCUMENTED_MAX_LENGTH = 256
+_LEGACY_FIRMWARE_LENGTH = 269
+
+_HEAD = Struct("<IHB")
+
+
+class Ap3000FrameSizeWarning(UserWarning):
+    """An encoded AP3000 frame is longer than the vendor's 256-byte packet limit
+    (ap3000.md §2.2; 0xF8 packets of length 269 excepted). Devices may refuse it.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+def _message_key(message: Ap3000Message) -> tuple[int, Direction]:
+    if isinstance(message, UnknownAp3000Command):
+        return message.command, message.direction
+    command, direction, _ = MESSAGE_TYPES[type(message)]
+    return command, direction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ap3000Frame:
+    """One AP3000 frame: ``DNY``, length, physical ID, message ID, command, data
+    and checksum (ap3000.md §2.2).
+
+    The command code and direction follow from the message class (§8); the
+    length and checksum are computed when encoding.
+
+    Attributes:
+        physical_id: The 32-bit physical ID of the unit the frame concerns
+            (§2.3); see :attr:`phy_id`, :attr:`device_type_code` and
+            :attr:`device_number`.
+        message_id: The message ID (u16, §2.5): a fresh number for each new
+            command, the same for a retransmission, the request's in a reply.
+        message: The decoded data.
+
+    .. versionadded:: 0.1.0
+    """
+
+    physical_id: int
+    message_id: int = 0
+    message: Ap3000Message
+
+    @property
+    def direction(self) -> Direction:
+        """Which way the frame travels (given by the message class)."""
+        return _message_key(self.message)[1]
+
+    @property
+    def command(self) -> int:
+        """The command byte (ap3000.md §8)."""
+        return _message_key(self.message)[0]
+
+    @property
+    def phy_id(self) -> str:
+        """The physical ID as 8 upper-case hex digits, type code first (``"04CEAA40"``)."""
+        return format_phy_id(self.physical_id)
+
+    @property
+    def device_type_code(self) -> int:
+        """The type code, the physical ID's most significant byte (§2.3)."""
+        return self.physical_id >> 24
+
+    @property
+    def device_number(self) -> int:
+        """The number printed under the unit's QR code, the low 24 bits (§2.3)."""
+        return self.physical_id & 0xFF_FFFF
+
+    @classmethod
+    def decode(cls, data: bytes, direction: Direction) -> Ap3000Frame:
+        """Decode *data*, which must hold exactly one frame.
+
+        Args:
+            data: The frame's bytes.
+            direction: Which way the frame travelled (:attr:`Direction.UP
+                <bkvcodec.Direction.UP>` for what a device sends); it selects the
+                data layout, because a request and its reply share the command
+                byte.
+
+        Returns:
+            The frame. A command without a layout in this direction gives an
+            :class:`UnknownAp3000Command` message.
+
+        Raises:
+            FrameError: *data* is not one well-formed frame; the subclass says
+                why (:class:`NoHeader`, :class:`LengthTooSmall`,
+                :class:`LengthTooLarge`, :class:`Incomplete`,
+                :class:`ChecksumMismatch`, :class:`TrailingBytes`).
+            PayloadError: The frame is valid but its data is not
+                (:class:`PayloadTooShort`: a mandatory field or a counted list is
+                missing).
+            LocalProtocolError: *direction* is not a :class:`Direction`.
+        """
+        if type(data) is not bytes:
+            data = bytes(data)
+        size = len(data)
+        # The common case first: one well-formed frame of at most 256 bytes.
+        if FRAME_OVERHEAD <= size <= 256 and data[:3] == HEADER and (
+                data[3] | data[4] << 8) + 5 == size:
+            low, high = data[-2], data[-1]
+            if (_adler32(data) & 0xFFFF) - 1 - low - high == low | high << 8:
+                return decode_checked(data, size, direction)
+        total = check_frame(data)
+        if size > total:
+            raise TrailingBytes(total, size)
+        return decode_checked(data, total, direction)
+
+    def encode(self) -> bytes:
+        """The frame as bytes, with its length and checksum computed.
+
+        Optional fields are written up to the last one set; unset ones before it
+        get their neutral value (§2.6). A frame longer than 256 bytes (other
+        than an 0xF8 packet) triggers an :class:`Ap3000FrameSizeWarning`.
+
+        Returns:
+            The frame.
+
+        Raises:
+            LocalProtocolError: A field does not fit its wire encoding, or the
+                frame would exceed the 1024-byte length limit.
+        """
+        return encode_frame(self)
+
+    def reply(self, message: Ap3000Message) -> Ap3000Frame:
+        """The frame answering this one: same physical ID and message ID (§2.5).
+
+        Args:
+            message: The answer, for example :class:`Ap3000HeartbeatReply` for an
+                :class:`Ap3000Heartbeat`.
+
+        Returns:
+            The reply frame.
+
+        Raises:
+            LocalProtocolError: *message* has another command or travels the same
+                way as this frame.
+        """
+        command, direction = _message_key(message)
+        if command != self.command or direction is self.direction:
+            raise LocalProtocolError(
+                f"{type(message).__name__} does not answer command {self.command:#04x} "
+                f"{self.direction.value}")
+        return Ap3000Frame(physical_id=self.physical_id, message_id=self.message_id,
+                           message=message)
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+def checksum(data: bytes, end: int) -> int:
+    """The checksum of the first *end* bytes of *data* (§2.4)."""
+    if end + 2 == len(data) <= 256:
+        # adler32's low half is 1 + the byte sum while that sum stays below 65521;
+        # summing the whole frame saves a copy, then the two checksum bytes go.
+        return (zlib.adler32(data) & 0xFFFF) - 1 - data[end] - data[end + 1]
+    if end <= 256:
+        # adler32's low half is 1 + the byte sum while that sum stays below 65521.
+        return (zlib.adler32(memoryview(data)[:end]) & 0xFFFF) - 1
+    return sum(memoryview(data)[:end]) & 0xFFFF
+
+
+def check_frame(data: bytes) -> int:
+    """Check the frame at the start of *data*; return the frame's size.
+
+    Raises:
+        FrameError: As :meth:`Ap3000Frame.decode`, except :class:`TrailingBytes`.
+    """
+    available = len(data)
+    if data[:3] != HEADER:
+        if available < 3 and HEADER.startswith(data):
+            raise Incomplete(FRAME_OVERHEAD, available)
+        raise NoHeader(bytes(data[:3]))
+    if available < 5:
+        raise Incomplete(FRAME_OVERHEAD, available)
+    length = data[3] | data[4] << 8
+    if length < MIN_LENGTH:
+        raise LengthTooSmall(length, MIN_LENGTH)
+    if length > MAX_LENGTH:
+        raise LengthTooLarge(length, MAX_LENGTH)
+    total = length + 5
+    if available < total:
+        raise Incomplete(total, available)
+    expected = checksum(data, total - 2)
+    actual = data[total - 2] | data[total - 1] << 8
+    if expected != actual:
+        raise ChecksumMismatch(expected, actual)
+    return total
+
+
+_frame_new = fast_builder(Ap3000Frame)
+_adler32 = zlib.adler32
+_UP = Direction.UP
+_DOWN = Direction.DOWN
+_UP_DECODERS = DECODERS_BY_DIRECTION[Direction.UP]
+_DOWN_DECODERS = DECODERS_BY_DIRECTION[Direction.DOWN]
+
+
+def decode_checked(data: bytes, total: int, direction: Direction) -> Ap3000Frame:
+    """Decode the *total*-byte frame at the start of *data*, already checked.
+
+    Raises:
+        PayloadError: The data does not fit the command's layout.
+        LocalProtocolError: *direction* is not a :class:`Direction`.
+    """
+    physical_id, message_id, command = _HEAD.unpack_from(data, 5)
+    if direction is _UP:
+        decoder = _UP_DECODERS.get(command)
+    elif direction is _DOWN:
+        decoder = _DOWN_DECODERS.get(command)
+    else:
+        raise LocalProtocolError(f"direction must be a Direction, got {direction!r}")
+    payload = data[12:total - 2]
+    message = (decoder(payload) if decoder is not None else
+               UnknownAp3000Command(direction=direction, command=command, data=payload))
+    return _frame_new(physical_id, message_id, message)
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+def _neutral(layout: Layout, field: Any, message: Ap3000Message) -> Any:
+    """The value written for an unset optional field before the last one set."""
+    name = field.name
+    if name in layout.neutral:
+        return layout.neutral[name]
+    if isinstance(message, Ap3000CardSwipe) and name == "card_no2_len":
+        return len(message.card_no2 or b"")
+    sub = field.subcon
+    if isinstance(sub, Text):
+        return ""
+    if isinstance(sub, cs.Bytes) and isinstance(sub.length, int):
+        return bytes(sub.length)
+    return 0
+
+
+def _plain_value(value: object) -> Any:
+    if isinstance(value, tuple):
+        return [_plain_value(v) for v in value]
+    if isinstance(value, Ap3000SlaveVersion):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _container(layout: Layout, message: Ap3000Message) -> dict[str, Any]:
+    """*message* as the dict structure the layout's construct builds from."""
+    out: dict[str, Any] = {}
+    for field in layout.mandatory:
+        if hasattr(message, field.name):
+            out[field.name] = _plain_value(getattr(message, field.name))
+    if isinstance(message, Ap3000CardSwipe) and message.card_no2 is not None and (
+            message.card_no2_len not in (None, len(message.card_no2))):
+        raise LocalProtocolError(
+            f"card_no2_len {message.card_no2_len} but card_no2 has {len(message.card_no2)} "
+            "bytes")
+    values = [getattr(message, f.name) for f in layout.optional]
+    last = max((i for i, v in enumerate(values) if v is not None), default=-1)
+    tail: dict[str, Any] | None = None
+    for i in range(last, -1, -1):
+        field = layout.optional[i]
+        value = values[i] if values[i] is not None else _neutral(layout, field, message)
+        tail = {field.name: value, "tail": tail}
+    if layout.optional:
+        out["tail"] = tail
+    if not layout.rest:
+        out["extra"] = getattr(message, "extra", b"")
+    return out
+
+
+def encode_data(message: Ap3000Message) -> bytes:
+    """The data field of *message* (see :meth:`Ap3000Frame.encode`)."""
+    if isinstance(message, UnknownAp3000Command):
+        return message.data
+    layout = LAYOUTS[_message_key(message)]
+    return bytes(layout.struct.build(_container(layout, message)))
+
+
+def encode_frame(frame: Ap3000Frame) -> bytes:
+    """Encode *frame* (see :meth:`Ap3000Frame.encode`)."""
+    try:
+        command = frame.command
+        data = encode_data(frame.message)
+        length = len(data) + MIN_LENGTH
+        if length > MAX_LENGTH:
+            raise LocalProtocolError(f"length {length} exceeds the limit {MAX_LENGTH}")
+        encoded = bytes(grammar.FRAME.build({"body": {"value": {
+            "physical_id": frame.physical_id, "message_id": frame.message_id,
+            "command": command, "data": data}}}))
+    except LocalProtocolError:
+        raise
+    except (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,
+            KeyError, UnicodeError) as err:
+        raise LocalProtocolError(
+            f"cannot encode {type(frame.message).__name__}: {err}") from err
+    limit = _LEGACY_FIRMWARE_LENGTH if command == 0xF8 else DOCUMENTED_MAX_LENGTH
+    if length > limit:
+        warnings.warn(f"AP3000 frame length {length} exceeds the documented {limit}",
+                      Ap3000FrameSizeWarning, stacklevel=3)
+    return encoded
+
+
+# --- the grammar as a decoder ---------------------------------------------------------------
+
+def _flatten(layout: Layout, parsed: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for field in layout.mandatory:
+        values[field.name] = parsed[field.name]
+    tail = parsed.get("tail")
+    for field in layout.optional:
+        if tail is None:
+            values[field.name] = None
+            continue
+        values[field.name] = tail[field.name]
+        tail = tail.get("tail")
+    if not layout.rest:
+        values["extra"] = parsed["extra"]
+    return values
+
+
+def _python(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list):
+        if value and isinstance(value[0], dict):
+            return tuple(Ap3000SlaveVersion(
+                device_type=int(v["device_type"]), reserved=int(v["reserved"]),
+                min_firmware_version=int(v["min_firmware_version"]),
+                physical_id=int(v["physical_id"])) for v in value)
+        return tuple(int(v) for v in value)
+    return None if value is None else int(value)
+
+
+def reference_decode(data: bytes, direction: Direction) -> Ap3000Frame:
+    """Decode one frame with the construct grammar alone (slow; for tests).
+
+    Raises:
+        RemoteProtocolError: The bytes are not a valid frame or payload (the
+            error is less specific than :meth:`Ap3000Frame.decode`'s).
+    """
+    try:
+        parsed = grammar.FRAME.parse(data)
+    except cs.ConstructError as err:
+        raise _GrammarRejected(f"frame: {err}") from err
+    body = parsed["body"]["value"]
+    command = int(body["command"])
+    payload = bytes(body["data"])
+    layout = LAYOUTS.get((command, direction))
+    if layout is None:
+        message: Ap3000Message = UnknownAp3000Command(
+            direction=direction, command=command, data=payload)
+    else:
+        try:
+            values = _flatten(layout, layout.struct.parse(payload))
+        except cs.ConstructError as err:
+            raise _GrammarRejected(f"{layout.name}: {err}") from err
+        cls = next(c for c, key in MESSAGE_TYPES.items() if key[:2] == (command, direction))
+        names = {f.name for f in dataclasses.fields(cls)}
+        message = cls(**{k: _python(v) for k, v in values.items() if k in names})
+    return Ap3000Frame(physical_id=int(body["physical_id"]),
+                       message_id=int(body["message_id"]), message=message)
+
+
+class _GrammarRejected(RemoteProtocolError):
+    """The reference grammar rejected the bytes (reason in the message)."""
+
+    code = "grammar_rejected"
