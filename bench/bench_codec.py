@@ -23,15 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bkvcodec import BkvFrame, FrameDecoder, message_name
+from bkvcodec import Ap3000Frame, BkvFrame, Direction, FrameDecoder, message_name
 
-VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors" / "bkv.json"
+VECTOR_DIR = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 
 # --- the baseline: what a careful programmer would write by hand -----------------------
 _HEAD = struct.Struct(">2sHHIB7s")
 _HEARTBEAT = struct.Struct(">20s8sB")
 _M17 = struct.Struct(">B2sBBBBHHHHH")
 _PORT = struct.Struct(">BBHHHHHH")
+_TIER = struct.Struct(">HHH")
 # (sub-command, uplink) -> layout of the fixed part.
 _GN_FLAT = {
     (0x07, False): struct.Struct(">BBBBHH"), (0x07, True): struct.Struct(">BBBH"),
@@ -84,6 +85,8 @@ def baseline_decode(data: bytes) -> tuple[Any, ...]:
         elif (sub, header == b"\xfc\xfe") in _GN_FLAT:
             layout = _GN_FLAT[sub, header == b"\xfc\xfe"]
             body = layout.unpack_from(params)
+            if sub == 0x17:
+                body = (*body, list(_TIER.iter_unpack(params[6:6 + 6 * params[5]])))
             if sub == 0x08 and header == b"\xfc\xff":
                 body = (params[0], [(params[i], params[i + 1:i + 7].hex())
                                     for i in range(1, len(params), 7)])
@@ -104,6 +107,40 @@ def baseline_decode(data: bytes) -> tuple[Any, ...]:
             else:
                 body[tag] = int.from_bytes(value, "big") if len(value) <= 8 else value
     return header, command, seq, flag, gateway.hex(), body
+
+
+# AP3000 (ap3000.md §2.2): little-endian header, 16-bit sum checksum, then the data.
+_DNY_HEAD = struct.Struct("<3sHIHB")
+_DNY_LAYOUTS = {
+    0x21: None,  # heartbeat: voltage, n, n statuses, signal, temperature
+    0x06: struct.Struct("<BBHHBHHHH16s"),
+    0x03: struct.Struct("<HHHBB4sB16s"),
+    0x20: struct.Struct("<HBBBB"),
+    0x82: struct.Struct("<B"),
+}
+_DNY_CONTROL = struct.Struct("<BIBBH16s")
+
+
+def baseline_decode_ap3000(data: bytes, up: bool = True) -> tuple[Any, ...]:
+    header, length, physical_id, message_id, command = _DNY_HEAD.unpack_from(data)
+    if header != b"DNY" or len(data) != length + 5:
+        raise ValueError("bad frame")
+    if sum(data[:-2]) & 0xFFFF != data[-2] | data[-1] << 8:
+        raise ValueError("bad frame")
+    payload = data[12:-2]
+    body: Any
+    if not up:
+        body = (_DNY_CONTROL.unpack_from(payload) if command == 0x82 and len(payload) >= 25
+                else payload)
+    elif command == 0x21:
+        count = payload[2]
+        body = (payload[0] | payload[1] << 8, list(payload[3:3 + count]),
+                payload[3 + count], payload[4 + count])
+    elif command in _DNY_LAYOUTS and len(payload) >= _DNY_LAYOUTS[command].size:  # type: ignore[union-attr]
+        body = _DNY_LAYOUTS[command].unpack_from(payload)  # type: ignore[union-attr]
+    else:
+        body = payload
+    return f"{physical_id:08X}", message_id, command, body
 
 
 # --- measurement ------------------------------------------------------------------------------
@@ -133,38 +170,59 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0.2, help="time per measurement")
     args = parser.parse_args()
 
-    vectors = json.loads(VECTORS.read_text())["vectors"]
-    kinds: dict[str, list[bytes]] = defaultdict(list)
+    vectors = json.loads((VECTOR_DIR / "bkv.json").read_text())["vectors"]
+    ap3000 = json.loads((VECTOR_DIR / "ap3000.json").read_text())["vectors"]
+    rows: list[tuple[str, list[bytes], Callable[[bytes], object], Callable[[bytes], object],
+                     Callable[[Any], bytes]]] = []
+    bkv_kinds: dict[str, list[bytes]] = defaultdict(list)
     for case in vectors:
         data = bytes.fromhex(case["hex"])
-        kinds[message_name(BkvFrame.decode(data).message)].append(data)
+        bkv_kinds[message_name(BkvFrame.decode(data).message)].append(data)
+    for name, frames in sorted(bkv_kinds.items()):
+        rows.append((f"bkv {name}", frames, BkvFrame.decode, baseline_decode, BkvFrame.encode))
+    for direction in Direction:
+        kinds: dict[str, list[bytes]] = defaultdict(list)
+        for case in ap3000:
+            if case["direction"] != direction.value:
+                continue
+            data = bytes.fromhex(case["hex"])
+            kinds[message_name(Ap3000Frame.decode(data, direction).message)].append(data)
+        for name, frames in sorted(kinds.items()):
+            def decode(data: bytes, direction: Direction = direction) -> object:
+                return Ap3000Frame.decode(data, direction)
+
+            def baseline(data: bytes, up: bool = direction is Direction.UP) -> object:
+                return baseline_decode_ap3000(data, up)
+            rows.append((f"ap3000 {name}", frames, decode, baseline, Ap3000Frame.encode))
 
     print(f"bkvcodec codec benchmark — Python {platform.python_version()} on "
           f"{platform.machine()}, {platform.processor() or platform.system()}")
-    print(f"{'message':22} {'bytes':>5} {'decode/s':>10} {'baseline/s':>11} {'ratio':>6}"
+    print(f"{'message':34} {'bytes':>5} {'decode/s':>10} {'baseline/s':>11} {'ratio':>6}"
           f" {'encode/s':>10}")
     worst = 0.0
-    for name, frames in sorted(kinds.items()):
-        decoded = [BkvFrame.decode(f) for f in frames]
-        ours = rate(BkvFrame.decode, frames, args.seconds)
-        base = rate(baseline_decode, frames, args.seconds)
-        enc = rate(BkvFrame.encode, decoded, args.seconds)
+    for name, frames, decode_fn, baseline_fn, encode_fn in rows:
+        decoded = [decode_fn(f) for f in frames]
+        ours = rate(decode_fn, frames, args.seconds)
+        base = rate(baseline_fn, frames, args.seconds)
+        enc = rate(encode_fn, decoded, args.seconds)
         ratio = base / ours
         worst = max(worst, ratio)
         size = sum(map(len, frames)) // len(frames)
-        print(f"{name:22} {size:5d} {ours:10,.0f} {base:11,.0f} {ratio:6.2f} {enc:10,.0f}")
+        print(f"{name:34} {size:5d} {ours:10,.0f} {base:11,.0f} {ratio:6.2f} {enc:10,.0f}")
 
-    capture = b"".join(bytes.fromhex(c["hex"]) for c in vectors) * 200
-    chunks = [capture[i:i + 4096] for i in range(0, len(capture), 4096)]
+    up_ap3000 = [c for c in ap3000 if c["direction"] == "up"]
+    for label, cases in (("BKV", vectors), ("AP3000 uplink", up_ap3000)):
+        capture = b"".join(bytes.fromhex(c["hex"]) for c in cases) * 200
+        chunks = [capture[i:i + 4096] for i in range(0, len(capture), 4096)]
 
-    def stream(_: object) -> None:
-        decoder = FrameDecoder()
-        for chunk in chunks:
-            decoder.feed(chunk)
+        def stream(_: object, chunks: list[bytes] = chunks) -> None:
+            decoder = FrameDecoder()
+            for chunk in chunks:
+                decoder.feed(chunk)
 
-    runs = rate(stream, [None], args.seconds * 5)
-    print(f"stream decoder: {runs * len(capture) / 1e6:.2f} MB/s "
-          f"({runs * len(vectors) * 200:,.0f} frames/s, 4 KiB reads)")
+        runs = rate(stream, [None], args.seconds * 5)
+        print(f"stream decoder, {label}: {runs * len(capture) / 1e6:.2f} MB/s "
+              f"({runs * len(cases) * 200:,.0f} frames/s, 4 KiB reads)")
     print(f"worst decode ratio to hand-written struct: {worst:.2f} (target ≤ 2.0)")
     return 0
 

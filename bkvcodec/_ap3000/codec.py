@@ -30,9 +30,10 @@ from .._errors import (
     RemoteProtocolError,
     TrailingBytes,
 )
+from .._fastinit import positional_builder
 from .._types import Direction
 from . import grammar
-from .fastpath import DECODERS_BY_DIRECTION, fast_builder
+from .fastpath import DECODERS_BY_DIRECTION
 from .grammar import HEADER, LAYOUTS, MAX_LENGTH, MIN_LENGTH, Layout, Text
 from .messages import (
     MESSAGE_TYPES,
@@ -239,7 +240,7 @@ def check_frame(data: bytes) -> int:
     return total
 
 
-_frame_new = fast_builder(Ap3000Frame)
+_frame_new = positional_builder(Ap3000Frame)
 _adler32 = zlib.adler32
 _UP = Direction.UP
 _DOWN = Direction.DOWN

@@ -13,7 +13,7 @@
 #   lists, 0x02's second card number, 0x35, 0x89, 0x8B/0x8C rest-of-data fields)
 #   are read by hand-written functions.
 #
-# Messages are built positionally by ``fast_builder``, skipping the frozen
+# Messages are built positionally by ``positional_builder``, skipping the frozen
 # dataclass's ``__init__`` (which costs 0.13 µs a field; the builder about
 # 0.02 µs); the values are well typed by construction.
 # ``tests/test_ap3000_roundtrip.py`` checks, on generated, real, mutated and
@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from struct import Struct
-from typing import Protocol, TypeVar
 
 from .._errors import PayloadTooShort
 from .._fastinit import positional_builder
@@ -44,48 +43,10 @@ from .messages import (
     Ap3000WriteEeprom,
 )
 
-__all__ = ["DECODERS", "DECODERS_BY_DIRECTION", "fast_builder"]
+__all__ = ["DECODERS", "DECODERS_BY_DIRECTION"]
 
-T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 Decoder = Callable[[bytes], Ap3000Message]
 
-
-class Builder(Protocol[T_co]):
-    """``build(*values)``: an instance from every field's value, in declaration order."""
-
-    def __call__(self, *values: object) -> T_co: ...
-
-
-def fast_builder(cls: type[T]) -> Builder[T]:
-    """A function ``build(*values) -> cls`` taking every field in declaration order,
-    about four times faster than ``_fastinit.positional_builder``.
-
-    It fills an instance of a private twin class that has the same ``__slots__``
-    (plain slot stores, no descriptor calls), then assigns ``__class__``, which
-    CPython allows between classes of identical layout. The result is an ordinary
-    frozen *cls* instance. A self-check at import time falls back to
-    ``positional_builder`` if the interpreter refuses the assignment.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    slots = getattr(cls, "__slots__", ())
-    if tuple(slots) != tuple(names):
-        return positional_builder(cls)
-    twin = type(f"_{cls.__name__}Filler", (), {"__slots__": tuple(slots)})
-    namespace: dict[str, object] = {"new": object.__new__, "twin": twin, "cls": cls}
-    lines = [f"def build({', '.join(names)}):", "    self = new(twin)"]
-    lines += [f"    self.{name} = {name}" for name in names]
-    lines += ["    self.__class__ = cls", "    return self"]
-    exec("\n".join(lines), namespace)  # the source is built from field names only
-    build = namespace["build"]
-    assert callable(build)
-    try:
-        probe = build(*range(len(names)))
-    except TypeError:
-        return positional_builder(cls)
-    if type(probe) is not cls or [getattr(probe, n) for n in names] != list(range(len(names))):
-        return positional_builder(cls)
-    return build
 
 
 # --- compiled fixed layouts ---------------------------------------------------------------------
@@ -97,7 +58,7 @@ def _compile(name: str, cls: type[Ap3000Message], mandatory: Sequence[PlainField
     declared = [f.name for f in dataclasses.fields(cls)]
     if declared != [f.name for f in fields] + ["extra"]:
         raise AssertionError(f"{cls.__name__} fields do not follow the {name} layout")
-    build = fast_builder(cls)
+    build = positional_builder(cls)
     # structs[k] reads the mandatory fields and the first k optional ones.
     structs = [Struct("<" + "".join(f.code for f in fields[:len(mandatory) + k]))
                for k in range(len(optional) + 1)]
@@ -139,9 +100,9 @@ def _compile(name: str, cls: type[Ap3000Message], mandatory: Sequence[PlainField
 # --- hand-written variable layouts -----------------------------------------------------------
 
 _U16_LISTS = [Struct(f"<{n}H") for n in range(256)]
-_legacy_heartbeat_new = fast_builder(Ap3000LegacyHeartbeat)
-_heartbeat_new = fast_builder(Ap3000Heartbeat)
-_card_swipe_new = fast_builder(Ap3000CardSwipe)
+_legacy_heartbeat_new = positional_builder(Ap3000LegacyHeartbeat)
+_heartbeat_new = positional_builder(Ap3000Heartbeat)
+_card_swipe_new = positional_builder(Ap3000CardSwipe)
 _SLAVE_VERSION = Struct("<BBHI")
 
 

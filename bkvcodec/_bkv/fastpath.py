@@ -77,14 +77,15 @@ def _count(name: str, params: bytes, at: int, size: int) -> int:
     return count
 
 
+_power_tier_new = positional_builder(PowerTier)
+
+
 def _tiers(params: bytes, at: int, count: int) -> tuple[PowerTier, ...]:
-    return tuple(
-        PowerTier(max_power_dw=p, price_fen=f, duration_min=d)
-        for p, f, d in _TIER.iter_unpack(params[at:at + 6 * count]))
+    return tuple(_power_tier_new(*tier) for tier in _TIER.iter_unpack(params[at:at + 6 * count]))
 
 
 def _durations(params: bytes, at: int, count: int) -> tuple[int, ...]:
-    return tuple(int.from_bytes(params[i:i + 2], "big") for i in range(at, at + 2 * count, 2))
+    return Struct(f">{count}H").unpack_from(params, at) if count else ()
 
 
 def _fixed(cls: type[GnMessage], name: str, layout: str) -> Callable[[bytes, int], GnMessage]:
