@@ -21,6 +21,7 @@ from ._events import (
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
+    ModifyCharge,
     ParamsReported,
     PortStatusReported,
     ProgressReported,
@@ -101,8 +102,14 @@ class Ap3000DeviceRules:
         return [command]
 
     def _command(self, frame: Ap3000Frame, message: a.Ap3000Message, command_id: str
-                 ) -> StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | None:
+                 ) -> DeviceInput | None:
         phy_id = frame.phy_id
+        if isinstance(message, a.Ap3000ModifyCharge):
+            by_energy = message.mode == 2
+            return ModifyCharge(command_id=command_id, phy_id=phy_id, port_no=message.port + 1,
+                                duration_s=None if by_energy else message.value,
+                                energy_wh=message.value * 10 if by_energy else None,
+                                stop_when_full=message.mode in (1, 2))
         if isinstance(message, a.Ap3000ChargeControl):
             port_no = 255 if message.port == 0xFF else message.port + 1
             order_no = decode_order_no(message.order_no)
@@ -217,6 +224,9 @@ class Ap3000DeviceRules:
                                                port=port)
         elif isinstance(message, a.Ap3000SetParams11):
             reply = a.Ap3000SetParams11Reply(result=0 if ok else 1)
+        elif isinstance(message, a.Ap3000ModifyCharge):
+            reply = a.Ap3000ModifyChargeReply(
+                result=0 if ok else (getattr(event, "raw_code", None) or 1))
         elif isinstance(message, a.Ap3000QueryStatus):
             return b""  # 0x81 has no reply; the unit answers with its 0x20/0x21
         else:

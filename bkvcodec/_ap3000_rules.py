@@ -34,10 +34,12 @@ from ._events import (
     DeviceHeartbeat,
     DeviceRegistered,
     ModemIdentified,
+    ModifyCharge,
     ParamsReported,
     PortState,
     PortStatusReported,
     ProgressReported,
+    QueryParams,
     QueryStatus,
     SetParams,
     SettlementReported,
@@ -339,8 +341,14 @@ class Ap3000ServerRules:
                 unplug_power=p["unplug_power"], unplug_detect_time_s=p["unplug_detect_time_s"],
                 float_percent=p["float_percent"], float_detect_time_s=p["float_detect_time_s"],
                 float_time_s=p["float_time_s"], heartbeat_interval_s=p["heartbeat_interval_s"])
-        else:
+        elif isinstance(command, QueryParams):
             message = a.Ap3000QueryParams11()
+        elif isinstance(command, ModifyCharge):
+            message = self._modify(command)
+        else:
+            raise LocalProtocolError(
+                f"AP3000 devices cannot {type(command).__name__} through this library "
+                "(firmware transfer and socket networking are not AP3000 commands it drives)")
         frame = Ap3000Frame(physical_id=physical_id, message_id=self._message_id,
                             message=message)
         return frame.encode(), (physical_id, frame.command, self._message_id)
@@ -363,6 +371,19 @@ class Ap3000ServerRules:
         return a.Ap3000ChargeControl(
             rate_mode=rate_mode, balance_or_expiry=command.amount_cents or 0, port=port,
             charge_command=1, charge_value=value, order_no=encode_order_no(command.order_no))
+
+    @staticmethod
+    def _modify(command: ModifyCharge) -> a.Ap3000ModifyCharge:
+        """0x8A (ap3000.md §5.3): mode 0 timed, 1 timed with stop-when-full, 2 energy."""
+        if (command.duration_s is None) == (command.energy_wh is None):
+            raise LocalProtocolError("ModifyCharge takes exactly one of duration_s, energy_wh")
+        if command.duration_s is not None:
+            mode, value = (1 if command.stop_when_full else 0), command.duration_s
+        else:
+            mode, value = 2, (command.energy_wh or 0) // 10
+        if not 0 <= value <= 0xFFFF:
+            raise LocalProtocolError(f"ModifyCharge value {value} does not fit 16 bits")
+        return a.Ap3000ModifyCharge(mode=mode, port=command.port_no - 1, value=value)
 
     def stop_sent(self, command: StopCharging) -> None:
         """Nothing to remember: AP3000 settlements carry their own stop reason."""

@@ -19,16 +19,19 @@ from ._events import (
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
+    NetworkSocketSpec,
     ParamsReported,
     PortStatusReported,
     PowerTierSpec,
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SetNetworkList,
     SetParams,
     SettlementReported,
     StartCharging,
     StartConfirmed,
+    StartOta,
     StopCharging,
     UnknownMessage,
 )
@@ -101,8 +104,21 @@ class BkvDeviceRules:
         return [command]
 
     def _command(self, frame: BkvFrame, message: m.BkvMessage, command_id: str
-                 ) -> StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | None:
+                 ) -> DeviceInput | None:
         gateway = frame.gateway_id
+        if isinstance(message, m.OtaUpgrade):
+            return StartOta(command_id=command_id, phy_id=gateway, ftp_host=message.ftp_ip,
+                            ftp_port=message.ftp_port, file_name=message.file_name,
+                            target=message.target)
+        if isinstance(message, m.NetworkRefresh | m.NetworkAdd):
+            sockets = (message.sockets if isinstance(message, m.NetworkRefresh)
+                       else (m.NetworkSocket(socket_no=message.socket_no, mac=message.mac),))
+            return SetNetworkList(
+                command_id=command_id, phy_id=gateway,
+                sockets=tuple(NetworkSocketSpec(socket_no=s.socket_no, mac=s.mac.hex())
+                              for s in sockets),
+                channel=message.channel if isinstance(message, m.NetworkRefresh) else 1,
+                add=isinstance(message, m.NetworkAdd))
         if isinstance(message, m.ChargeControl):
             if not message.switch:
                 return StopCharging(command_id=command_id, phy_id=gateway,
@@ -266,6 +282,10 @@ class BkvDeviceRules:
         elif isinstance(message, m.ParamQuery):
             reply = m.ParamQueryReply(socket_no=message.socket_no, ack=int(ok),
                                       bkv_seq=message.bkv_seq)
+        elif isinstance(message, m.NetworkRefresh):
+            reply = m.NetworkRefreshAck(result=int(ok), container=message.container)
+        elif isinstance(message, m.NetworkAdd):
+            reply = m.NetworkAddAck(result=int(ok), container=message.container)
         elif isinstance(message, m.StatusQuery):
             reply = m.SocketStatus(socket_no=message.socket_no, socket_version=b"\xff\xff",
                                    temperature_c=30, rssi=30, ports=())

@@ -35,10 +35,13 @@ from ._events import (
     PortState,
     PortStatusReported,
     ProgressReported,
+    QueryParams,
     QueryStatus,
+    SetNetworkList,
     SetParams,
     SettlementReported,
     StartCharging,
+    StartOta,
     StopCharging,
     UnknownMessage,
 )
@@ -390,10 +393,33 @@ class BkvServerRules:
                 power_limit_dw=p.get("power_limit_dw"),
                 max_charge_time_min=p.get("max_charge_time_min"))
             key = ("params", seq)
+        elif isinstance(command, QueryParams):
+            message = m.ParamQuery(socket_no=command.socket_no, bkv_seq=seq)
+            key = ("params", seq)
+        elif isinstance(command, StartOta):
+            # The gateway does not answer an OTA order (bkv.md §5): nothing to track.
+            message = m.OtaUpgrade(target=command.target, ftp_ip=command.ftp_host,
+                                   ftp_port=command.ftp_port, file_name=command.file_name)
+            return self._frame(gateway, message, seq), None
+        elif isinstance(command, SetNetworkList):
+            message, key = self._network(command), ("command", seq)
         else:
-            message, key = m.ParamQuery(socket_no=command.socket_no, bkv_seq=seq), ("params",
-                                                                                    seq)
+            raise LocalProtocolError(
+                f"BKV gateways cannot {type(command).__name__} (no such command in bkv.md)")
         return self._frame(gateway, message, seq), key
+
+    @staticmethod
+    def _network(command: SetNetworkList) -> m.BkvMessage:
+        try:
+            sockets = tuple(m.NetworkSocket(socket_no=s.socket_no, mac=bytes.fromhex(s.mac))
+                            for s in command.sockets)
+        except ValueError as err:
+            raise LocalProtocolError(f"a socket MAC is not hex: {err}") from err
+        if command.add:
+            if len(sockets) != 1:
+                raise LocalProtocolError("adding a socket takes exactly one")
+            return m.NetworkAdd(socket_no=sockets[0].socket_no, mac=sockets[0].mac)
+        return m.NetworkRefresh(channel=command.channel, sockets=sockets)
 
     def _start(self, command: StartCharging) -> m.BkvMessage:
         socket_no, port = command.socket_no, command.port_no - 1

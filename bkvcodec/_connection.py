@@ -26,15 +26,18 @@ from ._events import (
     DeviceHeartbeat,
     DeviceRegistered,
     ModemIdentified,
+    ModifyCharge,
     ParamsReported,
     PortStatusReported,
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SetNetworkList,
     SetParams,
     SettlementReported,
     StartCharging,
     StartConfirmed,
+    StartOta,
     StopCharging,
     UnknownMessage,
     UpgradeRequested,
@@ -47,7 +50,8 @@ __all__ = ["CHINA_STANDARD_TIME", "Command", "ConnectionEvent",
 #: The time zone BKV devices keep (UTC+8), the default for time replies.
 CHINA_STANDARD_TIME = datetime.timezone(datetime.timedelta(hours=8), "CST")
 
-Command: TypeAlias = StartCharging | StopCharging | QueryStatus | SetParams | QueryParams
+Command: TypeAlias = (StartCharging | StopCharging | QueryStatus | SetParams | QueryParams
+                      | ModifyCharge | StartOta | SetNetworkList)
 
 ConnectionEvent: TypeAlias = (
     ModemIdentified | DeviceRegistered | DeviceHeartbeat | PortStatusReported
@@ -97,7 +101,8 @@ class ServerConnection:
         sock.sendall(conn.data_to_send())
 
     Commands (:class:`StartCharging`, :class:`StopCharging`,
-    :class:`QueryStatus`, :class:`SetParams`, :class:`QueryParams`) go through
+    :class:`QueryStatus`, :class:`SetParams`, :class:`QueryParams`,
+    :class:`ModifyCharge`, :class:`StartOta`, :class:`SetNetworkList`) go through
     :meth:`send`, which assigns the message id, keeps one command in flight per
     device with the protocol's spacing, retransmits with the same id, and
     reports each command's outcome as :class:`CommandAcknowledged`,

@@ -18,15 +18,18 @@ from ._events import (
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
+    ModifyCharge,
     ParamsReported,
     PortStatusReported,
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SetNetworkList,
     SetParams,
     SettlementReported,
     StartCharging,
     StartConfirmed,
+    StartOta,
     StopCharging,
     UnknownMessage,
 )
@@ -72,8 +75,8 @@ class CardAnswered:
 
 
 DeviceInput: TypeAlias = (
-    StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | ServerAnswered
-    | CardAnswered | UnknownMessage | FrameRejected
+    StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | ModifyCharge
+    | StartOta | SetNetworkList | ServerAnswered | CardAnswered | UnknownMessage | FrameRejected
 )
 """What a :class:`DeviceConnection` receives."""
 

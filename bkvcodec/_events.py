@@ -16,7 +16,8 @@ from ._session import ChargeMode, EndReason, MeterReading
 from ._types import ProtocolFamily
 
 __all__ = [
-    "AlarmRaised", "CardPresented", "StartConfirmed", "ProgressReported", "SettlementReported",
+    "AlarmRaised", "CardPresented", "ModifyCharge", "NetworkSocketSpec", "SetNetworkList",
+    "StartOta", "StartConfirmed", "ProgressReported", "SettlementReported",
     "CommandAcknowledged", "CommandRejected", "CommandTimedOut", "DeviceHeartbeat",
     "DeviceRegistered", "ModemIdentified", "ParamsReported", "PortState", "PortStatusReported",
     "PowerTierSpec", "QueryParams", "QueryStatus", "SetParams", "StartCharging",
@@ -312,6 +313,67 @@ class SetParams:
     phy_id: str
     params: Mapping[str, int] = field(default_factory=dict)
     socket_no: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModifyCharge:
+    """Change the limit of the order running on a port (AP3000 ``0x8A``).
+
+    Exactly one of ``duration_s`` and ``energy_wh`` is set. BKV gateways cannot
+    modify a running order.
+
+    Attributes:
+        stop_when_full: With a time limit, also stop when the charger is full.
+    """
+
+    command_id: str
+    phy_id: str
+    port_no: int
+    duration_s: int | None = None
+    energy_wh: int | None = None
+    stop_when_full: bool = False
+    socket_no: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartOta:
+    """Tell a BKV gateway to fetch a firmware file by FTP (BKV ``0x0007``).
+
+    The gateway sends no answer (bkv.md §5): the command is written untracked and
+    its effect shows as a new firmware version in later heartbeats. AP3000 firmware
+    is transferred in packets, which this library does not drive yet.
+    """
+
+    command_id: str
+    phy_id: str
+    ftp_host: str
+    file_name: str
+    ftp_port: int = 21
+    target: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkSocketSpec:
+    """A socket to network under a BKV gateway: its number and its MAC (12 hex digits)."""
+
+    socket_no: int
+    mac: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetNetworkList:
+    """Replace a BKV gateway's socket list (GN ``0x08``), or add one socket (``0x09``)
+    when ``add`` is set (then ``sockets`` holds exactly one).
+
+    Attributes:
+        channel: Radio channel 1-15 (ignored when adding).
+    """
+
+    command_id: str
+    phy_id: str
+    sockets: tuple[NetworkSocketSpec, ...]
+    channel: int = 1
+    add: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,9 @@
 """AP3000 server and device connections paired in memory: the test plan's flows."""
 from __future__ import annotations
 
+import pytest
+
+from bkvcodec import LocalProtocolError, ModifyCharge, StartOta
 from bkvcodec._ap3000 import messages as a
 from bkvcodec._ap3000.codec import Ap3000Frame
 from bkvcodec._billing import Tariff
@@ -223,3 +226,25 @@ def test_time_request_is_answered_with_unix_time() -> None:
 
     assert [ServerAnswered(phy_id=PHY, name="time_reply", server_time=T0)] == (
         pair.device_inputs)
+
+
+def test_modify_charge_round_trip() -> None:
+    pair = DevicePair(ProtocolFamily.AP3000, PHY)
+    [received] = pair.server_sends(ModifyCharge(command_id="m", phy_id=PHY, port_no=2,
+                                                energy_wh=1500), T0)
+
+    events = pair.device_sends(CommandRejected(command_id=received.command_id, phy_id=PHY,
+                                               reason="not_charging", raw_code=1), T0 + 1)
+
+    assert ModifyCharge(command_id=received.command_id, phy_id=PHY, port_no=2,
+                        energy_wh=1500, stop_when_full=True) == received
+    assert [CommandRejected(command_id="m", phy_id=PHY, reason="device_rejected",
+                            raw_code=1)] == events
+
+
+def test_bkv_only_commands_are_refused() -> None:
+    server = ServerConnection(protocol=ProtocolFamily.AP3000)
+
+    with pytest.raises(LocalProtocolError):
+        server.send(StartOta(command_id="o", phy_id=PHY, ftp_host="1.2.3.4", file_name="f"),
+                    T0)

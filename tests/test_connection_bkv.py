@@ -1,7 +1,19 @@
 """BKV server and device connections paired in memory: the test plan's flows."""
 from __future__ import annotations
 
-from bkvcodec import BkvFrame, ChargeControl, HeartbeatAck, StatusReportAck
+import pytest
+
+from bkvcodec import (
+    BkvFrame,
+    ChargeControl,
+    HeartbeatAck,
+    LocalProtocolError,
+    ModifyCharge,
+    NetworkSocketSpec,
+    SetNetworkList,
+    StartOta,
+    StatusReportAck,
+)
 from bkvcodec._billing import Tariff
 from bkvcodec._device import CardAnswered, ServerAnswered
 from bkvcodec._events import (
@@ -249,3 +261,38 @@ def test_parameters_set_and_query() -> None:
                            params={"power_limit_dw": 7000}),
             CommandAcknowledged(command_id="q", phy_id=GATEWAY)] == reported
 
+
+
+def test_network_list_is_set_and_acknowledged() -> None:
+    pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
+    sockets = (NetworkSocketSpec(socket_no=1, mac="450030700247"),
+               NetworkSocketSpec(socket_no=2, mac="450030700743"))
+    [received] = pair.server_sends(SetNetworkList(command_id="n", phy_id=GATEWAY,
+                                                  sockets=sockets, channel=4), T0)
+
+    events = pair.device_sends(CommandAcknowledged(command_id=received.command_id,
+                                                   phy_id=GATEWAY), T0 + 1)
+
+    assert SetNetworkList(command_id=received.command_id, phy_id=GATEWAY, sockets=sockets,
+                          channel=4) == received
+    assert [CommandAcknowledged(command_id="n", phy_id=GATEWAY)] == events
+
+
+def test_ota_order_is_written_untracked() -> None:
+    pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
+
+    [received] = pair.server_sends(StartOta(command_id="o", phy_id=GATEWAY,
+                                            ftp_host="101.37.145.162",
+                                            file_name="GV.8r12.OTA"), T0)
+
+    assert StartOta(command_id=received.command_id, phy_id=GATEWAY, ftp_host="101.37.145.162",
+                    file_name="GV.8r12.OTA") == received
+    assert pair.server.next_deadline() is None
+
+
+def test_modify_charge_is_not_a_bkv_command() -> None:
+    pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
+
+    with pytest.raises(LocalProtocolError):
+        pair.server.send(ModifyCharge(command_id="m", phy_id=GATEWAY, port_no=1,
+                                      duration_s=60), T0)
