@@ -218,6 +218,8 @@ from ._events import (
     CommandTimedOut,
     DeviceHeartbeat,
     DeviceRegistered,
+    FirmwareProgress,
+    FirmwareTarget,
     ModemIdentified,
     ModifyCharge,
     NetworkSocketSpec,
@@ -228,6 +230,7 @@ from ._events import (
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SendFirmware,
     SetNetworkList,
     SetParams,
     SettlementReported,
@@ -325,4 +328,5 @@ __all__ = [
     "OrderEvent", "OrderException", "OrderFailed", "OrderState", "SessionInput",
     "SessionTimeouts",
     "ModifyCharge", "NetworkSocketSpec", "SetNetworkList", "StartOta",
+    "FirmwareProgress", "FirmwareTarget", "SendFirmware",
 ]

@@ -21,12 +21,14 @@ from ._events import (
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
+    FirmwareTarget,
     ModifyCharge,
     ParamsReported,
     PortStatusReported,
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SendFirmware,
     SetParams,
     SettlementReported,
     StartCharging,
@@ -49,6 +51,13 @@ _STOP_REASONS = {
 _ANSWERS = (a.Ap3000HeartbeatReply, a.Ap3000LegacyHeartbeatReply, a.Ap3000RegisterReply,
             a.Ap3000SettlementReply, a.Ap3000OrderConfirmReply, a.Ap3000TimeReply,
             a.Ap3000HostTimeReply)
+_PACKETS: dict[type[a.Ap3000Message], type[a.Ap3000FirmwarePacketSlaveReply]
+               | type[a.Ap3000FirmwarePacketPowerBoardReply]
+               | type[a.Ap3000FirmwarePacketHostReply]] = {
+    a.Ap3000FirmwarePacketSlave: a.Ap3000FirmwarePacketSlaveReply,
+    a.Ap3000FirmwarePacketPowerBoard: a.Ap3000FirmwarePacketPowerBoardReply,
+    a.Ap3000FirmwarePacketHost: a.Ap3000FirmwarePacketHostReply,
+}
 _PARAMS = tuple(f.name for f in dataclasses.fields(a.Ap3000SetParams11) if f.name != "extra")
 
 
@@ -72,6 +81,8 @@ class Ap3000DeviceRules:
         self._message_id = 0
         self._received: dict[str, _Received] = {}
         self._cards: dict[int, a.Ap3000CardSwipe] = {}
+        self._firmware: dict[int, dict[int, bytes]] = {}
+        self._out_direct: list[bytes] = []
 
     def greeting(self) -> bytes:
         # The modem announces the SIM right after the TCP connection opens (§2.1).
@@ -93,6 +104,9 @@ class Ap3000DeviceRules:
             return [CardAnswered(phy_id=frame.phy_id, request_id=request,
                                  accepted=message.account_status == 0,
                                  balance_cents=message.balance_or_expiry)]
+        if isinstance(message, a.Ap3000FirmwarePacketSlave | a.Ap3000FirmwarePacketPowerBoard
+                      | a.Ap3000FirmwarePacketHost):
+            return self._firmware_packet(frame, message)
         command_id = f"{frame.message_id}"
         command = self._command(frame, message, command_id)
         if command is None:
@@ -133,6 +147,35 @@ class Ap3000DeviceRules:
         if isinstance(message, a.Ap3000QueryParams11):
             return QueryParams(command_id=command_id, phy_id=phy_id)
         return None
+
+    def _firmware_packet(self, frame: Ap3000Frame, message: a.Ap3000FirmwarePacketSlave
+                         | a.Ap3000FirmwarePacketPowerBoard | a.Ap3000FirmwarePacketHost
+                         ) -> list[DeviceInput]:
+        """Accept a firmware packet at once; hand over the image after the last one."""
+        reply_class = _PACKETS[type(message)]
+        self._out_direct.append(Ap3000Frame(
+            physical_id=self.physical_id, message_id=frame.message_id,
+            message=reply_class(result=0, packet_no=message.packet_no)).encode())
+        blocks = self._firmware.setdefault(frame.command, {})
+        blocks[message.packet_no] = message.firmware
+        if message.packet_no < message.total_packets:
+            return []
+        del self._firmware[frame.command]
+        ordered = [blocks[n] for n in sorted(blocks)]
+        check = a.Ap3000FirmwareVerification.decode(ordered[-1])
+        if check is not None:
+            ordered.pop()
+        return [SendFirmware(
+            command_id=f"{frame.message_id}", phy_id=frame.phy_id, image=b"".join(ordered),
+            target=FirmwareTarget(frame.command),
+            device_type=None if check is None else check.device_type,
+            firmware_version=None if check is None else check.firmware_version)]
+
+    def take_output(self) -> bytes:
+        """Answers the unit gives on its own (firmware packets), to write at once."""
+        data = b"".join(self._out_direct)
+        self._out_direct.clear()
+        return data
 
     # --- device to server -----------------------------------------------------------
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._ap3000 import messages as a
@@ -33,6 +34,8 @@ from ._events import (
     CommandRejected,
     DeviceHeartbeat,
     DeviceRegistered,
+    FirmwareProgress,
+    FirmwareTarget,
     ModemIdentified,
     ModifyCharge,
     ParamsReported,
@@ -41,6 +44,7 @@ from ._events import (
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SendFirmware,
     SetParams,
     SettlementReported,
     StartCharging,
@@ -84,6 +88,54 @@ _REJECTIONS = {1: "no_charger", 2: "port_busy", 4: "no_such_port", 5: "several_p
                13: "under_voltage", 14: "no_response"}
 _SET_PARAMS = tuple(f.name for f in dataclasses.fields(a.Ap3000SetParams11)
                     if f.name != "extra")
+
+
+_FIRMWARE_REPLIES = (a.Ap3000FirmwarePacketSlaveReply, a.Ap3000FirmwarePacketPowerBoardReply,
+                     a.Ap3000FirmwarePacketHostReply)
+_FIRMWARE_REFUSALS = {2: "image_checksum_wrong", 3: "wrong_device_type",
+                      4: "verification_packet_missing", 5: "upgrade_refused"}
+_PACKET_SIZE = 200
+_PACKET_CLASSES: dict[FirmwareTarget, type[a.Ap3000FirmwarePacketSlave]
+                      | type[a.Ap3000FirmwarePacketPowerBoard]
+                      | type[a.Ap3000FirmwarePacketHost]] = {
+    FirmwareTarget.SLAVE: a.Ap3000FirmwarePacketSlave,
+    FirmwareTarget.POWER_BOARD: a.Ap3000FirmwarePacketPowerBoard,
+    FirmwareTarget.HOST: a.Ap3000FirmwarePacketHost,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Transfer:
+    """A firmware image cut into the 200-byte packets of ap3000.md §5.10."""
+
+    command: int
+    target: FirmwareTarget
+    blocks: tuple[bytes, ...]
+
+    @classmethod
+    def start(cls, command: SendFirmware) -> _Transfer:
+        if not command.image:
+            raise LocalProtocolError("SendFirmware needs a non-empty image")
+        image = command.image
+        blocks = [image[i:i + _PACKET_SIZE].ljust(_PACKET_SIZE, b"\0")
+                  for i in range(0, len(image), _PACKET_SIZE)]
+        if command.device_type is not None and command.firmware_version is not None:
+            blocks.append(a.Ap3000FirmwareVerification.for_image(
+                image, device_type=command.device_type,
+                firmware_version=command.firmware_version).encode())
+        if len(blocks) > 0xFFFF:
+            raise LocalProtocolError("firmware image too large for 16-bit packet numbers")
+        return cls(command.target.value, command.target, tuple(blocks))
+
+    @property
+    def total(self) -> int:
+        return len(self.blocks)
+
+    def packet(self, number: int) -> a.Ap3000Message:
+        """Packet *number* (1-based)."""
+        packet: a.Ap3000Message = _PACKET_CLASSES[self.target](
+            total_packets=self.total, packet_no=number, firmware=self.blocks[number - 1])
+        return packet
 
 
 def encode_order_no(order_no: str) -> bytes:
@@ -137,7 +189,12 @@ class Ap3000ServerRules:
             reply_timeout_s=AP3000_TIMING.reply_timeout_s,
             max_retransmissions=AP3000_TIMING.max_retransmissions,
             min_spacing_s=AP3000_TIMING.min_command_spacing_s)
+        self.firmware_timing = CommandTiming(
+            reply_timeout_s=AP3000_TIMING.firmware_reply_timeout_s,
+            max_retransmissions=AP3000_TIMING.firmware_max_resends,
+            min_spacing_s=AP3000_TIMING.min_command_spacing_s)
         self.end_reasons = end_reasons
+        self._transfers: dict[Hashable, _Transfer] = {}
         self._message_id = 0
         self._faults: dict[tuple[str, int], int] = {}
         self._running: dict[tuple[str, int], str] = {}
@@ -200,6 +257,8 @@ class Ap3000ServerRules:
             return self._control_reply(frame, message, now, context)
         if isinstance(message, a.Ap3000SetParams11Reply | a.Ap3000ModifyChargeReply):
             return self._result(frame, message.result, now, context)
+        if isinstance(message, _FIRMWARE_REPLIES):
+            return self._firmware_reply(frame, message, now, context)
         if isinstance(message, a.Ap3000QueryParams11Reply):
             pending = context.resolve((frame.physical_id, frame.command, frame.message_id), now)
             params = {name: getattr(message, name) for name in _SET_PARAMS}
@@ -345,6 +404,14 @@ class Ap3000ServerRules:
             message = a.Ap3000QueryParams11()
         elif isinstance(command, ModifyCharge):
             message = self._modify(command)
+        elif isinstance(command, SendFirmware):
+            transfer = _Transfer.start(command)
+            message = transfer.packet(1)
+            key = (physical_id, transfer.command, self._message_id)
+            self._transfers[key] = transfer
+            frame = Ap3000Frame(physical_id=physical_id, message_id=self._message_id,
+                                message=message)
+            return frame.encode(), key
         else:
             raise LocalProtocolError(
                 f"AP3000 devices cannot {type(command).__name__} through this library "
@@ -372,6 +439,37 @@ class Ap3000ServerRules:
             rate_mode=rate_mode, balance_or_expiry=command.amount_cents or 0, port=port,
             charge_command=1, charge_value=value, order_no=encode_order_no(command.order_no))
 
+    def _firmware_reply(self, frame: Ap3000Frame,
+                        message: a.Ap3000FirmwarePacketSlaveReply
+                        | a.Ap3000FirmwarePacketPowerBoardReply
+                        | a.Ap3000FirmwarePacketHostReply,
+                        now: float, context: RulesContext) -> list[ConnectionEvent]:
+        key = (frame.physical_id, frame.command, frame.message_id)
+        transfer = self._transfers.pop(key, None)
+        pending = context.resolve(key, now)
+        if transfer is None or pending is None:
+            return [UnknownMessage(phy_id=frame.phy_id, name=message_name(message),
+                                   data=frame.encode())]
+        if message.result == 0 and message.packet_no >= transfer.total:
+            return [CommandAcknowledged(command_id=pending.command_id, phy_id=frame.phy_id)]
+        if message.result not in (0, 1):
+            return [CommandRejected(command_id=pending.command_id, phy_id=frame.phy_id,
+                                    reason=_FIRMWARE_REFUSALS.get(message.result,
+                                                                  "firmware_refused"),
+                                    raw_code=message.result)]
+        # 0: send the next packet; 1: resend the one after the last received correctly.
+        # Either way the next packet is the one after the last the unit names (§9 A6).
+        self._message_id = (self._message_id + 1) & 0xFFFF
+        next_no = min(message.packet_no + 1, transfer.total)
+        next_key = (frame.physical_id, frame.command, self._message_id)
+        self._transfers[next_key] = transfer
+        data = Ap3000Frame(physical_id=frame.physical_id, message_id=self._message_id,
+                           message=transfer.packet(next_no)).encode()
+        context.submit(pending.command_id, frame.phy_id, next_key, data, now,
+                       self.firmware_timing)
+        return [FirmwareProgress(command_id=pending.command_id, phy_id=frame.phy_id,
+                                 packets_done=message.packet_no, packets_total=transfer.total)]
+
     @staticmethod
     def _modify(command: ModifyCharge) -> a.Ap3000ModifyCharge:
         """0x8A (ap3000.md §5.3): mode 0 timed, 1 timed with stop-when-full, 2 energy."""
@@ -384,6 +482,10 @@ class Ap3000ServerRules:
         if not 0 <= value <= 0xFFFF:
             raise LocalProtocolError(f"ModifyCharge value {value} does not fit 16 bits")
         return a.Ap3000ModifyCharge(mode=mode, port=command.port_no - 1, value=value)
+
+    def command_timing(self, command: Command) -> CommandTiming | None:
+        """Firmware packets wait 30 s and are resent 3 times (ap3000.md §5.10)."""
+        return self.firmware_timing if isinstance(command, SendFirmware) else None
 
     def stop_sent(self, command: StopCharging) -> None:
         """Nothing to remember: AP3000 settlements carry their own stop reason."""

@@ -78,6 +78,9 @@ class BkvDeviceRules:
     def greeting(self) -> bytes:
         return b""
 
+    def take_output(self) -> bytes:
+        return b""
+
     # --- server to device -----------------------------------------------------------
 
     def on_frame(self, frame: object, now: float) -> list[DeviceInput]:

@@ -446,6 +446,10 @@ class BkvServerRules:
         return m.ChargeControl(socket_no=socket_no, port=port, switch=1, mode=1,
                                duration_min=_MAX_MINUTES, energy_wh=0)
 
+    def command_timing(self, command: Command) -> CommandTiming | None:
+        """Every BKV command uses :attr:`timing`."""
+        return None
+
     def stop_sent(self, command: StopCharging) -> None:
         self._stops.add((command.phy_id, command.socket_no, command.port_no))
 

@@ -48,6 +48,7 @@ class InFlight:
     data: bytes
     attempts: int
     deadline: float
+    timing: CommandTiming
 
 
 @dataclass(slots=True)
@@ -56,6 +57,7 @@ class _Queued:
     phy_id: str
     key: Hashable
     data: bytes
+    timing: CommandTiming
 
 
 class CommandTracker:
@@ -67,10 +69,14 @@ class CommandTracker:
         self._in_flight: dict[str, InFlight] = {}
         self._last_write: float | None = None
 
-    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes,
-               now: float) -> bytes:
-        """Queue a command; return the bytes that may be written now."""
-        self._queue.append(_Queued(command_id, phy_id, key, data))
+    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
+               timing: CommandTiming | None = None) -> bytes:
+        """Queue a command; return the bytes that may be written now.
+
+        *timing* overrides the connection's reply timeout and retransmissions
+        for this command (AP3000 firmware packets wait 30 s and are resent 3 times).
+        """
+        self._queue.append(_Queued(command_id, phy_id, key, data, timing or self.timing))
         return self._pump(now)
 
     def resolve(self, key: Hashable, now: float) -> tuple[InFlight | None, bytes]:
@@ -97,12 +103,12 @@ class CommandTracker:
         for phy_id, pending in list(self._in_flight.items()):
             if pending.deadline > now:
                 continue
-            if pending.attempts > self.timing.max_retransmissions:
+            if pending.attempts > pending.timing.max_retransmissions:
                 del self._in_flight[phy_id]
                 failed.append(pending)
                 continue
             pending.attempts += 1
-            pending.deadline = now + self.timing.reply_timeout_s
+            pending.deadline = now + pending.timing.reply_timeout_s
             self._last_write = now
             out += pending.data
         out += self._pump(now)
@@ -135,7 +141,7 @@ class CommandTracker:
             self._queue.remove(queued)
             self._in_flight[queued.phy_id] = InFlight(
                 queued.command_id, queued.phy_id, queued.key, queued.data, 1,
-                now + self.timing.reply_timeout_s)
+                now + queued.timing.reply_timeout_s, queued.timing)
             self._last_write = now
             out += queued.data
         return bytes(out)

@@ -25,6 +25,7 @@ from ._events import (
     CommandTimedOut,
     DeviceHeartbeat,
     DeviceRegistered,
+    FirmwareProgress,
     ModemIdentified,
     ModifyCharge,
     ParamsReported,
@@ -32,6 +33,7 @@ from ._events import (
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SendFirmware,
     SetNetworkList,
     SetParams,
     SettlementReported,
@@ -51,12 +53,13 @@ __all__ = ["CHINA_STANDARD_TIME", "Command", "ConnectionEvent",
 CHINA_STANDARD_TIME = datetime.timezone(datetime.timedelta(hours=8), "CST")
 
 Command: TypeAlias = (StartCharging | StopCharging | QueryStatus | SetParams | QueryParams
-                      | ModifyCharge | StartOta | SetNetworkList)
+                      | ModifyCharge | StartOta | SetNetworkList | SendFirmware)
 
 ConnectionEvent: TypeAlias = (
     ModemIdentified | DeviceRegistered | DeviceHeartbeat | PortStatusReported
     | StartConfirmed | ProgressReported | SettlementReported | CommandAcknowledged
     | CommandRejected | CommandTimedOut | CardPresented | AlarmRaised | ParamsReported
+    | FirmwareProgress
     | UpgradeRequested | UnknownMessage | FrameRejected | UnidentifiedStream
 )
 """Everything a :class:`ServerConnection` reports."""
@@ -70,6 +73,9 @@ class RulesContext(TypingProtocol):
     def resolve(self, key: Hashable, now: float) -> InFlight | None: ...
 
     def in_flight(self, phy_id: str) -> InFlight | None: ...
+
+    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
+               timing: CommandTiming | None = None) -> None: ...
 
 
 class ServerRules(TypingProtocol):
@@ -89,6 +95,8 @@ class ServerRules(TypingProtocol):
 
     def stop_sent(self, command: StopCharging) -> None: ...
 
+    def command_timing(self, command: Command) -> CommandTiming | None: ...
+
 
 class ServerConnection:
     """The server's side of one device connection.
@@ -102,7 +110,8 @@ class ServerConnection:
 
     Commands (:class:`StartCharging`, :class:`StopCharging`,
     :class:`QueryStatus`, :class:`SetParams`, :class:`QueryParams`,
-    :class:`ModifyCharge`, :class:`StartOta`, :class:`SetNetworkList`) go through
+    :class:`ModifyCharge`, :class:`StartOta`, :class:`SetNetworkList`,
+    :class:`SendFirmware`) go through
     :meth:`send`, which assigns the message id, keeps one command in flight per
     device with the protocol's spacing, retransmits with the same id, and
     reports each command's outcome as :class:`CommandAcknowledged`,
@@ -285,7 +294,7 @@ class ServerConnection:
             self._out += data
         else:
             self._out += self._tracker.submit(command.command_id, command.phy_id, key, data,
-                                              now)
+                                              now, self._rules.command_timing(command))
 
 
 class _Context:
@@ -308,6 +317,12 @@ class _Context:
     def in_flight(self, phy_id: str) -> InFlight | None:
         """The command in flight to *phy_id*."""
         return self._tracker.in_flight(phy_id)
+
+    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
+               timing: CommandTiming | None = None) -> None:
+        """Send a follow-up frame of a command (the next firmware packet), paced and
+        tracked like a command."""
+        self._out += self._tracker.submit(command_id, phy_id, key, data, now, timing)
 
 
 def _rules_for(protocol: ProtocolFamily, timezone: datetime.tzinfo) -> ServerRules:

@@ -24,6 +24,7 @@ from ._events import (
     ProgressReported,
     QueryParams,
     QueryStatus,
+    SendFirmware,
     SetNetworkList,
     SetParams,
     SettlementReported,
@@ -76,7 +77,8 @@ class CardAnswered:
 
 DeviceInput: TypeAlias = (
     StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | ModifyCharge
-    | StartOta | SetNetworkList | ServerAnswered | CardAnswered | UnknownMessage | FrameRejected
+    | StartOta | SetNetworkList | SendFirmware | ServerAnswered | CardAnswered | UnknownMessage
+    | FrameRejected
 )
 """What a :class:`DeviceConnection` receives."""
 
@@ -96,6 +98,8 @@ class DeviceRules(TypingProtocol):
     def encode(self, event: DeviceOutput, now: float) -> bytes: ...
 
     def greeting(self) -> bytes: ...
+
+    def take_output(self) -> bytes: ...
 
 
 class DeviceConnection:
@@ -125,6 +129,7 @@ class DeviceConnection:
                 inputs.append(item)
             else:
                 inputs += self._rules.on_frame(item, now)
+        self._out += self._rules.take_output()
         return inputs
 
     def send(self, event: DeviceOutput, now: float) -> bytes:

@@ -16,7 +16,8 @@ from ._session import ChargeMode, EndReason, MeterReading
 from ._types import ProtocolFamily
 
 __all__ = [
-    "AlarmRaised", "CardPresented", "ModifyCharge", "NetworkSocketSpec", "SetNetworkList",
+    "AlarmRaised", "CardPresented", "FirmwareProgress", "FirmwareTarget", "ModifyCharge",
+    "SendFirmware", "NetworkSocketSpec", "SetNetworkList",
     "StartOta", "StartConfirmed", "ProgressReported", "SettlementReported",
     "CommandAcknowledged", "CommandRejected", "CommandTimedOut", "DeviceHeartbeat",
     "DeviceRegistered", "ModemIdentified", "ParamsReported", "PortState", "PortStatusReported",
@@ -231,6 +232,20 @@ class ParamsReported:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FirmwareProgress:
+    """A :class:`SendFirmware` transfer advanced: the device accepted a packet.
+
+    The transfer's end is its :class:`CommandAcknowledged` (or
+    :class:`CommandRejected` / :class:`CommandTimedOut`).
+    """
+
+    command_id: str
+    phy_id: str
+    packets_done: int
+    packets_total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpgradeRequested:
     """The device asked for a firmware upgrade (AP3000 ``0x05``)."""
 
@@ -350,6 +365,35 @@ class StartOta:
     file_name: str
     ftp_port: int = 21
     target: int = 1
+
+
+class FirmwareTarget(enum.Enum):
+    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades (ap3000.md §5.10)."""
+
+    #: A slave or socket unit (``0xE0``).
+    SLAVE = 0xE0
+    #: Its power board (``0xE1``).
+    POWER_BOARD = 0xE1
+    #: A host (``0xE2``).
+    HOST = 0xE2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendFirmware:
+    """Transfer a firmware image to an AP3000 unit in 200-byte packets (``0xE0``-``0xE2``).
+
+    Each packet waits for the unit's answer (30 s, resent up to 3 times);
+    :class:`FirmwareProgress` reports each accepted packet. With ``device_type``
+    and ``firmware_version`` set, the verification packet the vendor recommends
+    is appended. BKV gateways fetch firmware by FTP instead (:class:`StartOta`).
+    """
+
+    command_id: str
+    phy_id: str
+    image: bytes
+    target: FirmwareTarget = FirmwareTarget.SLAVE
+    device_type: int | None = None
+    firmware_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

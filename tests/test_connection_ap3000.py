@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from bkvcodec import LocalProtocolError, ModifyCharge, StartOta
+from bkvcodec import (
+    FirmwareProgress,
+    FirmwareTarget,
+    LocalProtocolError,
+    ModifyCharge,
+    SendFirmware,
+    StartOta,
+)
 from bkvcodec._ap3000 import messages as a
 from bkvcodec._ap3000.codec import Ap3000Frame
 from bkvcodec._billing import Tariff
@@ -248,3 +255,47 @@ def test_bkv_only_commands_are_refused() -> None:
     with pytest.raises(LocalProtocolError):
         server.send(StartOta(command_id="o", phy_id=PHY, ftp_host="1.2.3.4", file_name="f"),
                     T0)
+
+
+def test_firmware_is_sent_packet_by_packet() -> None:
+    pair = DevicePair(ProtocolFamily.AP3000, PHY)
+    pair.connect(T0)
+    pair.server_events.clear()
+    image = bytes(range(256)) * 2  # 512 bytes: three packets and a verification packet
+
+    pair.server_sends(SendFirmware(command_id="fw", phy_id=PHY, image=image,
+                                   device_type=0x21, firmware_version=641), T0)
+    for step in range(1, 5):  # the packets keep the 0.5 s spacing between commands
+        pair.tick(T0 + 0.5 * step)
+
+    assert [FirmwareProgress(command_id="fw", phy_id=PHY, packets_done=n, packets_total=4)
+            for n in (1, 2, 3)] + [CommandAcknowledged(command_id="fw", phy_id=PHY)] == (
+        pair.server_events)
+    [received] = pair.device_inputs
+    assert isinstance(received, SendFirmware)
+    assert image == received.image[:512] and not any(received.image[512:])
+    assert (0x21, 641, FirmwareTarget.SLAVE) == (received.device_type,
+                                                 received.firmware_version, received.target)
+
+
+def test_refused_firmware_is_a_rejection() -> None:
+    server = ServerConnection(protocol=ProtocolFamily.AP3000)
+    data = server.send(SendFirmware(command_id="fw", phy_id=PHY, image=b"x" * 10), T0)
+    first = Ap3000Frame.decode(data, Direction.DOWN)
+    reply = Ap3000Frame(physical_id=first.physical_id, message_id=first.message_id,
+                        message=a.Ap3000FirmwarePacketSlaveReply(result=3, packet_no=0))
+
+    events = server.receive_data(reply.encode(), T0 + 1)
+
+    assert [CommandRejected(command_id="fw", phy_id=PHY, reason="wrong_device_type",
+                            raw_code=3)] == events
+
+
+def test_unanswered_firmware_packet_is_resent_three_times() -> None:
+    server = ServerConnection(protocol=ProtocolFamily.AP3000)
+    server.send(SendFirmware(command_id="fw", phy_id=PHY, image=b"x"), T0)
+
+    for attempt in range(1, 4):
+        assert [] == server.handle_timeout(T0 + 30 * attempt)
+    assert [CommandTimedOut(command_id="fw", phy_id=PHY, attempts=4)] == (
+        server.handle_timeout(T0 + 120))
