@@ -1,0 +1,635 @@
+# The server's configuration (contract api.md §1): one frozen Config, built from
+# four layers, each overriding the one before it key by key:
+#
+#     defaults  <  TOML file  <  IOT_* environment variables  <  command-line flags
+#
+# The TOML file is named by --config FILE or, failing that, IOT_CONFIG. Every key has
+# one name per layer, listed in _KEYS (TOML key, environment variable, flag); the
+# names of the contract's table are kept exactly, and the settings the contract only
+# calls "default …, configurable" (rate limits, webhook retry window, nonce window,
+# …) follow the same pattern. Loading is a pure function of argv and the environment
+# (both passed in, nothing read from os.environ or sys.argv), plus the one file they
+# name, so tests need no monkeypatching.
+#
+# Every value is validated here, once, and a bad one raises ConfigError naming the
+# key and where the value came from ("tcp_port: expected an integer from 0 to 65535,
+# got 'abc' (from IOT_TCP_PORT)"). An unknown TOML key is an error (a typo must not
+# silently fall back to a default); unknown IOT_* variables are ignored, because the
+# prefix is generic and the environment is shared with other programs.
+#
+# API keys are a list, so a layer that sets them replaces the whole list of the layer
+# below (they are not merged). Secrets (API keys, their signing secrets, the webhook
+# secret) are kept out of repr() and out of Config.redacted(), the form to log. With
+# no API key anywhere, the server generates one at first start, stores it in the
+# database's settings table and prints it once; the pure pieces for that are here
+# (generate_api_key, with_generated_api_key, GENERATED_API_KEY_SETTING), the storing
+# and printing are the caller's.
+from __future__ import annotations
+
+import argparse
+import hashlib
+import secrets
+import tomllib
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal, NoReturn
+
+__all__ = [
+    "ApiKey", "BusyPortPolicy", "Config", "ConfigError", "LogLevel",
+    "GENERATED_API_KEY_NAME", "GENERATED_API_KEY_SETTING", "PROTOCOL_OFFLINE_AFTER",
+    "argument_parser", "generate_api_key", "load_config", "with_generated_api_key",
+]
+
+#: What to do with a charge request for a port that is already busy (api.md §1).
+BusyPortPolicy = Literal["reject", "replace"]
+#: Log levels, as written in the configuration.
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+_POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
+_LOG_LEVELS: dict[str, LogLevel] = {
+    "debug": "debug", "info": "info", "warning": "warning", "error": "error",
+    "critical": "critical",
+}
+
+#: Default ``offline_after`` per protocol (api.md §7): 3 × the heartbeat period.
+PROTOCOL_OFFLINE_AFTER: Mapping[str, int] = {"bkv": 180, "ap3000": 90}
+
+#: The ``settings`` row that holds the API key generated at first start.
+GENERATED_API_KEY_SETTING = "generated_api_key"
+#: The name given to the generated API key (``api_nonces.key_name`` etc.).
+GENERATED_API_KEY_NAME = "generated"
+
+_REDACTED = "<redacted>"
+_MAX_PORT = 65535
+_DAY = 24 * 3600
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, malformed or out of range.
+
+    Attributes:
+        key: The configuration key at fault (its TOML name), or ``"config"`` for
+            the file itself and ``"argv"`` for the command line as a whole.
+        problem: What is wrong, without the key.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One API key of the third-party API (api.md §6.1).
+
+    Attributes:
+        name: Identifies the key in logs and in per-key tables (nonces,
+            idempotency records); never secret.
+        key: The value clients send in ``X-Api-Key``. Not shown by ``repr()``.
+        secret: The HMAC signing secret; when set, requests must be signed.
+            Not shown by ``repr()``.
+    """
+
+    name: str
+    key: str = field(repr=False)
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        """True when requests made with this key must carry a signature."""
+        return self.secret is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole server configuration (api.md §1); every field has a default.
+
+    Times are whole seconds. The attributes from ``tcp_host`` to ``log_level``
+    are the contract's table (with the per-protocol ``offline_after`` values of
+    §7); the rest are settings the contract gives a default for without naming a
+    key (§5, §6, §6.1–§6.4).
+
+    Attributes:
+        tcp_host: Device listener address.
+        tcp_port: Device listener port (0 = any free port, for tests).
+        http_host: HTTP API address.
+        http_port: HTTP API port (0 = any free port).
+        db_path: The SQLite file (``--db``).
+        api_keys: The API keys; empty means "generate one at first start".
+        webhook_url: Where events are pushed; None records them only.
+        webhook_secret: HMAC secret for webhook signatures; None sends unsigned.
+        offline_after: When set, overrides both per-protocol values below.
+        offline_after_bkv: Silence after which a BKV device is offline.
+        offline_after_ap3000: Silence after which an AP3000 device is offline.
+        start_timeout: Wait for the device's start confirmation (api.md §4).
+        command_ttl: How long a queued command may wait for an offline device.
+        busy_port_policy: ``reject`` (409) or ``replace`` the running order.
+        log_level: Minimum level of the JSON log lines.
+        cmd_log_retention: Age after which ``cmd_logs`` rows are pruned.
+        cmd_log_max_rows: The most ``cmd_logs`` rows kept, newest first.
+        rate_limit_rps: Per-API-key token rate, requests per second (§6.2).
+        rate_limit_burst: Per-API-key bucket size (§6.2).
+        device_command_rate: Command requests per device per second (§6.2).
+        webhook_timeout: A delivery must get its 2xx within this (§6.4).
+        webhook_max_backoff: Cap of the exponential retry delay (§6.4).
+        webhook_retry_window: How long a delivery is retried before it is dead (§6.4).
+        max_body_bytes: Largest accepted request body (§6).
+        signature_max_skew: Allowed ``X-Timestamp`` distance from now (§6.1).
+        nonce_ttl: How long a request nonce is remembered (§6.1).
+        idempotency_ttl: How long an ``Idempotency-Key`` answer is replayed (§6.3).
+        default_price_per_kwh: Tariff when a request has none, cents/kWh (§5).
+        default_service_fee: Service fee when a request has none, per mille (§5).
+        config_file: The TOML file that was read, if any (informational).
+    """
+
+    tcp_host: str = "0.0.0.0"
+    tcp_port: int = 7065
+    http_host: str = "0.0.0.0"
+    http_port: int = 7055
+    db_path: Path = Path("./data/iot.db")
+    api_keys: tuple[ApiKey, ...] = ()
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    offline_after: int | None = None
+    offline_after_bkv: int = PROTOCOL_OFFLINE_AFTER["bkv"]
+    offline_after_ap3000: int = PROTOCOL_OFFLINE_AFTER["ap3000"]
+    start_timeout: int = 120
+    command_ttl: int = 300
+    busy_port_policy: BusyPortPolicy = "reject"
+    log_level: LogLevel = "info"
+    cmd_log_retention: int = 7 * _DAY
+    cmd_log_max_rows: int = 1_000_000
+    rate_limit_rps: int = 200
+    rate_limit_burst: int = 400
+    device_command_rate: int = 5
+    webhook_timeout: int = 5
+    webhook_max_backoff: int = 300
+    webhook_retry_window: int = _DAY
+    max_body_bytes: int = 64 * 1024
+    signature_max_skew: int = 300
+    nonce_ttl: int = 600
+    idempotency_ttl: int = _DAY
+    default_price_per_kwh: int = 0
+    default_service_fee: int = 0
+    config_file: Path | None = None
+
+    def offline_after_for(self, protocol: str) -> int:
+        """Seconds of silence after which a device of *protocol* is offline.
+
+        The global ``offline_after``, when set, wins over the per-protocol values.
+
+        Raises:
+            ValueError: *protocol* is neither ``"bkv"`` nor ``"ap3000"``.
+        """
+        if self.offline_after is not None:
+            return self.offline_after
+        if protocol == "bkv":
+            return self.offline_after_bkv
+        if protocol == "ap3000":
+            return self.offline_after_ap3000
+        raise ValueError(f"unknown protocol {protocol!r}")
+
+    def __repr__(self) -> str:
+        """The :meth:`redacted` settings: a Config can be logged or printed safely."""
+        items = ", ".join(f"{name}={value!r}" for name, value in self.redacted().items())
+        return f"Config({items})"
+
+    @property
+    def needs_generated_api_key(self) -> bool:
+        """True when no API key is configured, so one must be generated or loaded."""
+        return not self.api_keys
+
+    def redacted(self) -> dict[str, object]:
+        """Every setting as a JSON-ready dict that is safe to log.
+
+        API keys appear by name only (with whether they sign), the webhook secret
+        as ``"<redacted>"``, and the webhook URL without password or query string.
+        """
+        out: dict[str, object] = {}
+        for f in fields(self):
+            value: object = getattr(self, f.name)
+            if f.name == "api_keys":
+                value = [{"name": k.name, "signed": k.signed} for k in self.api_keys]
+            elif f.name == "webhook_secret":
+                value = None if self.webhook_secret is None else _REDACTED
+            elif f.name == "webhook_url" and self.webhook_url is not None:
+                value = _redact_url(self.webhook_url)
+            elif isinstance(value, Path):
+                value = str(value)
+            out[f.name] = value
+        return out
+
+
+# --- key names per layer -------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    env: str
+    flag: str
+    help: str
+    metavar: str = "N"
+
+
+def _key(name: str, help_text: str, *, env: str | None = None, flag: str | None = None,
+         metavar: str = "N") -> tuple[str, _Key]:
+    return name, _Key(env if env is not None else "IOT_" + name.upper(),
+                      flag if flag is not None else "--" + name.replace("_", "-"),
+                      help_text, metavar)
+
+
+#: TOML key → its environment variable and flag. The first block is api.md §1's table.
+_KEYS: dict[str, _Key] = dict([
+    _key("tcp_host", "device listener address (0.0.0.0)", metavar="HOST"),
+    _key("tcp_port", "device listener port (7065)"),
+    _key("http_host", "HTTP API address (0.0.0.0)", metavar="HOST"),
+    _key("http_port", "HTTP API port (7055)"),
+    _key("db_path", "SQLite database file (./data/iot.db)", flag="--db", metavar="FILE"),
+    _key("api_keys", "API key, optionally with its signing secret (repeatable)",
+         flag="--api-key", metavar="KEY[:SECRET]"),
+    _key("webhook_url", "webhook target URL (none: events are recorded only)", metavar="URL"),
+    _key("webhook_secret", "webhook HMAC secret", metavar="SECRET"),
+    _key("offline_after", "seconds of silence before a device is offline (all protocols)"),
+    _key("start_timeout", "seconds to wait for a start confirmation (120)"),
+    _key("command_ttl", "seconds a queued command waits for an offline device (300)"),
+    _key("busy_port_policy", "charge request on a busy port: reject or replace",
+         metavar="POLICY"),
+    _key("log_level", "debug, info, warning, error or critical", metavar="LEVEL"),
+    # Settings the contract gives defaults for.
+    _key("offline_after_bkv", "offline_after for BKV devices (180)"),
+    _key("offline_after_ap3000", "offline_after for AP3000 devices (90)"),
+    _key("cmd_log_retention", "seconds cmd_logs rows are kept (604800)"),
+    _key("cmd_log_max_rows", "most cmd_logs rows kept (1000000)"),
+    _key("rate_limit_rps", "API requests per second per key (200)"),
+    _key("rate_limit_burst", "API burst per key (400)"),
+    _key("device_command_rate", "command requests per second per device (5)"),
+    _key("webhook_timeout", "seconds a webhook delivery may take (5)"),
+    _key("webhook_max_backoff", "cap of the webhook retry delay, seconds (300)"),
+    _key("webhook_retry_window", "seconds a webhook is retried before it is dead (86400)"),
+    _key("max_body_bytes", "largest request body (65536)"),
+    _key("signature_max_skew", "allowed X-Timestamp skew, seconds (300)"),
+    _key("nonce_ttl", "seconds a request nonce is remembered (600)"),
+    _key("idempotency_ttl", "seconds an Idempotency-Key answer is replayed (86400)"),
+    _key("default_price_per_kwh", "price when a request has none, cents/kWh (0)"),
+    _key("default_service_fee", "service fee when a request has none, per mille (0)"),
+])
+
+_CONFIG_ENV = "IOT_CONFIG"
+#: Keys whose values never appear in messages.
+_SECRET_KEYS = frozenset({"webhook_secret"})
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A raw value from one layer and where it came from (for error messages)."""
+
+    value: object
+    source: str
+
+
+# --- command line --------------------------------------------------------------------------
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises ConfigError instead of exiting on a bad command line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError("argv", message)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    """The command-line parser (every flag of api.md §1, plus ``--config``).
+
+    Every option defaults to None, meaning "not given", so the lower layers show
+    through. ``--help`` prints the flags and exits, as argparse does.
+    """
+    parser = _ArgumentParser(
+        prog="python -m reference_server",
+        description="bkvcodec reference server: device TCP gateway, HTTP API, SQLite, webhooks.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help=f"TOML configuration file (or {_CONFIG_ENV})")
+    for name, key in _KEYS.items():
+        action = "append" if name == "api_keys" else "store"
+        parser.add_argument(key.flag, dest=name, metavar=key.metavar, default=None,
+                            action=action, help=f"{key.help} [{key.env}]")
+    return parser
+
+
+# --- the layers ----------------------------------------------------------------------------
+
+def _toml_layer(path: Path) -> dict[str, _Value]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except OSError as err:
+        raise ConfigError("config", f"cannot read {str(path)!r}: {err.strerror}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("config", f"{str(path)!r} is not valid TOML: {err}") from err
+    source = str(path)
+    layer: dict[str, _Value] = {}
+    for name, value in data.items():
+        if name not in _KEYS:
+            raise ConfigError(name, f"unknown key in {source!r}")
+        if name == "api_keys":
+            layer[name] = _Value(_toml_api_keys(value, source), source)
+        else:
+            layer[name] = _Value(value, source)
+    return layer
+
+
+def _toml_api_keys(value: object, source: str) -> tuple[ApiKey, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("api_keys", f"expected [[api_keys]] tables (from {source})")
+    keys: list[ApiKey] = []
+    for index, table in enumerate(value):
+        where = f"api_keys[{index}]"
+        if not isinstance(table, dict):
+            raise ConfigError(where, f"expected a table with name, key, secret (from {source})")
+        for item in table:
+            if item not in ("name", "key", "secret"):
+                raise ConfigError(where, f"unknown key {item!r} (from {source})")
+        name = _toml_text(table.get("name"), f"{where}.name", source)
+        key = _toml_text(table.get("key"), f"{where}.key", source, secret=True)
+        secret_value = table.get("secret")
+        secret = (None if secret_value is None
+                  else _toml_text(secret_value, f"{where}.secret", source, secret=True))
+        keys.append(ApiKey(name, key, secret))
+    return _check_api_keys(keys, source)
+
+
+def _toml_text(value: object, where: str, source: str, *, secret: bool = False) -> str:
+    if not isinstance(value, str) or not value or value != value.strip():
+        shown = _REDACTED if secret and value is not None else repr(value)
+        raise ConfigError(where, f"expected a non-empty string without surrounding spaces, "
+                                 f"got {shown} (from {source})")
+    return value
+
+
+def _key_name(key: str) -> str:
+    """A stable, non-secret name for a key given without one (environment, flags)."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _parse_key_spec(spec: str, source: str) -> ApiKey:
+    key, sep, secret = spec.strip().partition(":")
+    if not key or key != key.strip() or any(c.isspace() for c in key):
+        raise ConfigError("api_keys", f"expected KEY or KEY:SECRET, got an empty or "
+                                      f"blank key (from {source})")
+    if sep and not secret:
+        raise ConfigError("api_keys", f"the secret after ':' must not be empty (from {source})")
+    return ApiKey(_key_name(key), key, secret if sep else None)
+
+
+def _check_api_keys(keys: Sequence[ApiKey], source: str) -> tuple[ApiKey, ...]:
+    seen_names: set[str] = set()
+    seen_keys: set[str] = set()
+    for k in keys:
+        if k.name in seen_names:
+            raise ConfigError("api_keys", f"duplicate name {k.name!r} (from {source})")
+        if k.key in seen_keys:
+            raise ConfigError("api_keys", f"key {k.name!r} is given twice (from {source})")
+        seen_names.add(k.name)
+        seen_keys.add(k.key)
+    return tuple(keys)
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, _Value]:
+    layer: dict[str, _Value] = {}
+    for name, key in _KEYS.items():
+        raw = environ.get(key.env, "")
+        if raw == "":      # unset and empty are the same: "not configured here"
+            continue
+        if name == "api_keys":
+            specs = [s for s in raw.split(",") if s.strip()]
+            layer[name] = _Value(
+                _check_api_keys([_parse_key_spec(s, key.env) for s in specs], key.env), key.env)
+        else:
+            layer[name] = _Value(raw, key.env)
+    return layer
+
+
+def _flag_layer(args: argparse.Namespace) -> dict[str, _Value]:
+    layer: dict[str, _Value] = {}
+    for name, key in _KEYS.items():
+        value: object = getattr(args, name)
+        if value is None:
+            continue
+        if name == "api_keys":
+            assert isinstance(value, list)
+            specs = [str(s) for s in value]
+            layer[name] = _Value(
+                _check_api_keys([_parse_key_spec(s, key.flag) for s in specs], key.flag),
+                key.flag)
+        else:
+            layer[name] = _Value(value, key.flag)
+    return layer
+
+
+# --- typed values --------------------------------------------------------------------------
+
+def _bad(name: str, expected: str, raw: _Value) -> NoReturn:
+    shown = repr(raw.value)
+    if name == "webhook_url" and isinstance(raw.value, str):
+        shown = repr(_redact_url(raw.value))
+    elif name in _SECRET_KEYS:
+        shown = _REDACTED
+    raise ConfigError(name, f"expected {expected}, got {shown} (from {raw.source})")
+
+
+def _get_str(raw: Mapping[str, _Value], name: str, default: str) -> str:
+    value = _get_opt_str(raw, name)
+    return default if value is None else value
+
+
+def _get_opt_str(raw: Mapping[str, _Value], name: str) -> str | None:
+    item = raw.get(name)
+    if item is None:
+        return None
+    if not isinstance(item.value, str) or not item.value.strip():
+        _bad(name, "a non-empty string", item)
+    return item.value.strip()
+
+
+def _get_opt_int(raw: Mapping[str, _Value], name: str, *, low: int,
+                 high: int | None = None) -> int | None:
+    item = raw.get(name)
+    if item is None:
+        return None
+    expected = (f"an integer from {low} to {high}" if high is not None
+                else f"an integer ≥ {low}")
+    value = item.value
+    number: int
+    if isinstance(value, bool):
+        _bad(name, expected, item)
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip(), 10)
+        except ValueError:
+            _bad(name, expected, item)
+    else:
+        _bad(name, expected, item)
+    if number < low or (high is not None and number > high):
+        _bad(name, expected, item)
+    return number
+
+
+def _get_int(raw: Mapping[str, _Value], name: str, default: int, *, low: int = 1,
+             high: int | None = None) -> int:
+    value = _get_opt_int(raw, name, low=low, high=high)
+    return default if value is None else value
+
+
+def _get_port(raw: Mapping[str, _Value], name: str, default: int) -> int:
+    return _get_int(raw, name, default, low=0, high=_MAX_PORT)
+
+
+def _get_policy(raw: Mapping[str, _Value], default: BusyPortPolicy) -> BusyPortPolicy:
+    value = _get_opt_str(raw, "busy_port_policy")
+    if value is None:
+        return default
+    policy = _POLICIES.get(value.lower())
+    if policy is None:
+        _bad("busy_port_policy", "'reject' or 'replace'", raw["busy_port_policy"])
+    return policy
+
+
+def _get_log_level(raw: Mapping[str, _Value], default: LogLevel) -> LogLevel:
+    value = _get_opt_str(raw, "log_level")
+    if value is None:
+        return default
+    level = _LOG_LEVELS.get(value.lower())
+    if level is None:
+        _bad("log_level", "one of " + ", ".join(_LOG_LEVELS), raw["log_level"])
+    return level
+
+
+def _get_webhook_url(raw: Mapping[str, _Value]) -> str | None:
+    value = _get_opt_str(raw, "webhook_url")
+    if value is None:
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        _bad("webhook_url", "an http:// or https:// URL with a host", raw["webhook_url"])
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        _bad("webhook_url", "a URL with a valid port", raw["webhook_url"])
+    return value
+
+
+def _get_api_keys(raw: Mapping[str, _Value]) -> tuple[ApiKey, ...]:
+    item = raw.get("api_keys")
+    if item is None:
+        return ()
+    assert isinstance(item.value, tuple)
+    return tuple(k for k in item.value if isinstance(k, ApiKey))
+
+
+def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
+    d = Config()
+    return Config(
+        tcp_host=_get_str(raw, "tcp_host", d.tcp_host),
+        tcp_port=_get_port(raw, "tcp_port", d.tcp_port),
+        http_host=_get_str(raw, "http_host", d.http_host),
+        http_port=_get_port(raw, "http_port", d.http_port),
+        db_path=Path(_get_str(raw, "db_path", str(d.db_path))),
+        api_keys=_get_api_keys(raw),
+        webhook_url=_get_webhook_url(raw),
+        webhook_secret=_get_opt_str(raw, "webhook_secret"),
+        offline_after=_get_opt_int(raw, "offline_after", low=1),
+        offline_after_bkv=_get_int(raw, "offline_after_bkv", d.offline_after_bkv),
+        offline_after_ap3000=_get_int(raw, "offline_after_ap3000", d.offline_after_ap3000),
+        start_timeout=_get_int(raw, "start_timeout", d.start_timeout),
+        command_ttl=_get_int(raw, "command_ttl", d.command_ttl),
+        busy_port_policy=_get_policy(raw, d.busy_port_policy),
+        log_level=_get_log_level(raw, d.log_level),
+        cmd_log_retention=_get_int(raw, "cmd_log_retention", d.cmd_log_retention),
+        cmd_log_max_rows=_get_int(raw, "cmd_log_max_rows", d.cmd_log_max_rows),
+        rate_limit_rps=_get_int(raw, "rate_limit_rps", d.rate_limit_rps),
+        rate_limit_burst=_get_int(raw, "rate_limit_burst", d.rate_limit_burst),
+        device_command_rate=_get_int(raw, "device_command_rate", d.device_command_rate),
+        webhook_timeout=_get_int(raw, "webhook_timeout", d.webhook_timeout),
+        webhook_max_backoff=_get_int(raw, "webhook_max_backoff", d.webhook_max_backoff),
+        webhook_retry_window=_get_int(raw, "webhook_retry_window", d.webhook_retry_window),
+        max_body_bytes=_get_int(raw, "max_body_bytes", d.max_body_bytes),
+        signature_max_skew=_get_int(raw, "signature_max_skew", d.signature_max_skew),
+        nonce_ttl=_get_int(raw, "nonce_ttl", d.nonce_ttl),
+        idempotency_ttl=_get_int(raw, "idempotency_ttl", d.idempotency_ttl),
+        default_price_per_kwh=_get_int(raw, "default_price_per_kwh", d.default_price_per_kwh,
+                                       low=0),
+        default_service_fee=_get_int(raw, "default_service_fee", d.default_service_fee, low=0),
+        config_file=config_file,
+    )
+
+
+def load_config(argv: Sequence[str], environ: Mapping[str, str]) -> Config:
+    """Build the configuration from a TOML file, the environment and the command line.
+
+    Precedence, lowest first: defaults, the TOML file (``--config FILE``, else
+    ``IOT_CONFIG``), ``IOT_*`` variables, flags. An empty environment variable
+    counts as unset. A layer that gives API keys replaces the lower layers' keys.
+
+    Args:
+        argv: The command-line arguments, without the program name.
+        environ: The environment, e.g. ``os.environ``.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: An unreadable or invalid file, an unknown TOML key, a bad
+            value (the message names the key and its source) or a bad flag.
+    """
+    args = argument_parser().parse_args(list(argv))
+    config_arg: object = args.config
+    config_path: Path | None = None
+    if isinstance(config_arg, str):
+        config_path = Path(config_arg)
+    elif environ.get(_CONFIG_ENV, ""):
+        config_path = Path(environ[_CONFIG_ENV])
+    raw: dict[str, _Value] = {}
+    if config_path is not None:
+        raw.update(_toml_layer(config_path))
+    raw.update(_env_layer(environ))
+    raw.update(_flag_layer(args))
+    return _build(raw, config_path)
+
+
+# --- the generated API key -----------------------------------------------------------------
+
+def generate_api_key() -> str:
+    """A new random API key: 32 bytes from :mod:`secrets`, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def with_generated_api_key(config: Config, key: str) -> Config:
+    """*config* with *key* as its only API key, named :data:`GENERATED_API_KEY_NAME`.
+
+    For the first start without configured keys: the caller loads the key from the
+    ``settings`` row :data:`GENERATED_API_KEY_SETTING`, or generates one with
+    :func:`generate_api_key`, stores it there and prints it once.
+
+    Raises:
+        ValueError: *config* already has API keys, or *key* is empty.
+    """
+    if config.api_keys:
+        raise ValueError("the configuration already has API keys")
+    if not key:
+        raise ValueError("the generated API key must not be empty")
+    return replace(config, api_keys=(ApiKey(GENERATED_API_KEY_NAME, key),))
+
+
+def _redact_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:{_REDACTED}@{hostport}" if ":" in userinfo else netloc
+    query = _REDACTED if parts.query else ""
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -1,0 +1,60 @@
+# The server's SQLite storage (contract api.md §3, §8), one job per module:
+#   _schema.py   the schema as ordered migrations, applied on open
+#   _sql.py      every SQL statement, as constants and pure builder functions
+#   _records.py  the frozen records and status enums going in and out
+#   _paging.py   opaque keyset cursors for list endpoints (api.md §10.7)
+#   _database.py Database: the synchronous, typed API over one connection
+#   _async.py    AsyncDatabase: the same API for trio, through one worker thread
+#   _errors.py   the errors a caller can act on
+# This package re-exports the public names; the submodules are private.
+"""SQLite storage of the reference server: schema, migrations and a typed API.
+
+Open with :meth:`Database.open` (synchronous) or :meth:`AsyncDatabase.open` (trio);
+both create the file, switch it to WAL and migrate it.
+"""
+from __future__ import annotations
+
+from ._async import AsyncDatabase
+from ._database import MIN_SQLITE_VERSION, Database, format_order_no
+from ._errors import ActiveOrderExists, DuplicateOrderNo, InvalidPage, SchemaTooNew, StorageError
+from ._paging import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
+from ._records import (
+    OPEN_ORDER_STATES,
+    CardRecord,
+    CardStatus,
+    CmdLogEntry,
+    CmdLogRecord,
+    CommandRecord,
+    CommandStatus,
+    DeliveryRecord,
+    DeliveryStatus,
+    DeviceRecord,
+    DeviceTouch,
+    EventRecord,
+    IdempotencyRecord,
+    NewCommand,
+    NewEvent,
+    NewOrder,
+    OrderRecord,
+    PortRecord,
+    ProgressSample,
+    StorageStatistics,
+    dump_json,
+    load_json_object,
+)
+from ._schema import LATEST_VERSION, MIGRATIONS, Migration, migrate, split_statements
+
+__all__ = [
+    # opening and using the database
+    "AsyncDatabase", "Database", "LATEST_VERSION", "MIGRATIONS", "MIN_SQLITE_VERSION",
+    "Migration", "migrate", "split_statements",
+    # records and enums
+    "CardRecord", "CardStatus", "CmdLogEntry", "CmdLogRecord", "CommandRecord",
+    "CommandStatus", "DeliveryRecord", "DeliveryStatus", "DeviceRecord", "DeviceTouch",
+    "EventRecord", "IdempotencyRecord", "NewCommand", "NewEvent", "NewOrder",
+    "OPEN_ORDER_STATES", "OrderRecord", "PortRecord", "ProgressSample", "StorageStatistics",
+    # paging, helpers, errors
+    "DEFAULT_LIMIT", "MAX_LIMIT", "Page", "decode_cursor", "encode_cursor", "dump_json",
+    "format_order_no", "load_json_object",
+    "ActiveOrderExists", "DuplicateOrderNo", "InvalidPage", "SchemaTooNew", "StorageError",
+]

@@ -1,0 +1,311 @@
+# The database schema (api.md §8) as an ordered list of migrations, and the code
+# that brings a database up to date when the server starts.
+#
+# A migration is (version, name, SQL script); versions count up from 1 without gaps
+# and a published migration is never edited, only followed by a new one. migrate()
+# runs in one BEGIN IMMEDIATE transaction: it reads the highest version recorded in
+# schema_migrations, runs every later script statement by statement, records each
+# version and sets PRAGMA user_version to the result, then commits. So a second
+# server starting at the same time waits for the first and then finds nothing to do,
+# a failure leaves the database as it was, and re-running is a no-op. A database
+# with a version newer than the code is refused (SchemaTooNew) rather than used.
+#
+# Units (api.md §3): integers only, enforced by STRICT tables (SQLite ≥ 3.37), so a
+# float where an integer unit belongs is refused. Money in cents, energy in 0.01 kWh,
+# power in 0.1 W (except ports.power_w: whole W, as the plan's SQL uses it), voltage
+# 0.1 V, current mA, durations in seconds, times in Unix seconds (UTC). Column names
+# are the plan's (§5.6, §5.8, TC001, TC005), so its diagnostic SQL runs unchanged
+# apart from PostgreSQL's NOW()/INTERVAL syntax.
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from ._errors import SchemaTooNew
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "migrate", "schema_version",
+           "split_statements"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: applied once, in version order, never edited once published."""
+
+    version: int
+    name: str
+    sql: str
+
+
+_V1 = """
+CREATE TABLE devices (
+    id           INTEGER PRIMARY KEY,
+    phy_id       TEXT    NOT NULL UNIQUE,
+    protocol     TEXT    NOT NULL CHECK (protocol IN ('bkv', 'ap3000')),
+    last_seen_at INTEGER,
+    remote_addr  TEXT,
+    firmware     TEXT,
+    iccid        TEXT,
+    rssi         INTEGER,
+    online       INTEGER NOT NULL DEFAULT 0 CHECK (online IN (0, 1)),
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX devices_online_seen ON devices (online, last_seen_at);
+
+CREATE TABLE ports (
+    device_id   INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    socket_no   INTEGER NOT NULL DEFAULT 1 CHECK (socket_no >= 1),
+    port_no     INTEGER NOT NULL CHECK (port_no >= 1),
+    status      INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1, 2, 3)),
+    power_w     INTEGER NOT NULL DEFAULT 0,
+    voltage     INTEGER,
+    fault_code  INTEGER NOT NULL DEFAULT 0,
+    order_no    TEXT,
+    business_no INTEGER,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, socket_no, port_no)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE orders (
+    id                     INTEGER PRIMARY KEY,
+    order_no               TEXT    NOT NULL UNIQUE,
+    device_id              INTEGER NOT NULL REFERENCES devices (id),
+    socket_no              INTEGER NOT NULL DEFAULT 1,
+    port_no                INTEGER NOT NULL,
+    status                 TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN (
+                               'pending', 'charging', 'stopping', 'completed', 'failed',
+                               'cancelled', 'exception')),
+    charge_mode            INTEGER NOT NULL,
+    amount                 INTEGER,
+    price_per_kwh          INTEGER NOT NULL DEFAULT 0,
+    service_fee            INTEGER NOT NULL DEFAULT 0,
+    duration_sec           INTEGER NOT NULL DEFAULT 0,
+    requested_duration_sec INTEGER,
+    requested_energy_wh    INTEGER,
+    power_tiers_json       TEXT,
+    total_kwh              INTEGER NOT NULL DEFAULT 0,
+    current_power          INTEGER NOT NULL DEFAULT 0,
+    peak_power             INTEGER NOT NULL DEFAULT 0,
+    final_amount           INTEGER,
+    refund_amount          INTEGER,
+    energy_fee             INTEGER,
+    service_fee_amount     INTEGER,
+    device_amount          INTEGER,
+    end_reason             INTEGER,
+    end_reason_raw         INTEGER,
+    business_no            INTEGER,
+    card_no                TEXT,
+    stop_reason            TEXT,
+    start_time             INTEGER,
+    end_time               INTEGER,
+    created_at             INTEGER NOT NULL,
+    updated_at             INTEGER NOT NULL
+) STRICT;
+-- One pending or charging order per charging point: two racing charge requests
+-- cannot both win the port ('stopping' may overlap with a replacing order).
+CREATE UNIQUE INDEX orders_one_open_per_port ON orders (device_id, socket_no, port_no)
+    WHERE status IN ('pending', 'charging');
+CREATE INDEX orders_device ON orders (device_id, id);
+CREATE INDEX orders_status ON orders (status, created_at);
+CREATE INDEX orders_created ON orders (created_at);
+CREATE INDEX orders_business_no ON orders (device_id, business_no)
+    WHERE business_no IS NOT NULL;
+
+CREATE TABLE order_progress (
+    id           INTEGER PRIMARY KEY,
+    order_no     TEXT    NOT NULL REFERENCES orders (order_no) ON DELETE CASCADE,
+    at           INTEGER NOT NULL,
+    duration_sec INTEGER NOT NULL,
+    total_kwh    INTEGER NOT NULL,
+    power        INTEGER NOT NULL,
+    voltage      INTEGER,
+    current      INTEGER
+) STRICT;
+CREATE INDEX order_progress_order ON order_progress (order_no, id);
+
+CREATE TABLE commands (
+    id           TEXT    PRIMARY KEY,
+    device_id    INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    phy_id       TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,
+    payload_json TEXT    NOT NULL,
+    status       TEXT    NOT NULL DEFAULT 'queued' CHECK (status IN (
+                     'queued', 'sent', 'acked', 'failed', 'expired')),
+    reason       TEXT,
+    result_json  TEXT,
+    msg_id       INTEGER,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    order_no     TEXT,
+    created_at   INTEGER NOT NULL,
+    sent_at      INTEGER,
+    finished_at  INTEGER,
+    expires_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX commands_device_open ON commands (device_id, created_at)
+    WHERE status IN ('queued', 'sent');
+CREATE INDEX commands_queued_expiry ON commands (expires_at) WHERE status = 'queued';
+
+CREATE TABLE cmd_logs (
+    id         INTEGER PRIMARY KEY,
+    device_id  INTEGER,
+    phy_id     TEXT,
+    direction  TEXT    NOT NULL CHECK (direction IN ('UP', 'DOWN')),
+    cmd        TEXT    NOT NULL,
+    msg_id     INTEGER,
+    hex        TEXT    NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX cmd_logs_created ON cmd_logs (created_at);
+CREATE INDEX cmd_logs_phy_id ON cmd_logs (phy_id, id);
+
+CREATE TABLE events (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT    NOT NULL UNIQUE,
+    event_type    TEXT    NOT NULL,
+    device_phy_id TEXT,
+    order_no      TEXT,
+    payload_json  TEXT    NOT NULL,
+    created_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX events_order ON events (order_no) WHERE order_no IS NOT NULL;
+
+CREATE TABLE webhook_deliveries (
+    event_seq       INTEGER PRIMARY KEY REFERENCES events (seq) ON DELETE CASCADE,
+    device_phy_id   TEXT,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    status          TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN (
+                        'pending', 'delivered', 'dead')),
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    delivered_at    INTEGER,
+    latency_ms      INTEGER
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+    WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_device ON webhook_deliveries (device_phy_id, event_seq)
+    WHERE status = 'pending';
+
+CREATE TABLE cards (
+    card_no       TEXT    PRIMARY KEY,
+    balance_cents INTEGER NOT NULL DEFAULT 0 CHECK (balance_cents >= 0),
+    status        TEXT    NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'blocked')),
+    charge_mode   INTEGER,
+    duration      INTEGER,
+    energy_wh     INTEGER,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE api_nonces (
+    key_name TEXT    NOT NULL,
+    nonce    TEXT    NOT NULL,
+    seen_at  INTEGER NOT NULL,
+    PRIMARY KEY (key_name, nonce)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX api_nonces_seen ON api_nonces (seen_at);
+
+CREATE TABLE idempotency (
+    key_name      TEXT    NOT NULL,
+    idem_key      TEXT    NOT NULL,
+    status_code   INTEGER NOT NULL,
+    response_json TEXT    NOT NULL,
+    request_hash  TEXT,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (key_name, idem_key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX idempotency_created ON idempotency (created_at);
+
+CREATE TABLE settings (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+"""
+
+#: Every migration, in order. Append; never edit a published one.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema (api.md §8)", _V1),
+)
+
+#: The schema version this code writes.
+LATEST_VERSION = MIGRATIONS[-1].version
+
+_CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT"""
+_SELECT_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+_INSERT_VERSION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"
+_TABLE_EXISTS = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'"
+
+
+def split_statements(script: str) -> list[str]:
+    """Split an SQL script into single statements, each ending with ``;``.
+
+    Semicolons inside strings, comments and trigger bodies do not split (the
+    test is :func:`sqlite3.complete_statement`).
+
+    Raises:
+        ValueError: The script ends with an incomplete statement.
+    """
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";")[:-1]:
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    rest = (buffer + script.rsplit(";", 1)[-1]).strip()
+    if any(line.strip() and not line.strip().startswith("--") for line in rest.splitlines()):
+        raise ValueError(f"incomplete SQL statement at the end of the script: {rest[:60]!r}")
+    return statements
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The highest migration applied to *conn*'s database (0 for a new one)."""
+    if conn.execute(_TABLE_EXISTS).fetchone() is None:
+        return 0
+    row = conn.execute(_SELECT_VERSION).fetchone()
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection,
+            migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Bring *conn*'s database up to the last of *migrations*, atomically.
+
+    *conn* must be in autocommit mode (``isolation_level=None``) and outside a
+    transaction.
+
+    Returns:
+        The versions applied now (empty when the database was up to date).
+
+    Raises:
+        SchemaTooNew: The database has a version this code does not know.
+        sqlite3.Error: A migration failed; nothing of this call was kept.
+    """
+    latest = migrations[-1].version if migrations else 0
+    applied: list[int] = []
+    committed = False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_CREATE_MIGRATIONS_TABLE)
+        current = int(conn.execute(_SELECT_VERSION).fetchone()[0])
+        if current > latest:
+            raise SchemaTooNew(current, latest)
+        for migration in migrations:
+            if migration.version <= current:
+                continue
+            for statement in split_statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(_INSERT_VERSION, (migration.version, migration.name, int(time.time())))
+            applied.append(migration.version)
+        # PRAGMA takes no parameters; the value is an int from the code, not input.
+        conn.execute(f"PRAGMA user_version = {int(latest)}")
+        conn.execute("COMMIT")
+        committed = True
+    finally:
+        if not committed and conn.in_transaction:
+            conn.execute("ROLLBACK")
+    return applied

@@ -1,0 +1,148 @@
+"""The device gateway over real TCP sockets on loopback."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from bkvcodec import (
+    BkvFrame,
+    ConnectionEvent,
+    DeviceConnection,
+    DeviceHeartbeat,
+    HeartbeatAck,
+    ProtocolFamily,
+    QueryStatus,
+)
+from reference_server.gateway import DeviceLink, Gateway, GatewaySettings
+from reference_server.logs import Logger
+
+GATEWAY_ID = "82210225000520"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[ConnectionEvent] = []
+        self.closed: list[list[str]] = []
+        self.changed = trio.Event()
+
+    async def device_events(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
+        self.events += events
+        self.changed.set()
+        self.changed = trio.Event()
+
+    async def link_closed(self, link: DeviceLink, phy_ids: list[str],
+                          dropped_commands: list[str]) -> None:
+        self.closed.append(phy_ids)
+
+
+@asynccontextmanager
+async def running(settings: GatewaySettings | None = None
+                  ) -> AsyncIterator[tuple[Gateway, Recorder, int]]:
+    """A gateway on a free loopback port, cancelled when the block ends (even on failure)."""
+    async with trio.open_nursery() as nursery:
+        try:
+            yield await _start(nursery, settings)
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+async def _start(nursery: trio.Nursery, settings: GatewaySettings | None = None
+                 ) -> tuple[Gateway, Recorder, int]:
+    import io
+
+    recorder = Recorder()
+    gateway = Gateway(recorder, Logger("debug", io.StringIO()), settings)
+    listeners = await nursery.start(gateway.serve, "127.0.0.1", 0)
+    port = listeners[0].socket.getsockname()[1]
+    return gateway, recorder, port
+
+
+async def _heartbeat(port: int, device: DeviceConnection) -> trio.SocketStream:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(device.send(DeviceHeartbeat(phy_id=GATEWAY_ID,
+                                                      protocol=ProtocolFamily.BKV), 0))
+    return stream
+
+
+@pytest.mark.trio
+async def test_heartbeat_is_answered_and_reported() -> None:
+    async with running() as (gateway, recorder, port):
+        device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+
+        stream = await _heartbeat(port, device)
+        reply = await stream.receive_some(1024)
+
+        assert isinstance(BkvFrame.decode(reply).message, HeartbeatAck)
+        with trio.fail_after(5):
+            while not recorder.events:
+                await recorder.changed.wait()
+        assert ["DeviceRegistered", "DeviceHeartbeat"] == [
+            type(e).__name__ for e in recorder.events]
+        assert gateway.is_online(GATEWAY_ID)
+        await stream.aclose()
+        with trio.fail_after(5):
+            while gateway.is_online(GATEWAY_ID):
+                await trio.sleep(0.01)
+        assert [[GATEWAY_ID]] == recorder.closed
+
+
+@pytest.mark.trio
+async def test_garbage_on_one_connection_does_not_disturb_another() -> None:
+    async with running() as (_gateway, _recorder, port):
+        noisy = await trio.open_tcp_stream("127.0.0.1", port)
+        await noisy.send_all(b"\x16\x03\x01" + bytes(range(256)) * 8)
+        device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+
+        stream = await _heartbeat(port, device)
+
+        assert isinstance(BkvFrame.decode(await stream.receive_some(1024)).message,
+                          HeartbeatAck)
+        await noisy.aclose()
+        await stream.aclose()
+
+
+@pytest.mark.trio
+async def test_reconnect_replaces_the_old_connection() -> None:
+    async with running() as (gateway, _recorder, port):
+        device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+        first = await _heartbeat(port, device)
+        await first.receive_some(1024)
+
+        second = await _heartbeat(port, device)
+        await second.receive_some(1024)
+
+        with trio.fail_after(5):
+            assert b"" == await first.receive_some(1024)  # the old socket was closed
+        assert gateway.is_online(GATEWAY_ID)
+        await first.aclose()
+        await second.aclose()
+
+
+@pytest.mark.trio
+async def test_command_reaches_the_device() -> None:
+    async with running() as (gateway, _recorder, port):
+        device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+        async with await _heartbeat(port, device) as stream:
+            device.receive_data(await stream.receive_some(1024), 0)
+
+            sent = await gateway.send(GATEWAY_ID, QueryStatus(command_id="q",
+                                                              phy_id=GATEWAY_ID))
+            received = device.receive_data(await stream.receive_some(1024), 1)
+            offline = await gateway.send("04A228CD", QueryStatus(command_id="x",
+                                                                 phy_id="04A228CD"))
+
+        assert sent and not offline
+        assert [QueryStatus(command_id=received[0].command_id, phy_id=GATEWAY_ID)] == received
+
+
+@pytest.mark.trio
+async def test_idle_connection_is_closed() -> None:
+    async with running(GatewaySettings(idle_timeout=0.2)) as (_gateway, _recorder, port):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+
+        with trio.fail_after(5):
+            assert b"" == await stream.receive_some(1024)
+        await stream.aclose()
