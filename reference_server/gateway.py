@@ -155,12 +155,23 @@ class Gateway:
         await self._write(link, data)
         return True
 
-    async def answer_card(self, phy_id: str, request_id: int, **decision: object) -> bool:
-        """Pass a card decision (``ServerConnection.answer_card`` arguments) to the device."""
+    async def answer_card(self, phy_id: str, request_id: int, *, accept: bool,
+                          command_id: str | None = None, order_no: str | None = None,
+                          balance_cents: int = 0, duration_s: int | None = None,
+                          energy_wh: int | None = None,
+                          refusal_code: int | None = None) -> bool:
+        """Pass a card decision to the device (see ``ServerConnection.answer_card``).
+
+        Returns:
+            False when the device is no longer connected.
+        """
         link = self._links.get(phy_id)
         if link is None or link.closed:
             return False
-        data = link.connection.answer_card(request_id, now=self.clock(), **decision)  # type: ignore[arg-type]
+        data = link.connection.answer_card(
+            request_id, accept=accept, now=self.clock(), command_id=command_id,
+            order_no=order_no, balance_cents=balance_cents, duration_s=duration_s,
+            energy_wh=energy_wh, refusal_code=refusal_code)
         await self._write(link, data)
         return True
 
@@ -219,9 +230,11 @@ class Gateway:
                 identified = True
                 self.log.info("Protocol identified", protocol=link.protocol,
                               remote_addr=link.remote_addr)
+            # Route the device to this link before answering, so that a command
+            # sent right after the answer finds it.
+            self._note(link, events)
             await self._write(link, link.connection.data_to_send())
             link.deadline_changed.set()
-            self._note(link, events)
             if events:
                 await self.sink.device_events(link, events)
 

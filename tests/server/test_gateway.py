@@ -44,7 +44,8 @@ async def running(settings: GatewaySettings | None = None
     """A gateway on a free loopback port, cancelled when the block ends (even on failure)."""
     async with trio.open_nursery() as nursery:
         try:
-            yield await _start(nursery, settings)
+            with trio.fail_after(10):  # a hang is a failure, not a stuck test run
+                yield await _start(nursery, settings)
         finally:
             nursery.cancel_scope.cancel()
 
