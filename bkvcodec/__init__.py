@@ -261,6 +261,14 @@ from ._session import (
     SessionInput,
     SessionTimeouts,
 )
+from ._signing import (
+    SignatureError,
+    WebhookEvent,
+    canonical_text,
+    sign,
+    verify_signature,
+    verify_webhook,
+)
 from ._types import BcdTime, BinaryTime, Direction, ProtocolFamily
 from ._version import __version__
 
@@ -329,4 +337,6 @@ __all__ = [
     "SessionTimeouts",
     "ModifyCharge", "NetworkSocketSpec", "SetNetworkList", "StartOta",
     "FirmwareProgress", "FirmwareTarget", "SendFirmware",
+    "SignatureError", "WebhookEvent", "canonical_text", "sign", "verify_signature",
+    "verify_webhook",
 ]

@@ -393,6 +393,51 @@ class ChargingSession:
         self._last_progress_duration: int | None = None
         self._deadlines: dict[SessionInput, float] = {}
 
+    @classmethod
+    def resume(cls, *, order_no: str, device_phy_id: str, socket_no: int = 1, port_no: int,
+               charge_mode: ChargeMode, tariff: Tariff, requested_duration_s: int | None = None,
+               timeouts: SessionTimeouts | None = None, state: OrderState, created_at: float,
+               command_sent_at: float | None = None, start_time: float | None = None,
+               duration_s: int = 0, energy_centikwh: int = 0, peak_power_dw: int = 0,
+               events_emitted: int, now: float) -> ChargingSession:
+        """Rebuild an open order from what a server stored (after a restart).
+
+        The clocks are re-armed from the stored times: an unsent start command
+        still expires ``command_ttl`` after *created_at*; a sent one waits
+        ``start_timeout`` from *command_sent_at* (or *now*, if unknown); a running
+        charge keeps its end-overdue limit from *start_time*. Event ids continue
+        after *events_emitted*, so none repeats.
+
+        Raises:
+            ValueError: *state* is not an open state (pending, charging, stopping).
+        """
+        if state not in (OrderState.PENDING, OrderState.CHARGING, OrderState.STOPPING):
+            raise ValueError(f"only an open order can be resumed, not a {state.value} one")
+        s = cls(order_no=order_no, device_phy_id=device_phy_id, socket_no=socket_no,
+                port_no=port_no, charge_mode=charge_mode, tariff=tariff,
+                requested_duration_s=requested_duration_s, timeouts=timeouts)
+        s.state = state
+        s.created_at = created_at
+        s.start_time = start_time
+        s.duration_s = duration_s
+        s.energy_centikwh = energy_centikwh
+        s.peak_power_dw = peak_power_dw
+        s._sequence = events_emitted
+        if state is OrderState.PENDING:
+            if command_sent_at is None:
+                s._deadlines[SessionInput.COMMAND_EXPIRED] = created_at + s.timeouts.command_ttl
+            else:
+                s._deadlines[SessionInput.START_TIMEOUT] = (
+                    command_sent_at + s.timeouts.start_timeout)
+        else:
+            begun = start_time if start_time is not None else now
+            s._last_progress_duration = duration_s
+            limit = begun + s.timeouts.max_charging
+            if requested_duration_s:
+                limit = min(limit, begun + requested_duration_s + s.timeouts.end_grace)
+            s._deadlines[SessionInput.END_OVERDUE] = max(limit, now)
+        return s
+
     # --- inputs ----------------------------------------------------------------------
 
     def start_requested(self, now: float) -> list[OrderEvent]:

@@ -39,7 +39,8 @@ from typing import Literal, NoReturn
 __all__ = [
     "ApiKey", "BusyPortPolicy", "Config", "ConfigError", "LogLevel",
     "GENERATED_API_KEY_NAME", "GENERATED_API_KEY_SETTING", "PROTOCOL_OFFLINE_AFTER",
-    "argument_parser", "generate_api_key", "load_config", "with_generated_api_key",
+    "argument_parser", "describe_settings", "generate_api_key", "load_config",
+    "with_generated_api_key",
 ]
 
 #: What to do with a charge request for a port that is already busy (api.md §1).
@@ -275,6 +276,16 @@ _KEYS: dict[str, _Key] = dict([
     _key("default_price_per_kwh", "price when a request has none, cents/kWh (0)"),
     _key("default_service_fee", "service fee when a request has none, per mille (0)"),
 ])
+
+
+
+def describe_settings() -> list[tuple[str, str, str, str]]:
+    """Every setting as (TOML key, environment variable, flag, help), in table order.
+
+    For documentation: the docs' configuration table is generated from this.
+    """
+    return [(name, key.env, key.flag, key.help) for name, key in _KEYS.items()]
+
 
 _CONFIG_ENV = "IOT_CONFIG"
 #: Keys whose values never appear in messages.

@@ -25,6 +25,7 @@ import trio
 from bkvcodec import (
     Command,
     ConnectionEvent,
+    Direction,
     FrameRejected,
     ServerConnection,
     UnidentifiedStream,
@@ -46,6 +47,11 @@ class EventSink(Protocol):
     async def link_closed(self, link: DeviceLink, phy_ids: list[str],
                           dropped_commands: list[str]) -> None:
         """*link* closed; *phy_ids* it carried are now offline unless they reconnected."""
+
+    def traffic(self, link: DeviceLink, direction: Direction, data: bytes,
+                kinds: list[str], phy_id: str | None) -> None:
+        """Bytes read from or written to *link*, with the kinds of what they carried
+        (the frame log)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,7 +158,7 @@ class Gateway:
             return False
         data = link.connection.send(command, self.clock())
         link.deadline_changed.set()
-        await self._write(link, data)
+        await self._write(link, data, type(command).__name__, phy_id)
         return True
 
     async def answer_card(self, phy_id: str, request_id: int, *, accept: bool,
@@ -172,7 +178,7 @@ class Gateway:
             request_id, accept=accept, now=self.clock(), command_id=command_id,
             order_no=order_no, balance_cents=balance_cents, duration_s=duration_s,
             energy_wh=energy_wh, refusal_code=refusal_code)
-        await self._write(link, data)
+        await self._write(link, data, "CardAnswer", phy_id)
         return True
 
     def statistics(self) -> GatewayStatistics:
@@ -225,20 +231,25 @@ class Gateway:
             if not data:
                 self.log.info("TCP read error", error="EOF", remote_addr=link.remote_addr)
                 return
-            events = link.connection.receive_data(bytes(data), self.clock())
+            data = bytes(data)
+            events = link.connection.receive_data(data, self.clock())
             if not identified and link.protocol is not None:
                 identified = True
                 self.log.info("Protocol identified", protocol=link.protocol,
                               remote_addr=link.remote_addr)
             # Route the device to this link before answering, so that a command
             # sent right after the answer finds it.
-            self._note(link, events)
-            await self._write(link, link.connection.data_to_send())
+            phy_id = self._note(link, events)
+            self.sink.traffic(link, Direction.UP, data, [type(e).__name__ for e in events],
+                              phy_id)
+            await self._write(link, link.connection.data_to_send(), "reply", phy_id)
             link.deadline_changed.set()
             if events:
                 await self.sink.device_events(link, events)
 
-    def _note(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
+    def _note(self, link: DeviceLink, events: list[ConnectionEvent]) -> str | None:
+        """Count and route what a read carried; returns the device it named, if any."""
+        named: str | None = None
         for event in events:
             if isinstance(event, FrameRejected):
                 self._rejected += 1
@@ -252,6 +263,7 @@ class Gateway:
             self._frames_in += 1
             phy_id = getattr(event, "phy_id", None)
             if isinstance(phy_id, str):
+                named = phy_id
                 old = self._links.get(phy_id)
                 if old is not link:
                     self._links[phy_id] = link
@@ -260,6 +272,7 @@ class Gateway:
                                       old_remote_addr=old.remote_addr,
                                       remote_addr=link.remote_addr)
                         old.close()
+        return named
 
     async def _timers(self, link: DeviceLink) -> None:
         while not link.closed:
@@ -272,13 +285,15 @@ class Gateway:
                 await link.deadline_changed.wait()
                 continue
             events = link.connection.handle_timeout(self.clock())
-            await self._write(link, link.connection.data_to_send())
+            await self._write(link, link.connection.data_to_send(), "retransmission")
             if events:
                 await self.sink.device_events(link, events)
 
-    async def _write(self, link: DeviceLink, data: bytes) -> None:
+    async def _write(self, link: DeviceLink, data: bytes, kind: str,
+                     phy_id: str | None = None) -> None:
         if not data or link.closed:
             return
+        self.sink.traffic(link, Direction.DOWN, data, [kind], phy_id)
         async with link.send_lock:
             with trio.move_on_after(self.settings.write_timeout) as scope:
                 try:

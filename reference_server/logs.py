@@ -11,7 +11,7 @@ from typing import TextIO
 
 __all__ = ["LEVELS", "Logger"]
 
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 
 
 class Logger:
@@ -29,13 +29,20 @@ class Logger:
         self.stream = stream if stream is not None else sys.stderr
 
     def log(self, level: str, msg: str, **fields: object) -> None:
-        """Write one line if *level* passes the threshold."""
+        """Write one line if *level* passes the threshold.
+
+        A line the stream cannot take (closed, full disk) is dropped: a log
+        failure must not take down the connection or request that logged.
+        """
         if LEVELS[level] < self.threshold:
             return
         record: dict[str, object] = {"ts": round(time.time(), 3), "level": level, "msg": msg}
         record.update(fields)
-        self.stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
 
     def debug(self, msg: str, **fields: object) -> None:
         self.log("debug", msg, **fields)

@@ -524,3 +524,58 @@ class OrderHistory(RuleBasedStateMachine):
 
 
 TestOrderHistory = OrderHistory.TestCase
+
+
+# --- resuming after a server restart ---------------------------------------------------------
+
+def _resumed(state: OrderState, **kwargs: object) -> ChargingSession:
+    settings: dict[str, object] = {
+        "order_no": "THD1729407600001", "device_phy_id": "82210225000520", "port_no": 1,
+        "charge_mode": ChargeMode.TIME, "requested_duration_s": 3600,
+        "tariff": Tariff(amount_cents=1000, price_per_kwh_cents=150,
+                         service_fee_permille=100),
+        "timeouts": SessionTimeouts(start_timeout=120, command_ttl=300),
+        "state": state, "created_at": 1000.0, "events_emitted": 3, "now": 2000.0}
+    settings.update(kwargs)
+    return ChargingSession.resume(**settings)  # type: ignore[arg-type]
+
+
+def test_a_resumed_charge_continues_its_totals_and_event_ids() -> None:
+    session = _resumed(OrderState.CHARGING, start_time=1010.0, duration_s=600,
+                       energy_centikwh=250, peak_power_dw=18000)
+
+    [ended, completed] = session.settlement(
+        2100.0, MeterReading(duration_s=660, energy_centikwh=270), end_reason=EndReason.NORMAL)
+
+    assert ("THD1729407600001-4", "THD1729407600001-5") == (ended.event_id,
+                                                            completed.event_id)
+    assert isinstance(completed, OrderCompleted)
+    assert (660, 270, 18000, 1010.0) == (completed.duration_s, completed.energy_centikwh,
+                                         completed.peak_power_dw, completed.start_time)
+
+
+def test_a_resumed_progress_keeps_the_one_per_minute_throttle() -> None:
+    session = _resumed(OrderState.CHARGING, start_time=1010.0, duration_s=600)
+
+    assert [] == session.progress(2001.0, MeterReading(duration_s=630, energy_centikwh=1))
+    assert 1 == len(session.progress(2002.0, MeterReading(duration_s=660, energy_centikwh=2)))
+
+
+def test_a_resumed_unsent_start_still_expires_from_its_creation() -> None:
+    session = _resumed(OrderState.PENDING)
+
+    assert 1300.0 == session.next_deadline()
+    [failed] = session.handle_timeout(2000.0)
+    assert isinstance(failed, OrderFailed)
+    assert EndReason.COMMAND_EXPIRED == failed.end_reason
+
+
+def test_a_resumed_sent_start_waits_for_confirmation_from_the_sending() -> None:
+    session = _resumed(OrderState.PENDING, command_sent_at=1950.0)
+
+    assert 2070.0 == session.next_deadline()
+
+
+def test_only_open_orders_can_be_resumed() -> None:
+    with pytest.raises(ValueError, match="open order"):
+        _resumed(OrderState.COMPLETED)

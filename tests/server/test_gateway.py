@@ -12,6 +12,7 @@ from bkvcodec import (
     ConnectionEvent,
     DeviceConnection,
     DeviceHeartbeat,
+    Direction,
     HeartbeatAck,
     ProtocolFamily,
     QueryStatus,
@@ -26,6 +27,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[ConnectionEvent] = []
         self.closed: list[list[str]] = []
+        self.traffic_log: list[tuple[Direction, list[str]]] = []
         self.changed = trio.Event()
 
     async def device_events(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
@@ -36,6 +38,10 @@ class Recorder:
     async def link_closed(self, link: DeviceLink, phy_ids: list[str],
                           dropped_commands: list[str]) -> None:
         self.closed.append(phy_ids)
+
+    def traffic(self, link: DeviceLink, direction: Direction, data: bytes, kinds: list[str],
+                phy_id: str | None) -> None:
+        self.traffic_log.append((direction, kinds))
 
 
 @asynccontextmanager

@@ -1,0 +1,125 @@
+# The whole server in one trio nursery (issue: "one trio process"): the device
+# gateway, the HTTP API on hypercorn's trio worker, the service's timers and the
+# webhook worker. run_server() builds the parts, wires them and runs them until
+# cancelled; shutting down stops the listeners first, then writes out what is
+# buffered and checkpoints SQLite (shielded, so a second Ctrl-C cannot cut it).
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+import trio
+
+from .api import create_app, serve_http
+from .config import (
+    GENERATED_API_KEY_SETTING,
+    Config,
+    generate_api_key,
+    with_generated_api_key,
+)
+from .gateway import Gateway, GatewaySettings
+from .logs import Logger
+from .metrics import Metrics
+from .service import ChargingService
+from .storage import AsyncDatabase
+from .webhooks import WebhookDeliverer
+
+__all__ = ["ServerAddresses", "main_async", "run_server"]
+
+#: Extra seconds a connection may stay silent beyond the longest ``offline_after``
+#: before the gateway closes it (the service marks the device offline first).
+_IDLE_MARGIN = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddresses:
+    """Where a started server listens (ports resolved when 0 was configured)."""
+
+    tcp_host: str
+    tcp_port: int
+    http_host: str
+    http_port: int
+
+
+async def run_server(config: Config, *, logger: Logger | None = None,
+                     clock: Callable[[], float] = time.time, announce: TextIO | None = None,
+                     task_status: trio.TaskStatus[ServerAddresses]
+                     = trio.TASK_STATUS_IGNORED) -> None:
+    """Run the server until cancelled.
+
+    Args:
+        config: The configuration.
+        logger: JSON-lines logger (one at ``config.log_level`` on stderr if None).
+        clock: Unix time, for tests.
+        announce: Where a generated API key is printed, once (stdout if None).
+        task_status: Receives the listening addresses once both listeners accept.
+    """
+    log = logger if logger is not None else Logger(config.log_level)
+    config.db_path.parent.mkdir(parents=True, exist_ok=True)
+    db = await AsyncDatabase.open(config.db_path)
+    try:
+        config = await _api_keys(config, db, log, announce or sys.stdout)
+        log.info("configuration", **config.redacted())
+        metrics = Metrics()
+        service = ChargingService(db, config, log, metrics, clock=clock)
+        deliverer = WebhookDeliverer(db, config, log, metrics, clock=clock)
+        idle = max(config.offline_after_for("bkv"), config.offline_after_for("ap3000"))
+        gateway = Gateway(service, log, GatewaySettings(idle_timeout=idle + _IDLE_MARGIN),
+                          clock=clock)
+        service.attach(gateway, deliverer.wake)
+        metrics.watch(connections=lambda: gateway.statistics().connections,
+                      devices_online=lambda: gateway.statistics().devices,
+                      deliveries_pending=lambda: service.deliveries_pending)
+        await service.start()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service.run)
+            nursery.start_soon(deliverer.run)
+            listeners = await nursery.start(gateway.serve, config.tcp_host, config.tcp_port)
+            tcp_host, tcp_port = listeners[0].socket.getsockname()[:2]
+            log.info("listening", listener="devices", host=tcp_host, port=tcp_port)
+            app = create_app(config=config, db=db, service=service, metrics=metrics,
+                             clock=clock)
+            http_host, http_port = await nursery.start(serve_http, app, config.http_host,
+                                                       config.http_port)
+            log.info("listening", listener="http", host=http_host, port=http_port)
+            task_status.started(ServerAddresses(tcp_host, tcp_port, http_host, http_port))
+            try:
+                await trio.sleep_forever()
+            finally:
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await service.aclose()
+    finally:
+        with trio.CancelScope(shield=True):
+            await db.aclose()
+            log.info("stopped")
+
+
+async def _api_keys(config: Config, db: AsyncDatabase, log: Logger, announce: TextIO) -> Config:
+    """Use the configured keys, or the generated one (made and printed at first start)."""
+    if not config.needs_generated_api_key:
+        return config
+    key, created = await db.ensure_setting(GENERATED_API_KEY_SETTING, generate_api_key())
+    if created:
+        announce.write(f"Generated API key (shown once; send it as X-Api-Key): {key}\n")
+        announce.flush()
+        log.info("API key generated", stored_in="settings table of the database")
+    else:
+        log.info("using the API key generated at first start")
+    return with_generated_api_key(config, key)
+
+
+async def main_async(config: Config) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    log = Logger(config.log_level)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: run_server(config, logger=log))
+            async for signum in signals:
+                log.info("shutting down", signal=signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break

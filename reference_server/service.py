@@ -1,0 +1,1195 @@
+# The charging service: every decision of the server, in one place.
+#
+# The gateway hands it the library's protocol-neutral events per TCP read; the
+# HTTP API calls its operations. It keeps what it needs to decide in memory
+# (devices, open orders with their ChargingSession, in-flight commands) and
+# writes each state change with the events it produces in ONE transaction (the
+# outbox, api.md §4), through a _Changes object committed by _commit(). Things
+# that must happen only after the commit (sending a command, waking the webhook
+# worker, answering a card) ride along as after-commit actions.
+#
+# Why memory and not a read per event: one process owns the database, so the
+# caches cannot go stale, and a status report of a 250-socket gateway must not
+# cost 500 queries. What must survive a restart is always in the database first;
+# start() rebuilds the caches from it (open orders resume their sessions with
+# ChargingSession.resume, event ids continue, unanswered commands are resent).
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import trio
+
+from bkvcodec import (
+    AlarmRaised,
+    CardPresented,
+    ChargeMode,
+    ChargingProgress,
+    ChargingSession,
+    ChargingStarted,
+    Command,
+    CommandAcknowledged,
+    CommandRejected,
+    CommandTimedOut,
+    ConnectionEvent,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    Direction,
+    FirmwareProgress,
+    FrameRejected,
+    LocalProtocolError,
+    ModemIdentified,
+    OrderCompleted,
+    OrderEvent,
+    OrderException,
+    OrderState,
+    ParamsReported,
+    PortState,
+    PortStatusReported,
+    ProgressReported,
+    ProtocolFamily,
+    QueryParams,
+    SendFirmware,
+    SessionTimeouts,
+    SetParams,
+    SettlementReported,
+    StartCharging,
+    StartConfirmed,
+    StartOta,
+    StopCharging,
+    Tariff,
+    UnidentifiedStream,
+    UnknownMessage,
+    UpgradeRequested,
+)
+
+from .commands import command_from_record, command_kind, command_payload
+from .config import Config
+from .errors import (
+    DeviceNotFound,
+    DeviceRejected,
+    EventNotFound,
+    InvalidArgument,
+    NoIdlePort,
+    OrderNotFound,
+    PortBusy,
+    PortFault,
+    Unavailable,
+)
+from .eventdata import order_event_data
+from .gateway import DeviceLink, Gateway
+from .logs import Logger
+from .metrics import Metrics
+from .requests import AUTO_PORT, ChargeRequest, ChargeResult, FirmwareOta, OtaRequest, StopRequest
+from .storage import (
+    OPEN_ORDER_STATES,
+    ActiveOrderExists,
+    AsyncDatabase,
+    CardStatus,
+    CmdLogEntry,
+    CommandRecord,
+    CommandStatus,
+    Database,
+    DeviceRecord,
+    DeviceTouch,
+    EventRecord,
+    NewCommand,
+    NewEvent,
+    NewOrder,
+    OrderRecord,
+    PortRecord,
+    ProgressSample,
+    dump_json,
+)
+from .units import volts, watts
+
+__all__ = ["ChargingService"]
+
+#: Push every 10th heartbeat of a device (the 1st, 11th, 21st …; api.md §10.6).
+HEARTBEAT_SAMPLING = 10
+#: How often the timer task runs (session clocks, expiry, offline sweep, flushes).
+TICK = 0.25
+#: Flush batched device touches and frame logs at least this often (seconds).
+FLUSH_EVERY = 1.0
+#: Refresh the storage statistics behind the /metrics gauges this often (seconds).
+STATISTICS_EVERY = 15.0
+#: Prune cmd_logs, nonces and idempotency answers this often (seconds).
+PRUNE_EVERY = 3600.0
+#: Most frame-log rows buffered between flushes; beyond, the oldest are dropped.
+MAX_BUFFERED_LOGS = 50_000
+
+_Op = Callable[[Database], object]
+
+
+@dataclass(eq=False)
+class _Device:
+    id: int
+    phy_id: str
+    protocol: ProtocolFamily
+    online: bool
+    last_seen: float
+    firmware: str | None = None
+    iccid: str | None = None
+    heartbeats: int = 0
+    link_id: int | None = None
+
+
+@dataclass(eq=False)
+class _Order:
+    record: OrderRecord
+    session: ChargingSession
+    device: _Device
+    start_command: str | None = None
+    stop_command: str | None = None
+
+
+@dataclass(eq=False)
+class _OpenCommand:
+    id: str
+    kind: str
+    device: _Device
+    order_no: str | None
+    handed_to: int | None = None  # the link the command was given to
+
+
+@dataclass(eq=False)
+class _Changes:
+    """The writes of one state change, committed together, and what follows them."""
+
+    ops: list[_Op] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+    after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def write(self, op: _Op) -> None:
+        self.ops.append(op)
+
+    def apply(self, db: Database, *, deliver: bool) -> None:
+        for op in self.ops:
+            op(db)
+        for event in self.events:
+            db.append_event(event, deliver=deliver)
+
+
+class ChargingService:
+    """Routes device events to orders, queues commands, records events.
+
+    The gateway's :class:`~reference_server.gateway.EventSink`, and the backend
+    of the HTTP API: each operation raises a
+    :class:`~reference_server.errors.ServiceError` subclass on a refusal.
+
+    Args:
+        db: The open database.
+        config: The server configuration.
+        logger: Where JSON log lines go.
+        metrics: The server's metrics.
+        clock: Unix time (injected for tests).
+    """
+
+    def __init__(self, db: AsyncDatabase, config: Config, logger: Logger, metrics: Metrics,
+                 *, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.config = config
+        self.log = logger
+        self.metrics = metrics
+        self.clock = clock
+        self.gateway: Gateway | None = None
+        self.on_events: Callable[[], None] = lambda: None
+        self._ready = False
+        #: Webhook deliveries waiting, refreshed with each flush (a /metrics gauge).
+        self.deliveries_pending = 0
+        self._devices: dict[str, _Device] = {}
+        self._orders: dict[str, _Order] = {}
+        self._by_port: dict[tuple[int, int, int], str] = {}
+        self._by_business: dict[tuple[int, int], str] = {}
+        self._commands: dict[str, _OpenCommand] = {}
+        self._ports: dict[tuple[int, int, int], PortRecord] = {}
+        self._link_iccid: dict[int, str] = {}
+        self._touches: dict[str, DeviceTouch] = {}
+        self._frame_logs: list[CmdLogEntry] = []
+        self._timeouts = SessionTimeouts(
+            start_timeout=config.start_timeout, command_ttl=config.command_ttl,
+            lost_order_after=min(config.offline_after_for("bkv"),
+                                 config.offline_after_for("ap3000")))
+
+    # --- life ---------------------------------------------------------------------------
+
+    def attach(self, gateway: Gateway, on_events: Callable[[], None]) -> None:
+        """Connect the gateway that carries commands and the webhook worker's wake-up."""
+        self.gateway = gateway
+        self.on_events = on_events
+
+    @property
+    def ready(self) -> bool:
+        """True once started and until shutdown begins (``/readyz``)."""
+        return self._ready
+
+    def is_online(self, phy_id: str) -> bool:
+        """Whether a live connection carries the device."""
+        return self.gateway is not None and self.gateway.is_online(phy_id)
+
+    async def start(self) -> None:
+        """Rebuild the caches from the database; devices start offline."""
+        now = self.clock()
+        changes = _Changes()
+        for phy_id in await self.db.mark_all_devices_offline(int(now)):
+            changes.events.append(self._device_event(
+                "device.offline", phy_id, now, {"reason": "server_restart"}))
+        for record in await self.db.open_orders():
+            await self._resume(record, now)
+        await self._commit(changes)
+        self._ready = True
+        self.log.info("orders resumed", open_orders=len(self._orders),
+                      open_commands=len(self._commands))
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+                  ) -> None:
+        """The timers: order clocks, command expiry, offline sweep, batched writes."""
+        task_status.started()
+        last_flush = last_prune = self.clock()
+        last_statistics = 0.0
+        while True:
+            await trio.sleep(TICK)
+            now = self.clock()
+            try:
+                await self._tick(now)
+                if now - last_flush >= FLUSH_EVERY:
+                    last_flush = now
+                    await self._flush()
+                if now - last_statistics >= STATISTICS_EVERY:
+                    last_statistics = now
+                    statistics = await self.db.statistics()
+                    self.deliveries_pending = statistics.deliveries_pending
+                if now - last_prune >= PRUNE_EVERY:
+                    last_prune = now
+                    await self._prune(now)
+            except Exception as err:  # the timers must outlive one bad tick
+                self.log.error("timer tick failed", error=repr(err))
+
+    async def aclose(self) -> None:
+        """Stop taking requests and write out what is buffered."""
+        self._ready = False
+        await self._flush()
+
+    # --- the gateway's sink ---------------------------------------------------------------
+
+    def traffic(self, link: DeviceLink, direction: Direction, data: bytes,
+                kinds: list[str], phy_id: str | None) -> None:
+        """Bytes read from or written to *link* (``cmd_logs``, written in batches)."""
+        device = self._devices.get(phy_id) if phy_id else None
+        if len(self._frame_logs) >= MAX_BUFFERED_LOGS:
+            del self._frame_logs[: MAX_BUFFERED_LOGS // 10]
+        self._frame_logs.append(CmdLogEntry(
+            direction=direction, cmd=",".join(kinds) or "-", hex=data.hex(),
+            created_at=int(self.clock()), device_id=None if device is None else device.id,
+            phy_id=phy_id))
+
+    async def device_events(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
+        """Handle the events of one read of *link*, then commit them together."""
+        started = time.perf_counter()
+        now = self.clock()
+        changes = _Changes()
+        for event in events:
+            await self._handle(link, event, now, changes)
+        await self._commit(changes)
+        self.metrics.device_handling.observe(time.perf_counter() - started)
+
+    async def link_closed(self, link: DeviceLink, phy_ids: list[str],
+                          dropped_commands: list[str]) -> None:
+        """*link* closed: its devices are offline unless another link carries them."""
+        self._link_iccid.pop(link.link_id, None)
+        now = self.clock()
+        changes = _Changes()
+        for command_id in dropped_commands:
+            # Still 'sent' in the database: sent again when the device returns.
+            open_command = self._commands.get(command_id)
+            if open_command is not None:
+                open_command.handed_to = None
+        for phy_id in phy_ids:
+            device = self._devices.get(phy_id)
+            if device is not None and device.link_id == link.link_id:
+                self._set_offline(device, now, "disconnected", changes)
+        await self._commit(changes)
+
+    # --- operations (the HTTP API) ----------------------------------------------------------
+
+    async def start_charge(self, request: ChargeRequest) -> ChargeResult:
+        """Create an order and queue its start command.
+
+        Raises:
+            DeviceNotFound, PortBusy, NoIdlePort, PortFault, InvalidArgument.
+        """
+        self._check_ready()
+        device = await self._known_device(request.phy_id)
+        port_no = request.port_no
+        if port_no == AUTO_PORT:
+            port_no = self._pick_idle_port(device, request.socket_no)
+        _check_address(device.protocol, request.socket_no, port_no)
+        key = (device.id, request.socket_no, port_no)
+        port = self._ports.get(key)
+        if port is not None and port.status is PortState.FAULT:
+            raise PortFault(port_no, port.fault_code)
+        now = self.clock()
+        changes = _Changes()
+        replaced: str | None = None
+        holder = self._orders.get(self._by_port.get(key, ""))
+        if holder is not None:
+            if self.config.busy_port_policy == "reject":
+                raise PortBusy(holder.record.order_no, port_no, holder.session.state.value)
+            replaced = holder.record.order_no
+            self._stop(holder, now, "replaced by a new order", changes)
+        tariff = Tariff(
+            amount_cents=request.amount_cents,
+            price_per_kwh_cents=_default(request.price_per_kwh,
+                                         self.config.default_price_per_kwh),
+            service_fee_permille=_default(request.service_fee, self.config.default_service_fee),
+            duration_s=request.duration_s)
+        order_no = await self.db.allocate_order_no(int(now))
+        command = StartCharging(
+            command_id=_new_id("cmd"), phy_id=device.phy_id, port_no=port_no,
+            order_no=order_no, mode=request.charge_mode, socket_no=request.socket_no,
+            duration_s=request.duration_s, energy_wh=request.energy_wh,
+            power_tiers=request.power_tiers, amount_cents=request.amount_cents)
+        new_order = NewOrder(
+            order_no=order_no, device_id=device.id, socket_no=request.socket_no,
+            port_no=port_no, charge_mode=request.charge_mode, amount=request.amount_cents,
+            price_per_kwh=tariff.price_per_kwh_cents, service_fee=tariff.service_fee_permille,
+            requested_duration_sec=request.duration_s, requested_energy_wh=request.energy_wh,
+            power_tiers_json=dump_json([dataclasses.asdict(t) for t in request.power_tiers])
+            if request.power_tiers else None,
+            card_no=request.card_no, created_at=int(now))
+        order = await self._create_order(device, new_order, tariff, command, now, changes)
+        self.log.info("order created", order_no=order_no, device=device.phy_id,
+                      socket_no=request.socket_no, port_no=port_no)
+        return ChargeResult(order=order.record, device_online=self.is_online(device.phy_id),
+                            replaced_order=replaced)
+
+    async def stop_charge(self, request: StopRequest) -> OrderRecord:
+        """Stop the order on the port (or the one named): ``stopping`` or ``cancelled``.
+
+        A stop for an order that has already ended returns it unchanged.
+
+        Raises:
+            DeviceNotFound, OrderNotFound, InvalidArgument.
+        """
+        self._check_ready()
+        device = await self._known_device(request.phy_id)
+        if request.order_no is not None:
+            order = self._orders.get(request.order_no)
+            if order is None:
+                record = await self.db.get_order(request.order_no)
+                if record is None or record.device_id != device.id:
+                    raise OrderNotFound(request.order_no)
+                return record
+            if order.device is not device:
+                raise OrderNotFound(request.order_no)
+            if (order.record.socket_no, order.record.port_no) != (request.socket_no,
+                                                                    request.port_no):
+                raise InvalidArgument("port_no", f"order {request.order_no} runs on socket "
+                                      f"{order.record.socket_no} port {order.record.port_no}")
+        else:
+            found = self._orders.get(
+                self._by_port.get((device.id, request.socket_no, request.port_no), ""))
+            if found is None:
+                raise OrderNotFound(f"running on port {request.port_no}")
+            order = found
+        now = self.clock()
+        changes = _Changes()
+        self._stop(order, now, request.reason or "remote_stop", changes)
+        await self._commit(changes)
+        return order.record
+
+    async def set_params(self, phy_id: str, params: Mapping[str, int], *,
+                         socket_no: int = 1) -> CommandRecord:
+        """Queue a parameter change; the answer comes as ``device.params_result``.
+
+        Raises:
+            DeviceNotFound, InvalidArgument (``params``: a name the protocol lacks).
+        """
+        self._check_ready()
+        device = await self._known_device(phy_id)
+        command = SetParams(command_id=_new_id("cmd"), phy_id=phy_id, params=dict(params),
+                            socket_no=socket_no)
+        _check_expressible(device.protocol, command, "params")
+        return await self._queue(device, command)
+
+    async def query_params(self, phy_id: str, *, socket_no: int = 1) -> CommandRecord:
+        """Queue a parameter query.
+
+        Raises:
+            DeviceNotFound.
+        """
+        self._check_ready()
+        device = await self._known_device(phy_id)
+        return await self._queue(device, QueryParams(command_id=_new_id("cmd"), phy_id=phy_id,
+                                                     socket_no=socket_no))
+
+    async def start_ota(self, phy_id: str, request: OtaRequest) -> CommandRecord:
+        """Queue a firmware update of the form the device's protocol uses.
+
+        Raises:
+            DeviceNotFound, DeviceRejected (the form does not fit the protocol).
+        """
+        self._check_ready()
+        device = await self._known_device(phy_id)
+        command: Command
+        if isinstance(request, FirmwareOta):
+            if device.protocol is not ProtocolFamily.AP3000:
+                raise DeviceRejected("BKV devices fetch firmware by FTP: send ftp_host and "
+                                     "file_name")
+            command = SendFirmware(command_id=_new_id("cmd"), phy_id=phy_id,
+                                   image=request.image, target=request.target,
+                                   device_type=request.device_type,
+                                   firmware_version=request.firmware_version)
+        else:
+            if device.protocol is not ProtocolFamily.BKV:
+                raise DeviceRejected("AP3000 devices take the firmware image itself: send "
+                                     "image_base64")
+            command = StartOta(command_id=_new_id("cmd"), phy_id=phy_id,
+                               ftp_host=request.ftp_host, file_name=request.file_name,
+                               ftp_port=request.ftp_port, target=request.target)
+        _check_expressible(device.protocol, command, "body")
+        return await self._queue(device, command)
+
+    async def redeliver(self, event_id: str) -> EventRecord:
+        """Queue one recorded event for webhook delivery again.
+
+        Raises:
+            EventNotFound.
+        """
+        event = await self.db.get_event(event_id)
+        if event is None or not await self.db.redeliver(event_id, int(self.clock())):
+            raise EventNotFound(event_id)
+        self.on_events()
+        return event
+
+    # --- device events ------------------------------------------------------------------------
+
+    async def _handle(self, link: DeviceLink, event: ConnectionEvent, now: float,
+                      changes: _Changes) -> None:
+        protocol = link.protocol or "unknown"
+        self.metrics.frames_in.labels(protocol, type(event).__name__).inc()
+        if isinstance(event, FrameRejected):
+            self.metrics.frames_rejected.labels(event.error.code).inc()
+            return
+        if isinstance(event, UnidentifiedStream):
+            self.metrics.frames_rejected.labels("unidentified").inc()
+            return
+        if isinstance(event, ModemIdentified):
+            self._link_iccid[link.link_id] = event.iccid
+            return
+        if isinstance(event, CommandAcknowledged | CommandRejected | CommandTimedOut):
+            self._command_outcome(event, now, changes)
+            return
+        if isinstance(event, FirmwareProgress):
+            self.log.info("firmware transfer", command_id=event.command_id,
+                          device=event.phy_id, packets_done=event.packets_done,
+                          packets_total=event.packets_total)
+            return
+        phy_id = event.phy_id
+        if phy_id is None:
+            return
+        device = await self._seen(link, phy_id, now, changes)
+        if device is None:
+            return
+        if protocol == "bkv":
+            self.log.debug("BKV frame received", cmd=type(event).__name__, gateway_id=phy_id)
+        if isinstance(event, DeviceRegistered):
+            await self._registered(device, event, link, now, changes)
+        elif isinstance(event, DeviceHeartbeat):
+            self._heartbeat(device, event, now, changes)
+        elif isinstance(event, PortStatusReported):
+            self._port_status(device, event, now, changes)
+        elif isinstance(event, StartConfirmed | ProgressReported | SettlementReported):
+            self._order_report(device, event, now, changes)
+        elif isinstance(event, AlarmRaised):
+            self._alarm(device, event, now, changes)
+        elif isinstance(event, CardPresented):
+            await self._card(device, event, now, changes)
+        elif isinstance(event, ParamsReported):
+            self._params_reported(device, event, now, changes)
+        elif isinstance(event, UpgradeRequested):
+            self.log.info("device asks for a firmware upgrade", device=phy_id,
+                          device_type=event.device_type,
+                          firmware_version=event.firmware_version)
+        elif isinstance(event, UnknownMessage):
+            self.log.debug("message without a rule", device=phy_id, name=event.name)
+
+    async def _seen(self, link: DeviceLink, phy_id: str, now: float,
+                    changes: _Changes) -> _Device | None:
+        """A frame of *phy_id* arrived on *link*: it exists and is online."""
+        device = self._devices.get(phy_id)
+        if device is None or device.link_id != link.link_id:
+            protocol = link.connection.protocol
+            if protocol is None:
+                return None
+            record, _ = await self.db.upsert_device(
+                phy_id, protocol, int(now), remote_addr=link.remote_addr,
+                iccid=self._link_iccid.get(link.link_id))
+            if device is None:
+                device = self._cache_device(record)
+            device.link_id = link.link_id
+        device.last_seen = now
+        self._touches[phy_id] = DeviceTouch(phy_id=phy_id, seen_at=int(now),
+                                            rssi=self._touches[phy_id].rssi
+                                            if phy_id in self._touches else None)
+        if not device.online:
+            device.online = True
+            changes.write(lambda db: db.set_device_online(phy_id, True, int(now)))
+            changes.events.append(self._device_event("device.online", phy_id, now,
+                                                     {"remote_addr": link.remote_addr}))
+            changes.after.append(lambda: self._dispatch(device))
+        return device
+
+    async def _registered(self, device: _Device, event: DeviceRegistered, link: DeviceLink,
+                          now: float, changes: _Changes) -> None:
+        device.firmware = event.firmware or device.firmware
+        await self.db.upsert_device(device.phy_id, device.protocol, int(now),
+                                    remote_addr=link.remote_addr, firmware=event.firmware)
+        changes.events.append(self._device_event("device.registered", device.phy_id, now, {
+            "protocol": device.protocol.value, "firmware": event.firmware,
+            "port_count": event.port_count, "device_type": event.device_type,
+            "remote_addr": link.remote_addr}))
+
+    def _heartbeat(self, device: _Device, event: DeviceHeartbeat, now: float,
+                   changes: _Changes) -> None:
+        self._touches[device.phy_id] = DeviceTouch(phy_id=device.phy_id, seen_at=int(now),
+                                                   rssi=event.rssi)
+        if (event.firmware and event.firmware != device.firmware) or (
+                event.iccid and event.iccid != device.iccid):
+            device.firmware = event.firmware or device.firmware
+            device.iccid = event.iccid or device.iccid
+            phy_id, protocol = device.phy_id, device.protocol
+            firmware, iccid = event.firmware, event.iccid
+            changes.write(lambda db: db.upsert_device(phy_id, protocol, int(now),
+                                                      firmware=firmware, iccid=iccid))
+        device.heartbeats += 1
+        if device.heartbeats % HEARTBEAT_SAMPLING == 1:
+            changes.events.append(self._device_event("device.heartbeat", device.phy_id, now, {
+                "heartbeat_count": device.heartbeats, "rssi": event.rssi,
+                "voltage": volts(event.voltage_dv), "firmware": event.firmware,
+                "iccid": event.iccid}))
+
+    def _port_status(self, device: _Device, event: PortStatusReported, now: float,
+                     changes: _Changes) -> None:
+        key = (device.id, event.socket_no, event.port_no)
+        order = self._orders.get(self._by_port.get(key, ""))
+        old = self._ports.get(key)
+        port = PortRecord(
+            device_id=device.id, socket_no=event.socket_no, port_no=event.port_no,
+            status=event.state, power_w=event.power_dw or 0, voltage=event.voltage_dv,
+            fault_code=event.fault_code,
+            order_no=order.record.order_no if order is not None else event.order_no,
+            business_no=event.business_no, updated_at=int(now))
+        if old is None or _port_changed(old, port):
+            self._ports[key] = port
+            changes.write(lambda db: db.put_port(port))
+        if old is None or old.status is not port.status:
+            changes.events.append(self._device_event("port.status_changed", device.phy_id, now, {
+                "socket_no": port.socket_no, "port_no": port.port_no,
+                "status": int(port.status), "status_name": port.status.name.lower(),
+                "previous_status": None if old is None else int(old.status),
+                "fault_code": port.fault_code, "fault_msg": event.fault_msg,
+                "power_w": watts(port.power_w), "order_no": port.order_no}))
+        if (order is not None and event.state is not PortState.CHARGING
+                and event.state is not PortState.FAULT
+                and order.session.state in (OrderState.CHARGING, OrderState.STOPPING)):
+            self._order_input(order, order.session.port_idle(now), now, changes)
+
+    def _order_report(self, device: _Device,
+                      event: StartConfirmed | ProgressReported | SettlementReported,
+                      now: float, changes: _Changes) -> None:
+        order = self._order_for(device, event.socket_no, event.port_no, event.order_no,
+                                event.business_no)
+        if order is None:
+            if isinstance(event, SettlementReported):
+                self.log.warning("settlement for no known order", device=device.phy_id,
+                                 socket_no=event.socket_no, port_no=event.port_no,
+                                 order_no=event.order_no, business_no=event.business_no)
+            return
+        session = order.session
+        if isinstance(event, StartConfirmed):
+            self._order_input(order, session.device_confirmed(now), now, changes)
+        elif isinstance(event, ProgressReported):
+            reading = event.reading
+            if not session.state.is_terminal:
+                sample = ProgressSample(
+                    order_no=order.record.order_no, at=int(now), duration_sec=reading.duration_s,
+                    total_kwh=reading.energy_centikwh, power=reading.power_dw,
+                    voltage=reading.voltage_dv, current=reading.current_ma)
+                changes.write(lambda db: db.add_progress(sample))
+            self._order_input(order, session.progress(now, reading), now, changes)
+        else:
+            self._order_input(order, session.settlement(
+                now, event.reading, end_reason=event.end_reason,
+                end_reason_raw=event.end_reason_raw), now, changes,
+                device_amount=event.amount_cents)
+
+    def _alarm(self, device: _Device, event: AlarmRaised, now: float,
+               changes: _Changes) -> None:
+        order = None
+        if event.port_no is not None:
+            order = self._orders.get(self._by_port.get(
+                (device.id, event.socket_no or 1, event.port_no), ""))
+        if order is not None:
+            # The session records the alarm and settles the order with reason fault.
+            self._order_input(order, order.session.port_fault(now, event.fault_code,
+                                                                event.fault_msg), now, changes)
+            return
+        changes.events.append(self._device_event("device.alarm", device.phy_id, now, {
+            "device_phy_id": device.phy_id, "alarm_type": event.alarm_type,
+            "socket_no": event.socket_no, "port_no": event.port_no,
+            "fault_code": event.fault_code, "fault_msg": event.fault_msg, "order_no": None}))
+
+    def _params_reported(self, device: _Device, event: ParamsReported, now: float,
+                         changes: _Changes) -> None:
+        result = {"ok": True, "params": dict(event.params)}
+        if event.command_id is not None:
+            self._finish_command(event.command_id, CommandStatus.ACKED, now, changes,
+                                 result=result)
+        changes.events.append(self._device_event("device.params_result", device.phy_id, now, {
+            "command_id": event.command_id, "socket_no": event.socket_no, **result}))
+
+    async def _card(self, device: _Device, event: CardPresented, now: float,
+                    changes: _Changes) -> None:
+        card = await self.db.get_card(event.card_no)
+        refusal = None
+        if card is None:
+            refusal = "unknown_card"
+        elif card.status is not CardStatus.ACTIVE:
+            refusal = "card_blocked"
+        elif card.balance_cents <= 0:
+            refusal = "insufficient_balance"
+        port_no = event.port_no
+        key = (device.id, event.socket_no, port_no or 0)
+        if refusal is None and not event.balance_only and (port_no is None or key in self._by_port):
+            refusal = "port_busy"
+        swiped = {"card_no": event.card_no, "socket_no": event.socket_no, "port_no": port_no,
+                  "balance_cents": None if card is None else card.balance_cents,
+                  "balance_only": event.balance_only, "accepted": refusal is None,
+                  "reason": refusal, "order_no": None}
+        answer: Callable[[], Awaitable[None]]
+        if refusal is not None or event.balance_only or card is None or port_no is None:
+            balance = card.balance_cents if card is not None else 0
+
+            async def answer() -> None:
+                assert self.gateway is not None
+                await self.gateway.answer_card(device.phy_id, event.request_id,
+                                               accept=refusal is None, balance_cents=balance)
+            changes.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
+            changes.after.append(answer)
+            return
+        mode = card.charge_mode or ChargeMode.UNTIL_FULL
+        tariff = Tariff(amount_cents=card.balance_cents,
+                        price_per_kwh_cents=self.config.default_price_per_kwh,
+                        service_fee_permille=self.config.default_service_fee,
+                        duration_s=card.duration)
+        order_no = await self.db.allocate_order_no(int(now))
+        command_id = _new_id("card")
+        new_order = NewOrder(order_no=order_no, device_id=device.id, socket_no=event.socket_no,
+                             port_no=port_no, charge_mode=mode, amount=card.balance_cents,
+                             price_per_kwh=tariff.price_per_kwh_cents,
+                             service_fee=tariff.service_fee_permille,
+                             requested_duration_sec=card.duration,
+                             requested_energy_wh=card.energy_wh, card_no=card.card_no,
+                             created_at=int(now))
+        swiped["order_no"] = order_no
+        changes.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
+        order = await self._create_order(device, new_order, tariff, None, now, changes,
+                                         card_command=command_id)
+
+        async def accept() -> None:
+            assert self.gateway is not None
+            sent = await self.gateway.answer_card(
+                device.phy_id, event.request_id, accept=True, command_id=command_id,
+                order_no=order_no, balance_cents=card.balance_cents,
+                duration_s=card.duration, energy_wh=card.energy_wh)
+            if sent:
+                more = _Changes()
+                self._order_input(order, order.session.command_sent(self.clock()),
+                                  self.clock(), more)
+                await self._commit(more)
+        changes.after.append(accept)
+
+    # --- orders -------------------------------------------------------------------------------
+
+    async def _create_order(self, device: _Device, new_order: NewOrder, tariff: Tariff,
+                            command: StartCharging | None, now: float, changes: _Changes,
+                            *, card_command: str | None = None) -> _Order:
+        """Insert the order, its start command and its first events in one transaction."""
+        session = ChargingSession(
+            order_no=new_order.order_no, device_phy_id=device.phy_id,
+            socket_no=new_order.socket_no, port_no=new_order.port_no,
+            charge_mode=new_order.charge_mode, tariff=tariff,
+            requested_duration_s=new_order.requested_duration_sec, timeouts=self._timeouts)
+        first_events = session.start_requested(now)
+        created: list[OrderRecord] = []
+        changes.write(lambda db: created.append(db.insert_order(new_order)))
+        if command is not None:
+            self._stage_command(device, command, new_order.order_no, now, changes)
+        for order_event in first_events:
+            changes.events.append(self._order_event(device, new_order.amount, order_event, now))
+        try:
+            await self._commit(changes)
+        except ActiveOrderExists as err:
+            if command is not None:
+                self._commands.pop(command.command_id, None)
+            raise PortBusy(err.order_no or "unknown", new_order.port_no, "pending") from None
+        order = _Order(record=created[0], session=session, device=device,
+                       start_command=command.command_id if command else card_command)
+        self._track(order)
+        if card_command is not None:
+            self._commands[card_command] = _OpenCommand(card_command, "card_answer", device,
+                                                        new_order.order_no)
+        return order
+
+    def _track(self, order: _Order) -> None:
+        record = order.record
+        self._orders[record.order_no] = order
+        self._by_port[(record.device_id, record.socket_no, record.port_no)] = record.order_no
+        if record.business_no:
+            self._by_business[(record.device_id, record.business_no)] = record.order_no
+
+    def _untrack(self, order: _Order) -> None:
+        record = order.record
+        self._orders.pop(record.order_no, None)
+        key = (record.device_id, record.socket_no, record.port_no)
+        if self._by_port.get(key) == record.order_no:
+            del self._by_port[key]
+        if record.business_no:
+            self._by_business.pop((record.device_id, record.business_no), None)
+
+    def _order_for(self, device: _Device, socket_no: int, port_no: int, order_no: str | None,
+                   business_no: int | None) -> _Order | None:
+        """The open order a report is about: by order number, business number, or port."""
+        if order_no is not None:
+            order = self._orders.get(order_no)
+            return order if order is not None and order.device is device else None
+        port_order = self._orders.get(self._by_port.get((device.id, socket_no, port_no), ""))
+        if business_no:
+            order = self._orders.get(self._by_business.get((device.id, business_no), ""))
+            if order is not None:
+                return order
+            # A business number we never mapped belongs to the port's order only if
+            # that order has none yet (the device assigned it in its start answer).
+            if port_order is not None and port_order.record.business_no:
+                return None
+        return port_order
+
+    def _stop(self, order: _Order, now: float, reason: str, changes: _Changes) -> None:
+        """Ask the session to stop, and the device if the charge may have begun."""
+        before = order.session.state
+        if before.is_terminal:
+            return
+        events = order.session.stop_requested(now)
+        order.record = dataclasses.replace(order.record, stop_reason=reason)
+        after = order.session.state
+        start = self._commands.get(order.start_command or "")
+        start_reached_device = start is None or start.handed_to is not None or (
+            before is not OrderState.PENDING)
+        if after is OrderState.CANCELLED and start is not None and start.handed_to is None:
+            self._finish_command(start.id, CommandStatus.FAILED, now, changes,
+                                 reason="cancelled")
+        if before is not OrderState.STOPPING and start_reached_device:
+            record = order.record
+            stop = StopCharging(command_id=_new_id("cmd"), phy_id=order.device.phy_id,
+                                port_no=record.port_no, socket_no=record.socket_no,
+                                order_no=record.order_no)
+            order.stop_command = stop.command_id
+            self._stage_command(order.device, stop, record.order_no, now, changes)
+        self._order_input(order, events, now, changes)
+
+    def _order_input(self, order: _Order, events: list[OrderEvent], now: float,
+                     changes: _Changes, *, device_amount: int | None = None) -> None:
+        """Record what a session input produced: the order row and its events."""
+        session = order.session
+        record = order.record
+        reading = session.last_reading
+        bill = session.bill
+        updated = dataclasses.replace(
+            record, status=session.state, duration_sec=session.duration_s,
+            total_kwh=session.energy_centikwh, peak_power=session.peak_power_dw,
+            current_power=reading.power_dw if reading is not None else record.current_power,
+            start_time=_int(session.start_time), end_time=_int(session.end_time),
+            end_reason=session.end_reason,
+            final_amount=bill.final_cents if bill is not None else None,
+            refund_amount=bill.refund_cents if bill is not None else None,
+            energy_fee=bill.energy_fee_cents if bill is not None else None,
+            service_fee_amount=bill.service_fee_cents if bill is not None else None,
+            device_amount=device_amount if device_amount is not None else record.device_amount,
+            updated_at=int(now))
+        for event in events:
+            if isinstance(event, OrderCompleted):
+                updated = dataclasses.replace(updated, end_reason_raw=event.end_reason_raw)
+            changes.events.append(self._order_event(order.device, record.amount, event, now))
+            self._log_order_event(order, event)
+        if updated == record and not events:
+            return
+        if session.state is OrderState.CHARGING and session.state is not record.status:
+            # Settling a port's previous order may leave this one as the port's holder.
+            self._by_port[(record.device_id, record.socket_no, record.port_no)] = record.order_no
+        order.record = updated
+        changes.write(lambda db: db.save_order(updated))
+        if session.state.is_terminal:
+            self._ended(order, events, now, changes)
+
+    def _ended(self, order: _Order, events: list[OrderEvent], now: float,
+               changes: _Changes) -> None:
+        self._untrack(order)
+        for command_id in (order.start_command, order.stop_command):
+            if command_id is not None and command_id in self._commands:
+                self._finish_command(command_id, CommandStatus.FAILED, now, changes,
+                                     reason=f"order {order.session.state.value}")
+        record = order.record
+        card_no = record.card_no
+        bills = [e.bill.final_cents for e in events
+                 if isinstance(e, OrderCompleted | OrderException)]
+        if card_no and bills:
+            final = bills[0]
+            changes.write(lambda db: db.debit_card(card_no, final, int(now)))
+        key = (record.device_id, record.socket_no, record.port_no)
+        port = self._ports.get(key)
+        if port is not None and port.order_no == record.order_no:
+            cleared = dataclasses.replace(port, order_no=None, updated_at=int(now))
+            self._ports[key] = cleared
+            changes.write(lambda db: db.put_port(cleared))
+
+    def _log_order_event(self, order: _Order, event: OrderEvent) -> None:
+        if isinstance(event, ChargingStarted):
+            self.log.info("order confirmed", order_no=event.order_no,
+                          device=order.device.phy_id, port_no=event.port_no)
+        elif isinstance(event, ChargingProgress):
+            self.log.info("charging progress updated", order_no=event.order_no,
+                          duration_sec=event.reading.duration_s,
+                          total_kwh_centi=event.reading.energy_centikwh)
+        elif order.session.state.is_terminal and event.event_id.endswith(
+                f"-{order.session._sequence}"):
+            self.log.info("order ended", order_no=event.order_no,
+                          status=order.session.state.value,
+                          end_reason=None if order.session.end_reason is None
+                          else order.session.end_reason.name.lower())
+
+    async def _resume(self, record: OrderRecord, now: float) -> None:
+        device_record = await self.db.get_device_by_id(record.device_id)
+        if device_record is None:
+            return
+        device = self._devices.get(device_record.phy_id) or self._cache_device(device_record)
+        start: CommandRecord | None = None
+        stop: CommandRecord | None = None
+        for command in await self.db.queued_commands(device.id, int(now), include_sent=True):
+            if command.id in self._commands:
+                continue
+            self._commands[command.id] = _OpenCommand(command.id, command.kind, device,
+                                                      command.order_no)
+            if command.order_no == record.order_no:
+                if command.kind == "start_charging":
+                    start = command
+                elif command.kind == "stop_charging":
+                    stop = command
+        session = ChargingSession.resume(
+            order_no=record.order_no, device_phy_id=device.phy_id, socket_no=record.socket_no,
+            port_no=record.port_no, charge_mode=record.charge_mode,
+            tariff=Tariff(amount_cents=record.amount, price_per_kwh_cents=record.price_per_kwh,
+                          service_fee_permille=record.service_fee,
+                          duration_s=record.requested_duration_sec),
+            requested_duration_s=record.requested_duration_sec, timeouts=self._timeouts,
+            state=record.status, created_at=float(record.created_at),
+            command_sent_at=None if start is None or start.sent_at is None
+            else float(start.sent_at),
+            start_time=None if record.start_time is None else float(record.start_time),
+            duration_s=record.duration_sec, energy_centikwh=record.total_kwh,
+            peak_power_dw=record.peak_power,
+            events_emitted=await self.db.order_event_count(record.order_no), now=now)
+        order = _Order(record=record, session=session, device=device,
+                       start_command=None if start is None else start.id,
+                       stop_command=None if stop is None else stop.id)
+        self._track(order)
+        for port in await self.db.list_ports(device.id):
+            self._ports.setdefault((device.id, port.socket_no, port.port_no), port)
+
+    # --- commands ---------------------------------------------------------------------------
+
+    async def _queue(self, device: _Device, command: Command) -> CommandRecord:
+        now = self.clock()
+        changes = _Changes()
+        self._stage_command(device, command, None, now, changes)
+        await self._commit(changes)
+        record = await self.db.get_command(command.command_id)
+        assert record is not None
+        return record
+
+    def _stage_command(self, device: _Device, command: Command, order_no: str | None,
+                       now: float, changes: _Changes) -> None:
+        """Persist *command* with the change; send it after the commit if online."""
+        new = NewCommand(id=command.command_id, device_id=device.id, phy_id=device.phy_id,
+                         kind=command_kind(command), payload=command_payload(command),
+                         created_at=int(now), expires_at=int(now) + self.config.command_ttl,
+                         order_no=order_no)
+        changes.write(lambda db: db.insert_command(new))
+        open_command = _OpenCommand(command.command_id, new.kind, device, order_no)
+        self._commands[command.command_id] = open_command
+        changes.after.append(lambda: self._send(open_command, command))
+
+    async def _dispatch(self, device: _Device) -> None:
+        """The device is online: send what waits for it, oldest first."""
+        now = self.clock()
+        for record in await self.db.queued_commands(device.id, int(now), include_sent=True):
+            if record.expires_at <= now and record.status is CommandStatus.SENT:
+                changes = _Changes()
+                self._finish_command(record.id, CommandStatus.EXPIRED, now, changes,
+                                     reason="command_ttl")
+                await self._commit(changes)
+                continue
+            open_command = self._commands.setdefault(
+                record.id, _OpenCommand(record.id, record.kind, device, record.order_no))
+            try:
+                command = command_from_record(record)
+            except ValueError as err:
+                self.log.error("stored command cannot be rebuilt", command_id=record.id,
+                               error=str(err))
+                continue
+            await self._send(open_command, command)
+
+    async def _send(self, open_command: _OpenCommand, command: Command) -> None:
+        gateway = self.gateway
+        device = open_command.device
+        link = gateway.link_for(device.phy_id) if gateway is not None else None
+        if gateway is None or link is None or open_command.handed_to == link.link_id:
+            return
+        try:
+            sent = await gateway.send(device.phy_id, command)
+        except LocalProtocolError as err:
+            changes = _Changes()
+            self._finish_command(open_command.id, CommandStatus.FAILED, self.clock(), changes,
+                                 reason=f"cannot be sent: {err}")
+            await self._commit(changes)
+            return
+        if not sent:
+            return
+        open_command.handed_to = link.link_id
+        now = self.clock()
+        self.metrics.frames_out.labels(open_command.kind).inc()
+        self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
+                      msg_id=open_command.id)
+        changes = _Changes()
+        command_id = open_command.id
+        changes.write(lambda db: db.mark_command_sent(command_id, int(now)))
+        order = self._orders.get(open_command.order_no or "")
+        if order is not None and open_command.kind == "start_charging":
+            self._order_input(order, order.session.command_sent(now), now, changes)
+        await self._commit(changes)
+
+    def _command_outcome(self, event: CommandAcknowledged | CommandRejected | CommandTimedOut,
+                         now: float, changes: _Changes) -> None:
+        open_command = self._commands.get(event.command_id)
+        if open_command is None:
+            return
+        order = self._orders.get(open_command.order_no or "")
+        kind = open_command.kind
+        if isinstance(event, CommandAcknowledged):
+            self.log.info("device ack received", device=event.phy_id, cmd=kind,
+                          msg_id=event.command_id)
+            result: dict[str, object] = {"ok": True}
+            if event.business_no is not None:
+                result["business_no"] = event.business_no
+            self._finish_command(event.command_id, CommandStatus.ACKED, now, changes,
+                                 result=result if kind != "query_params" else None)
+            if kind == "set_params":
+                changes.events.append(self._device_event(
+                    "device.params_result", event.phy_id, now,
+                    {"command_id": event.command_id, "ok": True, "params": None}))
+            if order is not None and kind in ("start_charging", "card_answer"):
+                if event.business_no:
+                    order.record = dataclasses.replace(order.record,
+                                                       business_no=event.business_no)
+                    self._by_business[(order.device.id, event.business_no)] = (
+                        order.record.order_no)
+                self._order_input(order, order.session.command_acked(now), now, changes)
+            return
+        reason = event.reason if isinstance(event, CommandRejected) else "no answer"
+        self.log.warning("command failed", device=event.phy_id, cmd=kind,
+                         msg_id=event.command_id, reason=reason)
+        self._finish_command(event.command_id, CommandStatus.FAILED, now, changes,
+                             reason=reason)
+        if kind in ("set_params", "query_params"):
+            changes.events.append(self._device_event(
+                "device.params_result", event.phy_id, now,
+                {"command_id": event.command_id, "ok": False, "reason": reason}))
+        if order is None:
+            return
+        if kind in ("start_charging", "card_answer") and (
+                order.session.state is OrderState.PENDING):
+            self._order_input(order, order.session.command_rejected(now, reason), now, changes)
+        elif kind == "stop_charging" and order.session.state is OrderState.STOPPING:
+            self._order_input(order, order.session.stop_failed(now), now, changes)
+
+    def _finish_command(self, command_id: str, status: CommandStatus, now: float,
+                        changes: _Changes, *, reason: str | None = None,
+                        result: Mapping[str, object] | None = None) -> None:
+        open_command = self._commands.pop(command_id, None)
+        if open_command is not None:
+            self.metrics.commands.labels(open_command.kind, status.value).inc()
+        changes.write(lambda db: db.finish_command(command_id, status, int(now), reason=reason,
+                                                   result=result))
+
+    # --- timers -------------------------------------------------------------------------------
+
+    async def _tick(self, now: float) -> None:
+        changes = _Changes()
+        for order in list(self._orders.values()):
+            deadline = order.session.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._order_input(order, order.session.handle_timeout(now), now, changes)
+        for device in self._devices.values():
+            if device.online and now - device.last_seen > self.config.offline_after_for(
+                    device.protocol.value):
+                self._set_offline(device, now, "silent", changes)
+                link = self.gateway.link_for(device.phy_id) if self.gateway else None
+                if link is not None:
+                    link.close()
+        for record in await self.db.expire_commands(int(now)):
+            open_command = self._commands.pop(record.id, None)
+            self.metrics.commands.labels(record.kind, "expired").inc()
+            self.log.warning("command expired", command_id=record.id, device=record.phy_id,
+                             cmd=record.kind)
+            waiting = self._orders.get(record.order_no or "")
+            if (open_command is not None and waiting is not None
+                    and record.kind == "start_charging"
+                    and waiting.session.state is OrderState.PENDING):
+                self._order_input(waiting, waiting.session.command_expired(now), now, changes)
+        await self._commit(changes)
+
+    def _set_offline(self, device: _Device, now: float, reason: str,
+                     changes: _Changes) -> None:
+        if not device.online:
+            return
+        device.online = False
+        device.link_id = None
+        phy_id = device.phy_id
+        changes.write(lambda db: db.set_device_online(phy_id, False, int(now)))
+        changes.events.append(self._device_event("device.offline", phy_id, now,
+                                                 {"reason": reason}))
+        for open_command in self._commands.values():
+            if open_command.device is device:
+                open_command.handed_to = None
+
+    async def _flush(self) -> None:
+        touches, self._touches = list(self._touches.values()), {}
+        logs, self._frame_logs = self._frame_logs, []
+        if touches:
+            await self.db.touch_devices(touches)
+        if logs:
+            await self.db.append_cmd_logs(logs)
+
+    async def _prune(self, now: float) -> None:
+        config = self.config
+        await self.db.prune_cmd_logs(older_than=int(now) - config.cmd_log_retention,
+                                     max_rows=config.cmd_log_max_rows)
+        await self.db.prune_nonces(int(now), ttl=config.nonce_ttl)
+        await self.db.prune_idempotency(int(now), ttl=config.idempotency_ttl)
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _commit(self, changes: _Changes) -> None:
+        if changes.ops or changes.events:
+            deliver = self.config.webhook_url is not None
+            await self.db.atomic(lambda db: changes.apply(db, deliver=deliver))
+            for event in changes.events:
+                self.metrics.events.labels(event.event_type).inc()
+            if changes.events:
+                self.on_events()
+        for action in changes.after:
+            await action()
+
+    def _check_ready(self) -> None:
+        if not self._ready:
+            raise Unavailable("the server is starting or stopping")
+
+    async def _known_device(self, phy_id: str) -> _Device:
+        device = self._devices.get(phy_id)
+        if device is None:
+            record = await self.db.get_device(phy_id)
+            if record is None:
+                raise DeviceNotFound(phy_id)
+            device = self._devices.get(phy_id) or self._cache_device(record)
+        return device
+
+    def _cache_device(self, record: DeviceRecord) -> _Device:
+        device = _Device(id=record.id, phy_id=record.phy_id, protocol=record.protocol,
+                         online=record.online, last_seen=float(record.last_seen_at or 0),
+                         firmware=record.firmware, iccid=record.iccid)
+        self._devices[record.phy_id] = device
+        return device
+
+    def _pick_idle_port(self, device: _Device, socket_no: int) -> int:
+        if not self.is_online(device.phy_id):
+            raise NoIdlePort(device.phy_id)
+        idle = sorted(port.port_no for key, port in self._ports.items()
+                      if key[0] == device.id and key[1] == socket_no
+                      and port.status is PortState.IDLE and key not in self._by_port)
+        if not idle:
+            raise NoIdlePort(device.phy_id)
+        return idle[0]
+
+    def _device_event(self, event_type: str, phy_id: str, now: float,
+                      data: Mapping[str, object]) -> NewEvent:
+        return NewEvent(event_id=f"{event_type}-{phy_id}-{_new_id('e')}",
+                        event_type=event_type, data={"device_phy_id": phy_id, **data},
+                        created_at=int(now), device_phy_id=phy_id)
+
+    def _order_event(self, device: _Device, amount_cents: int | None, event: OrderEvent,
+                     now: float) -> NewEvent:
+        event_type, data = order_event_data(event, device_phy_id=device.phy_id,
+                                            amount_cents=amount_cents)
+        return NewEvent(event_id=event.event_id, event_type=event_type, data=data,
+                        created_at=int(event.at), device_phy_id=device.phy_id,
+                        order_no=event.order_no)
+
+
+def _check_address(protocol: ProtocolFamily, socket_no: int, port_no: int) -> None:
+    """The charging point must exist in the device's protocol (api.md §2)."""
+    if protocol is ProtocolFamily.BKV:
+        if not 1 <= socket_no <= 250:
+            raise InvalidArgument("socket_no", "BKV sockets are numbered 1 to 250")
+        if port_no not in (1, 2):
+            raise InvalidArgument("port_no", "BKV sockets have port 1 (hole A) and 2 (hole B)")
+    else:
+        if socket_no != 1:
+            raise InvalidArgument("socket_no", "AP3000 devices have socket 1 only")
+        if not 1 <= port_no <= 16:
+            raise InvalidArgument("port_no", "AP3000 ports are numbered 1 to 16")
+
+
+def _check_expressible(protocol: ProtocolFamily, command: Command, field_name: str) -> None:
+    """Encode *command* once on a scratch connection, so a bad one fails now, not later."""
+    from bkvcodec import ServerConnection
+
+    scratch = ServerConnection(protocol=protocol)
+    try:
+        scratch.send(command, 0.0)
+    except LocalProtocolError as err:
+        raise InvalidArgument(field_name, str(err)) from None
+
+
+def _port_changed(old: PortRecord, new: PortRecord) -> bool:
+    return (old.status, old.power_w, old.voltage, old.fault_code, old.order_no,
+            old.business_no) != (new.status, new.power_w, new.voltage, new.fault_code,
+                                 new.order_no, new.business_no)
+
+
+def _default(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+# Open states must match the storage's notion of an order holding its port.
+assert {OrderState.PENDING, OrderState.CHARGING, OrderState.STOPPING} == OPEN_ORDER_STATES
