@@ -28,6 +28,7 @@ extensions = [
     "sphinx.ext.graphviz",
     "myst_parser",
     "catalogue",
+    "serverdocs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated"]

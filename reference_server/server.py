@@ -75,6 +75,7 @@ async def run_server(config: Config, *, logger: Logger | None = None,
                       devices_online=lambda: gateway.statistics().devices,
                       deliveries_pending=lambda: service.deliveries_pending)
         await service.start()
+        await db.release_delivery_claims(int(clock()))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(service.run)
             nursery.start_soon(deliverer.run)
@@ -82,9 +83,10 @@ async def run_server(config: Config, *, logger: Logger | None = None,
             tcp_host, tcp_port = listeners[0].socket.getsockname()[:2]
             log.info("listening", listener="devices", host=tcp_host, port=tcp_port)
             app = create_app(config=config, db=db, service=service, metrics=metrics,
-                             clock=clock)
-            http_host, http_port = await nursery.start(serve_http, app, config.http_host,
-                                                       config.http_port)
+                             clock=clock, logger=log)
+            http_host, http_port = await nursery.start(
+                lambda task_status: serve_http(app, config.http_host, config.http_port,
+                                               task_status=task_status, logger=log))
             log.info("listening", listener="http", host=http_host, port=http_port)
             task_status.started(ServerAddresses(tcp_host, tcp_port, http_host, http_port))
             try:

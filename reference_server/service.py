@@ -1169,7 +1169,7 @@ def _check_expressible(protocol: ProtocolFamily, command: Command, field_name: s
     scratch = ServerConnection(protocol=protocol)
     try:
         scratch.send(command, 0.0)
-    except LocalProtocolError as err:
+    except (LocalProtocolError, ValueError) as err:
         raise InvalidArgument(field_name, str(err)) from None
 
 

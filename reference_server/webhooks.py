@@ -232,9 +232,13 @@ class WebhookDeliverer:
     async def _attempt(self, client: httpx.AsyncClient, url: str,
                        delivery: DeliveryRecord) -> None:
         try:
-            status, error = await self._post(client, url, delivery.event)
-            with trio.move_on_after(_RECORD_GRACE, shield=True):
-                await self._record(delivery, status, error)
+            # Shielded: a shutdown lets a started attempt finish and be recorded
+            # (at most webhook_timeout + the grace), so a clean restart repeats
+            # nothing.
+            with trio.CancelScope(shield=True):
+                status, error = await self._post(client, url, delivery.event)
+                with trio.move_on_after(_RECORD_GRACE):
+                    await self._record(delivery, status, error)
         finally:
             self._in_flight.discard(delivery.event.seq)
             self.wake()  # the device's next event may be due, and a slot is free

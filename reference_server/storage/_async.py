@@ -324,6 +324,10 @@ class AsyncDatabase:
         """Take the deliveries due at *now*, oldest first, at most one per device."""
         return await self.run(Database.claim_due_deliveries, now, limit=limit, lease=lease)
 
+    async def release_delivery_claims(self, now: int) -> int:
+        """Make every pending delivery due now (at start)."""
+        return await self.run(Database.release_delivery_claims, now)
+
     async def get_delivery(self, event_seq: int) -> DeliveryRecord | None:
         """The delivery of one event with the event, or None."""
         return await self.run(Database.get_delivery, event_seq)

@@ -755,6 +755,12 @@ class Database:
             claimed = [self.get_delivery(seq) for seq in seqs]
         return [d for d in claimed if d is not None]
 
+    def release_delivery_claims(self, now: int) -> int:
+        """Make every pending delivery due at *now* (at start, when no earlier
+        attempt can still be running). Returns how many were waiting."""
+        with self.transaction():
+            return self._conn.execute(sql.RELEASE_DELIVERY_CLAIMS, {"now": now}).rowcount
+
     def get_delivery(self, event_seq: int) -> DeliveryRecord | None:
         """The delivery of one event with the event, or None."""
         row = self._conn.execute(sql.SELECT_DELIVERY, (event_seq,)).fetchone()

@@ -261,6 +261,12 @@ WHERE event_seq IN (
     ORDER BY d.event_seq LIMIT :limit)
 RETURNING event_seq"""
 
+# At start: no attempt of an earlier process is still running, so its claims (and
+# back-off waits) end now instead of at their lease or retry time.
+RELEASE_DELIVERY_CLAIMS = """
+UPDATE webhook_deliveries SET next_attempt_at = :now
+WHERE status = 'pending' AND next_attempt_at > :now"""
+
 SELECT_DELIVERY = f"""
 SELECT {', '.join('e.' + c.strip() for c in EVENT_COLUMNS.split(','))},
        d.attempts, d.status, d.next_attempt_at, d.last_error, d.delivered_at, d.latency_ms

@@ -1,0 +1,182 @@
+# The HTTP API's route table (api.md §6.3, §10.10): one row per (method, path),
+# saying what the route takes, what it answers and which checks guard it.
+#
+# The table is the single source for both the Starlette routes (app.py maps each
+# row's ``name`` to its handler and refuses to start if one is missing) and the
+# OpenAPI document (openapi.py renders the rows), so the two cannot drift; a test
+# compares them. The table holds no code, so the document can be built without
+# an application (for the docs).
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .fields import BodySpec, QuerySpec
+from .parse import (
+    AFTER_QUERY,
+    CARD_BODY,
+    CHARGE_BODY,
+    CREATED_FROM_QUERY,
+    CREATED_TO_QUERY,
+    CURSOR_QUERY,
+    DEVICE_PHY_ID_QUERY,
+    FIRMWARE_OTA_BODY,
+    FTP_OTA_BODY,
+    LIMIT_QUERY,
+    ONLINE_QUERY,
+    PARAMS_BODY,
+    PROTOCOL_QUERY,
+    SOCKET_NO_QUERY,
+    STATUS_QUERY,
+    STOP_BODY,
+    TOPUP_BODY,
+)
+
+__all__ = ["API_PREFIX", "PATH_PARAMETERS", "ROUTES", "RouteSpec", "path_parameters"]
+
+#: Base path of the third-party API (api.md §6).
+API_PREFIX = "/api/v1/third"
+
+#: Words for each path parameter.
+PATH_PARAMETERS: dict[str, str] = {
+    "phy_id": "The device's printed id (BKV/GN: 14 hex digits, api.md §2).",
+    "order_no": "The order number (THD + 10-digit Unix seconds + 3-digit sequence).",
+    "command_id": "A command id, as returned by the params and ota endpoints.",
+    "card_no": "The card number.",
+    "event_id": "A recorded event's id.",
+}
+
+_PARAM = re.compile(r"{(\w+)}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSpec:
+    """One route.
+
+    Attributes:
+        name: The handler's name and the document's ``operationId``.
+        method: ``GET`` or ``POST``.
+        path: The full path template (Starlette and OpenAPI agree on ``{name}``).
+        summary: One line for the document.
+        tag: The document's group.
+        auth: Requires ``X-Api-Key`` (and a signature for signing keys).
+        device_command: Counts against the per-device rate limit (api.md §6.2).
+        idempotent: Honours the ``Idempotency-Key`` header.
+        bodies: The accepted JSON bodies (several: any one of them).
+        query: The query parameters.
+        data: The components schema of the envelope's ``data``; None for a raw
+            (not enveloped) answer.
+        raw_media_type: The media type of a raw answer.
+        errors: Error statuses particular to the route (auth, rate-limit, body and
+            validation errors are added from the flags above).
+        description: More words for the document.
+    """
+
+    name: str
+    method: str
+    path: str
+    summary: str
+    tag: str
+    auth: bool = True
+    device_command: bool = False
+    idempotent: bool = False
+    bodies: tuple[BodySpec, ...] = ()
+    query: tuple[QuerySpec, ...] = ()
+    data: str | None = None
+    raw_media_type: str | None = None
+    errors: tuple[int, ...] = ()
+    description: str = ""
+
+
+def path_parameters(path: str) -> list[str]:
+    """The ``{name}`` parameters of a path template, in order."""
+    return _PARAM.findall(path)
+
+
+_P = API_PREFIX
+_PAGE = (LIMIT_QUERY, CURSOR_QUERY)
+
+ROUTES: tuple[RouteSpec, ...] = (
+    # --- devices and their commands ---
+    RouteSpec(name="start_charge", method="POST", path=f"{_P}/devices/{{phy_id}}/charge",
+              summary="Start charging on a port", tag="charging", device_command=True,
+              idempotent=True, bodies=(CHARGE_BODY,), data="ChargeResult",
+              errors=(404, 409, 422, 503),
+              description="Creates a pending order and queues its start command. An offline "
+                          "device still gets the order; the command waits up to command_ttl. "
+                          "409 port_busy when the port runs an order (busy_port_policy "
+                          "reject); with policy replace the answer carries old_order and "
+                          "new_order. A repeat with the same Idempotency-Key within "
+                          "idempotency_ttl replays the first answer (header "
+                          "Idempotency-Replayed: true); the same key with another body is "
+                          "422 idempotency_key_reused."),
+    RouteSpec(name="stop_charge", method="POST", path=f"{_P}/devices/{{phy_id}}/stop",
+              summary="Stop the order on a port", tag="charging", device_command=True,
+              bodies=(STOP_BODY,), data="Order", errors=(404, 503),
+              description="The order becomes stopping (or cancelled if it never started)."),
+    RouteSpec(name="get_device", method="GET", path=f"{_P}/devices/{{phy_id}}",
+              summary="A device with its ports", tag="devices", data="Device", errors=(404,)),
+    RouteSpec(name="list_devices", method="GET", path=f"{_P}/devices",
+              summary="List devices", tag="devices",
+              query=(ONLINE_QUERY, PROTOCOL_QUERY, *_PAGE), data="DevicePage"),
+    RouteSpec(name="set_params", method="POST", path=f"{_P}/devices/{{phy_id}}/params",
+              summary="Queue a parameter change", tag="commands", device_command=True,
+              bodies=(PARAMS_BODY,), data="Command", errors=(404, 422, 503),
+              description="The device's answer arrives as webhook device.params_result and "
+                          "at GET /commands/{command_id}."),
+    RouteSpec(name="query_params", method="GET", path=f"{_P}/devices/{{phy_id}}/params",
+              summary="Queue a parameter query", tag="commands", device_command=True,
+              query=(SOCKET_NO_QUERY,), data="Command", errors=(404, 422, 503)),
+    RouteSpec(name="start_ota", method="POST", path=f"{_P}/devices/{{phy_id}}/ota",
+              summary="Queue a firmware update", tag="commands", device_command=True,
+              bodies=(FTP_OTA_BODY, FIRMWARE_OTA_BODY), data="Command",
+              errors=(404, 422, 503),
+              description="BKV gateways fetch firmware by FTP (ftp_host, file_name); AP3000 "
+                          "units get the image in packets (image_base64). 422 "
+                          "device_rejected when the form does not fit the device."),
+    RouteSpec(name="get_command", method="GET", path=f"{_P}/commands/{{command_id}}",
+              summary="A queued command and its outcome", tag="commands", data="Command",
+              errors=(404,)),
+    # --- orders ---
+    RouteSpec(name="list_orders", method="GET", path=f"{_P}/orders",
+              summary="List orders, newest first", tag="orders",
+              query=(DEVICE_PHY_ID_QUERY, STATUS_QUERY, CREATED_FROM_QUERY, CREATED_TO_QUERY,
+                     *_PAGE),
+              data="OrderPage"),
+    RouteSpec(name="get_order", method="GET", path=f"{_P}/orders/{{order_no}}",
+              summary="An order with its live progress and settlement", tag="orders",
+              data="Order", errors=(404,)),
+    RouteSpec(name="get_order_progress", method="GET",
+              path=f"{_P}/orders/{{order_no}}/progress",
+              summary="An order's progress samples", tag="orders", data="Progress",
+              errors=(404,)),
+    # --- cards ---
+    RouteSpec(name="put_card", method="POST", path=f"{_P}/cards",
+              summary="Create or replace a card", tag="cards", bodies=(CARD_BODY,),
+              data="Card"),
+    RouteSpec(name="get_card", method="GET", path=f"{_P}/cards/{{card_no}}",
+              summary="A card", tag="cards", data="Card", errors=(404,)),
+    RouteSpec(name="top_up_card", method="POST", path=f"{_P}/cards/{{card_no}}/topup",
+              summary="Add to a card's balance", tag="cards", bodies=(TOPUP_BODY,),
+              data="Card", errors=(404,)),
+    # --- events ---
+    RouteSpec(name="list_events", method="GET", path=f"{_P}/events",
+              summary="Recorded events in order (pull or replay)", tag="events",
+              query=(AFTER_QUERY, LIMIT_QUERY), data="EventPage",
+              description="Pass the previous page's next_after as after to continue."),
+    RouteSpec(name="redeliver_event", method="POST", path=f"{_P}/events/{{event_id}}/redeliver",
+              summary="Push one event to the webhook again", tag="events", data="Event",
+              errors=(404, 503)),
+    # --- operations (api.md §10.10: unauthenticated) ---
+    RouteSpec(name="healthz", method="GET", path="/healthz", summary="The process is alive",
+              tag="operations", auth=False, data="Health"),
+    RouteSpec(name="readyz", method="GET", path="/readyz",
+              summary="Ready: the service runs and the database answers", tag="operations",
+              auth=False, data="Readiness", errors=(503,)),
+    RouteSpec(name="metrics", method="GET", path="/metrics",
+              summary="Prometheus metrics (text exposition format)", tag="operations",
+              auth=False, raw_media_type="text/plain"),
+    RouteSpec(name="openapi", method="GET", path="/openapi.json",
+              summary="This document", tag="operations", auth=False,
+              raw_media_type="application/json"),
+)
