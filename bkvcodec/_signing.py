@@ -60,6 +60,7 @@ def canonical_text(method: str, path: str, timestamp: str, nonce: str, body: byt
 def sign(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes) -> str:
     """The hex HMAC-SHA256 signature of :func:`canonical_text` under *secret*.
 
+    >>> from bkvcodec import sign
     >>> sign("s3cret", "POST", "/hooks/iot", "1700000000", "n-1", b"{}")[:16]
     'b78fa3b9b782b79b'
     """

@@ -17,7 +17,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"reference_server: {err}", file=sys.stderr)
         return 2
-    trio.run(main_async, config)
+    try:
+        trio.run(main_async, config)
+    except KeyboardInterrupt:
+        # A second Ctrl-C during shutdown is held back until the shutdown is done
+        # and then re-raised by trio; the server has already stopped cleanly.
+        pass
     return 0
 
 

@@ -166,11 +166,13 @@ class _Changes:
     def write(self, op: _Op) -> None:
         self.ops.append(op)
 
-    def apply(self, db: Database, *, deliver: bool) -> None:
-        for op in self.ops:
-            op(db)
-        for event in self.events:
-            db.append_event(event, deliver=deliver)
+
+def _apply(db: Database, ops: list[_Op], events: list[NewEvent], *, deliver: bool) -> None:
+    """The body of one transaction: the state writes, then their outbox events."""
+    for op in ops:
+        op(db)
+    for event in events:
+        db.append_event(event, deliver=deliver)
 
 
 class ChargingService:
@@ -696,8 +698,11 @@ class ChargingService:
                              requested_energy_wh=card.energy_wh, card_no=card.card_no,
                              created_at=int(now))
         swiped["order_no"] = order_no
-        changes.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
-        order = await self._create_order(device, new_order, tariff, None, now, changes,
+        # The order is committed now, on its own, so that it exists before the
+        # device is told to charge (the answer runs after the read's commit).
+        creation = _Changes()
+        creation.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
+        order = await self._create_order(device, new_order, tariff, None, now, creation,
                                          card_command=command_id)
 
         async def accept() -> None:
@@ -1093,14 +1098,18 @@ class ChargingService:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _commit(self, changes: _Changes) -> None:
-        if changes.ops or changes.events:
+        # Taken out of *changes* first: a change is applied once, even if the
+        # object is committed again.
+        ops, events, after = changes.ops, changes.events, changes.after
+        changes.ops, changes.events, changes.after = [], [], []
+        if ops or events:
             deliver = self.config.webhook_url is not None
-            await self.db.atomic(lambda db: changes.apply(db, deliver=deliver))
-            for event in changes.events:
+            await self.db.atomic(lambda db: _apply(db, ops, events, deliver=deliver))
+            for event in events:
                 self.metrics.events.labels(event.event_type).inc()
-            if changes.events:
+            if events:
                 self.on_events()
-        for action in changes.after:
+        for action in after:
             await action()
 
     def _check_ready(self) -> None:

@@ -58,8 +58,8 @@ class OpenApiReference(SphinxDirective):
             for method, operation in operations.items():
                 if method not in ("get", "post", "put", "delete", "patch"):
                     continue
-                title = f"``{method.upper()} {path}``"
-                lines += [title, "~" * len(title), ""]
+                # A rubric, not a section: a directive's output cannot open sections.
+                lines += [f".. rubric:: ``{method.upper()} {path}``", ""]
                 summary = operation.get("summary") or ""
                 description = operation.get("description") or ""
                 for text in (summary, description):

@@ -68,6 +68,13 @@ _DIRECTION_TO_DB = {Direction.UP: "UP", Direction.DOWN: "DOWN"}
 _DIRECTION_FROM_DB = {"UP": Direction.UP, "DOWN": Direction.DOWN}
 
 
+def card_key(card_no: str) -> str:
+    """A card number as stored: hex digits in lower case, so that a BKV card reported
+    as ``0000a1b2c3d4`` finds the card registered as ``0000A1B2C3D4`` (decimal AP3000
+    numbers are unchanged)."""
+    return card_no.strip().lower()
+
+
 def format_order_no(seconds: int, sequence: int) -> str:
     """``THD`` + 10-digit Unix seconds + 3-digit sequence (api.md §2; 16 characters).
 
@@ -810,7 +817,8 @@ class Database:
             raise ValueError("balance_cents must not be negative")
         with self.transaction():
             self._conn.execute(sql.UPSERT_CARD, {
-                "card_no": card_no, "balance_cents": balance_cents, "status": status.value,
+                "card_no": card_key(card_no), "balance_cents": balance_cents,
+                "status": status.value,
                 "charge_mode": None if charge_mode is None else int(charge_mode),
                 "duration": duration, "energy_wh": energy_wh, "now": now})
             card = self.get_card(card_no)
@@ -819,7 +827,7 @@ class Database:
 
     def get_card(self, card_no: str) -> CardRecord | None:
         """The card, or None."""
-        row = self._conn.execute(sql.SELECT_CARD, (card_no,)).fetchone()
+        row = self._conn.execute(sql.SELECT_CARD, (card_key(card_no),)).fetchone()
         return None if row is None else _card(row)
 
     def top_up_card(self, card_no: str, amount_cents: int, now: int) -> CardRecord | None:
@@ -832,7 +840,7 @@ class Database:
             raise ValueError("a top-up must be positive")
         with self.transaction():
             self._conn.execute(sql.TOP_UP_CARD,
-                               {"card_no": card_no, "amount": amount_cents, "now": now})
+                               {"card_no": card_key(card_no), "amount": amount_cents, "now": now})
             return self.get_card(card_no)
 
     def debit_card(self, card_no: str, amount_cents: int, now: int) -> CardRecord | None:
@@ -849,14 +857,15 @@ class Database:
             raise ValueError("a debit must not be negative")
         with self.transaction():
             cur = self._conn.execute(sql.DEBIT_CARD,
-                                     {"card_no": card_no, "amount": amount_cents, "now": now})
+                                     {"card_no": card_key(card_no), "amount": amount_cents,
+                                      "now": now})
             return self.get_card(card_no) if cur.rowcount == 1 else None
 
     def set_card_status(self, card_no: str, status: CardStatus, now: int) -> CardRecord | None:
         """Block or unblock a card. Returns the card, or None if it does not exist."""
         with self.transaction():
             self._conn.execute(sql.SET_CARD_STATUS,
-                               {"card_no": card_no, "status": status.value, "now": now})
+                               {"card_no": card_key(card_no), "status": status.value, "now": now})
             return self.get_card(card_no)
 
     # --- API bookkeeping -------------------------------------------------------------------

@@ -189,6 +189,7 @@ class Device:
         self.inputs: list[DeviceInput] = []
         self.changed = trio.Event()
         self.stream: trio.SocketStream | None = None
+        self.closed_by_peer = False
         self._scope: trio.CancelScope | None = None
 
     async def connect(self, nursery: trio.Nursery, port: int) -> None:
@@ -212,6 +213,8 @@ class Device:
             await self._write(self.connection.data_to_send())
             self.changed.set()
             self.changed = trio.Event()
+        self.closed_by_peer = True
+        self.changed.set()
 
     async def send(self, event: Any) -> None:
         await self._write(self.connection.send(event, time.time()))

@@ -14,6 +14,8 @@ import pytest
 import trio
 
 from bkvcodec import (
+    CardAnswered,
+    CardPresented,
     CommandAcknowledged,
     EndReason,
     MeterReading,
@@ -307,6 +309,71 @@ async def test_exception_3_a_busy_port_is_refused_with_409(tmp_path: Path,
         body = response.json()
         assert (409, "port_busy") == (body["code"], body["error"])
         assert {"current_order": order_no, "port_no": 1, "status": "charging"} == body["data"]
+
+
+CARDS = {ProtocolFamily.BKV: "0000A1B2C3D4", ProtocolFamily.AP3000: "2056062429"}
+
+
+@protocols
+async def test_a_card_swipe_charges_and_debits_the_card(tmp_path: Path,
+                                                      protocol: ProtocolFamily) -> None:
+    async with stack(tmp_path, default_price_per_kwh=150) as s:
+        card_no = CARDS[protocol]
+        response = await s.server.call("POST", "/cards", {"card_no": card_no,
+                                                          "balance_cents": 2000})
+        assert 200 == response.status_code, response.text
+        device = await s.device(protocol)
+
+        await device.send(CardPresented(phy_id=device.phy_id, socket_no=1, port_no=1,
+                                        card_no=card_no, request_id=7))
+        answer = await device.expect(CardAnswered)
+        [swiped] = await s.receiver.wait_for("card.swiped")
+        assert answer.accepted, swiped["data"]
+        order_no = swiped["data"]["order_no"]
+        business = 0x42 if protocol is ProtocolFamily.BKV else None
+        if answer.command_id is not None:
+            await device.send(CommandAcknowledged(command_id=answer.command_id,
+                                                  phy_id=device.phy_id, business_no=business))
+        await progress(device, order_no, business, 60, 10)
+        await settle(device, order_no, business, 1200, 200, EndReason.USER_STOP)
+        [completed] = await s.receiver.wait_for("order.completed", order_no=order_no)
+
+        # 2.00 kWh × 150 cents = 300 cents, debited from the 2000 on the card. A BKV
+        # end report carries no reason: it reads as normal (api.md §10.2).
+        reason = "normal" if protocol is ProtocolFamily.BKV else "user_stop"
+        assert (300, reason) == (completed["data"]["final_amount_cents"],
+                                 completed["data"]["end_reason"])
+        card = (await s.server.call("GET", f"/cards/{card_no}")).json()["data"]
+        assert 1700 == card["balance_cents"]
+
+
+@protocols
+async def test_an_unknown_card_is_refused_at_the_device(tmp_path: Path,
+                                                       protocol: ProtocolFamily) -> None:
+    async with stack(tmp_path) as s:
+        device = await s.device(protocol)
+        await device.send(CardPresented(phy_id=device.phy_id, socket_no=1, port_no=1,
+                                        card_no=CARDS[protocol], request_id=8))
+
+        answer = await device.expect(CardAnswered)
+        [swiped] = await s.receiver.wait_for("card.swiped")
+
+        assert not answer.accepted
+        assert (False, "unknown_card", None) == (
+            swiped["data"]["accepted"], swiped["data"]["reason"], swiped["data"]["order_no"])
+
+
+async def test_a_silent_device_goes_offline_and_its_connection_is_closed(
+        tmp_path: Path) -> None:
+    async with stack(tmp_path, offline_after=1) as s:
+        device = await s.device(ProtocolFamily.AP3000)
+        [offline] = await s.receiver.wait_for("device.offline")
+        assert "silent" == offline["data"]["reason"]
+        assert not (await s.server.device(device.phy_id))["online"]
+        assert device.stream is not None
+        # The server closed the connection: the next read sees the end of the stream.
+        while device.stream is not None and not device.closed_by_peer:
+            await device.changed.wait()
 
 
 async def test_unknown_device_bad_field_and_rate_limit(tmp_path: Path) -> None:
