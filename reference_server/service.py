@@ -104,7 +104,7 @@ from .storage import (
     ProgressSample,
     dump_json,
 )
-from .units import volts, watts
+from .units import volts
 
 __all__ = ["ChargingService"]
 
@@ -581,7 +581,8 @@ class ChargingService:
         old = self._ports.get(key)
         port = PortRecord(
             device_id=device.id, socket_no=event.socket_no, port_no=event.port_no,
-            status=event.state, power_w=event.power_dw or 0, voltage=event.voltage_dv,
+            status=event.state, power_w=round((event.power_dw or 0) / 10),  # whole watts
+            voltage=event.voltage_dv,
             fault_code=event.fault_code,
             order_no=order.record.order_no if order is not None else event.order_no,
             business_no=event.business_no, updated_at=int(now))
@@ -594,7 +595,7 @@ class ChargingService:
                 "status": int(port.status), "status_name": port.status.name.lower(),
                 "previous_status": None if old is None else int(old.status),
                 "fault_code": port.fault_code, "fault_msg": event.fault_msg,
-                "power_w": watts(port.power_w), "order_no": port.order_no}))
+                "power_w": port.power_w, "order_no": port.order_no}))
         if (order is not None and event.state is not PortState.CHARGING
                 and event.state is not PortState.FAULT
                 and order.session.state in (OrderState.CHARGING, OrderState.STOPPING)):

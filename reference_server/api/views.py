@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from bkvcodec import PortState
+
 from ..eventdata import END_REASON_MESSAGES
 from ..units import amperes, kwh, volts, watts, yuan
 
@@ -46,9 +48,12 @@ def device_summary_view(device: DeviceRecord) -> dict[str, object]:
     }
 
 
-def port_view(port: PortRecord) -> dict[str, object]:
-    """One charging point: ``status`` 0 idle, 1 charging, 2 fault, 3 offline."""
-    status = port.status
+def port_view(port: PortRecord, *, device_online: bool = True) -> dict[str, object]:
+    """One charging point: ``status`` 0 idle, 1 charging, 2 fault, 3 offline.
+
+    The ports of an offline device show 3 (offline): their last report is stale.
+    """
+    status = port.status if device_online else PortState.OFFLINE
     return {
         "socket_no": port.socket_no,
         "port_no": port.port_no,
@@ -64,7 +69,8 @@ def port_view(port: PortRecord) -> dict[str, object]:
 
 def device_view(device: DeviceRecord, ports: Sequence[PortRecord]) -> dict[str, object]:
     """``GET /devices/{phy_id}``: the device and its ports."""
-    return {**device_summary_view(device), "ports": [port_view(p) for p in ports]}
+    return {**device_summary_view(device),
+            "ports": [port_view(p, device_online=device.online) for p in ports]}
 
 
 def _end_reason(order: OrderRecord) -> dict[str, object]:

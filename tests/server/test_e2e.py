@@ -185,7 +185,9 @@ async def test_tc003_network_loss_keeps_charging_and_the_offline_totals(
 
         await device.disconnect()
         await s.receiver.wait_for("device.offline")
-        assert not (await s.server.device(device.phy_id))["online"]
+        view = await s.server.device(device.phy_id)
+        assert not view["online"]
+        assert view["ports"] and {3} == {p["status"] for p in view["ports"]}
         await device.connect(s.nursery, s.server.addresses.tcp_port)
         await s.server.wait_online(device.phy_id)
         await progress(device, order_no, business, 660, 270)
