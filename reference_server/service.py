@@ -42,9 +42,11 @@ from bkvcodec import (
     FrameRejected,
     LocalProtocolError,
     ModemIdentified,
+    OrderCancelled,
     OrderCompleted,
     OrderEvent,
     OrderException,
+    OrderFailed,
     OrderState,
     ParamsReported,
     PortState,
@@ -53,6 +55,7 @@ from bkvcodec import (
     ProtocolFamily,
     QueryParams,
     SendFirmware,
+    ServerConnection,
     SessionTimeouts,
     SetParams,
     SettlementReported,
@@ -870,8 +873,7 @@ class ChargingService:
             self.log.info("charging progress updated", order_no=event.order_no,
                           duration_sec=event.reading.duration_s,
                           total_kwh_centi=event.reading.energy_centikwh)
-        elif order.session.state.is_terminal and event.event_id.endswith(
-                f"-{order.session._sequence}"):
+        elif isinstance(event, OrderCompleted | OrderException | OrderFailed | OrderCancelled):
             self.log.info("order ended", order_no=event.order_no,
                           status=order.session.state.value,
                           end_reason=None if order.session.end_reason is None
@@ -1174,8 +1176,6 @@ def _check_address(protocol: ProtocolFamily, socket_no: int, port_no: int) -> No
 
 def _check_expressible(protocol: ProtocolFamily, command: Command, field_name: str) -> None:
     """Encode *command* once on a scratch connection, so a bad one fails now, not later."""
-    from bkvcodec import ServerConnection
-
     scratch = ServerConnection(protocol=protocol)
     try:
         scratch.send(command, 0.0)
