@@ -27,7 +27,9 @@ class Metrics:
         self.frames_rejected = Counter("iot_frames_rejected",
                                        "Device bytes rejected as malformed, by error code.",
                                        ["code"], registry=r)
-        self.frames_out = Counter("iot_frames_out", "Frames written to devices, by kind.",
+        self.frames_out = Counter("iot_frames_out",
+                                  "Writes to devices, by kind: a command, reply, "
+                                  "retransmission or card answer.",
                                   ["kind"], registry=r)
         self.commands = Counter("iot_commands", "Downlink commands finished, by outcome.",
                                 ["kind", "outcome"], registry=r)

@@ -284,6 +284,9 @@ class ChargingService:
                 kinds: list[str], phy_id: str | None) -> None:
         """Bytes read from or written to *link* (``cmd_logs``, written in batches)."""
         device = self._devices.get(phy_id) if phy_id else None
+        if direction is Direction.DOWN:
+            for kind in kinds:
+                self.metrics.frames_out.labels(kind).inc()
         if len(self._frame_logs) >= MAX_BUFFERED_LOGS:
             del self._frame_logs[: MAX_BUFFERED_LOGS // 10]
         self._frame_logs.append(CmdLogEntry(
@@ -978,7 +981,6 @@ class ChargingService:
             return
         open_command.handed_to = link.link_id
         now = self.clock()
-        self.metrics.frames_out.labels(open_command.kind).inc()
         self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
                       msg_id=open_command.id)
         changes = _Changes()

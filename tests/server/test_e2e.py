@@ -495,3 +495,10 @@ async def test_diagnostic_queries_of_the_plan_work_on_the_file(tmp_path: Path) -
                                    (device.phy_id,)).fetchone()[0]
         assert (order_no, "charging", 60, 10, device.phy_id) == row
         assert last_seen is not None
+
+        metrics = (await s.server.api.get("/metrics")).text
+        for line in ('iot_frames_out_total{kind="StartCharging"} 1.0',
+                     'iot_commands_total{kind="start_charging",outcome="acked"} 1.0',
+                     'iot_frames_in_total{kind="ProgressReported",protocol="bkv"} 1.0',
+                     "iot_device_connections 1.0"):
+            assert line in metrics
