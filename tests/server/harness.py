@@ -4,37 +4,30 @@ client, and a webhook receiver that checks every signature."""
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import trio
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from bkvcodec import (
     DeviceConnection,
     DeviceHeartbeat,
     DeviceInput,
     ProtocolFamily,
-    SignatureError,
-    verify_webhook,
 )
-from reference_server.api import serve_http
 from reference_server.config import ApiKey, Config
 from reference_server.logs import Logger
 from reference_server.server import ServerAddresses, run_server
+from reference_server.testplan.receiver import Receiver
+from reference_server.testplan.receiver import receiver_running as plan_receiver
 
 API_KEY = "e2e-test-key"
 WEBHOOK_SECRET = "e2e-webhook-secret"
-WEBHOOK_PATH = "/hooks/iot"
 BKV_ID = "82210225000520"
 AP3000_ID = "04A228CD"
 
@@ -56,62 +49,10 @@ def e2e_config(db_path: Path, webhook_url: str | None, **overrides: Any) -> Conf
 
 # --- the webhook receiver ------------------------------------------------------------------
 
-@dataclass
-class Receiver:
-    """Collects verified deliveries; ``failing`` answers 500 to every delivery."""
-
-    received: list[dict[str, Any]] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    bad_signatures: int = 0
-    failing: bool = False
-    arrived: trio.Event = field(default_factory=trio.Event)
-    arrival_times: dict[str, float] = field(default_factory=dict)
-
-    async def endpoint(self, request: Request) -> JSONResponse:
-        body = await request.body()
-        try:
-            event = verify_webhook(WEBHOOK_SECRET, request.method, request.url.path,
-                                   dict(request.headers), body, now=time.time())
-        except SignatureError:
-            self.bad_signatures += 1
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
-        if self.failing:
-            return JSONResponse({"error": "down for the test"}, status_code=500)
-        if any(e["event_id"] == event.event_id for e in self.received):
-            self.duplicates.append(event.event_id)
-        else:
-            self.arrival_times[event.event_id] = time.perf_counter()
-            self.received.append(json.loads(body))
-        self.arrived.set()
-        self.arrived = trio.Event()
-        return JSONResponse({"success": True})
-
-    def types(self, *, order_no: str | None = None, device: str | None = None) -> list[str]:
-        return [e["event_type"] for e in self.received
-                if (order_no is None or e["data"].get("order_no") == order_no)
-                and (device is None or e["device_phy_id"] == device)]
-
-    def of_type(self, event_type: str, order_no: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.received if e["event_type"] == event_type
-                and (order_no is None or e["data"].get("order_no") == order_no)]
-
-    async def wait_for(self, event_type: str, *, order_no: str | None = None,
-                       count: int = 1) -> list[dict[str, Any]]:
-        while len(found := self.of_type(event_type, order_no)) < count:
-            await self.arrived.wait()
-        return found
-
-
 @asynccontextmanager
 async def receiver_running() -> AsyncIterator[tuple[Receiver, str]]:
-    receiver = Receiver()
-    app = Starlette(routes=[Route(WEBHOOK_PATH, receiver.endpoint, methods=["POST"])])
-    async with trio.open_nursery() as nursery:
-        host, port = await nursery.start(serve_http, app, "127.0.0.1", 0)
-        try:
-            yield receiver, f"http://{host}:{port}{WEBHOOK_PATH}"
-        finally:
-            nursery.cancel_scope.cancel()
+    async with plan_receiver(WEBHOOK_SECRET) as (receiver, url):
+        yield receiver, url
 
 
 # --- the server ------------------------------------------------------------------------------

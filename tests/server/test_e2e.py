@@ -112,7 +112,7 @@ async def drained(server: RunningServer, receiver: Receiver) -> None:
     response = await server.call("GET", "/events?after=0&limit=500")
     wanted = {e["event_id"] for e in response.json()["data"]["items"]}
     while not wanted <= {e["event_id"] for e in receiver.received}:
-        await receiver.arrived.wait()
+        await receiver.wait_changed()
 
 
 def assert_order_events(receiver: Receiver, order_no: str, expected: list[str]) -> None:
@@ -148,7 +148,7 @@ async def test_tc001_duration_order_completes(tmp_path: Path, protocol: Protocol
                                     completed["data"]["end_reason"])
         assert_order_events(s.receiver, order_no, [
             "order.created", "charging.started", "charging.ended", "order.completed"])
-        assert 2 >= len(s.receiver.of_type("charging.progress", order_no)) >= 1
+        assert 2 >= len(s.receiver.of_type("charging.progress", order_no=order_no)) >= 1
 
 
 @protocols

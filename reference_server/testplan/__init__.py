@@ -1,0 +1,2 @@
+"""The customer's test plan (``shared/spec/test-plan.md``), executable: simulated devices,
+the server, a signature-checking webhook receiver, and a report of every plan item."""
