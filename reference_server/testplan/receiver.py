@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 from starlette.applications import Starlette
@@ -20,7 +19,11 @@ from bkvcodec import SignatureError, verify_webhook
 
 from ..api import serve_http
 
-__all__ = ["WEBHOOK_PATH", "Receiver", "receiver_running"]
+__all__ = ["WEBHOOK_PATH", "Envelope", "Receiver", "data_of", "receiver_running"]
+
+#: A received webhook body: ``event_id``, ``event_type``, ``device_phy_id``,
+#: ``timestamp``, ``nonce`` and ``data``.
+Envelope = dict[str, object]
 
 #: The path deliveries are posted to (the plan's receiver uses ``/webhook``).
 WEBHOOK_PATH = "/webhook"
@@ -40,7 +43,7 @@ class Receiver:
     """
 
     secret: str
-    received: list[dict[str, Any]] = field(default_factory=list)
+    received: list[Envelope] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     bad_signatures: int = 0
     failing: bool = False
@@ -61,26 +64,24 @@ class Receiver:
             self.duplicates.append(event.event_id)
         else:
             self.arrived_at[event.event_id] = time.perf_counter()
-            self.received.append(json.loads(body))
+            envelope: Envelope = json.loads(body)
+            self.received.append(envelope)
         self._arrived.set()
         self._arrived = trio.Event()
         return JSONResponse({"success": True})
 
     def of_type(self, event_type: str, *, order_no: str | None = None,
-                device: str | None = None) -> list[dict[str, Any]]:
+                device: str | None = None) -> list[Envelope]:
         """The received events of one type, optionally of one order or device."""
         return [e for e in self.received if e["event_type"] == event_type
-                and (order_no is None or e["data"].get("order_no") == order_no)
-                and (device is None or e["device_phy_id"] == device)]
+                and _matches(e, order_no, device)]
 
     def types(self, *, order_no: str | None = None, device: str | None = None) -> list[str]:
         """The event types received, in order, optionally of one order or device."""
-        return [e["event_type"] for e in self.received
-                if (order_no is None or e["data"].get("order_no") == order_no)
-                and (device is None or e["device_phy_id"] == device)]
+        return [str(e["event_type"]) for e in self.received if _matches(e, order_no, device)]
 
     async def wait_for(self, event_type: str, *, order_no: str | None = None,
-                       device: str | None = None, count: int = 1) -> list[dict[str, Any]]:
+                       device: str | None = None, count: int = 1) -> list[Envelope]:
         """Wait until *count* events of the type (and order/device) have arrived."""
         while len(found := self.of_type(event_type, order_no=order_no, device=device)) < count:
             await self._arrived.wait()
@@ -89,6 +90,17 @@ class Receiver:
     async def wait_changed(self) -> None:
         """Wait for the next delivery."""
         await self._arrived.wait()
+
+
+def data_of(envelope: Envelope) -> Mapping[str, object]:
+    """The ``data`` object of a received envelope."""
+    data = envelope.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _matches(envelope: Envelope, order_no: str | None, device: str | None) -> bool:
+    return ((order_no is None or data_of(envelope).get("order_no") == order_no)
+            and (device is None or envelope.get("device_phy_id") == device))
 
 
 @asynccontextmanager
