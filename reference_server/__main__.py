@@ -1,4 +1,9 @@
-"""``python -m reference_server``: run the server (configuration: api.md §1)."""
+"""``python -m reference_server``: run the server (configuration: api.md §1).
+
+``python -m reference_server simulate …`` runs simulated devices against a server,
+``python -m reference_server testplan …`` the executable test plan; anything else
+is the server's own command line.
+"""
 from __future__ import annotations
 
 import os
@@ -11,9 +16,18 @@ from .server import main_async
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Load the configuration from flags, ``IOT_*`` variables and the TOML file; run."""
+    """Run the subcommand, or the server with flags, ``IOT_*`` variables and TOML."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["simulate"]:
+        from .simulator.cli import main as simulate
+
+        return simulate(args[1:])
+    if args[:1] == ["testplan"]:
+        from .testplan.cli import main as testplan
+
+        return testplan(args[1:])
     try:
-        config = load_config(sys.argv[1:] if argv is None else argv, os.environ)
+        config = load_config(args, os.environ)
     except ConfigError as err:
         print(f"reference_server: {err}", file=sys.stderr)
         return 2

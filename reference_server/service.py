@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -106,6 +107,7 @@ from .storage import (
     PortRecord,
     ProgressSample,
     dump_json,
+    format_order_no,
 )
 from .units import volts
 
@@ -212,8 +214,11 @@ class ChargingService:
         self._commands: dict[str, _OpenCommand] = {}
         self._ports: dict[tuple[int, int, int], PortRecord] = {}
         self._link_iccid: dict[int, str] = {}
+        #: The lowest order number not yet given out (seeded from the database).
+        self._free_order_no = format_order_no(0, 0)
         self._touches: dict[str, DeviceTouch] = {}
         self._frame_logs: list[CmdLogEntry] = []
+        self._silence_check_at = -math.inf  # see _sweep_silent()
         self._timeouts = SessionTimeouts(
             start_timeout=config.start_timeout, command_ttl=config.command_ttl,
             lost_order_after=min(config.offline_after_for("bkv"),
@@ -238,6 +243,7 @@ class ChargingService:
     async def start(self) -> None:
         """Rebuild the caches from the database; devices start offline."""
         now = self.clock()
+        self._free_order_no = await self.db.allocate_order_no(int(now))
         changes = _Changes()
         for phy_id in await self.db.mark_all_devices_offline(int(now)):
             changes.events.append(self._device_event(
@@ -354,7 +360,7 @@ class ChargingService:
                                          self.config.default_price_per_kwh),
             service_fee_permille=_default(request.service_fee, self.config.default_service_fee),
             duration_s=request.duration_s)
-        order_no = await self.db.allocate_order_no(int(now))
+        order_no = self._next_order_no(now)
         command = StartCharging(
             command_id=_new_id("cmd"), phy_id=device.phy_id, port_no=port_no,
             order_no=order_no, mode=request.charge_mode, socket_no=request.socket_no,
@@ -614,7 +620,9 @@ class ChargingService:
                                 event.business_no)
         if order is None:
             if isinstance(event, SettlementReported):
-                self.log.warning("settlement for no known order", device=device.phy_id,
+                # Often an order the server settled first (a fault, api.md §7); the
+                # library has acknowledged it, and nothing changes.
+                self.log.info("settlement for no open order", device=device.phy_id,
                                  socket_no=event.socket_no, port_no=event.port_no,
                                  order_no=event.order_no, business_no=event.business_no)
             return
@@ -695,7 +703,7 @@ class ChargingService:
                         price_per_kwh_cents=self.config.default_price_per_kwh,
                         service_fee_permille=self.config.default_service_fee,
                         duration_s=card.duration)
-        order_no = await self.db.allocate_order_no(int(now))
+        order_no = self._next_order_no(now)
         command_id = _new_id("card")
         new_order = NewOrder(order_no=order_no, device_id=device.id, socket_no=event.socket_no,
                              port_no=port_no, charge_mode=mode, amount=card.balance_cents,
@@ -709,6 +717,25 @@ class ChargingService:
         # device is told to charge (the answer runs after the read's commit).
         creation = _Changes()
         creation.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
+        if device.protocol is ProtocolFamily.AP3000:
+            # An AP3000 card reply only admits the card; the charge starts with the
+            # usual start command (ap3000.md §4.2), sent after the reply.
+            start = StartCharging(command_id=_new_id("cmd"), phy_id=device.phy_id,
+                                  port_no=port_no, order_no=order_no, mode=mode,
+                                  socket_no=event.socket_no, duration_s=card.duration,
+                                  energy_wh=card.energy_wh, amount_cents=card.balance_cents)
+            order = await self._create_order(device, new_order, tariff, None, now, creation)
+            order.start_command = start.command_id
+
+            async def admit() -> None:
+                assert self.gateway is not None
+                await self.gateway.answer_card(
+                    device.phy_id, event.request_id, accept=True, order_no=order_no,
+                    balance_cents=card.balance_cents, duration_s=card.duration,
+                    energy_wh=card.energy_wh)
+            changes.after.append(admit)
+            self._stage_command(device, start, order_no, now, changes)
+            return
         order = await self._create_order(device, new_order, tariff, None, now, creation,
                                          card_command=command_id)
 
@@ -743,6 +770,9 @@ class ChargingService:
             self._stage_command(device, command, new_order.order_no, now, changes)
         for order_event in first_events:
             changes.events.append(self._order_event(device, new_order.amount, order_event, now))
+        # The start is sent only once the order is tracked: a device may answer it
+        # before this task runs again.
+        after, changes.after = changes.after, []
         try:
             await self._commit(changes)
         except ActiveOrderExists as err:
@@ -755,6 +785,8 @@ class ChargingService:
         if card_command is not None:
             self._commands[card_command] = _OpenCommand(card_command, "card_answer", device,
                                                         new_order.order_no)
+        for action in after:
+            await action()
         return order
 
     def _track(self, order: _Order) -> None:
@@ -851,8 +883,11 @@ class ChargingService:
                changes: _Changes) -> None:
         self._untrack(order)
         for command_id in (order.start_command, order.stop_command):
-            if command_id is not None and command_id in self._commands:
-                self._finish_command(command_id, CommandStatus.FAILED, now, changes,
+            open_command = self._commands.get(command_id or "")
+            # One the device has not seen is cancelled; one it has is left to its
+            # answer (a stop's acknowledgement may follow the settlement).
+            if open_command is not None and open_command.handed_to is None:
+                self._finish_command(open_command.id, CommandStatus.FAILED, now, changes,
                                      reason=f"order {order.session.state.value}")
         record = order.record
         card_no = record.card_no
@@ -1052,13 +1087,8 @@ class ChargingService:
             deadline = order.session.next_deadline()
             if deadline is not None and deadline <= now:
                 self._order_input(order, order.session.handle_timeout(now), now, changes)
-        for device in self._devices.values():
-            if device.online and now - device.last_seen > self.config.offline_after_for(
-                    device.protocol.value):
-                self._set_offline(device, now, "silent", changes)
-                link = self.gateway.link_for(device.phy_id) if self.gateway else None
-                if link is not None:
-                    link.close()
+        if now >= self._silence_check_at:
+            self._silence_check_at = self._sweep_silent(now, changes)
         for record in await self.db.expire_commands(int(now)):
             open_command = self._commands.pop(record.id, None)
             self.metrics.commands.labels(record.kind, "expired").inc()
@@ -1070,6 +1100,31 @@ class ChargingService:
                     and waiting.session.state is OrderState.PENDING):
                 self._order_input(waiting, waiting.session.command_expired(now), now, changes)
         await self._commit(changes)
+
+    def _sweep_silent(self, now: float, changes: _Changes) -> float:
+        """Mark the online devices silent past their ``offline_after`` offline.
+
+        Returns:
+            The earliest time another device can fall silent: a device's
+            ``last_seen`` only grows, and one coming online is seen now, so no
+            sweep is needed before then (at 10,000 devices a sweep is some
+            milliseconds of a blocked event loop; four a second would add up).
+        """
+        limits = {protocol: self.config.offline_after_for(protocol.value)
+                  for protocol in ProtocolFamily}
+        next_check = math.inf
+        for device in self._devices.values():
+            if not device.online:
+                continue
+            limit = limits[device.protocol]
+            if now - device.last_seen > limit:
+                self._set_offline(device, now, "silent", changes)
+                link = self.gateway.link_for(device.phy_id) if self.gateway else None
+                if link is not None:
+                    link.close()
+            else:
+                next_check = min(next_check, device.last_seen + limit)
+        return next_check - TICK  # a tick early: no rounding can skip the due sweep
 
     def _set_offline(self, device: _Device, now: float, reason: str,
                      changes: _Changes) -> None:
@@ -1146,6 +1201,16 @@ class ChargingService:
         if not idle:
             raise NoIdlePort(device.phy_id)
         return idle[0]
+
+    def _next_order_no(self, now: float) -> str:
+        """A new order number (api.md §2), given out here and not by the database:
+        two requests in the same second must not both see the same "next free"
+        number before either has inserted its order."""
+        order_no = max(format_order_no(int(now), 0), self._free_order_no)
+        second, sequence = int(order_no[3:13]), int(order_no[13:])
+        self._free_order_no = (format_order_no(second, sequence + 1) if sequence < 999
+                               else format_order_no(second + 1, 0))
+        return order_no
 
     def _device_event(self, event_type: str, phy_id: str, now: float,
                       data: Mapping[str, object]) -> NewEvent:

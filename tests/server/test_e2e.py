@@ -333,7 +333,13 @@ async def test_a_card_swipe_charges_and_debits_the_card(tmp_path: Path,
         assert answer.accepted, swiped["data"]
         order_no = swiped["data"]["order_no"]
         business = 0x42 if protocol is ProtocolFamily.BKV else None
-        if answer.command_id is not None:
+        if protocol is ProtocolFamily.AP3000:
+            # The AP3000 reply admits the card; the start command follows it.
+            start = await device.expect(StartCharging)
+            assert (order_no, 1) == (start.order_no, start.port_no)
+            await device.send(CommandAcknowledged(command_id=start.command_id,
+                                                  phy_id=device.phy_id))
+        elif answer.command_id is not None:
             await device.send(CommandAcknowledged(command_id=answer.command_id,
                                                   phy_id=device.phy_id, business_no=business))
         await progress(device, order_no, business, 60, 10)

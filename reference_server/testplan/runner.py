@@ -1,0 +1,327 @@
+# Runs the test plan: starts (or connects to) the server, a webhook receiver and
+# simulated devices, then every plan step, concurrently where they use different
+# devices, and collects one report row per plan item.
+#
+# Two simulated fleets share the run: a fast one (time compressed by --speed) for
+# the charging flows, whose figures are the devices' own meters, and a real-time
+# one for the items that time the server itself (offline after 30 s, reconnect
+# within 10 s), since the server keeps real time.
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+import trio
+
+from bkvcodec import StartCharging
+
+from ..config import ApiKey, Config
+from ..logs import Logger
+from ..server import run_server
+from ..simulator import DeviceProfile, DeviceSpec, Fleet, SimClock, SimDevice
+from .receiver import Receiver, data_of, receiver_running
+from .report import Item, Report, Verdict
+
+__all__ = ["API_KEY", "ExternalServer", "Plan", "PlanSettings", "Step", "run_plan"]
+
+#: The plan's API key (test-plan.md §3.1).
+API_KEY = "test-api-key"
+#: The plan's devices report every 11 s (test-plan.md §1.6).
+PLAN_CADENCE = 11.0
+#: The plan's offline rule: 30 s without a frame (api.md §7 "the test-plan runner
+#: configures offline_after = 30").
+PLAN_OFFLINE_AFTER = 30
+API_BASE = "/api/v1/third"
+#: The library's minimum spacing of commands to one device, plus margin.
+COMMAND_SPACING_S = 0.6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalServer:
+    """A server started by someone else; its webhook must point at our receiver."""
+
+    http_url: str
+    tcp_host: str
+    tcp_port: int
+    api_key: str
+    webhook_secret: str
+    receiver_host: str = "127.0.0.1"
+    receiver_port: int = 8888
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanSettings:
+    """How to run the plan.
+
+    Attributes:
+        speed: Simulated seconds per real second for the charging flows.
+        only: Run only the steps whose id starts with one of these (all if empty).
+        server: Use this running server instead of starting one.
+        progress: Where progress lines go.
+        seed: Seeds the simulated devices.
+    """
+
+    speed: float = 60.0
+    only: tuple[str, ...] = ()
+    server: ExternalServer | None = None
+    progress: TextIO = sys.stderr
+    seed: int = 1
+
+
+@dataclass
+class Plan:
+    """What every step gets: the API, the receiver, the fleets, and measurements."""
+
+    api: httpx.AsyncClient
+    receiver: Receiver
+    fast: Fleet
+    real: Fleet
+    db_path: Path | None
+    settings: PlanSettings
+    receiver_url: str
+    #: (duration error s, relative energy error) of every settled order checked.
+    accuracy: list[tuple[float, float]] = field(default_factory=list)
+    #: Seconds from a dropped link to the server recording the new connection.
+    reconnect_s: float | None = None
+    api_seconds: list[float] = field(default_factory=list)
+    dispatch_seconds: list[float] = field(default_factory=list)
+    #: Dispatches that waited behind another command to the same device.
+    paced_dispatch_seconds: list[float] = field(default_factory=list)
+    _last_dispatch: dict[str, float] = field(default_factory=dict)
+    webhook_seconds: list[float] = field(default_factory=list)
+
+    # --- the API ------------------------------------------------------------------------
+
+    async def call(self, method: str, path: str, body: object = None) -> httpx.Response:
+        """One API call (under the base path), timed for the performance items."""
+        started = time.perf_counter()
+        response = await self.api.request(method, API_BASE + path, json=body)
+        self.api_seconds.append(time.perf_counter() - started)
+        return response
+
+    async def data(self, method: str, path: str, body: object = None) -> dict[str, object]:
+        """The ``data`` of a successful call.
+
+        Raises:
+            StepFailed: The call did not answer 200.
+        """
+        response = await self.call(method, path, body)
+        if response.status_code != 200:
+            raise StepFailed(f"{method} {path} answered {response.status_code}: "
+                             f"{response.text[:200]}")
+        data = response.json().get("data")
+        if not isinstance(data, dict):
+            raise StepFailed(f"{method} {path}: no data object")
+        return data
+
+    async def charge(self, device: SimDevice, port_no: int, body: Mapping[str, object], *,
+                     socket_no: int = 1) -> str:
+        """Start a charge; returns the order number and times the start command's
+        way to the device (the plan's "command dispatch latency")."""
+        seen = device.last_seq
+        started = time.perf_counter()
+        data = await self.data("POST", f"/devices/{device.phy_id}/charge",
+                               {"port_no": port_no, "socket_no": socket_no, **body})
+        order_no = str(data["order_no"])
+        if data.get("device_online"):
+            await device.wait_received(
+                StartCharging, lambda c: (c.socket_no, c.port_no) == (socket_no, port_no),
+                after=seen)
+            arrived = time.perf_counter()
+            # A command right behind another to the same device waits the protocol's
+            # 0.5 s spacing: that wait is the protocol's, not the server's dispatch.
+            paced = arrived - self._last_dispatch.get(device.phy_id, -1.0) < COMMAND_SPACING_S
+            (self.paced_dispatch_seconds if paced else self.dispatch_seconds).append(
+                arrived - started)
+            self._last_dispatch[device.phy_id] = arrived
+        return order_no
+
+    async def order(self, order_no: str) -> dict[str, object]:
+        return await self.data("GET", f"/orders/{order_no}")
+
+    async def wait_order(self, order_no: str, *statuses: str) -> dict[str, object]:
+        """Poll the order until its status is one of *statuses*."""
+        while (order := await self.order(order_no))["status"] not in statuses:
+            await trio.sleep(0.05)
+        return order
+
+    async def webhook(self, event_type: str, *, order_no: str | None = None,
+                      device: str | None = None, since: float | None = None
+                      ) -> dict[str, object]:
+        """Wait for a webhook; with *since* (a ``perf_counter`` time), time its way."""
+        found = await self.receiver.wait_for(event_type, order_no=order_no, device=device)
+        event = found[0]
+        if since is not None:
+            arrived = self.receiver.arrived_at[str(event["event_id"])]
+            self.webhook_seconds.append(max(0.0, arrived - since))
+        return event
+
+    def payload(self, event: dict[str, object]) -> dict[str, object]:
+        return dict(data_of(event))
+
+
+class StepFailed(Exception):
+    """A step could not go on; its remaining items are reported as failed."""
+
+
+@dataclass
+class Checks:
+    """Collects the rows of one step."""
+
+    items: list[Item] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def check(self, item_id: str, title: str, ok: bool, *, measured: object = "",
+              target: str = "", detail: str = "") -> bool:
+        self.items.append(Item(item_id=item_id, title=title,
+                               verdict=Verdict.PASS if ok else Verdict.FAIL,
+                               measured=str(measured), target=target, detail=detail,
+                               seconds=round(time.perf_counter() - self.started, 2)))
+        return ok
+
+
+#: A plan step: its id, a title, the items it reports, and what it does.
+@dataclass(frozen=True, slots=True)
+class Step:
+    step_id: str
+    title: str
+    items: tuple[str, ...]
+    run: Callable[[Plan, Checks], Awaitable[None]]
+    #: Simulated seconds the step may take before it counts as hung.
+    budget_s: float = 3 * 3600.0
+
+
+async def run_plan(steps: Sequence[Step], fast_devices: Sequence[DeviceSpec],
+                   real_devices: Sequence[DeviceSpec], settings: PlanSettings,
+                   after: Callable[[Plan, Report], Awaitable[None]] | None = None) -> Report:
+    """Run *steps* concurrently against a server and return the report."""
+    report = Report(settings={"speed": settings.speed, "cadence_s": PLAN_CADENCE,
+                              "offline_after_s": PLAN_OFFLINE_AFTER})
+    chosen = [s for s in steps if not settings.only
+              or any(s.step_id.startswith(prefix) for prefix in settings.only)]
+    async with _environment(settings, fast_devices, real_devices) as plan:
+        progress = _Progress(settings.progress, len(chosen))
+        async with trio.open_nursery() as nursery:
+            for step in chosen:
+                nursery.start_soon(_run_step, plan, step, report, progress)
+        if after is not None:
+            await after(plan, report)
+    report.items.sort(key=lambda i: _order_key(i.item_id))
+    return report
+
+
+async def _run_step(plan: Plan, step: Step, report: Report, progress: _Progress) -> None:
+    checks = Checks()
+    progress.started(step)
+    real_budget = plan.fast.clock.real_seconds(step.budget_s) + 60.0
+    error = ""
+    with trio.move_on_after(real_budget) as scope:
+        try:
+            await step.run(plan, checks)
+        except StepFailed as err:
+            error = str(err)
+        except Exception as err:  # a bug in one step must not stop the others
+            error = f"{type(err).__name__}: {err}"
+    if scope.cancelled_caught:
+        error = f"did not finish within {real_budget:.0f} s"
+    done = {i.item_id for i in checks.items}
+    for item_id in step.items:
+        if item_id not in done:
+            checks.items.append(Item(item_id=item_id, title=step.title, verdict=Verdict.FAIL,
+                                     detail=error or "not checked by its step"))
+    report.extend(checks.items)
+    progress.finished(step, checks.items, error)
+
+
+class _Progress:
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream = stream
+        self.total = total
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def started(self, step: Step) -> None:
+        self._line(f"start  {step.step_id}: {step.title}")
+
+    def finished(self, step: Step, items: list[Item], error: str) -> None:
+        self.done += 1
+        failed = [i.item_id for i in items if i.verdict is Verdict.FAIL]
+        verdict = "FAIL " + ", ".join(failed) if failed else "ok"
+        self._line(f"done   {step.step_id}: {verdict}" + (f" ({error})" if error else "")
+                   + f"  [{self.done}/{self.total}]")
+
+    def _line(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        self.stream.write(f"[{elapsed:6.1f}s] {text}\n")
+        self.stream.flush()
+
+
+def _order_key(item_id: str) -> tuple[int, str]:
+    order = ("matrix 1", "matrix 2", "matrix 3", "matrix 4", "matrix 5", "TC", "exception",
+             "hands-on", "8.9", "8.10", "8.11")
+    return next((n, item_id) for n, prefix in enumerate((*order, "")) if
+                item_id.startswith(prefix))
+
+
+@asynccontextmanager
+async def _environment(settings: PlanSettings, fast_devices: Sequence[DeviceSpec],
+                       real_devices: Sequence[DeviceSpec]) -> AsyncIterator[Plan]:
+    external = settings.server
+    secret = external.webhook_secret if external else secrets.token_urlsafe(16)
+    host = external.receiver_host if external else "127.0.0.1"
+    port = external.receiver_port if external else 0
+    async with receiver_running(secret, host, port) as (receiver, url), \
+            _server(settings, url, secret) as (http_url, tcp_host, tcp_port, key, db_path), \
+            httpx.AsyncClient(base_url=http_url, headers={"X-Api-Key": key},
+                              timeout=30) as api, \
+            Fleet.connect(tcp_host, tcp_port, fast_devices,
+                          clock=SimClock(settings.speed), seed=settings.seed) as fast, \
+            Fleet.connect(tcp_host, tcp_port, real_devices, clock=SimClock(1.0),
+                          seed=settings.seed + 1) as real:
+        with trio.fail_after(30):
+            await fast.wait_registered()
+            await real.wait_registered()
+        yield Plan(api=api, receiver=receiver, fast=fast, real=real, db_path=db_path,
+                   settings=settings, receiver_url=url)
+
+
+@asynccontextmanager
+async def _server(settings: PlanSettings, webhook_url: str, secret: str
+                  ) -> AsyncIterator[tuple[str, str, int, str, Path | None]]:
+    external = settings.server
+    if external is not None:
+        yield (external.http_url, external.tcp_host, external.tcp_port, external.api_key,
+               None)
+        return
+    with tempfile.TemporaryDirectory(prefix="testplan-") as tmp:
+        db_path = Path(tmp) / "iot.db"
+        config = replace(
+            Config(), tcp_host="127.0.0.1", tcp_port=0, http_host="127.0.0.1", http_port=0,
+            db_path=db_path, api_keys=(ApiKey("test-plan", API_KEY),),
+            webhook_url=webhook_url, webhook_secret=secret,
+            offline_after=PLAN_OFFLINE_AFTER, log_level="warning",
+            default_price_per_kwh=150, default_service_fee=100)
+        async with trio.open_nursery() as nursery:
+            addresses = await nursery.start(
+                lambda task_status: run_server(config, logger=Logger("warning"),
+                                               task_status=task_status))
+            try:
+                yield (f"http://{addresses.http_host}:{addresses.http_port}",
+                       addresses.tcp_host, addresses.tcp_port, API_KEY, db_path)
+            finally:
+                nursery.cancel_scope.cancel()
+
+
+def plan_profile(**changes: object) -> DeviceProfile:
+    """The plan's devices: heartbeat and progress every 11 s (test-plan.md §1.6)."""
+    settings: dict[str, object] = {"heartbeat_s": PLAN_CADENCE, "progress_s": PLAN_CADENCE}
+    settings.update(changes)
+    return DeviceProfile(**settings)  # type: ignore[arg-type]
