@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--report", type=Path, default=Path("testplan-report"),
                         metavar="DIR", help="where report.md and report.json go")
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated devices")
+    parser.add_argument("--load-devices", type=int, default=1000, metavar="N",
+                        help="devices for the '1000+ devices online' item (0: skip it)")
     parser.add_argument("--no-acceptance", action="store_true",
                         help="skip the acceptance lists of §8.9-§8.10")
     external = parser.add_argument_group(
@@ -69,6 +71,7 @@ def main(argv: list[str]) -> int:
     if args.speed <= 0:
         parser.error("--speed must be positive")
     settings = PlanSettings(speed=args.speed, only=tuple(args.only), seed=args.seed,
+                            load_devices=args.load_devices,
                             server=_external(args, parser))
     after = None if args.no_acceptance or args.only else judge_acceptance
     report: Report = trio.run(run_plan, STEPS, FAST_DEVICES, REAL_DEVICES, settings, after)

@@ -63,6 +63,7 @@ class PlanSettings:
 
     Attributes:
         speed: Simulated seconds per real second for the charging flows.
+        load_devices: Devices for the "1000+ online" acceptance item.
         only: Run only the steps whose id starts with one of these (all if empty).
         server: Use this running server instead of starting one.
         progress: Where progress lines go.
@@ -71,6 +72,8 @@ class PlanSettings:
 
     speed: float = 60.0
     only: tuple[str, ...] = ()
+    #: Devices of the "1000+ devices online" acceptance item (0: not run).
+    load_devices: int = 1000
     server: ExternalServer | None = None
     progress: TextIO = sys.stderr
     seed: int = 1
@@ -87,6 +90,8 @@ class Plan:
     db_path: Path | None
     settings: PlanSettings
     receiver_url: str
+    #: The server's device listener.
+    tcp: tuple[str, int]
     #: (duration error s, relative energy error) of every settled order checked.
     accuracy: list[tuple[float, float]] = field(default_factory=list)
     #: Seconds from a dropped link to the server recording the new connection.
@@ -290,7 +295,7 @@ async def _environment(settings: PlanSettings, fast_devices: Sequence[DeviceSpec
             await fast.wait_registered()
             await real.wait_registered()
         yield Plan(api=api, receiver=receiver, fast=fast, real=real, db_path=db_path,
-                   settings=settings, receiver_url=url)
+                   settings=settings, receiver_url=url, tcp=(tcp_host, tcp_port))
 
 
 @asynccontextmanager
