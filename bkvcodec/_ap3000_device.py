@@ -233,6 +233,10 @@ class Ap3000DeviceRules:
                                           port_status=tuple(self.port_status),
                                           signal_strength=0, env_temp_raw=0))
 
+    def set_port_status(self, port_no: int, code: int) -> None:
+        """The status code *port_no* reports from now on (DeviceConnection's)."""
+        self._set_status(port_no, code)
+
     def _set_status(self, port_no: int, code: int) -> None:
         if not 1 <= port_no <= len(self.port_status):
             raise LocalProtocolError(f"this unit has ports 1-{len(self.port_status)}")

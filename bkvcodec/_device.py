@@ -11,6 +11,7 @@ from typing import Protocol as TypingProtocol
 from typing import TypeAlias
 
 from ._decoder import FrameDecoder, FrameRejected
+from ._errors import LocalProtocolError
 from ._events import (
     AlarmRaised,
     CardPresented,
@@ -109,17 +110,34 @@ class DeviceConnection:
         protocol: The protocol the device speaks.
         phy_id: The device's printed id (BKV gateway id, AP3000 physical id).
         iccid: The SIM's ICCID; AP3000 modems announce it when connecting.
+        port_count: AP3000: the unit's ports (1-16, default 2), reported in its
+            registration and heartbeats. BKV gateways report sockets per frame.
+
+    Raises:
+        LocalProtocolError: *port_count* is out of range, or given for BKV.
 
     .. versionadded:: 0.1.0
     """
 
     def __init__(self, *, protocol: ProtocolFamily, phy_id: str,
-                 iccid: str = "89860000000000000000") -> None:
+                 iccid: str = "89860000000000000000", port_count: int | None = None) -> None:
         self.protocol = protocol
         self.phy_id = phy_id
         self._decoder = FrameDecoder(direction=Direction.DOWN, protocol=protocol)
-        self._rules = _rules_for(protocol, phy_id, iccid)
+        self._rules = _rules_for(protocol, phy_id, iccid, port_count)
         self._out = bytearray(self._rules.greeting())
+
+    def set_port_status(self, port_no: int, raw_status: int) -> None:
+        """AP3000: the status code (ap3000.md §3.4) a port reports in the unit's
+        heartbeats from now on.
+
+        Raises:
+            LocalProtocolError: Not an AP3000 connection, or no such port.
+        """
+        setter = getattr(self._rules, "set_port_status", None)
+        if setter is None:
+            raise LocalProtocolError("only AP3000 units report port statuses in heartbeats")
+        setter(port_no, raw_status)
 
     def receive_data(self, data: bytes, now: float) -> list[DeviceInput]:
         """Process bytes from the server: commands and answers, as neutral objects."""
@@ -149,13 +167,19 @@ class DeviceConnection:
         return data
 
 
-def _rules_for(protocol: ProtocolFamily, phy_id: str, iccid: str) -> DeviceRules:
+def _rules_for(protocol: ProtocolFamily, phy_id: str, iccid: str,
+               port_count: int | None) -> DeviceRules:
     if protocol is ProtocolFamily.BKV:
         from ._bkv_device import BkvDeviceRules
 
+        if port_count is not None:
+            raise LocalProtocolError("port_count is for AP3000 units")
         return BkvDeviceRules(phy_id, iccid)
     from ._ap3000_device import Ap3000DeviceRules
 
-    rules: DeviceRules = Ap3000DeviceRules(phy_id, iccid)
+    count = 2 if port_count is None else port_count
+    if not 1 <= count <= 16:
+        raise LocalProtocolError(f"an AP3000 unit has 1-16 ports, not {count}")
+    rules: DeviceRules = Ap3000DeviceRules(phy_id, iccid, port_count=count)
     return rules
 

@@ -15,7 +15,7 @@ from bkvcodec._ap3000 import messages as a
 from bkvcodec._ap3000.codec import Ap3000Frame
 from bkvcodec._billing import Tariff
 from bkvcodec._connection import ServerConnection
-from bkvcodec._device import CardAnswered, ServerAnswered
+from bkvcodec._device import CardAnswered, DeviceConnection, ServerAnswered
 from bkvcodec._events import (
     AlarmRaised,
     CardPresented,
@@ -299,3 +299,29 @@ def test_unanswered_firmware_packet_is_resent_three_times() -> None:
         assert [] == server.handle_timeout(T0 + 30 * attempt)
     assert [CommandTimedOut(command_id="fw", phy_id=PHY, attempts=4)] == (
         server.handle_timeout(T0 + 120))
+
+
+def test_a_unit_reports_its_port_count_and_the_statuses_it_is_given() -> None:
+    device = DeviceConnection(protocol=ProtocolFamily.AP3000, phy_id=PHY, port_count=4)
+    server = ServerConnection(protocol=ProtocolFamily.AP3000)
+    server.receive_data(device.data_to_send(), T0)
+    device.set_port_status(3, 0x01)
+
+    events = server.receive_data(device.send(DeviceHeartbeat(phy_id=PHY,
+                                                             protocol=ProtocolFamily.AP3000),
+                                             T0), T0)
+
+    states = {e.port_no: e.state for e in events if isinstance(e, PortStatusReported)}
+    assert [1, 2, 3, 4] == sorted(states)
+    with pytest.raises(LocalProtocolError, match="ports 1-4"):
+        device.set_port_status(5, 0x00)
+    with pytest.raises(LocalProtocolError, match="1-16 ports"):
+        DeviceConnection(protocol=ProtocolFamily.AP3000, phy_id=PHY, port_count=17)
+
+
+def test_port_count_and_port_statuses_are_for_ap3000_only() -> None:
+    with pytest.raises(LocalProtocolError, match="AP3000"):
+        DeviceConnection(protocol=ProtocolFamily.BKV, phy_id="82210225000520", port_count=2)
+    bkv = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id="82210225000520")
+    with pytest.raises(LocalProtocolError, match="AP3000"):
+        bkv.set_port_status(1, 0)

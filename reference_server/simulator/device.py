@@ -829,8 +829,9 @@ class SimDevice:
             return
         self._next_source = None
         self._stream = stream
-        self._connection = DeviceConnection(protocol=self.protocol, phy_id=self.phy_id,
-                                            iccid=self.spec.sim_iccid)
+        self._connection = DeviceConnection(
+            protocol=self.protocol, phy_id=self.phy_id, iccid=self.spec.sim_iccid,
+            port_count=self.spec.ports if self.protocol is ProtocolFamily.AP3000 else None)
         self._answered = False
         self._accepted.clear()
         self._connections += 1
@@ -947,13 +948,11 @@ class SimDevice:
 
     def _sync_port_table(self, connection: DeviceConnection) -> None:
         """Give the AP3000 device role this unit's port statuses: its heartbeat and
-        registration report them. DeviceConnection keeps them in its rules'
-        ``port_status`` list and has no public way to set them or the port count."""
-        rules = getattr(connection, "_rules", None)
-        table = getattr(rules, "port_status", None)
-        if isinstance(table, list):
-            table[:] = [status_code(self.protocol, p._condition(), p._fault)
-                        for p in self._ports.values()]
+        registration report them."""
+        for port in self._ports.values():
+            connection.set_port_status(port.port_no,
+                                       status_code(self.protocol, port._condition(),
+                                                   port._fault))
 
     async def _write(self, data: bytes) -> None:
         stream = self._stream

@@ -124,9 +124,10 @@ async def server_running(config: Config) -> AsyncIterator[RunningServer]:
 class Device:
     """A device-role connection over real TCP, reading in the background."""
 
-    def __init__(self, protocol: ProtocolFamily, phy_id: str) -> None:
+    def __init__(self, protocol: ProtocolFamily, phy_id: str, ports: int | None = None) -> None:
         self.protocol = protocol
         self.phy_id = phy_id
+        self.ports = ports
         self.inputs: list[DeviceInput] = []
         self.changed = trio.Event()
         self.stream: trio.SocketStream | None = None
@@ -134,7 +135,8 @@ class Device:
         self._scope: trio.CancelScope | None = None
 
     async def connect(self, nursery: trio.Nursery, port: int) -> None:
-        self.connection = DeviceConnection(protocol=self.protocol, phy_id=self.phy_id)
+        self.connection = DeviceConnection(protocol=self.protocol, phy_id=self.phy_id,
+                                           port_count=self.ports)
         self.stream = await trio.open_tcp_stream("127.0.0.1", port)
         await self._write(self.connection.data_to_send())
         await nursery.start(self._read)

@@ -54,10 +54,9 @@ class Stack:
 
     async def device(self, protocol: ProtocolFamily, phy_id: str | None = None,
                      ports: int | None = None) -> Device:
-        device = Device(protocol, phy_id or DEVICES[protocol])
+        device = Device(protocol, phy_id or DEVICES[protocol],
+                        ports if protocol is ProtocolFamily.AP3000 else None)
         await device.connect(self.nursery, self.server.addresses.tcp_port)
-        if ports is not None and protocol is ProtocolFamily.AP3000:
-            device.connection._rules.port_status = [0] * ports  # type: ignore[attr-defined]
         await self.server.wait_online(device.phy_id)
         return device
 
