@@ -125,6 +125,11 @@ STATISTICS_EVERY = 15.0
 PRUNE_EVERY = 3600.0
 #: Most frame-log rows buffered between flushes; beyond, the oldest are dropped.
 MAX_BUFFERED_LOGS = 50_000
+#: Most rows one database call of a flush writes. A second's frame log of 10,000
+#: devices is ~1,900 rows and took the database thread ~100 ms, during which a
+#: charge request's commit waited; in chunks, other calls wait for one chunk at
+#: most (bench/RESULTS.md).
+FLUSH_CHUNK = 250
 
 _Op = Callable[[Database], object]
 
@@ -219,6 +224,7 @@ class ChargingService:
         self._touches: dict[str, DeviceTouch] = {}
         self._frame_logs: list[CmdLogEntry] = []
         self._silence_check_at = -math.inf  # see _sweep_silent()
+        self._swept_at = -math.inf
         self._timeouts = SessionTimeouts(
             start_timeout=config.start_timeout, command_ttl=config.command_ttl,
             lost_order_after=min(config.offline_after_for("bkv"),
@@ -551,6 +557,8 @@ class ChargingService:
                                             if phy_id in self._touches else None)
         if not device.online:
             device.online = True
+            silent_at = now + self.config.offline_after_for(device.protocol.value)
+            self._silence_check_at = min(self._silence_check_at, silent_at - TICK)
             changes.write(lambda db: db.set_device_online(phy_id, True, int(now)))
             changes.events.append(self._device_event("device.online", phy_id, now,
                                                      {"remote_addr": link.remote_addr}))
@@ -1087,8 +1095,11 @@ class ChargingService:
             deadline = order.session.next_deadline()
             if deadline is not None and deadline <= now:
                 self._order_input(order, order.session.handle_timeout(now), now, changes)
-        if now >= self._silence_check_at:
+        # Sweep when a device may have fallen silent, or when the clock went back
+        # since the last sweep (the bound it returned no longer holds).
+        if now >= self._silence_check_at or now < self._swept_at:
             self._silence_check_at = self._sweep_silent(now, changes)
+            self._swept_at = now
         for record in await self.db.expire_commands(int(now)):
             open_command = self._commands.pop(record.id, None)
             self.metrics.commands.labels(record.kind, "expired").inc()
@@ -1105,10 +1116,11 @@ class ChargingService:
         """Mark the online devices silent past their ``offline_after`` offline.
 
         Returns:
-            The earliest time another device can fall silent: a device's
-            ``last_seen`` only grows, and one coming online is seen now, so no
-            sweep is needed before then (at 10,000 devices a sweep is some
-            milliseconds of a blocked event loop; four a second would add up).
+            The earliest time another device can fall silent: an online device's
+            ``last_seen`` only grows, and a device coming online lowers the bound
+            to its own (in ``_seen``), so no sweep is needed before then. At
+            10,000 devices a sweep blocks the event loop for some milliseconds;
+            four a second added up.
         """
         limits = {protocol: self.config.offline_after_for(protocol.value)
                   for protocol in ProtocolFamily}
@@ -1143,10 +1155,10 @@ class ChargingService:
     async def _flush(self) -> None:
         touches, self._touches = list(self._touches.values()), {}
         logs, self._frame_logs = self._frame_logs, []
-        if touches:
-            await self.db.touch_devices(touches)
-        if logs:
-            await self.db.append_cmd_logs(logs)
+        for start in range(0, len(touches), FLUSH_CHUNK):
+            await self.db.touch_devices(touches[start:start + FLUSH_CHUNK])
+        for start in range(0, len(logs), FLUSH_CHUNK):
+            await self.db.append_cmd_logs(logs[start:start + FLUSH_CHUNK])
 
     async def _prune(self, now: float) -> None:
         config = self.config
@@ -1190,6 +1202,8 @@ class ChargingService:
                          online=record.online, last_seen=float(record.last_seen_at or 0),
                          firmware=record.firmware, iccid=record.iccid)
         self._devices[record.phy_id] = device
+        if device.online:
+            self._silence_check_at = -math.inf
         return device
 
     def _pick_idle_port(self, device: _Device, socket_no: int) -> int:

@@ -383,6 +383,15 @@ async def test_a_silent_device_goes_offline_and_its_connection_is_closed(
             await device.changed.wait()
 
 
+async def test_a_device_arriving_after_an_empty_sweep_still_goes_offline(
+        tmp_path: Path) -> None:
+    async with stack(tmp_path, offline_after=1) as s:
+        await trio.sleep(0.6)  # timer ticks with no device online come first
+        device = await s.device(ProtocolFamily.BKV)
+        [offline] = await s.receiver.wait_for("device.offline", device=device.phy_id)
+        assert "silent" == offline["data"]["reason"]
+
+
 async def test_unknown_device_bad_field_and_rate_limit(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
         response = await s.server.call("POST", "/devices/00000000000000/charge",
