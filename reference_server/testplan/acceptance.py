@@ -11,10 +11,10 @@ import time
 import httpx
 import trio
 
-from ..simulator import Fleet, SimClock, fleet_specs
+from .crowd import crowd_running
 from .plan import mean, percentile
 from .report import Item, Report, Verdict
-from .runner import API_BASE, PLAN_CADENCE, Plan, plan_profile
+from .runner import API_BASE, PLAN_CADENCE, Plan
 
 __all__ = ["judge_acceptance"]
 
@@ -95,47 +95,48 @@ async def judge_acceptance(plan: Plan, report: Report) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_mb = usage.ru_maxrss / 1024
     rows.append(_row("8.10 memory", "memory", rss_mb < 500, f"peak RSS {rss_mb:.0f} MB",
-                     "< 500 MB", "server, simulator and receiver in one process; "
+                     "< 500 MB",
+                     "the server's process, with the plan's receiver and its few devices; "
                      "bench/bench_load.py measures the server alone"))
     report.extend(rows)
 
 
 async def _many_devices(plan: Plan, count: int) -> list[Item]:
     """Stress 2 of the plan in small: *count* devices at the 11 s cadence, all online,
-    every heartbeat answered; CPU of this whole process over the window."""
+    every heartbeat answered; the CPU of the server's process meanwhile."""
     if count <= 0:
         return [Item(item_id="8.10 devices", title="1000+ devices online",
                      verdict=Verdict.SKIP, detail="--load-devices 0")]
-    specs = fleet_specs(bkv=count // 2, ap3000=count - count // 2, first_index=10_000,
-                        profile=plan_profile())
     host, port = plan.tcp
+    window = 2 * PLAN_CADENCE
     with trio.fail_after(180):
-        async with Fleet.connect(host, port, specs, clock=SimClock(1.0), ramp_up=5.0,
-                                 journal_limit=0) as fleet:
-            await fleet.wait_registered()
-            # Let the connection burst (and its registration webhooks) pass first.
-            await trio.sleep(PLAN_CADENCE)
+        async with crowd_running(host, port, count, window) as crowd:
+            before = await crowd.next_statistics()
             cpu_before, wall_before = time.process_time(), time.perf_counter()
-            received_before = fleet.statistics().frames_received
-            await trio.sleep(2 * PLAN_CADENCE)
-            stats = fleet.statistics()
+            after = await crowd.next_statistics()
             cpu = (time.process_time() - cpu_before) / (time.perf_counter() - wall_before)
             online = await _count_online(plan)
-    answered = stats.frames_received - received_before
+    answered = after.frames_received - before.frames_received
     # Every device sends a heartbeat each 11 s: two periods, two answers each at least.
     expected = 2 * count - count // 10
-    return [
+    rows = [
         _row("8.10 devices", "1000+ devices online at once", online >= count
-             and stats.connected == count, f"{online} online on the server, "
-             f"{stats.connected} connected", f"{count}"),
+             and after.connected == count, f"{online} online on the server, "
+             f"{after.connected} connected", f"{count}"),
         _row("8.11 heartbeats", "the devices are answered (frames received vs heartbeats due)",
-             answered >= expected
-             and stats.errors == 0, f"{answered} answers in 22 s from {count} devices",
-             f"≥ {expected}"),
-        _row("8.10 CPU", "CPU with the devices online", cpu < 0.5,
-             f"{cpu * 100:.0f} % of one core", "< 50 % (stress 2)",
-             "server and the simulated devices in one process: an upper bound"),
+             answered >= expected and after.errors == 0,
+             f"{answered} answers in {window:.0f} s from {count} devices", f"≥ {expected}"),
     ]
+    if plan.db_path is None:
+        rows.append(Item(item_id="8.10 CPU", title="CPU with the devices online",
+                         verdict=Verdict.SKIP,
+                         detail="external server: measure its CPU where it runs"))
+    else:
+        rows.append(_row("8.10 CPU", "CPU with the devices online", cpu < 0.5,
+                         f"{cpu * 100:.0f} % of one core", "< 50 % (stress 2)",
+                         "the server's process (with the plan's receiver); the devices "
+                         "run in a child process"))
+    return rows
 
 
 async def _count_online(plan: Plan) -> int:

@@ -9,9 +9,12 @@ import pytest
 import trio
 
 from reference_server.testplan.cli import main
+from reference_server.testplan.crowd import crowd_running
 from reference_server.testplan.plan import FAST_DEVICES, REAL_DEVICES, STEPS
 from reference_server.testplan.report import Item, Report, Verdict
 from reference_server.testplan.runner import PlanSettings, run_plan
+
+from .harness import e2e_config, server_running
 
 
 def test_the_report_renders_every_row_and_fails_on_any_failure() -> None:
@@ -59,3 +62,19 @@ async def test_a_short_run_against_a_server_it_starts(tmp_path: Path) -> None:
     assert report.passed, report.to_markdown()
     assert {"matrix 2.3", "matrix 2.5", "matrix 5.3", "exception 3", "matrix 4.5",
             "matrix 4.6"} == {i.item_id for i in report.items}
+
+
+@pytest.mark.trio
+async def test_the_device_crowd_runs_in_a_child_process_and_reports_its_window(
+        tmp_path: Path) -> None:
+    async with server_running(e2e_config(tmp_path / "iot.db", None, offline_after=60)) as server:
+        host, port = server.addresses.tcp_host, server.addresses.tcp_port
+        with trio.fail_after(60):
+            async with crowd_running(host, port, 6, window=0.3, settle=0.1) as crowd:
+                before = await crowd.next_statistics()
+                after = await crowd.next_statistics()
+                listed = await server.call("GET", "/devices?online=true&limit=50")
+
+    assert 6 == before.connected == after.connected
+    assert after.frames_received >= before.frames_received > 0
+    assert 6 == len(listed.json()["data"]["items"])

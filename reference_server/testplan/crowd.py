@@ -1,0 +1,100 @@
+# The crowd of the "1000+ devices online" acceptance item. It runs in a child
+# process so that the CPU the plan measures in its own process is the server's,
+# not the simulated devices' (which cost about as much as the server does).
+#
+# The child speaks JSON lines on stdout: one when the measurement window opens,
+# one when it closes (each with the fleet's counters), and it keeps its devices
+# connected until its stdin closes, so the parent can count them on the server.
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+
+from ..simulator import Fleet, FleetStatistics, SimClock, fleet_specs
+from .runner import PLAN_CADENCE, plan_profile
+
+__all__ = ["Crowd", "crowd_running"]
+
+#: Simulated device ids start here, clear of the plan's own devices.
+FIRST_INDEX = 10_000
+
+
+@dataclass(slots=True)
+class Crowd:
+    """The parent's handle on the child process."""
+
+    _process: trio.Process
+    _stdout: trio.abc.ReceiveStream
+    _buffer: bytearray = dataclasses.field(default_factory=bytearray)
+
+    async def next_statistics(self) -> FleetStatistics:
+        """The counters of the child's next report (it sends one per window edge).
+
+        Raises:
+            RuntimeError: The child ended without reporting.
+        """
+        while b"\n" not in self._buffer:
+            chunk = await self._stdout.receive_some()
+            if not chunk:
+                raise RuntimeError(f"the device crowd ended early ({self._process.returncode})")
+            self._buffer += chunk
+        line, _, rest = bytes(self._buffer).partition(b"\n")
+        self._buffer[:] = rest
+        return FleetStatistics(**json.loads(line))
+
+
+@asynccontextmanager
+async def crowd_running(host: str, port: int, count: int, window: float,
+                        settle: float = PLAN_CADENCE) -> AsyncIterator[Crowd]:
+    """*count* simulated devices (half BKV, half AP3000) at the plan's cadence in a
+    child process. Once all are registered and *settle* seconds more have passed (the
+    connection burst is over), it reports when a *window*-second measurement starts
+    and ends; the devices disconnect when the block exits."""
+    command = [sys.executable, "-m", __name__, host, str(port), str(count), str(window),
+               str(settle)]
+    process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE,
+                                               stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        yield Crowd(process, process.stdout)
+    finally:
+        with trio.CancelScope(shield=True):
+            await process.stdin.aclose()
+            with trio.move_on_after(30):
+                await process.wait()
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+async def _run(host: str, port: int, count: int, window: float, settle: float) -> None:
+    specs = fleet_specs(bkv=count // 2, ap3000=count - count // 2, first_index=FIRST_INDEX,
+                        profile=plan_profile())
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    async with Fleet.connect(host, port, specs, clock=SimClock(1.0), ramp_up=5.0,
+                             journal_limit=0) as fleet:
+        await fleet.wait_registered()
+        await trio.sleep(settle)
+        _report(fleet.statistics())
+        await trio.sleep(window)
+        _report(fleet.statistics())
+        while await stdin.receive_some():
+            pass
+
+
+def _report(stats: FleetStatistics) -> None:
+    sys.stdout.write(json.dumps(dataclasses.asdict(stats)) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    _host, _port, _count, _window, _settle = sys.argv[1:]
+    trio.run(_run, _host, int(_port), int(_count), float(_window), float(_settle))
