@@ -11,12 +11,23 @@
 # outbox events commit together (api.md §4) and no other task's writes interleave.
 #
 # Calls are not abandoned on cancellation (trio's default): a cancelled task waits
-# for its statement to finish, so a transaction is never cut off half-way.
+# for its statement to finish, so a transaction is never cut off half-way. A task
+# cancelled before its call started withdraws it, as one waiting for the limiter did.
+#
+# Calls that queue up while one runs are run together, in order, by ONE trip to the
+# worker thread (a batch), each still on its own and in its own transaction. A trip
+# costs the event loop a thread hand-off and a couple of scheduling rounds; under
+# load (10,000 devices) one trip per call capped the database at a few hundred calls
+# a second and queued heartbeat commits for seconds (bench/RESULTS.md). The caller
+# whose call finds no batch running leads the next one: it takes every queued call,
+# runs them in the thread, wakes their callers, and hands the lead to the first call
+# that queued meanwhile.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
 import trio
 
@@ -56,6 +67,39 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 
+class _Call(Generic[_T]):
+    """One queued database call and, once it ran, its result or exception."""
+
+    __slots__ = ("done", "error", "fn", "started", "turn", "value")
+
+    def __init__(self, fn: Callable[[], _T]) -> None:
+        self.fn = fn
+        self.started = False  # taken into a batch: it will run
+        self.done = False
+        self.value: _T | None = None
+        self.error: BaseException | None = None
+        #: Set when the call has run, or when its caller is to lead the next batch.
+        self.turn = trio.Event()
+
+    def execute(self) -> None:
+        """Run the call (in the worker thread) and keep what it gave."""
+        try:
+            self.value = self.fn()
+        except Exception as exc:  # handed to the caller, which raises it
+            self.error = exc
+        self.done = True
+
+    def result(self) -> _T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]  # _T, set by execute()
+
+
+def _execute(batch: list[_Call[object]]) -> None:
+    for call in batch:
+        call.execute()
+
+
 class AsyncDatabase:
     """A :class:`Database` for trio code: every call runs in a worker thread, one at
     a time.
@@ -70,6 +114,8 @@ class AsyncDatabase:
                  limiter: trio.CapacityLimiter | None = None) -> None:
         self._db = database
         self._limiter = limiter if limiter is not None else trio.CapacityLimiter(1)
+        self._queue: deque[_Call[object]] = deque()  # not yet taken into a batch
+        self._leader: _Call[object] | None = None  # its caller runs the next batch
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], *,
@@ -106,8 +152,65 @@ class AsyncDatabase:
         phy_id)``. The methods below do exactly that.
         """
         db = self._db
-        return await trio.to_thread.run_sync(lambda: fn(db, *args, **kwargs),
-                                             limiter=self._limiter)
+        return await self._call(lambda: fn(db, *args, **kwargs))
+
+    async def _call(self, fn: Callable[[], _T]) -> _T:
+        await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled task starts nothing
+        call = _Call(fn)
+        queued: _Call[object] = call  # type: ignore[assignment]  # only run, never read
+        self._queue.append(queued)
+        if self._leader is None:
+            self._leader = queued
+        while not call.done:
+            if self._leader is queued:
+                await self._run_batch()
+            elif call.started:
+                # In the worker thread: wait for it even if cancelled meanwhile.
+                with trio.CancelScope(shield=True):
+                    await call.turn.wait()
+            else:
+                settled = False
+                try:
+                    await call.turn.wait()
+                    settled = True
+                except trio.Cancelled:
+                    if not call.started:
+                        raise
+                    settled = True  # taken into a batch meanwhile: the next pass waits
+                finally:
+                    if not settled and not call.started:
+                        self._withdraw(queued)
+        return call.result()
+
+    async def _run_batch(self) -> None:
+        """Run every queued call in one trip to the worker thread, then hand on."""
+        batch = list(self._queue)
+        self._queue.clear()
+        for call in batch:
+            call.started = True
+        try:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_execute, batch, limiter=self._limiter)
+        finally:
+            for call in batch:
+                if not call.done:  # the thread itself failed
+                    call.error = RuntimeError("the database call did not run")
+                    call.done = True
+                call.turn.set()
+            self._leader = None
+            self._hand_on()
+
+    def _withdraw(self, call: _Call[object]) -> None:
+        """A caller left before its call started: drop it (and pass on its lead)."""
+        self._queue.remove(call)
+        if self._leader is call:
+            self._leader = None
+            self._hand_on()
+
+    def _hand_on(self) -> None:
+        if self._leader is None and self._queue:
+            self._leader = self._queue[0]
+            self._leader.turn.set()
 
     async def atomic(self, fn: Callable[Concatenate[Database, _P], _T], *args: _P.args,
                      **kwargs: _P.kwargs) -> _T:

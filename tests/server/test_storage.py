@@ -1008,3 +1008,98 @@ async def test_async_atomic_state_change(db_path: Path) -> None:
         assert 1 == await adb.order_event_count(order_no)
         assert await adb.get_order(format_order_no(T0, 7)) is None
         assert [order_no] == [d.event.order_no for d in await adb.claim_due_deliveries(T0)]
+
+
+@pytest.mark.trio
+async def test_async_calls_queued_meanwhile_run_together_in_order(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reference_server.storage._async as async_module
+    trips: list[int] = []
+    execute = async_module._execute
+
+    def counting_execute(batch: list[async_module._Call[object]]) -> None:
+        trips.append(len(batch))
+        execute(batch)
+
+    monkeypatch.setattr(async_module, "_execute", counting_execute)
+    issued: list[int] = []
+    ran: list[int] = []
+    results: dict[int, int] = {}
+
+    def record(_db: Database, i: int) -> int:
+        ran.append(i)
+        if i == 7:
+            raise ValueError("seven")
+        return i * i
+
+    async def call(i: int) -> None:
+        try:
+            issued.append(i)  # no checkpoint before the call is queued
+            results[i] = await adb.run(record, i)
+        except ValueError:
+            results[i] = -1
+
+    async with await AsyncDatabase.open(db_path) as adb:
+        trips.clear()
+        async with trio.open_nursery() as nursery:
+            for i in range(40):
+                nursery.start_soon(call, i)
+        batches = list(trips)
+
+    assert issued == ran
+    assert {i: (-1 if i == 7 else i * i) for i in range(40)} == results
+    assert 40 == sum(batches) and len(batches) < 10
+
+
+@pytest.mark.trio
+async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    def blocking(_db: Database) -> None:
+        release.wait(5)
+        ran.append("blocking")
+
+    def queued(_db: Database) -> None:
+        ran.append("queued")
+
+    async with await AsyncDatabase.open(db_path) as adb:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(adb.run, blocking)
+            await trio.testing.wait_all_tasks_blocked()
+            with trio.move_on_after(0.05) as waited:
+                await adb.run(queued)
+            release.set()
+        await adb.run(lambda _db: ran.append("after"))
+
+    assert waited.cancelled_caught
+    assert ["blocking", "after"] == ran
+
+
+@pytest.mark.trio
+async def test_async_call_cancelled_while_running_still_completes(db_path: Path) -> None:
+    release = threading.Event()
+    ran: list[str] = []
+
+    def blocking(_db: Database) -> None:
+        release.wait(5)
+        ran.append("blocking")
+
+    async def release_later() -> None:
+        await trio.sleep(0.2)
+        release.set()
+
+    async with await AsyncDatabase.open(db_path) as adb:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(release_later)
+            started = trio.current_time()
+            with trio.move_on_after(0.05) as waited:
+                await adb.run(blocking)
+                ran.append("returned")  # the call finished although the scope expired
+                await trio.sleep(1)
+                ran.append("slept")
+            finished = trio.current_time()
+
+    assert waited.cancelled_caught
+    assert ["blocking", "returned"] == ran
+    assert finished - started >= 0.2
