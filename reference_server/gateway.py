@@ -95,6 +95,8 @@ class DeviceLink:
     deadline_changed: trio.Event = field(default_factory=trio.Event)
     cancel_scope: trio.CancelScope | None = None
     closed: bool = False
+    #: The device ids this connection currently speaks for (in the order first seen).
+    phy_ids: dict[str, None] = field(default_factory=dict)
 
     def close(self) -> None:
         """Stop serving this connection (its task closes the socket)."""
@@ -267,6 +269,9 @@ class Gateway:
                 old = self._links.get(phy_id)
                 if old is not link:
                     self._links[phy_id] = link
+                    link.phy_ids[phy_id] = None
+                    if old is not None:
+                        old.phy_ids.pop(phy_id, None)
                     if old is not None and not old.closed:
                         self.log.info("connection replaced", phy_id=phy_id,
                                       old_remote_addr=old.remote_addr,
@@ -311,9 +316,10 @@ class Gateway:
     async def _close(self, link: DeviceLink) -> None:
         link.closed = True
         self._open.discard(link)
-        gone = [phy for phy, owner in self._links.items() if owner is link]
+        gone = list(link.phy_ids)
         for phy_id in gone:
             del self._links[phy_id]
+        link.phy_ids.clear()
         dropped = link.connection.receive_eof()
         with trio.move_on_after(1, shield=True):
             await trio.aclose_forcefully(link.stream)

@@ -222,20 +222,27 @@ CREATE TABLE settings (
 ) STRICT, WITHOUT ROWID;
 """
 
-# The webhook worker claims the oldest due deliveries in event order, one per device
-# (storage/_sql.py CLAIM_DUE_DELIVERIES). Without an index in that order SQLite walks
-# the whole table by rowid, delivered rows included: a claim cost grew with the
-# delivery history (7 ms at 60,000 delivered rows, bench/RESULTS.md). With this one
-# it reads the pending rows in order and stops at the limit.
+# The webhook worker claims the oldest due deliveries, one per device
+# (storage/_sql.py CLAIM_DUE_DELIVERIES), routine ones (the sampled heartbeats) after
+# every other: only per-device order is promised (api.md §6.4), and a burst of
+# heartbeat samples from a fleet that connected together must not hold up another
+# device's order events for seconds (bench/RESULTS.md, "sampling bursts").
+# Without an index in claim order SQLite walked the whole table by rowid, delivered
+# rows included: a claim cost grew with the delivery history (7 ms at 60,000
+# delivered rows). With this one it reads the pending rows in order and stops.
 _V2 = """
-CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (event_seq)
+ALTER TABLE webhook_deliveries ADD COLUMN routine INTEGER NOT NULL DEFAULT 0
+    CHECK (routine IN (0, 1));
+UPDATE webhook_deliveries SET routine = 1
+WHERE event_seq IN (SELECT seq FROM events WHERE event_type = 'device.heartbeat');
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (routine, event_seq)
     WHERE status = 'pending';
 """
 
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
-    Migration(2, "pending webhook deliveries in event order", _V2),
+    Migration(2, "routine webhook deliveries after the others; claim index", _V2),
 )
 
 #: The schema version this code writes.

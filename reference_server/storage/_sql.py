@@ -239,7 +239,8 @@ VALUES (:event_id, :event_type, :device_phy_id, :order_no, :payload_json, :creat
 ON CONFLICT (event_id) DO NOTHING"""
 
 INSERT_DELIVERY = """
-INSERT INTO webhook_deliveries (event_seq, device_phy_id, next_attempt_at) VALUES (?, ?, ?)"""
+INSERT INTO webhook_deliveries (event_seq, device_phy_id, next_attempt_at, routine)
+VALUES (?, ?, ?, ?)"""
 
 SELECT_EVENT_BY_ID = f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?"
 SELECT_EVENT_BY_SEQ = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?"
@@ -258,8 +259,8 @@ WHERE event_seq IN (
           SELECT 1 FROM webhook_deliveries AS earlier
           WHERE earlier.status = 'pending' AND earlier.device_phy_id = d.device_phy_id
             AND earlier.event_seq < d.event_seq)
-    ORDER BY d.event_seq LIMIT :limit)
-RETURNING event_seq"""
+    ORDER BY d.routine, d.event_seq LIMIT :limit)
+RETURNING event_seq, routine"""
 
 # At start: no attempt of an earlier process is still running, so its claims (and
 # back-off waits) end now instead of at their lease or retry time.
