@@ -1,0 +1,1061 @@
+"""Load benchmark: many simulated devices heartbeating against the server in its own process.
+
+Starts ``python -m reference_server`` as a separate process (temporary database, free
+loopback ports, ``--offline-after 30``, ``--log-level warning``, one API key and, with
+``--e2e``, a webhook target in this process), then one or more load-generator processes
+(this script with ``--worker``), each a lean trio program holding its share of the devices:
+a BKV/AP3000 mix built on :class:`bkvcodec.DeviceConnection`, one TCP connection each.
+
+Connections are opened at ``--ramp-rate`` per second; every device then sends a heartbeat
+every ``--period`` seconds (11 s, the plan's device cadence), the devices' phases spread
+uniformly over the period (and uncorrelated with the order they connect in, see
+:func:`heartbeat_phase`). The script waits until the server has registered every device
+and, with webhooks on, until the outbox the ramp filled is delivered, then measures a
+steady window of ``--duration`` seconds at full count:
+
+* connections established, heartbeats sent and answered (a reply within 10 s);
+* client round trip, heartbeat written → server's answer decoded (target p99 < 50 ms);
+* the server's own ``iot_device_handling_seconds`` histogram, scraped from ``/metrics``
+  at both ends of the window (target p99 < 50 ms; a bucket estimate);
+* server RSS (peak, target < 500 MB) and server CPU over the window (% of one core, from
+  psutil; the plan asks < 50 % for 1000 devices), and the CPU other processes used;
+* end to end under that load (``--e2e``, on by default): ten more devices take charging
+  orders through the API during the window, one every ``--e2e-interval`` seconds. API
+  call → start command on the device socket (target p99 < 50 ms); device progress frame →
+  ``charging.started`` webhook received here (target p99 < 200 ms).
+
+The server samples every 10th heartbeat of each device as a ``device.heartbeat`` webhook
+(api.md §10.6). Devices that all connect within a few seconds (the default ramp, or a
+server restart) are sampled together: for about 30 s in every 110 s the outbox gets ~300
+events a second. ``--ramp-rate 90`` spreads the connections over 10 heartbeat periods, and
+the samples evenly over time; RESULTS.md shows both.
+
+Run (the issue's figures; about 4 minutes, most of it delivering the ramp's webhooks)::
+
+    .venv/bin/python bench/bench_load.py --devices 10000 --duration 60
+
+Smoke mode (CI; about 20 s)::
+
+    .venv/bin/python bench/bench_load.py --devices 200 --duration 10
+
+The load generator collects only its young GC generations (a full collection over
+10,000 connections stops its loop for about a second) and prints its own scheduling lag:
+if that grows, the client, not the server, limits the figures; ``--workers 2`` splits
+the devices over two processes.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TextIO
+
+import httpx
+import psutil
+import trio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bkvcodec import (
+    CommandAcknowledged,
+    DeviceConnection,
+    DeviceHeartbeat,
+    EndReason,
+    MeterReading,
+    ProgressReported,
+    ProtocolFamily,
+    ServerAnswered,
+    SettlementReported,
+    SignatureError,
+    StartCharging,
+    verify_webhook,
+)
+from reference_server.api import serve_http
+
+REPO = Path(__file__).resolve().parent.parent
+API_KEY = "bench-load-key"
+WEBHOOK_SECRET = "bench-load-secret"
+WEBHOOK_PATH = "/hooks/iot"
+#: A heartbeat with no answer within this many seconds counts as unanswered.
+REPLY_TIMEOUT = 10.0
+#: Seconds between an order's API call and the next order to the same probe device
+#: (the library paces commands to one device 0.5 s apart).
+PROBE_DEVICE_SPACING = 0.6
+#: Histogram of the server's own device handling time.
+HANDLING_HISTOGRAM = "iot_device_handling_seconds"
+
+
+# --- figures -----------------------------------------------------------------------------
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The *q*-th percentile (nearest rank); NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+class Report:
+    """Prints one aligned line per figure, with its target and verdict, and keeps them."""
+
+    def __init__(self, title: str, out: TextIO | None = None) -> None:
+        self.out = out if out is not None else sys.stdout
+        self.rows: list[dict[str, str]] = []
+        self.missed: list[str] = []
+        print(f"\n== {title}", file=self.out, flush=True)
+
+    def row(self, name: str, value: str, target: str = "", ok: bool | None = None,
+            status: str = "") -> None:
+        """One figure; *ok* gives the verdict, *status* a remark instead of one."""
+        status = status if ok is None else verdict(ok)
+        if ok is False:
+            self.missed.append(name)
+        self.rows.append({"figure": name, "value": value, "target": target, "status": status})
+        line = f"  {name:<42} {value:>22}"
+        if target:
+            line += f"   target {target:<26} {status}"
+        print(line.rstrip(), file=self.out, flush=True)
+
+    def latency(self, name: str, seconds: Sequence[float], target_ms: float | None) -> None:
+        """n, p50, p99 and max of *seconds*, the p99 against *target_ms*."""
+        if not seconds:
+            self.row(name, "no samples", f"p99 < {target_ms:g} ms" if target_ms else "",
+                     False if target_ms else None)
+            return
+        ms = [s * 1000 for s in seconds]
+        p99 = percentile(ms, 99)
+        self.row(name + " p50", f"{percentile(ms, 50):.2f} ms")
+        self.row(name + " p99", f"{p99:.2f} ms",
+                 f"p99 < {target_ms:g} ms" if target_ms else "",
+                 p99 < target_ms if target_ms else None)
+        self.row(name + " max", f"{max(ms):.2f} ms  (n={len(ms)})")
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": str(os.cpu_count()),
+            "ram": f"{psutil.virtual_memory().total / 2**30:.1f} GiB",
+            "python": platform.python_version(), "trio": trio.__version__,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
+# --- Prometheus text -----------------------------------------------------------------------
+
+# A sample line: name, optional {labels} (values are quoted and may hold braces), value.
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^"}]|"(?:[^"\\]|\\.)*")*\})?\s+(\S+)$')
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """``name{labels}`` → value for every sample of a Prometheus text exposition."""
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match:
+            samples[match.group(1) + (match.group(2) or "")] = float(match.group(3))
+    return samples
+
+
+def metric_sum(samples: dict[str, float], name: str, label: str = "") -> float:
+    """The sum of every sample of *name* whose labels contain *label*."""
+    total = 0.0
+    for key, value in samples.items():
+        base, _, labels = key.partition("{")
+        if base == name and label in labels:
+            total += value
+    return total
+
+
+def histogram_buckets(samples: dict[str, float], name: str,
+                      *labels: str) -> list[tuple[float, float]]:
+    """``(upper bound, cumulative count)`` of a histogram, ascending, summed over the
+    label sets that contain every one of *labels* (``'route="/x"'``)."""
+    buckets: dict[float, float] = {}
+    for key, value in samples.items():
+        if key.startswith(name + "_bucket{") and all(label in key for label in labels):
+            bound = re.search(r'le="([^"]+)"', key)
+            if bound:
+                upper = float(bound.group(1))
+                buckets[upper] = buckets.get(upper, 0.0) + value
+    return sorted(buckets.items())
+
+
+def histogram_delta(before: dict[str, float], after: dict[str, float], name: str,
+                    *labels: str) -> list[tuple[float, float]]:
+    """The buckets of what was observed between two scrapes."""
+    earlier = dict(histogram_buckets(before, name, *labels))
+    return [(bound, count - earlier.get(bound, 0.0))
+            for bound, count in histogram_buckets(after, name, *labels)]
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus' ``histogram_quantile``: linear within the bucket holding rank *q*."""
+    if not buckets or buckets[-1][1] <= 0:
+        return math.nan
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (
+                count - lower_count)
+        lower_bound, lower_count = bound, count
+    return buckets[-1][0]
+
+
+# --- the server process ----------------------------------------------------------------------
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the server binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def raise_fd_limit() -> None:
+    """Soft file-descriptor limit up to the hard one (children inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@dataclass
+class ServerProcess:
+    """``python -m reference_server`` running in its own process."""
+
+    process: trio.Process
+    tcp_port: int
+    http_port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def error_lines(self) -> int:
+        """Log lines at level error or critical."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum('"level": "error"' in line or '"level": "critical"' in line
+                   for line in text.splitlines())
+
+    async def stop(self, timeout: float = 60.0) -> float | None:
+        """SIGTERM, wait for a clean exit; kill after *timeout*. Returns the seconds the
+        shutdown took, None if it had to be killed."""
+        if self.process.returncode is not None:
+            return 0.0
+        started = time.perf_counter()
+        self.process.send_signal(signal.SIGTERM)
+        with trio.move_on_after(timeout):
+            await self.process.wait()
+            return time.perf_counter() - started
+        self.process.kill()
+        await self.process.wait()
+        return None
+
+
+async def start_server(directory: Path, *, webhook_url: str | None = None,
+                       api_keys: Sequence[str] = (API_KEY,)) -> ServerProcess:
+    """Start the server on free ports with a fresh database; return once it is ready."""
+    tcp_port, http_port = free_port(), free_port()
+    # BENCH_SERVER_WRAPPER: a script run instead of ``-m reference_server`` with the
+    # same arguments (for profiling hooks); unset for every figure in RESULTS.md.
+    wrapper = os.environ.get("BENCH_SERVER_WRAPPER")
+    command = [sys.executable, *([wrapper] if wrapper else ["-m", "reference_server"]),
+               "--tcp-host", "127.0.0.1", "--tcp-port", str(tcp_port),
+               "--http-host", "127.0.0.1", "--http-port", str(http_port),
+               "--db", str(directory / "iot.db"), "--offline-after", "30",
+               "--log-level", "warning"]
+    for key in api_keys:
+        command += ["--api-key", key]
+    if webhook_url is not None:
+        command += ["--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET]
+    env = dict(os.environ)
+    log_path = directory / "server.log"
+    with log_path.open("wb") as log:
+        process = await trio.lowlevel.open_process(
+            command, cwd=str(REPO), env=env, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT)
+    server = ServerProcess(process, tcp_port, http_port, log_path)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=2) as client:
+        with trio.move_on_after(60):
+            while process.poll() is None:
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        return server
+                except httpx.HTTPError:
+                    pass
+                await trio.sleep(0.1)
+    await server.stop(5)
+    raise RuntimeError(f"the server did not become ready:\n{server.log_tail()}")
+
+
+class Sampler:
+    """Samples a process's RSS and CPU time every *interval* seconds."""
+
+    def __init__(self, pid: int, interval: float = 0.5) -> None:
+        self.process = psutil.Process(pid)
+        self.interval = interval
+        self.peak_rss = 0
+        self.window_peak_rss = 0
+        self.last_rss = 0
+
+    def cpu_seconds(self) -> float:
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    def sample(self) -> None:
+        try:
+            self.last_rss = int(self.process.memory_info().rss)
+        except psutil.Error:
+            return
+        self.peak_rss = max(self.peak_rss, self.last_rss)
+        self.window_peak_rss = max(self.window_peak_rss, self.last_rss)
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await trio.sleep(self.interval)
+
+
+def process_cpu(pids: Sequence[int]) -> float:
+    """CPU seconds (user + system) the processes *pids* have used so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def system_cpu_busy() -> float:
+    """Busy CPU seconds of the whole machine (all cores) so far."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+# --- line-oriented pipes ------------------------------------------------------------------------
+
+class LineReader:
+    """Reads ``\\n``-terminated lines from a trio stream."""
+
+    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
+        self.stream = stream
+        self.buffer = bytearray()
+
+    async def readline(self) -> bytes | None:
+        while True:
+            end = self.buffer.find(b"\n")
+            if end >= 0:
+                line = bytes(self.buffer[:end])
+                del self.buffer[: end + 1]
+                return line
+            data = await self.stream.receive_some(1 << 20)
+            if not data:
+                return None
+            self.buffer += data
+
+
+# --- the load generator (one worker process) ------------------------------------------------
+
+def device_identity(index: int, ap3000_every: int) -> tuple[ProtocolFamily, str]:
+    """The *index*-th simulated device: every *ap3000_every*-th one is AP3000."""
+    if ap3000_every and index % ap3000_every == ap3000_every - 1:
+        return ProtocolFamily.AP3000, f"{0x10000000 + index:08X}"
+    return ProtocolFamily.BKV, f"8221{index:010d}"
+
+
+#: The golden ratio's fractional part: i × this, mod 1, spreads any run of indexes
+#: evenly over [0, 1).
+_GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def heartbeat_phase(index: int) -> float:
+    """Where in the heartbeat period device *index* beats, as a fraction of it.
+
+    Uniform over the fleet, and uncorrelated with the index, hence with the order
+    in which devices connect: devices that connect together beat at all points of
+    the period, as in a real fleet. (Phases in index order would put every device
+    of one second of the ramp into one 0.1 s of the period, and the server's
+    "every 10th heartbeat" webhooks of 900 devices into bursts.)
+    """
+    return (index * _GOLDEN) % 1.0
+
+
+@dataclass
+class WorkerStats:
+    connected: int = 0
+    connect_failures: int = 0
+    disconnects: int = 0
+    sent: int = 0
+    answered: int = 0
+    unanswered: int = 0
+    rtts: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    outstanding: int = 0
+    connected_at_end: int = 0
+
+    @classmethod
+    def from_message(cls, message: dict[str, object]) -> WorkerStats:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in message.items() if k in names})  # type: ignore[arg-type]
+
+
+class LoadWorker:
+    """Holds devices ``first … first+count-1`` of the fleet, heartbeating on schedule."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.host = "127.0.0.1"
+        self.port: int = args.port
+        self.first: int = args.first
+        self.count: int = args.count
+        self.period: float = args.period
+        self.epoch: float = args.epoch
+        self.rate: float = args.ramp_rate
+        self.ap3000_every: int = args.ap3000_every
+        self.stats = WorkerStats()
+        self.window: tuple[float, float] | None = None
+        self.attempted = 0
+        self.all_attempted = trio.Event()
+        # wall clock − trio clock, to schedule wall-clock instants with trio.sleep_until.
+        self.offset = time.time() - trio.current_time()
+
+    def in_window(self, wall: float) -> bool:
+        return self.window is not None and self.window[0] <= wall < self.window[1]
+
+    async def run_device(self, index: int) -> None:
+        protocol, phy_id = device_identity(index, self.ap3000_every)
+        phase = heartbeat_phase(index) * self.period
+        heartbeat = DeviceHeartbeat(phy_id=phy_id, protocol=protocol, rssi=20)
+        first = True
+        while True:
+            connection = DeviceConnection(protocol=protocol, phy_id=phy_id)
+            try:
+                stream = await trio.open_tcp_stream(self.host, self.port)
+            except OSError:
+                self.stats.connect_failures += 1
+                if first:
+                    self._attempted()
+                first = False
+                await trio.sleep(1.0)
+                continue
+            try:
+                async with stream:
+                    # The greeting (AP3000 ICCID) and the first heartbeat register it.
+                    await stream.send_all(connection.data_to_send()
+                                          + connection.send(heartbeat, time.time()))
+                    with trio.fail_after(REPLY_TIMEOUT):
+                        await self._answer(stream, connection)
+                    self.stats.connected += 1
+                    if first:
+                        self._attempted()
+                    first = False
+                    try:
+                        await self._heartbeats(stream, connection, heartbeat, phase)
+                    finally:
+                        self.stats.connected -= 1
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError, EOFError):
+                self.stats.disconnects += 1
+                if first:
+                    self.stats.connect_failures += 1
+                    self._attempted()
+                first = False
+                await trio.sleep(1.0)
+
+    def _attempted(self) -> None:
+        self.attempted += 1
+        if self.attempted == self.count:
+            self.all_attempted.set()
+
+    async def _heartbeats(self, stream: trio.SocketStream, connection: DeviceConnection,
+                          heartbeat: DeviceHeartbeat, phase: float) -> None:
+        now = time.time()
+        beat = math.ceil((now - self.epoch - phase) / self.period)
+        while True:
+            due = self.epoch + phase + beat * self.period
+            beat += 1
+            await trio.sleep_until(due - self.offset)
+            counted = self.in_window(due)
+            if counted:
+                self.stats.lags.append(trio.current_time() + self.offset - due)
+                self.stats.sent += 1
+                self.stats.outstanding += 1
+            try:
+                started = time.perf_counter()
+                await stream.send_all(connection.send(heartbeat, time.time()))
+                with trio.move_on_after(REPLY_TIMEOUT) as scope:
+                    await self._answer(stream, connection)
+                rtt = time.perf_counter() - started
+            finally:
+                if counted:
+                    self.stats.outstanding -= 1
+            if counted:
+                if scope.cancelled_caught:
+                    self.stats.unanswered += 1
+                else:
+                    self.stats.answered += 1
+                    self.stats.rtts.append(rtt)
+
+    async def _answer(self, stream: trio.SocketStream, connection: DeviceConnection) -> None:
+        """Read until the server's answer to our frame arrives."""
+        while True:
+            data = await stream.receive_some(4096)
+            if not data:
+                raise EOFError
+            for item in connection.receive_data(bytes(data), time.time()):
+                if isinstance(item, ServerAnswered):
+                    return
+
+    async def main(self) -> None:
+        # Full collections would walk every object of 10,000 connections (~1 s,
+        # loop stopped) every few seconds and show up as heartbeat latency: only the
+        # young generations are collected.
+        gc.set_threshold(700, 10, 1 << 30)
+        control = LineReader(trio.lowlevel.FdStream(os.dup(sys.stdin.fileno())))
+        async with trio.open_nursery() as nursery:
+            started = trio.current_time()
+            for n in range(self.count):
+                await trio.sleep_until(started + n / self.rate)
+                nursery.start_soon(self.run_device, self.first + n)
+                if n % max(1, int(self.rate)) == 0:
+                    emit({"type": "progress", "connected": self.stats.connected})
+            with trio.move_on_after(REPLY_TIMEOUT + 5):
+                await self.all_attempted.wait()
+            emit({"type": "ready", "connected": self.stats.connected,
+                  "connect_failures": self.stats.connect_failures,
+                  "ramp_s": trio.current_time() - started})
+            line = await control.readline()
+            if line is None:
+                nursery.cancel_scope.cancel()
+                return
+            window = json.loads(line)
+            self.window = (float(window["from"]), float(window["to"]))
+            await trio.sleep_until(self.window[1] - self.offset)
+            with trio.move_on_after(REPLY_TIMEOUT + 1):
+                while self.stats.outstanding:
+                    await trio.sleep(0.05)
+            cpu = os.times()
+            self.stats.cpu_seconds = cpu.user + cpu.system
+            self.stats.connected_at_end = self.stats.connected
+            emit({"type": "result", **asdict(self.stats)})
+            # Keep the connections open until told (or stdin closes): the
+            # orchestrator stops the server first, with every device connected.
+            await control.readline()
+            nursery.cancel_scope.cancel()
+
+
+def emit(message: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+# --- end to end under load (probe devices, webhook receiver) ----------------------------------
+
+class WebhookReceiver:
+    """Answers every delivery 200; verifies and times ``charging.started``."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.bad_signatures = 0
+        self.started_at: dict[str, float] = {}
+        self.arrived = trio.Event()
+        #: (arrival, event type, when the event happened) of every delivery while
+        #: ``recording``: the delivery backlog over time, in the JSON figures.
+        self.recording = False
+        self.arrivals: list[tuple[float, str, int]] = []
+
+    async def endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        self.received += 1
+        if self.recording:
+            happened = json.loads(body).get("timestamp", 0)
+            self.arrivals.append((time.time(), request.headers.get("x-event-type", ""),
+                                  int(happened)))
+        if request.headers.get("x-event-type") == "charging.started":
+            at = time.perf_counter()
+            try:
+                event = verify_webhook(WEBHOOK_SECRET, "POST", request.url.path,
+                                       dict(request.headers), body, now=time.time())
+            except SignatureError:
+                self.bad_signatures += 1
+                return Response(status_code=401)
+            order_no = event.data.get("order_no")
+            if isinstance(order_no, str):
+                self.started_at[order_no] = at
+                self.arrived.set()
+                self.arrived = trio.Event()
+        return Response(b'{"success":true}', media_type="application/json")
+
+    async def wait(self, order_no: str) -> float:
+        while order_no not in self.started_at:
+            await self.arrived.wait()
+        return self.started_at[order_no]
+
+
+class ProbeDevice:
+    """A device that takes orders: heartbeats on its own, hands start commands over."""
+
+    def __init__(self, protocol: ProtocolFamily, phy_id: str) -> None:
+        self.protocol, self.phy_id = protocol, phy_id
+        self.connection = DeviceConnection(protocol=protocol, phy_id=phy_id)
+        self.starts: trio.MemorySendChannel[tuple[float, StartCharging]]
+        self.received: trio.MemoryReceiveChannel[tuple[float, StartCharging]]
+        self.starts, self.received = trio.open_memory_channel(100)
+        self.next_order = 0.0
+        self.lock = trio.Lock()  # the reader, the heartbeats and the orders all write
+        self.closed = False
+
+    async def run(self, port: int, period: float, task_status: trio.TaskStatus[None]) -> None:
+        self.stream = await trio.open_tcp_stream("127.0.0.1", port)
+        await self.stream.send_all(self.connection.data_to_send())
+        await self.send(DeviceHeartbeat(phy_id=self.phy_id, protocol=self.protocol))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._heartbeats, period)
+            task_status.started()
+            try:
+                while data := await self.stream.receive_some(65536):
+                    at = time.perf_counter()
+                    for item in self.connection.receive_data(bytes(data), time.time()):
+                        if isinstance(item, StartCharging):
+                            await self.starts.send((at, item))
+                    out = self.connection.data_to_send()
+                    if out:
+                        async with self.lock:
+                            await self.stream.send_all(out)
+            except trio.BrokenResourceError:
+                pass  # the server went away (at the end of a run, or a failure it logs)
+            self.closed = True
+            nursery.cancel_scope.cancel()
+
+    async def _heartbeats(self, period: float) -> None:
+        while True:
+            await trio.sleep(period)
+            try:
+                await self.send(DeviceHeartbeat(phy_id=self.phy_id, protocol=self.protocol))
+            except trio.BrokenResourceError:
+                return  # the reader notices too
+
+    async def send(self, event: DeviceHeartbeat | CommandAcknowledged | ProgressReported
+                   | SettlementReported) -> None:
+        async with self.lock:
+            await self.stream.send_all(self.connection.send(event, time.time()))
+
+    async def next_start(self) -> tuple[float, StartCharging]:
+        return await self.received.receive()
+
+
+@dataclass
+class ProbeResults:
+    api_to_device: list[float] = field(default_factory=list)
+    frame_to_webhook: list[float] = field(default_factory=list)
+    orders: int = 0
+    failures: list[str] = field(default_factory=list)
+    #: (wall time of the API call, API → device s, frame → webhook s or None), per order.
+    timeline: list[tuple[float, float, float | None]] = field(default_factory=list)
+
+
+async def probe_orders(devices: list[ProbeDevice], api: httpx.AsyncClient,
+                       receiver: WebhookReceiver, *, until: float, interval: float,
+                       results: ProbeResults) -> None:
+    """Charging orders, one at a time, every *interval* s until the wall clock *until*."""
+    n = 0
+    next_at = time.perf_counter()
+    while time.time() < until:
+        device = devices[n % len(devices)]
+        next_at = max(next_at + interval, device.next_order)
+        await trio.sleep(max(0.0, next_at - time.perf_counter()))
+        sent = time.perf_counter()
+        device.next_order = sent + PROBE_DEVICE_SPACING
+        response = await api.post(
+            f"/api/v1/third/devices/{device.phy_id}/charge",
+            json={"port_no": 1, "charge_mode": 1, "duration": 600, "amount": 500})
+        if response.status_code != 200:
+            results.failures.append(f"charge → HTTP {response.status_code}")
+            n += 1
+            continue
+        order_no = response.json()["data"]["order_no"]
+        with trio.move_on_after(5) as scope:
+            arrived, start = await device.next_start()
+        if scope.cancelled_caught:
+            results.failures.append(f"{order_no}: no start command within 5 s")
+            n += 1
+            continue
+        results.api_to_device.append(arrived - sent)
+        business = 0x100 + n % 0xFE00 if device.protocol is ProtocolFamily.BKV else None
+        await device.send(CommandAcknowledged(command_id=start.command_id,
+                                              phy_id=device.phy_id, business_no=business))
+        reading = MeterReading(duration_s=60, energy_centikwh=5, power_dw=1500)
+        written = time.perf_counter()
+        await device.send(ProgressReported(phy_id=device.phy_id, socket_no=1, port_no=1,
+                                           order_no=order_no, business_no=business,
+                                           reading=reading))
+        webhook: float | None = None
+        with trio.move_on_after(10) as scope:
+            webhook = await receiver.wait(order_no) - written
+            results.frame_to_webhook.append(webhook)
+        if scope.cancelled_caught:
+            results.failures.append(f"{order_no}: no charging.started webhook within 10 s")
+        results.timeline.append((time.time(), arrived - sent, webhook))
+        await device.send(SettlementReported(phy_id=device.phy_id, socket_no=1, port_no=1,
+                                             order_no=order_no, business_no=business,
+                                             reading=reading, end_reason=EndReason.NORMAL))
+        results.orders += 1
+        n += 1
+
+
+# --- the orchestrator -------------------------------------------------------------------------
+
+@dataclass
+class WorkerProcess:
+    process: trio.Process
+    lines: LineReader
+    ready: dict[str, float] | None = None
+    result: WorkerStats | None = None
+    connected: int = 0
+    got_ready: trio.Event = field(default_factory=trio.Event)
+    got_result: trio.Event = field(default_factory=trio.Event)
+
+    async def pump(self) -> None:
+        while (line := await self.lines.readline()) is not None:
+            message = json.loads(line)
+            if message["type"] == "progress":
+                self.connected = int(message["connected"])
+            elif message["type"] == "ready":
+                self.ready = message
+                self.connected = int(message["connected"])
+                self.got_ready.set()
+            elif message["type"] == "result":
+                self.result = WorkerStats.from_message(message)
+                self.got_result.set()
+        self.got_ready.set()
+        self.got_result.set()
+
+    async def send(self, message: dict[str, float]) -> None:
+        assert self.process.stdin is not None
+        await self.process.stdin.send_all(json.dumps(message).encode() + b"\n")
+
+
+async def start_workers(args: argparse.Namespace, server: ServerProcess,
+                        nursery: trio.Nursery) -> list[WorkerProcess]:
+    workers: list[WorkerProcess] = []
+    epoch = time.time()
+    for w in range(args.workers):
+        first = args.devices * w // args.workers
+        count = args.devices * (w + 1) // args.workers - first
+        process = await trio.lowlevel.open_process(
+            [sys.executable, __file__, "--worker", "--port", str(server.tcp_port),
+             "--first", str(first), "--count", str(count), "--devices", str(args.devices),
+             "--period", str(args.period), "--epoch", repr(epoch),
+             "--ramp-rate", str(args.ramp_rate / args.workers),
+             "--ap3000-every", str(args.ap3000_every)],
+            cwd=str(REPO), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert process.stdout is not None
+        worker = WorkerProcess(process, LineReader(process.stdout))
+        nursery.start_soon(worker.pump)
+        workers.append(worker)
+    return workers
+
+
+async def stop_worker(worker: WorkerProcess) -> None:
+    """Close its stdin (it then closes its connections and exits); kill if it lingers."""
+    if worker.process.stdin is not None:
+        with trio.move_on_after(1):
+            await worker.process.stdin.aclose()
+    with trio.move_on_after(15):
+        await worker.process.wait()
+        return
+    worker.process.kill()
+    await worker.process.wait()
+
+
+async def wait_registered(api: httpx.AsyncClient, devices: int, timeout: float) -> float:
+    """Wait until the server has recorded *devices* coming online (``device.online``
+    events: the first frame of each connection handled and committed). Returns the
+    seconds waited."""
+    started = time.perf_counter()
+    with trio.move_on_after(timeout):
+        while True:
+            samples = parse_metrics((await api.get("/metrics")).text)
+            if metric_sum(samples, "iot_events_total", '"device.online"') >= devices:
+                break
+            await trio.sleep(0.5)
+    return time.perf_counter() - started
+
+
+async def wait_drained(api: httpx.AsyncClient, timeout: float) -> tuple[float, float]:
+    """Wait until every recorded event is delivered. Returns (seconds, events left)."""
+    started = time.perf_counter()
+    left = math.inf
+    with trio.move_on_after(timeout):
+        while True:
+            samples = parse_metrics((await api.get("/metrics")).text)
+            left = (metric_sum(samples, "iot_events_total")
+                    - metric_sum(samples, "iot_webhook_deliveries_total", 'outcome="delivered"'))
+            if left <= 0:
+                break
+            await trio.sleep(1.0)
+    return time.perf_counter() - started, left
+
+
+async def orchestrate(args: argparse.Namespace) -> int:
+    raise_fd_limit()
+    info = machine()
+    bkv = sum(device_identity(i, args.ap3000_every)[0] is ProtocolFamily.BKV
+              for i in range(args.devices))
+    print(f"bench_load: {args.devices} devices ({bkv} BKV, {args.devices - bkv} AP3000) "
+          f"over {args.workers} load process(es), heartbeat every {args.period:g} s, "
+          f"ramp {args.ramp_rate:g}/s, steady window {args.duration:g} s"
+          f"{', end-to-end probe on' if args.e2e else ''}", flush=True)
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['ram']}, "
+          f"Python {info['python']}, {info['date']}", flush=True)
+    run_started = time.perf_counter()
+    receiver = WebhookReceiver()
+    probe = ProbeResults()
+    figures: dict[str, object] = {"machine": info, "args": vars(args)}
+    with tempfile.TemporaryDirectory(prefix="bench_load_") as tmp:
+        async with trio.open_nursery() as nursery:
+            webhook_url = None
+            if args.e2e:
+                app = Starlette(routes=[Route(WEBHOOK_PATH, receiver.endpoint,
+                                              methods=["POST"])])
+                host, port = await nursery.start(serve_http, app, "127.0.0.1", 0)
+                webhook_url = f"http://{host}:{port}{WEBHOOK_PATH}"
+            server = await start_server(Path(tmp), webhook_url=webhook_url)
+            sampler = Sampler(server.process.pid)
+            nursery.start_soon(sampler.run)
+            workers: list[WorkerProcess] = []
+            try:
+                async with httpx.AsyncClient(base_url=server.base_url, timeout=30,
+                                             headers={"X-Api-Key": API_KEY}) as api:
+                    ramp_started = time.perf_counter()
+                    workers = await start_workers(args, server, nursery)
+                    with trio.move_on_after(args.devices / args.ramp_rate + 120):
+                        while not all(w.got_ready.is_set() for w in workers):
+                            with trio.move_on_after(2):
+                                for w in workers:
+                                    await w.got_ready.wait()
+                            print(f"  ramp: {sum(w.connected for w in workers)} connected, "
+                                  f"server RSS {sampler.last_rss / 2**20:.0f} MB", flush=True)
+                    ramp_s = time.perf_counter() - ramp_started
+                    connected_after_ramp = sum(w.connected for w in workers)
+                    print(f"  ramp done in {ramp_s:.1f} s: {connected_after_ramp} connected",
+                          flush=True)
+                    figures["ramp_s"] = ramp_s
+                    backlog_s = await wait_registered(api, connected_after_ramp, 300)
+                    figures["registration_backlog_s"] = backlog_s
+                    print(f"  server registered them all {backlog_s:.1f} s after the ramp "
+                          f"({connected_after_ramp / (ramp_s + backlog_s):.0f} devices/s "
+                          f"overall)", flush=True)
+                    probes: list[ProbeDevice] = []
+                    if args.e2e:
+                        for n in range(args.probe_devices):
+                            protocol = ProtocolFamily.AP3000 if n % 2 else ProtocolFamily.BKV
+                            phy_id = (f"05B3{n:04X}" if protocol is ProtocolFamily.AP3000
+                                      else f"82210299{n:06d}")
+                            device = ProbeDevice(protocol, phy_id)
+                            await nursery.start(device.run, server.tcp_port, args.period)
+                            probes.append(device)
+                        drain_s, left = await wait_drained(api, args.drain_timeout)
+                        figures["drain_s"], figures["drain_left"] = drain_s, left
+                        print(f"  webhook outbox drained in {drain_s:.1f} s "
+                              f"({left:.0f} events left)", flush=True)
+                    await trio.sleep(args.settle)
+                    window_from = time.time() + 1.0
+                    window_to = window_from + args.duration
+                    for w in workers:
+                        await w.send({"from": window_from, "to": window_to})
+                    await trio.sleep(max(0.0, window_from - time.time()))
+                    before = parse_metrics((await api.get("/metrics")).text)
+                    ours = [os.getpid()] + [w.process.pid for w in workers]
+                    cpu_before, system_before = sampler.cpu_seconds(), system_cpu_busy()
+                    ours_before = process_cpu(ours)
+                    wall_before = time.perf_counter()
+                    sampler.window_peak_rss = 0
+                    print(f"  steady window: {args.duration:g} s", flush=True)
+                    receiver.recording = True
+                    if args.e2e:
+                        await probe_orders(probes, api, receiver, until=window_to,
+                                           interval=args.e2e_interval, results=probe)
+                    await trio.sleep(max(0.0, window_to - time.time()))
+                    after = parse_metrics((await api.get("/metrics")).text)
+                    wall = time.perf_counter() - wall_before
+                    cpu = sampler.cpu_seconds() - cpu_before
+                    system = system_cpu_busy() - system_before
+                    ours_cpu = process_cpu(ours) - ours_before
+                    rss_end, rss_window = sampler.last_rss, sampler.window_peak_rss
+                    with trio.move_on_after(REPLY_TIMEOUT + 30):
+                        for w in workers:
+                            await w.got_result.wait()
+            finally:
+                shutdown_s = await server.stop()
+                for w in workers:
+                    await stop_worker(w)
+                nursery.cancel_scope.cancel()
+            errors = server.error_lines()
+    results = [w.result for w in workers if w.result is not None]
+    report = Report(f"Target 1: {args.devices} concurrent devices, heartbeat every "
+                    f"{args.period:g} s, server in its own process")
+
+    rtts = [x for r in results for x in r.rtts]
+    lags = [x for r in results for x in r.lags]
+    connected_end = sum(r.connected_at_end for r in results)
+    sent, answered = sum(r.sent for r in results), sum(r.answered for r in results)
+    failures = sum(r.connect_failures for r in results)
+    disconnects = sum(r.disconnects for r in results)
+    report.row("connections established (after ramp)", f"{connected_after_ramp}",
+               f"{args.devices}", connected_after_ramp == args.devices)
+    report.row("connections open at window end", f"{connected_end}", f"{args.devices}",
+               connected_end == args.devices)
+    report.row("connect failures / disconnects", f"{failures} / {disconnects}", "0 / 0",
+               failures == 0 and disconnects == 0)
+    report.row("heartbeats answered / sent", f"{answered} / {sent}", "all answered",
+               sent > 0 and answered == sent and len(results) == args.workers)
+    heartbeats_in = (metric_sum(after, "iot_frames_in_total", '"DeviceHeartbeat"')
+                     - metric_sum(before, "iot_frames_in_total", '"DeviceHeartbeat"'))
+    report.row("heartbeats handled by the server", f"{heartbeats_in / wall:.0f} /s",
+               f"~{(args.devices + len(probes)) / args.period:.0f} /s")
+    report.latency("heartbeat round trip (client)", rtts, 50)
+    buckets = histogram_delta(before, after, HANDLING_HISTOGRAM)
+    observed = buckets[-1][1] if buckets else 0.0
+    p50, p99 = histogram_quantile(0.5, buckets), histogram_quantile(0.99, buckets)
+    report.row("server handling histogram p50 (est.)", f"{p50 * 1000:.2f} ms")
+    report.row("server handling histogram p99 (est.)", f"{p99 * 1000:.2f} ms",
+               "p99 < 50 ms", p99 < 0.050)
+    within = dict(buckets).get(0.05, 0.0)
+    report.row("server handling ≤ 50 ms", f"{within:.0f} / {observed:.0f} reads",
+               "≥ 99 %", observed > 0 and within / observed >= 0.99)
+    report.row("server RSS peak (whole run)", f"{sampler.peak_rss / 2**20:.0f} MB",
+               "< 500 MB", sampler.peak_rss < 500 * 2**20)
+    report.row("server RSS peak (steady window)", f"{rss_window / 2**20:.0f} MB",
+               "< 500 MB", rss_window < 500 * 2**20)
+    report.row("server RSS at window end", f"{rss_end / 2**20:.0f} MB", "< 500 MB",
+               rss_end < 500 * 2**20)
+    server_cpu = 100 * cpu / wall
+    report.row("server CPU over the window", f"{server_cpu:.1f} % of one core",
+               "noted (plan < 50 % @ 1000)", server_cpu < 50)
+    cores = os.cpu_count() or 1
+    report.row(f"machine CPU over the window ({cores} cores)",
+               f"{100 * system / wall / cores:.1f} %", "noted")
+    report.row("load generator + probe CPU over the window",
+               f"{100 * ours_cpu / wall:.1f} % of one core", "noted")
+    other = max(0.0, system - cpu - ours_cpu)
+    report.row("other processes' CPU over the window", f"{100 * other / wall:.1f} % of one core",
+               "~0 (a quiet machine)",
+               status="quiet" if other / wall < 0.1 else "BUSY: figures disturbed")
+    report.row("load generator lag p99 (own loop)",
+               f"{percentile(lags, 99) * 1000:.2f} ms" if lags else "n/a", "noted")
+    report.row("server error log lines", f"{errors}", "0", errors == 0)
+    report.row("server shutdown (SIGTERM → exit)",
+               f"{shutdown_s:.1f} s" if shutdown_s is not None else "killed after 60 s",
+               "noted")
+    figures["target1"] = report.rows
+    missed = list(report.missed)
+    if args.e2e:
+        e2e = Report(f"Target 3: end to end under that load ({probe.orders} orders on "
+                     f"{len(probes)} more devices, server in its own process)")
+        e2e.latency("API charge -> command on device", probe.api_to_device, 50)
+        e2e.latency("device frame -> webhook received", probe.frame_to_webhook, 200)
+        e2e.row("order failures", f"{len(probe.failures)}", "0", not probe.failures)
+        for failure in probe.failures[:5]:
+            print(f"    {failure}")
+        e2e.row("webhook deliveries received", f"{receiver.received}", "noted")
+        e2e.row("bad webhook signatures", f"{receiver.bad_signatures}", "0",
+                receiver.bad_signatures == 0)
+        figures["target3"] = e2e.rows
+        figures["target3_timeline"] = probe.timeline
+        figures["webhook_arrivals"] = receiver.arrivals
+        missed += e2e.missed
+    figures["run_s"] = time.perf_counter() - run_started
+    print(f"\nrun time {figures['run_s']:.0f} s; "
+          f"{'all targets met' if not missed else 'MISSED: ' + ', '.join(missed)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
+    return 1 if missed and args.strict else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="steady window at full count, seconds (60)")
+    parser.add_argument("--period", type=float, default=11.0,
+                        help="heartbeat period of every device, seconds (11)")
+    parser.add_argument("--ramp-rate", type=float, default=500.0,
+                        help="new connections per second during the ramp (500)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="load-generator processes (1)")
+    parser.add_argument("--ap3000-every", type=int, default=2,
+                        help="every N-th device speaks AP3000, the rest BKV (2: half)")
+    parser.add_argument("--settle", type=float, default=2.0,
+                        help="seconds between the ramp (and drain) and the window (2)")
+    parser.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=True,
+                        help="charging orders through API and webhooks during the window")
+    parser.add_argument("--probe-devices", type=int, default=10)
+    parser.add_argument("--e2e-interval", type=float, default=0.25,
+                        help="seconds between probe orders (0.25)")
+    parser.add_argument("--drain-timeout", type=float, default=600.0,
+                        help="longest wait for the webhook outbox after the ramp")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a target is missed")
+    # The load-generator process (started by the orchestrator).
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--epoch", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        raise_fd_limit()
+
+        async def work() -> None:
+            await LoadWorker(args).main()
+        trio.run(work)
+        return 0
+    return trio.run(orchestrate, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
