@@ -284,8 +284,8 @@ def bkv_messages() -> st.SearchStrategy[m.BkvMessage]:
     commands, GN sub-commands, packets and tags included.
 
     Returns:
-        A strategy for valid messages: each encodes (in a :class:`~bkvcodec.BkvFrame`),
-        and decoding the bytes gives an equal message.
+        A strategy for valid messages. Each encodes (in a
+        :class:`~bkvcodec.BkvFrame`), and decoding the bytes gives an equal message.
 
     .. versionadded:: 0.1.0
     """
@@ -653,22 +653,22 @@ class Mutation(enum.Enum):
     LENGTH_TOO_SHORT = "length_too_short"
     #: The length field below the size of an empty frame.
     LENGTH_BELOW_MINIMUM = "length_below_minimum"
-    #: AP3000: the length field above 1024.
+    #: The length field above 1024 (AP3000 only).
     LENGTH_ABOVE_MAXIMUM = "length_above_maximum"
-    #: BKV: the ``fc ee`` trailer replaced.
+    #: The ``fc ee`` trailer replaced (BKV only).
     WRONG_TRAILER = "wrong_trailer"
     #: The frame header (magic) replaced.
     BAD_MAGIC = "bad_magic"
     #: Bytes appended after the frame.
     TRAILING_BYTES = "trailing_bytes"
-    #: A sound envelope around a message that breaks its own layout (too short;
-    #: for BKV also a GN container whose inner length lies).
+    #: A sound envelope around a message that breaks its own layout (too short,
+    #: or a BKV GN container whose inner length lies).
     BAD_PAYLOAD = "bad_payload"
-    #: A valid frame of a command (BKV: also a GN sub-command or BKV packet) that
-    #: the protocol reference does not define. Decodes as an unknown message.
+    #: A valid frame of a command, GN sub-command or BKV packet that the protocol
+    #: reference does not define. It decodes as an unknown message.
     UNKNOWN_COMMAND = "unknown_command"
-    #: BKV: a known ``0x1000`` packet carrying tags the reference does not define.
-    #: Decodes, with the items in ``unknown``.
+    #: A known BKV ``0x1000`` packet carrying tags the reference does not define.
+    #: It decodes, with those items in ``unknown`` (BKV only).
     UNKNOWN_TAG = "unknown_tag"
 
 
