@@ -101,7 +101,7 @@ def test_without_hypothesis_the_command_says_what_to_install(
         capsys: pytest.CaptureFixture[str]) -> None:
     for name in ("bkvcodec._corpus", "bkvcodec.testing"):
         monkeypatch.delitem(sys.modules, name, raising=False)
-    monkeypatch.setitem(sys.modules, "hypothesis", None)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
 
     assert 2 == main(["corpus", str(tmp_path / "out")])
     assert "pip install 'bkvcodec[testing]'" in capsys.readouterr().err

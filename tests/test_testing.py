@@ -241,7 +241,7 @@ def test_server_connection_answers_any_traffic_with_valid_frames(chunks: list[by
 def test_importing_without_hypothesis_says_what_to_install(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delitem(sys.modules, "bkvcodec.testing")
-    monkeypatch.setitem(sys.modules, "hypothesis", None)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "hypothesis", None)
 
     with pytest.raises(ImportError, match=r"pip install 'bkvcodec\[testing\]'"):
         importlib.import_module("bkvcodec.testing")
