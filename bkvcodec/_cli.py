@@ -1,6 +1,8 @@
-# The command line: ``python -m bkvcodec decode|encode``. It reads and writes the
-# JSON layout of the protocol references' vector files (``_jsonform``), so that
-# a captured frame can be decoded, edited and encoded again from a shell.
+# The command line: ``python -m bkvcodec decode|encode|corpus``. decode and encode
+# read and write the JSON layout of the protocol references' vector files
+# (``_jsonform``), so that a captured frame can be decoded, edited and encoded
+# again from a shell; corpus writes a fuzzing seed corpus (``_corpus``, which
+# needs hypothesis, so it is imported only for that command).
 #
 # An input line is a hex string, optionally after ``up`` or ``down``. The
 # protocol is recognised from the bytes: ``DNY`` starts an AP3000 frame (decoded
@@ -13,9 +15,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from ._ap3000 import jsonform as ap3000_json
@@ -128,10 +132,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="frames as JSON objects (the decode layout); with none, read stdin")
     encode.add_argument("--jsonl", action="store_true",
                         help="one JSON object per stdin line in, one result per line out")
+    corpus = commands.add_parser(
+        "corpus", help="write a seed corpus for fuzzers (needs bkvcodec[testing])",
+        description="Write one file per input: the protocol references' real frames, "
+                    "then generated frames of every message kind, streams and "
+                    "malformed frames. The same --count and --seed give the same files.")
+    corpus.add_argument("directory", metavar="DIR", type=Path,
+                        help="where to write (created if missing)")
+    corpus.add_argument("--count", type=int, default=3, metavar="N",
+                        help="generated inputs per message kind, stream kind and "
+                             "mutation (default 3; 0 writes only the real frames)")
+    corpus.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="seed of the generation (default 0)")
     args = parser.parse_args(argv)
 
     failed = False
     out = sys.stdout
+    if args.command == "corpus":
+        return _write_corpus(parser, args.directory, args.count, args.seed)
     if args.command == "decode":
         inputs = _arguments(args.frames) or _lines(sys.stdin)
         for text in inputs:
@@ -152,3 +170,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             out.write(str(result["hex"]) + "\n")
     return int(failed)
+
+
+def _write_corpus(parser: argparse.ArgumentParser, directory: Path, count: int,
+                  seed: int) -> int:
+    if count < 0:
+        parser.error("--count must not be negative")
+    try:
+        # bkvcodec.testing first: without hypothesis, its error says what to install.
+        importlib.import_module("bkvcodec.testing")
+        from ._corpus import corpus_entries
+    except ImportError as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
+    entries = corpus_entries(count, seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in entries:
+        (directory / name).write_bytes(data)
+    sys.stdout.write(f"wrote {len(entries)} files to {directory}\n")
+    return 0

@@ -5,19 +5,23 @@ Invariants, for any input bytes:
 * ``one-shot``: ``BkvFrame.decode`` and ``Ap3000Frame.decode`` (both directions)
   return a frame or raise a :class:`bkvcodec.RemoteProtocolError`; a returned frame
   encodes, and the encoded bytes decode to an equal frame.
-* ``stream``: ``FrameDecoder.feed`` never raises, whatever the chunking (the first
-  byte of the input picks the read size), yields only its documented items, and
-  keeps no more than ``max_frame_size`` bytes buffered after a read.
-* ``connection``: ``ServerConnection.receive_data`` never raises on any input and
-  always leaves the connection usable.
+* ``stream``: ``FrameDecoder.feed`` never raises, whatever the chunking (the last
+  byte of the input picks the read size, so that a seed frame is fed whole),
+  yields only its documented items, and keeps no more than ``max_frame_size``
+  bytes buffered after a read.
+* ``connection``: ``ServerConnection.receive_data`` never raises on any input,
+  always leaves the connection usable, and answers only valid downlink frames.
 * ``cli``: the CLI's line decoder returns a JSON-serialisable object for any text.
+* ``structured``: the same invariant as ``connection`` over the inputs of
+  ``bkvcodec.testing.device_traffic()`` (valid streams, malformed frames, real
+  frames, chunked), with libFuzzer steering Hypothesis's choices
+  (``fuzz_one_input``); a test of the suite, run by a coverage-guided fuzzer.
 
 Usage::
 
+    python -m bkvcodec corpus fuzz/corpus          # the seed corpus
     python fuzz/fuzz_decoders.py TARGET [CORPUS_DIR ...] [libFuzzer flags]
     python fuzz/fuzz_decoders.py stream fuzz/corpus -max_total_time=60
-
-``python fuzz/seed_corpus.py DIR`` writes a seed corpus from the golden vectors.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import sys
 from collections.abc import Callable
 
 import atheris
+from hypothesis import HealthCheck, given, settings
 
 with atheris.instrument_imports(include=["bkvcodec"]):
     from bkvcodec import (
@@ -41,6 +46,7 @@ with atheris.instrument_imports(include=["bkvcodec"]):
         UnidentifiedStream,
     )
     from bkvcodec._cli import decode_text
+    from bkvcodec.testing import assert_valid_frames, device_traffic
 
 STREAM_ITEMS = (BkvFrame, Ap3000Frame, IccidAnnouncement, LinkKeepAlive, FrameRejected,
                 UnidentifiedStream)
@@ -70,9 +76,9 @@ def one_shot(data: bytes) -> None:
 def stream(data: bytes) -> None:
     if not data:
         return
-    size = data[0] % 64 + 1
+    size = data[-1] % 64 + 1
     decoder = FrameDecoder(max_frame_size=MAX_FRAME)
-    for i in range(1, len(data), size):
+    for i in range(0, len(data), size):
         for item in decoder.feed(data[i:i + size]):
             if not isinstance(item, STREAM_ITEMS):
                 raise AssertionError(f"unexpected item {item!r}")
@@ -84,12 +90,30 @@ def stream(data: bytes) -> None:
 def connection(data: bytes) -> None:
     if not data:
         return
-    size = data[0] % 64 + 1
+    size = data[-1] % 64 + 1
+    serve([data[i:i + size] for i in range(0, len(data), size)])
+
+
+def serve(chunks: list[bytes]) -> None:
+    """Feed *chunks* to a server connection; its answers must be valid frames."""
     conn = ServerConnection(max_frame_size=MAX_FRAME)
-    for i in range(1, len(data), size):
-        conn.receive_data(data[i:i + size], float(i))
-        conn.data_to_send()
+    answers = b""
+    for i, chunk in enumerate(chunks):
+        conn.receive_data(chunk, float(i))
+        answers += conn.data_to_send()
     conn.handle_timeout(1e9)
+    answers += conn.data_to_send()
+    assert_valid_frames(answers)
+
+
+@settings(database=None, deadline=None, suppress_health_check=list(HealthCheck))
+@given(device_traffic())
+def test_structured(chunks: list[bytes]) -> None:
+    serve(chunks)
+
+
+def structured(data: bytes) -> None:
+    test_structured.hypothesis.fuzz_one_input(data)
 
 
 def cli(data: bytes) -> None:
@@ -102,6 +126,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "stream": stream,
     "connection": connection,
     "cli": cli,
+    "structured": structured,
 }
 
 
