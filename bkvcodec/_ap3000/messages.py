@@ -211,7 +211,7 @@ class Ap3000PowerHeartbeat:
     port_status: int  #: 1, 2, 3 or 5 (:class:`~bkvcodec.Ap3000PortStatus`).
     charge_duration_s: int  #: So far.
     energy_0p01kwh: int  #: So far in this order.
-    start_mode: int
+    start_mode: int  #: :class:`~bkvcodec.Ap3000StartMode`.
     power_0p1w: int  #: At the moment of sending.
     max_power_0p1w: int  #: Since the previous 0x06.
     min_power_0p1w: int  #: Since the previous 0x06.
@@ -315,7 +315,7 @@ class Ap3000Heartbeat:
     """
 
     voltage_0p1v: int
-    port_status: tuple[int, ...]  #: One code per port; ``port_count`` is its length.
+    port_status: tuple[int, ...]  #: One code per port (:class:`~bkvcodec.Ap3000PortStatus`).
     signal_strength: int
     env_temp_raw: int  #: °C = raw − 65; 0 = no sensor.
     extra: bytes = b""
@@ -417,9 +417,9 @@ class Ap3000ChargeCompleteNotice:
     max_power_0p1w: int
     energy_0p01kwh: int
     port: int
-    start_mode: int
+    start_mode: int  #: :class:`~bkvcodec.Ap3000StartMode`.
     card_or_code: bytes
-    stop_reason: int
+    stop_reason: int  #: :class:`~bkvcodec.Ap3000StopReason`.
     order_no: bytes
     extra: bytes = b""
 
