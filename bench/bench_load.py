@@ -973,8 +973,11 @@ async def orchestrate(args: argparse.Namespace) -> int:
     report.row("server RSS at window end", f"{rss_end / 2**20:.0f} MB", "< 500 MB",
                rss_end < 500 * 2**20)
     server_cpu = 100 * cpu / wall
+    # The plan's CPU target is for its stress 2 size; above it the figure is noted.
+    at_plan_size = args.devices <= 1000
     report.row("server CPU over the window", f"{server_cpu:.1f} % of one core",
-               "noted (plan < 50 % @ 1000)", server_cpu < 50)
+               "< 50 % (plan, 1000 devices)" if at_plan_size else "noted (plan: < 50 % @ 1000)",
+               server_cpu < 50 if at_plan_size else None)
     cores = os.cpu_count() or 1
     report.row(f"machine CPU over the window ({cores} cores)",
                f"{100 * system / wall / cores:.1f} %", "noted")

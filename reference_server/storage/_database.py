@@ -64,8 +64,9 @@ MIN_SQLITE_VERSION = (3, 37, 0)
 
 _T = TypeVar("_T")
 _ORDER_NO_PREFIX = "THD"
-#: Events whose webhooks wait while any other device's events are due (the schema's
-#: migration 2 says why). A device's own events still go out in order.
+#: Events whose webhooks wait while other devices' events are due (the schema's
+#: migration 2 says why), unless an event of another type of the same device waits
+#: behind them. A device's own events still go out in order.
 ROUTINE_EVENT_TYPES = frozenset({"device.heartbeat"})
 _DIRECTION_TO_DB = {Direction.UP: "UP", Direction.DOWN: "DOWN"}
 _DIRECTION_FROM_DB = {"UP": Direction.UP, "DOWN": Direction.DOWN}
@@ -719,9 +720,11 @@ class Database:
             seq = cur.lastrowid
             assert seq is not None
             if deliver:
+                routine = event.event_type in ROUTINE_EVENT_TYPES
+                if not routine and event.device_phy_id is not None:
+                    self._conn.execute(sql.PROMOTE_DEVICE_DELIVERIES, (event.device_phy_id,))
                 self._conn.execute(sql.INSERT_DELIVERY,
-                                   (seq, event.device_phy_id, event.created_at,
-                                    event.event_type in ROUTINE_EVENT_TYPES))
+                                   (seq, event.device_phy_id, event.created_at, routine))
         return seq
 
     def get_event(self, event_id: str) -> EventRecord | None:

@@ -242,6 +242,14 @@ INSERT_DELIVERY = """
 INSERT INTO webhook_deliveries (event_seq, device_phy_id, next_attempt_at, routine)
 VALUES (?, ?, ?, ?)"""
 
+# An event that is not routine makes the device's pending routine ones urgent too:
+# they go out before it (per-device order), so they must not wait as routine.
+# INDEXED BY: left alone, SQLite picks the (routine, event_seq) index and reads every
+# pending routine row, thousands during a sampling burst, for each event.
+PROMOTE_DEVICE_DELIVERIES = """
+UPDATE webhook_deliveries INDEXED BY webhook_deliveries_device SET routine = 0
+WHERE device_phy_id = ? AND status = 'pending' AND routine = 1"""
+
 SELECT_EVENT_BY_ID = f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?"
 SELECT_EVENT_BY_SEQ = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?"
 SELECT_EVENTS_AFTER = f"SELECT {EVENT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?"

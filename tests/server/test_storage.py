@@ -779,19 +779,21 @@ def test_heartbeat_samples_yield_to_other_devices_events_but_not_within_a_device
         db: Database) -> None:
     gw3 = "82210225000999"
     samples = [db.append_event(_event(f"hb-{phy_id}", phy_id), deliver=True)
-               for phy_id in (GW1, GW2)]
+               for phy_id in (GW1, GW2, gw3)]
     started = db.append_event(_event("started", gw3, event_type="charging.started"),
                               deliver=True)
-    after_sample = db.append_event(_event("created", GW1, event_type="order.created"),
-                                   deliver=True)
+    later_sample = db.append_event(_event("hb-again", GW2), deliver=True)
 
-    first = db.claim_due_deliveries(T0, limit=2)
+    first = db.claim_due_deliveries(T0, limit=1)
+    second = db.claim_due_deliveries(T0, limit=1)
     rest = db.claim_due_deliveries(T0, limit=10)
 
-    # GW1's order event waits behind its own earlier sample; gw3's goes first.
-    assert [started, samples[0]] == [d.event.seq for d in first]
+    # gw3's sample goes first, as its order event waits behind it; then the samples
+    # of the others, oldest first, one per device.
+    assert [samples[2]] == [d.event.seq for d in first]
+    assert [samples[0]] == [d.event.seq for d in second]
     assert [samples[1]] == [d.event.seq for d in rest]
-    assert after_sample is not None
+    assert started is not None and later_sample is not None
 
 
 def test_dead_letters_unblock_and_redelivery(db: Database) -> None:
