@@ -50,6 +50,7 @@ from bench_load import (
     ProbeDevice,
     Report,
     Sampler,
+    finish,
     histogram_delta,
     histogram_quantile,
     machine,
@@ -367,13 +368,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
              sampler.peak_rss < 500 * 2**20)
     read.row("server error log lines", f"{errors}", "0", errors == 0)
     figures["target2b"] = read.rows
-    missed = report.missed + read.missed
-    figures["run_s"] = time.perf_counter() - run_started
-    print(f"\nrun time {figures['run_s']:.0f} s; "
-          f"{'all targets met' if not missed else 'MISSED: ' + ', '.join(missed)}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
-    return 1 if missed and args.strict else 0
+    return finish(args, figures, report.missed + read.missed, run_started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -235,6 +235,17 @@ def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
 
 # --- the server process ----------------------------------------------------------------------
 
+def finish(args: argparse.Namespace, figures: dict[str, object], missed: list[str],
+           started: float) -> int:
+    """Print the run's last line, write ``--json``, and return the exit status."""
+    figures["run_s"] = run_s = time.perf_counter() - started
+    print(f"\nrun time {run_s:.0f} s; "
+          f"{'all targets met' if not missed else 'MISSED: ' + ', '.join(missed)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
+    return 1 if missed and args.strict else 0
+
+
 def free_port() -> int:
     """A loopback port that was free a moment ago (the server binds it next)."""
     with socket.socket() as s:
@@ -1010,12 +1021,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
         figures["target3_timeline"] = probe.timeline
         figures["webhook_arrivals"] = receiver.arrivals
         missed += e2e.missed
-    figures["run_s"] = time.perf_counter() - run_started
-    print(f"\nrun time {figures['run_s']:.0f} s; "
-          f"{'all targets met' if not missed else 'MISSED: ' + ', '.join(missed)}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
-    return 1 if missed and args.strict else 0
+    return finish(args, figures, missed, run_started)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import resource
 import sqlite3
 import time
+from contextlib import closing
 
 import httpx
 import trio
@@ -189,7 +190,7 @@ async def _db_query_time(plan: Plan) -> Item:
     )
 
     def run() -> float:
-        with sqlite3.connect(f"file:{plan.db_path}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{plan.db_path}?mode=ro", uri=True)) as db:
             slowest = 0.0
             for sql in queries:
                 started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ async def settle(device: Device, order_no: str, business: int | None, seconds: i
 
 
 def frame_log_counts(db_path: Path, phy_id: str) -> dict[str, int]:
-    with sqlite3.connect(db_path) as db:
+    with closing(sqlite3.connect(db_path)) as db:
         return dict(db.execute("SELECT direction, COUNT(*) FROM cmd_logs WHERE phy_id = ? "
                                "GROUP BY direction", (phy_id,)).fetchall())
 
@@ -500,7 +500,7 @@ async def test_diagnostic_queries_of_the_plan_work_on_the_file(tmp_path: Path) -
                 or counts.get("UP", 0) < 2:
             await trio.sleep(0.1)
 
-        with sqlite3.connect(s.db_path) as db:
+        with closing(sqlite3.connect(s.db_path)) as db:
             row = db.execute(
                 "SELECT o.order_no, o.status, o.duration_sec, o.total_kwh, d.phy_id "
                 "FROM orders o JOIN devices d ON d.id = o.device_id "
