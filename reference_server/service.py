@@ -548,8 +548,8 @@ class ChargingService:
             record, _ = await self.db.upsert_device(
                 phy_id, protocol, int(now), remote_addr=link.remote_addr,
                 iccid=self._link_iccid.get(link.link_id))
-            if device is None:
-                device = self._cache_device(record)
+            # Another task (an API call) may have cached the device meanwhile.
+            device = self._cache_device(record)
             device.link_id = link.link_id
         device.last_seen = now
         self._touches[phy_id] = DeviceTouch(phy_id=phy_id, seen_at=int(now),
@@ -929,7 +929,7 @@ class ChargingService:
         device_record = await self.db.get_device_by_id(record.device_id)
         if device_record is None:
             return
-        device = self._devices.get(device_record.phy_id) or self._cache_device(device_record)
+        device = self._cache_device(device_record)
         start: CommandRecord | None = None
         stop: CommandRecord | None = None
         for command in await self.db.queued_commands(device.id, int(now), include_sent=True):
@@ -1194,10 +1194,18 @@ class ChargingService:
             record = await self.db.get_device(phy_id)
             if record is None:
                 raise DeviceNotFound(phy_id)
-            device = self._devices.get(phy_id) or self._cache_device(record)
+            device = self._cache_device(record)
         return device
 
     def _cache_device(self, record: DeviceRecord) -> _Device:
+        """The one object for the device of *record*; cached now if it was not.
+
+        Never replaces a cached one: an order holds its device object, and two tasks
+        that loaded the same new device across an ``await`` must end up sharing one.
+        """
+        cached = self._devices.get(record.phy_id)
+        if cached is not None:
+            return cached
         device = _Device(id=record.id, phy_id=record.phy_id, protocol=record.protocol,
                          online=record.online, last_seen=float(record.last_seen_at or 0),
                          firmware=record.firmware, iccid=record.iccid)

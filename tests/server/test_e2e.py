@@ -27,6 +27,7 @@ from bkvcodec import (
     StartCharging,
     StopCharging,
 )
+from reference_server.storage import AsyncDatabase
 
 from .harness import (
     AP3000_ID,
@@ -390,6 +391,35 @@ async def test_a_device_arriving_after_an_empty_sweep_still_goes_offline(
         device = await s.device(ProtocolFamily.BKV)
         [offline] = await s.receiver.wait_for("device.offline", device=device.phy_id)
         assert "silent" == offline["data"]["reason"]
+
+
+async def test_a_charge_for_a_device_still_registering_follows_its_reports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The order is created while the device's first frame waits for its database row:
+    # both tasks load the new device, and they must share one object, or the order's
+    # reports are not recognised as its own and it stays pending (a test-plan flake).
+    written, release = trio.Event(), trio.Event()
+    upsert_device = AsyncDatabase.upsert_device
+
+    async def held_upsert(self: AsyncDatabase, *args: Any, **kwargs: Any) -> Any:
+        result = await upsert_device(self, *args, **kwargs)
+        written.set()
+        await release.wait()
+        return result
+
+    monkeypatch.setattr(AsyncDatabase, "upsert_device", held_upsert)
+    async with stack(tmp_path) as s:
+        device = Device(ProtocolFamily.AP3000, AP3000_ID, 2)
+        await device.connect(s.nursery, s.server.addresses.tcp_port)
+        await written.wait()
+        order_no = (await s.server.charge(device.phy_id, port_no=1))["order_no"]
+        release.set()
+        start = await device.expect(StartCharging)
+        await device.send(CommandAcknowledged(command_id=start.command_id,
+                                              phy_id=device.phy_id))
+        await progress(device, order_no, None, 60, 3)
+
+        assert "charging" == (await s.server.wait_order(order_no, "charging"))["status"]
 
 
 async def test_unknown_device_bad_field_and_rate_limit(tmp_path: Path) -> None:
