@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from docutils import nodes
-from docutils.statemachine import StringList
+from rstgen import cell, parse
 from sphinx.application import Sphinx
 from sphinx.errors import ExtensionError
 from sphinx.pycode import ModuleAnalyzer
@@ -53,17 +53,6 @@ _COMMON = {
 _ENUM_REF = re.compile(r":class:`~?bkvcodec\.(\w+)`")
 _NAME = re.compile(r"\b([A-Z]\w+)\b")
 _BARE_REF = re.compile(r"(:(?:attr|meth):)`([a-z_]\w*)`")
-
-
-def _parse(directive: SphinxDirective, lines: list[str]) -> list[nodes.Node]:
-    container = nodes.section()
-    container.document = directive.state.document
-    directive.state.nested_parse(StringList(lines, "<generated>"), 0, container)
-    return list(container.children)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|") if text else " "
 
 
 # --- the catalogues ------------------------------------------------------------------
@@ -105,7 +94,7 @@ class BkvCatalogue(SphinxDirective):
         for command, key, direction, cls in bkv_messages():
             lines += [f"   * - {command}", f"     - {key or ' '}", f"     - {direction}",
                       f"     - {_ref(cls)}", f"     - ``{message_name(cls)}``"]
-        return _parse(self, lines)
+        return parse(self, lines)
 
 
 class Ap3000Catalogue(SphinxDirective):
@@ -124,7 +113,7 @@ class Ap3000Catalogue(SphinxDirective):
                 cls = classes.get(direction)
                 lines.append(f"     - {_ref(cls)} (``{message_name(cls)}``)" if cls
                              else "     - —")
-        return _parse(self, lines)
+        return parse(self, lines)
 
 
 # --- fields ----------------------------------------------------------------------------
@@ -200,9 +189,9 @@ def _field_table(protocol: str, cls: type[Any], wire: dict[str, str]) -> list[st
              "   * - field", "     - wire", "     - type", "     - unit", "     - meaning"]
     for f in dataclasses.fields(cls):
         meaning = docs.get(f.name) or _COMMON.get(f.name, "")
-        lines += [f"   * - ``{f.name}``", f"     - {_cell(wire.get(f.name, ''))}",
-                  f"     - ``{f.type}``", f"     - {_cell(unit(protocol, f.name))}",
-                  f"     - {_cell(meaning)}"]
+        lines += [f"   * - ``{f.name}``", f"     - {cell(wire.get(f.name, ''))}",
+                  f"     - ``{f.type}``", f"     - {cell(unit(protocol, f.name))}",
+                  f"     - {cell(meaning)}"]
     return [*lines, ""]
 
 
@@ -244,7 +233,7 @@ class MessageFields(SphinxDirective):
             summary = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
             lines += [f".. rubric:: {title}", "", summary, ""]
             lines += _field_table(protocol, cls, wire)
-        return _parse(self, lines)
+        return parse(self, lines)
 
 
 # --- value sets ------------------------------------------------------------------------
@@ -292,13 +281,13 @@ class ValueSets(SphinxDirective):
                 value = member.value
                 code = f"``0x{value:02X}``" if isinstance(value, int) else f"``{value}``"
                 lines += [f"   * - {code}", f"     - ``{member.name}``",
-                          f"     - {_cell(member_docs.get(member.name, ''))}"]
+                          f"     - {cell(member_docs.get(member.name, ''))}"]
                 if ends:
                     lines.append(f"     - {_end_reason(ends.get(member))}")
             lines.append("")
         if protocol == "bkv":
             lines += _bkv_end_reasons()
-        return _parse(self, lines)
+        return parse(self, lines)
 
 
 def _end_reason(reason: Any) -> str:

@@ -10,20 +10,9 @@ import json
 from collections.abc import Mapping
 
 from docutils import nodes
-from docutils.statemachine import StringList
+from rstgen import cell, parse
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
-
-
-def _parse(directive: SphinxDirective, lines: list[str]) -> list[nodes.Node]:
-    container = nodes.section()
-    container.document = directive.state.document
-    directive.state.nested_parse(StringList(lines, "<generated>"), 0, container)
-    return list(container.children)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|") if text else " "
 
 
 class ServerSettings(SphinxDirective):
@@ -36,8 +25,8 @@ class ServerSettings(SphinxDirective):
                  "   * - TOML", "     - environment", "     - flag", "     - meaning"]
         for toml_key, env, flag, help_text in describe_settings():
             lines += [f"   * - ``{toml_key}``", f"     - ``{env}``", f"     - ``{flag}``",
-                      f"     - {_cell(help_text)}"]
-        return _parse(self, lines)
+                      f"     - {cell(help_text)}"]
+        return parse(self, lines)
 
 
 def _schema_text(schema: Mapping[str, object]) -> str:
@@ -86,7 +75,7 @@ class OpenApiReference(SphinxDirective):
                     lines += ["Responses: " + ", ".join(
                         f"``{code}`` {r.get('description', '')}".strip()
                         for code, r in responses.items()), ""]
-        return _parse(self, lines)
+        return parse(self, lines)
 
 
 def setup(app: Sphinx) -> dict[str, object]:
