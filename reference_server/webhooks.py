@@ -36,6 +36,8 @@ import trio
 
 from bkvcodec import __version__, sign
 
+from .webhook_client import HttpxPoster, Poster, poster_for
+
 if TYPE_CHECKING:
     from .config import Config
     from .logs import Logger
@@ -124,8 +126,10 @@ class WebhookDeliverer:
         logger: Gets one line per failed attempt and per dead letter.
         metrics: ``webhook_deliveries`` by outcome, ``webhook_latency``.
         clock: Unix time, for the database, ``X-Timestamp`` and the retry window.
-        client: The HTTP client to post with; when None, :meth:`run` creates
-            one and closes it when it ends. A given client is not closed.
+        client: An httpx client to post with (a test's mock transport, say; not
+            closed here). When None, :meth:`run` posts with
+            :func:`~reference_server.webhook_client.poster_for` and closes it when it
+            ends.
 
     Delivery is at least once: an attempt cut short by a shutdown or crash is
     made again after its claim's lease (``webhook_timeout`` + 30 s), so
@@ -187,27 +191,25 @@ class WebhookDeliverer:
             if url is None:
                 task_status.started()
                 await trio.sleep_forever()
-            client = self._client
-            if client is None:
-                client = httpx.AsyncClient(
-                    timeout=self._config.webhook_timeout,
-                    limits=httpx.Limits(max_connections=MAX_IN_FLIGHT),
-                    headers={"User-Agent": f"bkvcodec-reference-server/{__version__}"})
+            poster: Poster
+            if self._client is not None:
+                poster = HttpxPoster(self._client, url)
+            else:
+                poster = poster_for(url, max_connections=MAX_IN_FLIGHT,
+                                    user_agent=f"bkvcodec-reference-server/{__version__}")
             try:
                 async with trio.open_nursery() as nursery:
                     task_status.started()
                     self._log.info("webhook delivery started", url=self._shown_url,
                                    signed=self._config.webhook_secret is not None)
-                    await self._dispatch(nursery, client, url)
+                    await self._dispatch(nursery, poster)
             finally:
-                if self._client is None:
-                    with trio.move_on_after(_RECORD_GRACE, shield=True):
-                        await client.aclose()
+                with trio.move_on_after(_RECORD_GRACE, shield=True):
+                    await poster.aclose()
         finally:
             self._running = False
 
-    async def _dispatch(self, nursery: trio.Nursery, client: httpx.AsyncClient,
-                        url: str) -> None:
+    async def _dispatch(self, nursery: trio.Nursery, poster: Poster) -> None:
         while True:
             # A new Event before reading the clock: a wake() from here on (a new
             # event, a finished attempt) ends the wait below, and a clock change
@@ -221,7 +223,7 @@ class WebhookDeliverer:
                     seq = delivery.event.seq
                     if seq not in self._in_flight:
                         self._in_flight.add(seq)
-                        nursery.start_soon(self._attempt, client, url, delivery)
+                        nursery.start_soon(self._attempt, poster, delivery)
             self._retry_times = {t for t in self._retry_times if t > now}
             wait = _POLL_INTERVAL
             if self._retry_times:
@@ -229,21 +231,20 @@ class WebhookDeliverer:
             with trio.move_on_after(max(wait, 0.0)):
                 await self._woken.wait()
 
-    async def _attempt(self, client: httpx.AsyncClient, url: str,
-                       delivery: DeliveryRecord) -> None:
+    async def _attempt(self, poster: Poster, delivery: DeliveryRecord) -> None:
         try:
             # Shielded: a shutdown lets a started attempt finish and be recorded
             # (at most webhook_timeout + the grace), so a clean restart repeats
             # nothing.
             with trio.CancelScope(shield=True):
-                status, error = await self._post(client, url, delivery.event)
+                status, error = await self._post(poster, delivery.event)
                 with trio.move_on_after(_RECORD_GRACE):
                     await self._record(delivery, status, error)
         finally:
             self._in_flight.discard(delivery.event.seq)
             self.wake()  # the device's next event may be due, and a slot is free
 
-    async def _post(self, client: httpx.AsyncClient, url: str,
+    async def _post(self, poster: Poster,
                     event: EventRecord) -> tuple[int | None, str | None]:
         """One POST. Returns the HTTP status (None without an answer) and an error
         text (None when delivered)."""
@@ -254,18 +255,18 @@ class WebhookDeliverer:
         try:
             # The whole exchange, not each read, must finish in time (api.md §6.4).
             with trio.fail_after(timeout):
-                response = await client.post(url, content=body, headers=headers)
+                status = await poster.post(body, headers)
         except trio.TooSlowError:
             return None, f"no answer within {timeout} s"
         except Exception as err:  # whatever breaks one POST fails that attempt only
-            return None, self._describe(err, url)
-        if 200 <= response.status_code < 300:
-            return response.status_code, None
-        return response.status_code, f"HTTP {response.status_code}"
+            return None, self._describe(err)
+        if 200 <= status < 300:
+            return status, None
+        return status, f"HTTP {status}"
 
-    def _describe(self, err: Exception, url: str) -> str:
+    def _describe(self, err: Exception) -> str:
         """The error as stored and logged, without the URL's query or user info."""
-        text = str(err).replace(url, self._shown_url)
+        text = str(err).replace(self._config.webhook_url or "", self._shown_url)
         for hidden in self._hidden:
             text = text.replace(hidden, "<hidden>")
         return f"{type(err).__name__}: {text}" if text else type(err).__name__
