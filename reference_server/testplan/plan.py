@@ -458,9 +458,7 @@ async def cards(plan: Plan, c: Checks) -> None:
 async def api_calls(plan: Plan, c: Checks) -> None:
     """Matrix 2.3 (query device), 2.5 (parameters), 5.3 (rate limit)."""
     device = plan.fast["82210225000606"]
-    # The device counts as registered once answered; the server records it right after.
-    while not (view := await plan.data("GET", f"/devices/{device.phy_id}"))["online"]:
-        await trio.sleep(0.05)
+    view = await plan.wait_online(device)
     c.check("matrix 2.3", "query device: online status and ports",
             view["online"] is True and isinstance(view["ports"], list),
             measured=f"online {view['online']}, {len(view['ports'])} ports"
@@ -497,9 +495,7 @@ async def device_state(plan: Plan, c: Checks) -> None:
 
 async def _offline_after_30(plan: Plan, c: Checks) -> None:
     device = plan.real["82210225000701"]
-    # The device counts as registered once answered; the server records it right after.
-    while not (view := await plan.data("GET", f"/devices/{device.phy_id}"))["online"]:
-        await trio.sleep(0.05)
+    view = await plan.wait_online(device)
     c.check("matrix 3.1", "device online: registered, last_seen_at updated",
             view["online"] is True and isinstance(view["last_seen_at"], int),
             measured=f"online, last seen {view['last_seen_at']}")

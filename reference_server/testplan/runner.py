@@ -152,6 +152,13 @@ class Plan:
     async def order(self, order_no: str) -> dict[str, object]:
         return await self.data("GET", f"/orders/{order_no}")
 
+    async def wait_online(self, device: SimDevice) -> dict[str, object]:
+        """Poll the device's view until the server shows it online (a device counts as
+        registered once answered; the server records it right after)."""
+        while not (view := await self.data("GET", f"/devices/{device.phy_id}"))["online"]:
+            await trio.sleep(0.05)
+        return view
+
     async def wait_order(self, order_no: str, *statuses: str) -> dict[str, object]:
         """Poll the order until its status is one of *statuses*."""
         while (order := await self.order(order_no))["status"] not in statuses:
