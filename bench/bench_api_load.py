@@ -62,12 +62,7 @@ from bench_load import (
     system_cpu_busy,
 )
 
-from bkvcodec import (
-    CommandAcknowledged,
-    MeterReading,
-    ProgressReported,
-    ProtocolFamily,
-)
+from bkvcodec import CommandAcknowledged, MeterReading, ProgressReported, ProtocolFamily
 
 PHY_ID = "82210225000520"
 CHARGE_BODY = {"port_no": 1, "charge_mode": 1, "duration": 60, "amount": 100}

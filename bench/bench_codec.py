@@ -23,7 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bkvcodec import Ap3000Frame, BkvFrame, Direction, FrameDecoder, message_name
+from bkvcodec import Direction, FrameDecoder, message_name
+from bkvcodec.ap3000 import Ap3000Frame
+from bkvcodec.bkv import BkvFrame
 
 VECTOR_DIR = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 

@@ -1,147 +1,178 @@
-# Command bookkeeping shared by every protocol: message ids, one command in
-# flight per device, minimum spacing between commands on a connection,
-# retransmission with the same message id, and the final outcome of each
-# command. Protocol rules (ap3000.md §7.2, bkv.md §10) are data: a
-# CommandTiming per protocol. Sans-IO like everything else: time is passed in,
-# bytes come out.
+# The protocol-neutral commands a server sends to a device through a connection.
+#
+# Each command names the device it is for and carries the caller's command_id;
+# every outcome event (CommandAcknowledged, CommandRejected, CommandTimedOut)
+# carries the same id. Quantities are in the contract's units, as for events.
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Hashable
-from dataclasses import dataclass
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["BKV_TIMING", "CommandTiming", "CommandTracker", "InFlight"]
+from ._events import ChargeMode
+
+__all__ = [
+    "Command", "FirmwareTarget", "ModifyCharge", "NetworkSocketSpec", "PowerTierSpec",
+    "QueryParams", "QueryStatus", "SendFirmware", "SetNetworkList", "SetParams", "StartCharging",
+    "StartOta", "StopCharging",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommandTiming:
-    """How a connection paces and retries the commands it sends.
+class Command:
+    """The base of every command a :class:`ServerConnection` sends.
 
     Attributes:
-        reply_timeout_s: Wait this long for a reply before retransmitting.
-        max_retransmissions: Retransmissions of an unanswered command, with
-            the same message id; after the last one times out the command has
-            timed out.
-        min_spacing_s: Minimum gap between two commands on one connection.
-            Replies to the device's own frames are not subject to it.
+        command_id: The caller's id for the command; the events about its
+            outcome carry it.
+        phy_id: The device the command is for.
 
     .. versionadded:: 0.1.0
     """
 
-    reply_timeout_s: float = 15.0
-    max_retransmissions: int = 1
-    min_spacing_s: float = 0.5
-
-
-#: BKV gateways (bkv.md §10 gives no numbers; a real gateway answered within
-#: about 3 s): 10 s timeout, one retransmission, 0.5 s spacing as for AP3000.
-BKV_TIMING = CommandTiming(reply_timeout_s=10.0, max_retransmissions=1, min_spacing_s=0.5)
-
-
-@dataclass(slots=True)
-class InFlight:
-    """A command written to the device and awaiting its reply."""
-
     command_id: str
     phy_id: str
-    key: Hashable
-    data: bytes
-    attempts: int
-    deadline: float
-    timing: CommandTiming
 
 
-@dataclass(slots=True)
-class _Queued:
-    command_id: str
-    phy_id: str
-    key: Hashable
-    data: bytes
-    timing: CommandTiming
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PowerTierSpec:
+    """One power tier of a power-tier order (api.md §6.3 ``power_tiers``)."""
+
+    max_power_w: int
+    price_cents: int
+    minutes: int
 
 
-class CommandTracker:
-    """Queues, paces, retransmits and resolves commands for one connection."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartCharging(Command):
+    """Start an order on a port.
 
-    def __init__(self, timing: CommandTiming) -> None:
-        self.timing = timing
-        self._queue: deque[_Queued] = deque()
-        self._in_flight: dict[str, InFlight] = {}
-        self._last_write: float | None = None
+    Attributes:
+        mode: 1 time (``duration_s``), 2 energy (``energy_wh``), 3 power tiers,
+            4 until full.
+        amount_cents: Prepaid amount (announced by some devices, billed by
+            power-tier orders).
+        order_no: The order number (16 ASCII characters).
+    """
 
-    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
-               timing: CommandTiming | None = None) -> bytes:
-        """Queue a command; return the bytes that may be written now.
+    port_no: int
+    order_no: str
+    mode: ChargeMode
+    socket_no: int = 1
+    duration_s: int | None = None
+    energy_wh: int | None = None
+    power_tiers: tuple[PowerTierSpec, ...] = ()
+    amount_cents: int | None = None
 
-        *timing* overrides the connection's reply timeout and retransmissions
-        for this command (AP3000 firmware packets wait 30 s and are resent 3 times).
-        """
-        self._queue.append(_Queued(command_id, phy_id, key, data, timing or self.timing))
-        return self._pump(now)
 
-    def resolve(self, key: Hashable, now: float) -> tuple[InFlight | None, bytes]:
-        """The in-flight command a reply with *key* answers (or None), and the bytes
-        of the next command that may go now that it is done."""
-        for phy_id, pending in self._in_flight.items():
-            if pending.key == key:
-                del self._in_flight[phy_id]
-                return pending, self._pump(now)
-        return None, b""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopCharging(Command):
+    """Stop the order running on a port."""
 
-    def in_flight(self, phy_id: str) -> InFlight | None:
-        """The command in flight to *phy_id*, if any."""
-        return self._in_flight.get(phy_id)
+    port_no: int
+    socket_no: int = 1
+    order_no: str | None = None
 
-    def expire(self, now: float) -> tuple[list[InFlight], bytes]:
-        """Retransmit or give up on overdue commands; send what became eligible.
 
-        Returns:
-            The commands that timed out for good, and the bytes to write.
-        """
-        out = bytearray()
-        failed: list[InFlight] = []
-        for phy_id, pending in list(self._in_flight.items()):
-            if pending.deadline > now:
-                continue
-            if pending.attempts > pending.timing.max_retransmissions:
-                del self._in_flight[phy_id]
-                failed.append(pending)
-                continue
-            pending.attempts += 1
-            pending.deadline = now + pending.timing.reply_timeout_s
-            self._last_write = now
-            out += pending.data
-        out += self._pump(now)
-        return failed, bytes(out)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryStatus(Command):
+    """Ask the device to report its status now."""
 
-    def next_deadline(self) -> float | None:
-        """The earliest time :meth:`expire` has work to do."""
-        deadlines = [pending.deadline for pending in self._in_flight.values()]
-        if any(q.phy_id not in self._in_flight for q in self._queue) and self._last_write:
-            deadlines.append(self._last_write + self.timing.min_spacing_s)
-        return min(deadlines, default=None)
+    socket_no: int = 1
 
-    def drop(self) -> list[str]:
-        """Forget every command (the connection closed); return their ids."""
-        ids = [p.command_id for p in self._in_flight.values()]
-        ids += [q.command_id for q in self._queue]
-        self._in_flight.clear()
-        self._queue.clear()
-        return ids
 
-    def _pump(self, now: float) -> bytes:
-        """Write queued commands whose device is free, respecting the spacing."""
-        out = bytearray()
-        for queued in list(self._queue):
-            if queued.phy_id in self._in_flight:
-                continue
-            if (self._last_write is not None
-                    and now < self._last_write + self.timing.min_spacing_s):
-                break
-            self._queue.remove(queued)
-            self._in_flight[queued.phy_id] = InFlight(
-                queued.command_id, queued.phy_id, queued.key, queued.data, 1,
-                now + queued.timing.reply_timeout_s, queued.timing)
-            self._last_write = now
-            out += queued.data
-        return bytes(out)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetParams(Command):
+    """Set device parameters, by the protocol reference's field names."""
+
+    params: Mapping[str, int] = field(default_factory=dict)
+    socket_no: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueryParams(Command):
+    """Ask for the device's parameters; the answer is a :class:`ParamsReported`."""
+
+    socket_no: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModifyCharge(Command):
+    """Change the limit of the order running on a port (AP3000 ``0x8A``).
+
+    Exactly one of ``duration_s`` and ``energy_wh`` is set. BKV gateways cannot
+    modify a running order.
+
+    Attributes:
+        stop_when_full: With a time limit, also stop when the charger is full.
+    """
+
+    port_no: int
+    duration_s: int | None = None
+    energy_wh: int | None = None
+    stop_when_full: bool = False
+    socket_no: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartOta(Command):
+    """Tell a BKV gateway to fetch a firmware file by FTP (BKV ``0x0007``).
+
+    The gateway sends no answer (bkv.md §5): the command is written untracked and
+    its effect shows as a new firmware version in later heartbeats. AP3000 firmware
+    is transferred in packets, which this library does not drive yet.
+    """
+
+    ftp_host: str
+    file_name: str
+    ftp_port: int = 21
+    target: int = 1
+
+
+class FirmwareTarget(enum.Enum):
+    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades (ap3000.md §5.10)."""
+
+    #: A slave or socket unit (``0xE0``).
+    SLAVE = 0xE0
+    #: Its power board (``0xE1``).
+    POWER_BOARD = 0xE1
+    #: A host (``0xE2``).
+    HOST = 0xE2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendFirmware(Command):
+    """Transfer a firmware image to an AP3000 unit in 200-byte packets (``0xE0``-``0xE2``).
+
+    Each packet waits for the unit's answer (30 s, resent up to 3 times);
+    :class:`FirmwareProgress` reports each accepted packet. With ``device_type``
+    and ``firmware_version`` set, the verification packet the vendor recommends
+    is appended. BKV gateways fetch firmware by FTP instead (:class:`StartOta`).
+    """
+
+    image: bytes
+    target: FirmwareTarget = FirmwareTarget.SLAVE
+    device_type: int | None = None
+    firmware_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkSocketSpec:
+    """A socket to network under a BKV gateway: its number and its MAC (12 hex digits)."""
+
+    socket_no: int
+    mac: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetNetworkList(Command):
+    """Replace a BKV gateway's socket list (GN ``0x08``), or add one socket (``0x09``)
+    when ``add`` is set (then ``sockets`` holds exactly one).
+
+    Attributes:
+        channel: Radio channel 1-15 (ignored when adding).
+    """
+
+    sockets: tuple[NetworkSocketSpec, ...]
+    channel: int = 1
+    add: bool = False

@@ -11,91 +11,18 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Hashable
-from typing import Protocol as TypingProtocol
-from typing import TypeAlias
 
-from ._commands import CommandTiming, CommandTracker, InFlight
+from ._ap3000.server import Ap3000ServerRules
+from ._bkv.server import BkvServerRules
+from ._commands import Command, StopCharging
 from ._decoder import FrameDecoder, FrameRejected, UnidentifiedStream
 from ._errors import LocalProtocolError
-from ._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    CommandTimedOut,
-    DeviceHeartbeat,
-    DeviceRegistered,
-    FirmwareProgress,
-    ModemIdentified,
-    ModifyCharge,
-    ParamsReported,
-    PortStatusReported,
-    ProgressReported,
-    QueryParams,
-    QueryStatus,
-    SendFirmware,
-    SetNetworkList,
-    SetParams,
-    SettlementReported,
-    StartCharging,
-    StartConfirmed,
-    StartOta,
-    StopCharging,
-    UnknownMessage,
-    UpgradeRequested,
-)
-from ._types import Direction, ProtocolFamily
+from ._events import CardPresented, CommandTimedOut
+from ._roles import ConnectionEvent, ServerRules
+from ._tracker import CommandTiming, CommandTracker, InFlight
+from ._types import CHINA_STANDARD_TIME, Direction, ProtocolFamily
 
-__all__ = ["CHINA_STANDARD_TIME", "Command", "ConnectionEvent",
-           "ServerConnection"]
-
-#: The time zone BKV devices keep (UTC+8), the default for time replies.
-CHINA_STANDARD_TIME = datetime.timezone(datetime.timedelta(hours=8), "CST")
-
-Command: TypeAlias = (StartCharging | StopCharging | QueryStatus | SetParams | QueryParams
-                      | ModifyCharge | StartOta | SetNetworkList | SendFirmware)
-
-ConnectionEvent: TypeAlias = (
-    ModemIdentified | DeviceRegistered | DeviceHeartbeat | PortStatusReported
-    | StartConfirmed | ProgressReported | SettlementReported | CommandAcknowledged
-    | CommandRejected | CommandTimedOut | CardPresented | AlarmRaised | ParamsReported
-    | FirmwareProgress
-    | UpgradeRequested | UnknownMessage | FrameRejected | UnidentifiedStream
-)
-"""Everything a :class:`ServerConnection` reports."""
-
-
-class RulesContext(TypingProtocol):
-    """What a protocol's rules may do to their connection."""
-
-    def reply(self, data: bytes) -> None: ...
-
-    def resolve(self, key: Hashable, now: float) -> InFlight | None: ...
-
-    def in_flight(self, phy_id: str) -> InFlight | None: ...
-
-    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
-               timing: CommandTiming | None = None) -> None: ...
-
-
-class ServerRules(TypingProtocol):
-    """One protocol's server-side behaviour (see ``_bkv_rules``, ``_ap3000_rules``)."""
-
-    timing: CommandTiming
-
-    def on_frame(self, frame: object, now: float,
-                 context: RulesContext) -> list[ConnectionEvent]: ...
-
-    def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]: ...
-
-    def answer_card(self, event: CardPresented, *, accept: bool, command_id: str,
-                    order_no: str | None, now: float, balance_cents: int,
-                    duration_s: int | None, energy_wh: int | None,
-                    refusal_code: int | None) -> tuple[bytes, Hashable | None]: ...
-
-    def stop_sent(self, command: StopCharging) -> None: ...
-
-    def command_timing(self, command: Command) -> CommandTiming | None: ...
+__all__ = ["ServerConnection"]
 
 
 class ServerConnection:
@@ -327,9 +254,5 @@ class _Context:
 
 def _rules_for(protocol: ProtocolFamily, timezone: datetime.tzinfo) -> ServerRules:
     if protocol is ProtocolFamily.BKV:
-        from ._bkv_rules import BkvServerRules
-
         return BkvServerRules(timezone)
-    from ._ap3000_rules import Ap3000ServerRules
-
     return Ap3000ServerRules()

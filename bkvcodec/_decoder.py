@@ -9,7 +9,7 @@
 # skipped.
 #
 # Identification. The first frame that passes its framing checks identifies the
-# connection's protocol (:attr:`FrameDecoder.protocol`), unless the caller named
+# connection's protocol (:attr:`bkvcodec.FrameDecoder.protocol`), unless the caller named
 # it up front. Valid frames of either family are always decoded, so a mixed
 # stream, or a capture that starts in the middle, decodes correctly. What only
 # noise can produce is attributed to a family and reported only while it fits:
@@ -54,12 +54,13 @@ from typing import TypeAlias
 
 from ._ap3000.codec import Ap3000Frame, checksum, decode_checked
 from ._ap3000.grammar import MAX_LENGTH, MIN_LENGTH
-from ._ap3000.nonframe import ICCID_LENGTH, IccidAnnouncement, LinkKeepAlive
+from ._ap3000.nonframe import ICCID_LENGTH, IccidAnnouncement, LinkKeepAlive, decode_non_frame
 from ._bkv.codec import BkvFrame, check_envelope
 from ._bkv.codec import decode_checked as bkv_decode_checked
 from ._bkv.grammar import ENVELOPE_OVERHEAD
 from ._errors import (
     BadLength,
+    BadMagic,
     BadTrailer,
     ChecksumMismatch,
     FrameError,
@@ -70,6 +71,7 @@ from ._errors import (
     PayloadError,
     RemoteProtocolError,
 )
+from ._events import Event
 from ._types import Direction, ProtocolFamily
 
 __all__ = ["DecoderStatistics", "FrameDecoder", "FrameRejected", "IncompleteFrame",
@@ -88,11 +90,57 @@ _BKV = ProtocolFamily.BKV
 _AP3000 = ProtocolFamily.AP3000
 
 
+Frame: TypeAlias = BkvFrame | Ap3000Frame | IccidAnnouncement | LinkKeepAlive
+"""One decoded frame of either protocol, or one of the AP3000 modem's text items."""
+
+
+def decode(data: bytes, direction: Direction | None = None) -> Frame:
+    """Decode one captured frame of either protocol.
+
+    For a whole TCP stream, split and merged reads and garbage, use
+    :class:`FrameDecoder` instead.
+
+    Args:
+        data: Exactly one frame: a BKV frame (``fcfe``/``fcff``), an AP3000 ``DNY``
+            frame, or an AP3000 modem's ICCID or ``link`` text.
+        direction: Which way an AP3000 frame travelled (a request and its reply
+            share the command byte); :attr:`bkvcodec.Direction.UP` when None. BKV frames
+            carry their direction in their magic.
+
+    Raises:
+        FrameError: *data* is not one well-formed frame (:class:`~errors.BadMagic` when
+            it starts like neither protocol).
+        PayloadError: The envelope is valid but its payload is not.
+
+    .. versionadded:: 0.1.0
+    """
+    if data[:2] in (b"\xfc\xfe", b"\xfc\xff"):
+        return BkvFrame.decode(data)
+    if data[:3] == b"DNY":
+        return Ap3000Frame.decode(data, direction or Direction.UP)
+    item = decode_non_frame(data)
+    if item is None:
+        raise BadMagic(data[:3])
+    return item
+
+
+def encode(frame: Frame) -> bytes:
+    """The bytes of *frame* (the inverse of :func:`decode`).
+
+    Raises:
+        LocalProtocolError: A value does not fit its field.
+
+    .. versionadded:: 0.1.0
+    """
+    return frame.encode()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FrameRejected:
+class FrameRejected(Event):
     """A frame the decoder found but could not accept.
 
     Attributes:
+        phy_id: Always None: nothing in a rejected frame is trusted.
         error: Why: a :class:`FrameError` (the bytes are no valid frame) or a
             :class:`PayloadError` (valid envelope, invalid message). Never act
             on or acknowledge a rejected frame.
@@ -103,13 +151,14 @@ class FrameRejected:
     .. versionadded:: 0.1.0
     """
 
+    phy_id: None = None
     error: RemoteProtocolError
     data: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IncompleteFrame:
-    """The input ended inside a frame (returned by :meth:`FrameDecoder.end`).
+    """The input ended inside a frame (returned by :meth:`bkvcodec.FrameDecoder.end`).
 
     Attributes:
         data: The bytes of the unfinished frame.
@@ -121,13 +170,14 @@ class IncompleteFrame:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnidentifiedStream:
+class UnidentifiedStream(Event):
     """The connection has sent ``identify_limit`` bytes (see :class:`FrameDecoder`)
     without a single frame or modem item of any known protocol. Reported once;
     decoding goes on, and the peer is probably not a charging device (a port
     scanner, a TLS client, a device of an unknown protocol).
 
     Attributes:
+        phy_id: Always None: no frame named a device.
         examined: Bytes consumed without a valid frame: the decoder's
             ``identify_limit`` (the report is made when the limit is reached,
             wherever the reads happened to end).
@@ -136,6 +186,7 @@ class UnidentifiedStream:
     .. versionadded:: 0.1.0
     """
 
+    phy_id: None = None
     examined: int
     head: bytes
 
@@ -144,7 +195,7 @@ StreamItem: TypeAlias = (
     BkvFrame | Ap3000Frame | IccidAnnouncement | LinkKeepAlive | FrameRejected
     | UnidentifiedStream
 )
-"""Everything :meth:`FrameDecoder.feed` returns."""
+"""Everything :meth:`bkvcodec.FrameDecoder.feed` returns."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,7 +208,7 @@ class DecoderStatistics:
         skipped_bytes: Bytes discarded while searching for a header.
         pending_bytes: Bytes buffered now, waiting for the rest of a frame.
         non_frame_items: AP3000 modem items decoded (ICCID, ``link``).
-        protocol: The protocol identified, or None (:attr:`FrameDecoder.protocol`).
+        protocol: The protocol identified, or None (:attr:`bkvcodec.FrameDecoder.protocol`).
 
     .. versionadded:: 0.1.0
     """
@@ -207,8 +258,8 @@ class FrameDecoder:
     """Reassembles frames from a byte stream, recognising the protocol.
 
     Feed it whatever the socket returned; it returns every item completed by
-    those bytes, in order: :class:`BkvFrame` and :class:`Ap3000Frame` objects,
-    the AP3000 modem's :class:`IccidAnnouncement` and :class:`LinkKeepAlive`,
+    those bytes, in order: :class:`~bkv.BkvFrame` and :class:`~ap3000.Ap3000Frame` objects,
+    the AP3000 modem's :class:`~ap3000.IccidAnnouncement` and :class:`~ap3000.LinkKeepAlive`,
     a :class:`FrameRejected` for every frame it had to refuse, and (once) an
     :class:`UnidentifiedStream` if nothing known shows up::
 
@@ -221,15 +272,15 @@ class FrameDecoder:
 
     Args:
         max_frame_size: The largest frame accepted, in bytes. A header that
-            declares more is rejected (:class:`FrameTooLong`) before anything is
+            declares more is rejected (:class:`~errors.FrameTooLong`) before anything is
             buffered. Real frames are below 200 bytes; a gateway with 250
             sockets could report about 26 KiB in one ``0x1017`` packet. The
             default, 32 KiB, admits that and bounds the memory one connection
             can hold to about the same. AP3000 frames are limited to 1029 bytes
-            by their own rule (:class:`LengthTooLarge`).
+            by their own rule (:class:`~errors.LengthTooLarge`).
         direction: Which way the AP3000 frames on this stream travel; it selects
             their data layouts (AP3000 frames do not say). The default,
-            :attr:`Direction.UP`, is a server reading what devices send. BKV
+            :attr:`bkvcodec.Direction.UP`, is a server reading what devices send. BKV
             frames carry their direction and ignore it.
         protocol: The protocol the connection is expected to speak, or None
             (the default) to identify it from the first valid frame. Naming it

@@ -3,104 +3,17 @@
 # (heartbeats, port status, progress, settlement, card swipes, answers to
 # commands) and receives the server's commands as the same neutral command
 # objects a server sends. Which frames carry them is the protocol rules' job
-# (``_bkv_rules``, ``_ap3000_rules``).
+# (``_bkv.device``, ``_ap3000.device``).
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol as TypingProtocol
-from typing import TypeAlias
-
+from ._ap3000.device import Ap3000DeviceRules
+from ._bkv.device import BkvDeviceRules
 from ._decoder import FrameDecoder, FrameRejected
 from ._errors import LocalProtocolError
-from ._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    DeviceHeartbeat,
-    DeviceRegistered,
-    ModifyCharge,
-    ParamsReported,
-    PortStatusReported,
-    ProgressReported,
-    QueryParams,
-    QueryStatus,
-    SendFirmware,
-    SetNetworkList,
-    SetParams,
-    SettlementReported,
-    StartCharging,
-    StartConfirmed,
-    StartOta,
-    StopCharging,
-    UnknownMessage,
-)
+from ._roles import DeviceInput, DeviceOutput, DeviceRules
 from ._types import Direction, ProtocolFamily
 
-__all__ = ["CardAnswered", "DeviceConnection", "DeviceInput", "DeviceOutput",
-           "ServerAnswered"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ServerAnswered:
-    """The server answered one of the device's frames (a heartbeat, a report …).
-
-    Attributes:
-        name: The answered message, by the protocol reference's name.
-        server_time: The time the answer carries (heartbeat and time replies), as
-            Unix seconds, else None.
-    """
-
-    phy_id: str
-    name: str
-    server_time: float | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CardAnswered:
-    """The server's decision on a card the device presented.
-
-    Attributes:
-        request_id: The :class:`CardPresented` it answers.
-        accepted: The card may charge (or, for a balance query, is valid).
-        command_id: Acknowledge the charge with this id (BKV card orders), or None.
-    """
-
-    phy_id: str
-    request_id: int
-    accepted: bool
-    balance_cents: int | None = None
-    duration_s: int | None = None
-    energy_wh: int | None = None
-    command_id: str | None = None
-    order_no: str | None = None
-
-
-DeviceInput: TypeAlias = (
-    StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | ModifyCharge
-    | StartOta | SetNetworkList | SendFirmware | ServerAnswered | CardAnswered | UnknownMessage
-    | FrameRejected
-)
-"""What a :class:`DeviceConnection` receives."""
-
-DeviceOutput: TypeAlias = (
-    DeviceRegistered | DeviceHeartbeat | PortStatusReported | StartConfirmed
-    | ProgressReported | SettlementReported | CardPresented | AlarmRaised | ParamsReported
-    | CommandAcknowledged | CommandRejected
-)
-"""What a :class:`DeviceConnection` sends."""
-
-
-class DeviceRules(TypingProtocol):
-    """One protocol's device-side behaviour."""
-
-    def on_frame(self, frame: object, now: float) -> list[DeviceInput]: ...
-
-    def encode(self, event: DeviceOutput, now: float) -> bytes: ...
-
-    def greeting(self) -> bytes: ...
-
-    def take_output(self) -> bytes: ...
+__all__ = ["DeviceConnection"]
 
 
 class DeviceConnection:
@@ -170,13 +83,9 @@ class DeviceConnection:
 def _rules_for(protocol: ProtocolFamily, phy_id: str, iccid: str,
                port_count: int | None) -> DeviceRules:
     if protocol is ProtocolFamily.BKV:
-        from ._bkv_device import BkvDeviceRules
-
         if port_count is not None:
             raise LocalProtocolError("port_count is for AP3000 units")
         return BkvDeviceRules(phy_id, iccid)
-    from ._ap3000_device import Ap3000DeviceRules
-
     count = 2 if port_count is None else port_count
     if not 1 <= count <= 16:
         raise LocalProtocolError(f"an AP3000 unit has 1-16 ports, not {count}")

@@ -1,28 +1,26 @@
 # The protocol-neutral vocabulary between a device connection and its caller.
 #
 # Everything protocol-specific stays below this line: a server-role connection
-# turns BKV, GN and AP3000 frames into these events, and turns these commands
-# into frames. Quantities are in the contract's units (api.md §3): seconds,
-# 0.01 kWh, 0.1 W, 0.1 V, mA, cents; ports are 1-based; identities are the
-# printed ``phy_id`` strings. Every event says which device it concerns, because
-# one connection may carry several (an AP3000 host relays its slaves).
+# turns BKV, GN and AP3000 frames into these events, a device-role connection
+# turns the server's frames into them, and the order machine (_session) consumes
+# them. Quantities are in the contract's units: seconds, 0.01 kWh, 0.1 W, 0.1 V,
+# mA, cents; ports are 1-based; identities are the printed ``phy_id`` strings.
+# Every event says which device it concerns, because one connection may carry
+# several (an AP3000 host relays its slaves).
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ._session import ChargeMode, EndReason, MeterReading
 from ._types import ProtocolFamily
 
 __all__ = [
-    "AlarmRaised", "CardPresented", "FirmwareProgress", "FirmwareTarget", "ModifyCharge",
-    "SendFirmware", "NetworkSocketSpec", "SetNetworkList",
-    "StartOta", "StartConfirmed", "ProgressReported", "SettlementReported",
-    "CommandAcknowledged", "CommandRejected", "CommandTimedOut", "DeviceHeartbeat",
-    "DeviceRegistered", "ModemIdentified", "ParamsReported", "PortState", "PortStatusReported",
-    "PowerTierSpec", "QueryParams", "QueryStatus", "SetParams", "StartCharging",
-    "StopCharging", "UnknownMessage", "UpgradeRequested",
+    "AlarmRaised", "CardAnswered", "CardPresented", "ChargeMode", "CommandAcknowledged",
+    "CommandRejected", "CommandTimedOut", "DeviceHeartbeat", "DeviceRegistered", "EndReason",
+    "Event", "FirmwareProgress", "MeterReading", "ModemIdentified", "ParamsReported",
+    "PortState", "PortStatusReported", "ProgressReported", "ServerAnswered",
+    "SettlementReported", "StartConfirmed", "UnknownMessage", "UpgradeRequested",
 ]
 
 
@@ -39,17 +37,99 @@ class PortState(enum.IntEnum):
     OFFLINE = 3
 
 
+class EndReason(enum.IntEnum):
+    """Why an order ended (api.md §4); the integer is stored, the name shown."""
+
+    #: A limit was reached (time, energy, amount) or the plug was pulled.
+    NORMAL = 0
+    #: The charger reported full.
+    FULL = 1
+    #: The balance ran out.
+    INSUFFICIENT_BALANCE = 2
+    #: Stopped by the platform.
+    REMOTE_STOP = 3
+    #: A port fault stopped the charge.
+    FAULT = 4
+    #: The device's maximum-charge-time protection.
+    TIMEOUT = 5
+    #: Stopped at the device (button, card).
+    USER_STOP = 6
+    #: No confirmation or progress within ``start_timeout``.
+    NO_CONFIRMATION = 100
+    #: The device reported the port idle (or never reported the end) without settling.
+    DEVICE_LOST_ORDER = 101
+    #: The start command expired while the device was offline.
+    COMMAND_EXPIRED = 102
+
+
+class ChargeMode(enum.IntEnum):
+    """How an order limits the charge (api.md §6.3 ``charge_mode``)."""
+
+    #: By time (``duration``).
+    TIME = 1
+    #: By energy (``energy_wh``).
+    ENERGY = 2
+    #: By power tiers.
+    POWER_TIERS = 3
+    #: Until the charger is full.
+    UNTIL_FULL = 4
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeterReading:
+    """A device's meters for one order, in contract units.
+
+    Attributes:
+        duration_s: Seconds charged, by the device's clock.
+        energy_centikwh: Energy in 0.01 kWh.
+        power_dw: Instant power, 0.1 W.
+        voltage_dv: Voltage, 0.1 V, if reported.
+        current_ma: Current, mA, if reported.
+        temperature_c: Temperature, °C, if reported.
+
+    .. versionadded:: 0.1.0
+    """
+
+    duration_s: int
+    energy_centikwh: int
+    power_dw: int = 0
+    voltage_dv: int | None = None
+    current_ma: int | None = None
+    temperature_c: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """The base of everything a connection reports.
+
+    Match on the concrete classes; a connection's return type
+    (:data:`ConnectionEvent`, :data:`DeviceInput`) is the closed union of those
+    it can report, so ``assert_never`` in the last ``case`` makes an unhandled
+    new kind a type error.
+
+    Attributes:
+        phy_id: The device the event concerns. None only before any frame named
+            a device (a modem's ICCID announcement, a rejected frame, a stream in
+            no known protocol) and for frames without a device id.
+
+    .. versionadded:: 0.1.0
+    """
+
+    phy_id: str | None
+
+
 # --- events ------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ModemIdentified:
+class ModemIdentified(Event):
     """The modem announced its SIM before any frame named the device (AP3000 ICCID)."""
 
+    phy_id: None = None
     iccid: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceRegistered:
+class DeviceRegistered(Event):
     """A device announced itself: AP3000 ``0x20``, or the first BKV heartbeat of a
     connection."""
 
@@ -61,7 +141,7 @@ class DeviceRegistered:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceHeartbeat:
+class DeviceHeartbeat(Event):
     """A heartbeat (BKV ``0x0000``, AP3000 ``0x21``/``0x01``/``0x11``); already answered."""
 
     phy_id: str
@@ -73,7 +153,7 @@ class DeviceHeartbeat:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PortStatusReported:
+class PortStatusReported(Event):
     """One port's state and readings.
 
     Attributes:
@@ -100,7 +180,7 @@ class PortStatusReported:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StartConfirmed:
+class StartConfirmed(Event):
     """The device confirmed that an order's charging began (AP3000 ``0x04``, BKV start
     acknowledgement with its business number)."""
 
@@ -112,7 +192,7 @@ class StartConfirmed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProgressReported:
+class ProgressReported(Event):
     """Running totals of a charging port (AP3000 ``0x06``, BKV status with a session)."""
 
     phy_id: str
@@ -125,7 +205,7 @@ class ProgressReported:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SettlementReported:
+class SettlementReported(Event):
     """The device's end-of-charge report; already acknowledged.
 
     Attributes:
@@ -150,8 +230,8 @@ class SettlementReported:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommandAcknowledged:
-    """The device accepted a command sent with :meth:`ServerConnection.send`.
+class CommandAcknowledged(Event):
+    """The device accepted a command sent with :meth:`bkvcodec.ServerConnection.send`.
 
     Attributes:
         business_no: BKV session number the gateway created for a start.
@@ -164,7 +244,7 @@ class CommandAcknowledged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommandRejected:
+class CommandRejected(Event):
     """The device refused a command.
 
     Attributes:
@@ -179,7 +259,7 @@ class CommandRejected:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CommandTimedOut:
+class CommandTimedOut(Event):
     """A command got no answer after every allowed retransmission."""
 
     command_id: str
@@ -188,7 +268,7 @@ class CommandTimedOut:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CardPresented:
+class CardPresented(Event):
     """A card was presented at a port; answer with ``answer_card``.
 
     Attributes:
@@ -205,7 +285,7 @@ class CardPresented:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class AlarmRaised:
+class AlarmRaised(Event):
     """A device or port reported a fault or an alarm (api.md §7 ``device.alarm``)."""
 
     phy_id: str
@@ -217,7 +297,7 @@ class AlarmRaised:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ParamsReported:
+class ParamsReported(Event):
     """Parameter values the device reported (a query's answer).
 
     Attributes:
@@ -232,7 +312,7 @@ class ParamsReported:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FirmwareProgress:
+class FirmwareProgress(Event):
     """A :class:`SendFirmware` transfer advanced: the device accepted a packet.
 
     The transfer's end is its :class:`CommandAcknowledged` (or
@@ -246,7 +326,7 @@ class FirmwareProgress:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpgradeRequested:
+class UpgradeRequested(Event):
     """The device asked for a firmware upgrade (AP3000 ``0x05``)."""
 
     phy_id: str
@@ -255,7 +335,7 @@ class UpgradeRequested:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UnknownMessage:
+class UnknownMessage(Event):
     """A valid frame the connection has no rule for; kept for logging."""
 
     phy_id: str | None
@@ -263,167 +343,38 @@ class UnknownMessage:
     data: bytes
 
 
-# --- commands ------------------------------------------------------------------------------
+# --- what a device-role connection receives besides commands ----------------------
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PowerTierSpec:
-    """One power tier of a power-tier order (api.md §6.3 ``power_tiers``)."""
-
-    max_power_w: int
-    price_cents: int
-    minutes: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartCharging:
-    """Start an order on a port.
+class ServerAnswered(Event):
+    """The server answered one of the device's frames (a heartbeat, a report …).
 
     Attributes:
-        command_id: The caller's id for the command; events about its outcome
-            carry it.
-        mode: 1 time (``duration_s``), 2 energy (``energy_wh``), 3 power tiers,
-            4 until full.
-        amount_cents: Prepaid amount (announced by some devices, billed by
-            power-tier orders).
-        order_no: The order number (16 ASCII characters).
+        name: The answered message, by the protocol reference's name.
+        server_time: The time the answer carries (heartbeat and time replies), as
+            Unix seconds, else None.
     """
 
-    command_id: str
     phy_id: str
-    port_no: int
-    order_no: str
-    mode: ChargeMode
-    socket_no: int = 1
-    duration_s: int | None = None
-    energy_wh: int | None = None
-    power_tiers: tuple[PowerTierSpec, ...] = ()
-    amount_cents: int | None = None
+    name: str
+    server_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StopCharging:
-    """Stop the order running on a port."""
+class CardAnswered(Event):
+    """The server's decision on a card the device presented.
 
-    command_id: str
+    Attributes:
+        request_id: The :class:`CardPresented` it answers.
+        accepted: The card may charge (or, for a balance query, is valid).
+        command_id: Acknowledge the charge with this id (BKV card orders), or None.
+    """
+
     phy_id: str
-    port_no: int
-    socket_no: int = 1
+    request_id: int
+    accepted: bool
+    balance_cents: int | None = None
+    duration_s: int | None = None
+    energy_wh: int | None = None
+    command_id: str | None = None
     order_no: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryStatus:
-    """Ask the device to report its status now."""
-
-    command_id: str
-    phy_id: str
-    socket_no: int = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetParams:
-    """Set device parameters, by the protocol reference's field names."""
-
-    command_id: str
-    phy_id: str
-    params: Mapping[str, int] = field(default_factory=dict)
-    socket_no: int = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ModifyCharge:
-    """Change the limit of the order running on a port (AP3000 ``0x8A``).
-
-    Exactly one of ``duration_s`` and ``energy_wh`` is set. BKV gateways cannot
-    modify a running order.
-
-    Attributes:
-        stop_when_full: With a time limit, also stop when the charger is full.
-    """
-
-    command_id: str
-    phy_id: str
-    port_no: int
-    duration_s: int | None = None
-    energy_wh: int | None = None
-    stop_when_full: bool = False
-    socket_no: int = 1
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StartOta:
-    """Tell a BKV gateway to fetch a firmware file by FTP (BKV ``0x0007``).
-
-    The gateway sends no answer (bkv.md §5): the command is written untracked and
-    its effect shows as a new firmware version in later heartbeats. AP3000 firmware
-    is transferred in packets, which this library does not drive yet.
-    """
-
-    command_id: str
-    phy_id: str
-    ftp_host: str
-    file_name: str
-    ftp_port: int = 21
-    target: int = 1
-
-
-class FirmwareTarget(enum.Enum):
-    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades (ap3000.md §5.10)."""
-
-    #: A slave or socket unit (``0xE0``).
-    SLAVE = 0xE0
-    #: Its power board (``0xE1``).
-    POWER_BOARD = 0xE1
-    #: A host (``0xE2``).
-    HOST = 0xE2
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SendFirmware:
-    """Transfer a firmware image to an AP3000 unit in 200-byte packets (``0xE0``-``0xE2``).
-
-    Each packet waits for the unit's answer (30 s, resent up to 3 times);
-    :class:`FirmwareProgress` reports each accepted packet. With ``device_type``
-    and ``firmware_version`` set, the verification packet the vendor recommends
-    is appended. BKV gateways fetch firmware by FTP instead (:class:`StartOta`).
-    """
-
-    command_id: str
-    phy_id: str
-    image: bytes
-    target: FirmwareTarget = FirmwareTarget.SLAVE
-    device_type: int | None = None
-    firmware_version: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NetworkSocketSpec:
-    """A socket to network under a BKV gateway: its number and its MAC (12 hex digits)."""
-
-    socket_no: int
-    mac: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SetNetworkList:
-    """Replace a BKV gateway's socket list (GN ``0x08``), or add one socket (``0x09``)
-    when ``add`` is set (then ``sockets`` holds exactly one).
-
-    Attributes:
-        channel: Radio channel 1-15 (ignored when adding).
-    """
-
-    command_id: str
-    phy_id: str
-    sockets: tuple[NetworkSocketSpec, ...]
-    channel: int = 1
-    add: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class QueryParams:
-    """Ask for the device's parameters; the answer is a :class:`ParamsReported`."""
-
-    command_id: str
-    phy_id: str
-    socket_no: int = 1

@@ -23,6 +23,7 @@ from typing import TypedDict
 
 from ._billing import Bill, Tariff, compute_bill
 from ._errors import LocalProtocolError
+from ._events import ChargeMode, EndReason, MeterReading
 
 __all__ = [
     "ChargeMode", "ChargingEnded", "ChargingProgress", "ChargingSession", "ChargingStarted",
@@ -60,44 +61,6 @@ class OrderState(enum.Enum):
 
 _TERMINAL = frozenset({OrderState.COMPLETED, OrderState.FAILED, OrderState.CANCELLED,
                        OrderState.EXCEPTION})
-
-
-class EndReason(enum.IntEnum):
-    """Why an order ended (api.md §4); the integer is stored, the name shown."""
-
-    #: A limit was reached (time, energy, amount) or the plug was pulled.
-    NORMAL = 0
-    #: The charger reported full.
-    FULL = 1
-    #: The balance ran out.
-    INSUFFICIENT_BALANCE = 2
-    #: Stopped by the platform.
-    REMOTE_STOP = 3
-    #: A port fault stopped the charge.
-    FAULT = 4
-    #: The device's maximum-charge-time protection.
-    TIMEOUT = 5
-    #: Stopped at the device (button, card).
-    USER_STOP = 6
-    #: No confirmation or progress within ``start_timeout``.
-    NO_CONFIRMATION = 100
-    #: The device reported the port idle (or never reported the end) without settling.
-    DEVICE_LOST_ORDER = 101
-    #: The start command expired while the device was offline.
-    COMMAND_EXPIRED = 102
-
-
-class ChargeMode(enum.IntEnum):
-    """How an order limits the charge (api.md §6.3 ``charge_mode``)."""
-
-    #: By time (``duration``).
-    TIME = 1
-    #: By energy (``energy_wh``).
-    ENERGY = 2
-    #: By power tiers.
-    POWER_TIERS = 3
-    #: Until the charger is full.
-    UNTIL_FULL = 4
 
 
 class SessionInput(enum.Enum):
@@ -157,29 +120,6 @@ class SessionTimeouts:
     lost_order_after: float = 180.0
     end_grace: float = 900.0
     max_charging: float = 24 * 3600.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MeterReading:
-    """A device's meters for one order, in contract units.
-
-    Attributes:
-        duration_s: Seconds charged, by the device's clock.
-        energy_centikwh: Energy in 0.01 kWh.
-        power_dw: Instant power, 0.1 W.
-        voltage_dv: Voltage, 0.1 V, if reported.
-        current_ma: Current, mA, if reported.
-        temperature_c: Temperature, °C, if reported.
-
-    .. versionadded:: 0.1.0
-    """
-
-    duration_s: int
-    energy_centikwh: int
-    power_dw: int = 0
-    voltage_dv: int | None = None
-    current_ma: int | None = None
-    temperature_c: int | None = None
 
 
 # --- events --------------------------------------------------------------------------------

@@ -112,3 +112,7 @@ class ProtocolFamily(enum.Enum):
     BKV = "bkv"
     #: The AP3000 device protocol (``DNY`` frames, the modem's ICCID and ``link``).
     AP3000 = "ap3000"
+
+
+#: The time zone BKV devices keep (UTC+8), the default for time replies.
+CHINA_STANDARD_TIME = datetime.timezone(datetime.timedelta(hours=8), "CST")

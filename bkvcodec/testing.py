@@ -74,16 +74,23 @@ from ._known_frames import KNOWN_FRAMES
 from ._types import BcdTime, BinaryTime, Direction, ProtocolFamily
 
 __all__ = [
-    # Messages and frames, valid by construction.
-    "bkv_messages", "bkv_frames", "bkv_frame_bytes",
-    "ap3000_messages", "ap3000_frames", "ap3000_frame_bytes",
-    "vector_bytes",
-    # Byte streams and reads.
-    "bkv_streams", "ap3000_streams", "mixed_streams", "chunked", "device_traffic",
-    # Malformed frames.
-    "Mutation", "MalformedFrame", "malformed_bkv_frames", "malformed_ap3000_frames",
-    # Checking answers.
+    "MalformedFrame",
+    "Mutation",
+    "ap3000_frame_bytes",
+    "ap3000_frames",
+    "ap3000_messages",
+    "ap3000_streams",
     "assert_valid_frames",
+    "bkv_frame_bytes",
+    "bkv_frames",
+    "bkv_messages",
+    "bkv_streams",
+    "chunked",
+    "device_traffic",
+    "malformed_ap3000_frames",
+    "malformed_bkv_frames",
+    "mixed_streams",
+    "vector_bytes",
 ]
 
 _u8 = st.integers(0, 0xFF)
@@ -285,7 +292,7 @@ def bkv_messages() -> st.SearchStrategy[m.BkvMessage]:
 
     Returns:
         A strategy for valid messages. Each encodes (in a
-        :class:`~bkvcodec.BkvFrame`), and decoding the bytes gives an equal message.
+        :class:`~bkvcodec.bkv.BkvFrame`), and decoding the bytes gives an equal message.
 
     .. versionadded:: 0.1.0
     """
@@ -683,8 +690,8 @@ class MalformedFrame:
         direction: The direction to decode it in (AP3000 frames do not say;
             BKV frames carry it in their magic).
         error: The exact class of the error that a one-shot decode
-            (:meth:`BkvFrame.decode <bkvcodec.BkvFrame.decode>`,
-            :meth:`Ap3000Frame.decode <bkvcodec.Ap3000Frame.decode>`) raises, or
+            (:meth:`BkvFrame.decode <bkvcodec.bkv.BkvFrame.decode>`,
+            :meth:`Ap3000Frame.decode <bkvcodec.ap3000.Ap3000Frame.decode>`) raises, or
             None when the frame decodes (unknown commands and tags).
         original: The valid frame the mutation started from, or None when the
             frame was built by hand (:attr:`Mutation.BAD_PAYLOAD`).
@@ -813,7 +820,7 @@ def malformed_bkv_frames(mutations: Iterable[Mutation] | None = None
                          ) -> st.SearchStrategy[MalformedFrame]:
     """BKV frames broken in one way each (bkv.md §2.7), with what was broken.
 
-    What :meth:`BkvFrame.decode <bkvcodec.BkvFrame.decode>` raises is
+    What :meth:`BkvFrame.decode <bkvcodec.bkv.BkvFrame.decode>` raises is
     :attr:`MalformedFrame.error`; what a :class:`~bkvcodec.FrameDecoder` does:
 
     ============================  ====================  ==============================
@@ -959,7 +966,7 @@ def malformed_ap3000_frames(direction: Direction | None = None,
                             ) -> st.SearchStrategy[MalformedFrame]:
     """AP3000 frames broken in one way each (ap3000.md §2.7), with what was broken.
 
-    What :meth:`Ap3000Frame.decode <bkvcodec.Ap3000Frame.decode>` (in
+    What :meth:`Ap3000Frame.decode <bkvcodec.ap3000.Ap3000Frame.decode>` (in
     :attr:`MalformedFrame.direction`) raises is :attr:`MalformedFrame.error`;
     what a :class:`~bkvcodec.FrameDecoder` told the protocol does:
 

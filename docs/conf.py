@@ -55,12 +55,13 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autodoc_type_aliases = {
-    "BkvMessage": "bkvcodec.BkvMessage", "m.BkvMessage": "bkvcodec.BkvMessage",
-    "Ap3000Message": "bkvcodec.Ap3000Message", "a.Ap3000Message": "bkvcodec.Ap3000Message",
+    "BkvMessage": "bkvcodec.bkv.BkvMessage", "m.BkvMessage": "bkvcodec.bkv.BkvMessage",
+    "Ap3000Message": "bkvcodec.ap3000.Ap3000Message",
+    "a.Ap3000Message": "bkvcodec.ap3000.Ap3000Message",
     "StreamItem": "bkvcodec.StreamItem", "ConnectionEvent": "bkvcodec.ConnectionEvent",
     "Command": "bkvcodec.Command", "DeviceInput": "bkvcodec.DeviceInput",
     "DeviceOutput": "bkvcodec.DeviceOutput", "OrderEvent": "bkvcodec.OrderEvent",
-    "JsonItem": "bkvcodec.JsonItem",
+    "JsonItem": "bkvcodec.Frame", "Frame": "bkvcodec.Frame",
 }
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": True}
 napoleon_google_docstring = True

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from bkvcodec._session import _TRANSITIONS, OrderState, SessionInput
+from bkvcodec import OrderState, SessionInput
+from bkvcodec._session import _TRANSITIONS
 
 GENERATED = Path(__file__).parent / "_generated"
 # Inputs that only keep the state and do nothing are left out of the picture

@@ -34,18 +34,16 @@ from hypothesis import HealthCheck, given, settings
 
 with atheris.instrument_imports(include=["bkvcodec"]):
     from bkvcodec import (
-        Ap3000Frame,
-        BkvFrame,
         Direction,
         FrameDecoder,
         FrameRejected,
-        IccidAnnouncement,
-        LinkKeepAlive,
         RemoteProtocolError,
         ServerConnection,
         UnidentifiedStream,
     )
     from bkvcodec._cli import decode_text
+    from bkvcodec.ap3000 import Ap3000Frame, IccidAnnouncement, LinkKeepAlive
+    from bkvcodec.bkv import BkvFrame
     from bkvcodec.testing import assert_valid_frames, device_traffic
 
 STREAM_ITEMS = (BkvFrame, Ap3000Frame, IccidAnnouncement, LinkKeepAlive, FrameRejected,

@@ -37,9 +37,18 @@ from pathlib import Path
 from typing import Literal, NoReturn
 
 __all__ = [
-    "ApiKey", "BusyPortPolicy", "Config", "ConfigError", "LogLevel",
-    "GENERATED_API_KEY_NAME", "GENERATED_API_KEY_SETTING", "PROTOCOL_OFFLINE_AFTER",
-    "argument_parser", "describe_settings", "generate_api_key", "load_config",
+    "GENERATED_API_KEY_NAME",
+    "GENERATED_API_KEY_SETTING",
+    "PROTOCOL_OFFLINE_AFTER",
+    "ApiKey",
+    "BusyPortPolicy",
+    "Config",
+    "ConfigError",
+    "LogLevel",
+    "argument_parser",
+    "describe_settings",
+    "generate_api_key",
+    "load_config",
     "with_generated_api_key",
 ]
 

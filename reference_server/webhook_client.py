@@ -21,8 +21,15 @@ import h11
 import httpx
 import trio
 
-__all__ = ["ConnectError", "HttpxPoster", "PooledPoster", "Poster", "PostError",
-           "RemoteProtocolError", "poster_for"]
+__all__ = [
+    "ConnectError",
+    "HttpxPoster",
+    "PooledPoster",
+    "PostError",
+    "Poster",
+    "RemoteProtocolError",
+    "poster_for",
+]
 
 #: Response bytes read to keep a connection; a longer answer closes it instead.
 MAX_RESPONSE_BODY = 64 * 1024

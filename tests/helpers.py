@@ -60,8 +60,7 @@ class DevicePair:
     """
 
     def __init__(self, protocol: Any, phy_id: str) -> None:
-        from bkvcodec._connection import ServerConnection
-        from bkvcodec._device import DeviceConnection
+        from bkvcodec import DeviceConnection, ServerConnection
 
         self.server = ServerConnection(protocol=protocol)
         self.device = DeviceConnection(protocol=protocol, phy_id=phy_id)
@@ -143,7 +142,7 @@ class OrderDesk:
         return self.sessions.get(order_no) if order_no else None
 
     def handle(self, events: list[Any], now: float) -> None:
-        from bkvcodec._events import (
+        from bkvcodec import (
             AlarmRaised,
             CommandAcknowledged,
             CommandRejected,

@@ -10,19 +10,21 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bkvcodec import (
-    Ap3000Frame,
-    Ap3000FrameSizeWarning,
-    Ap3000Message,
     Direction,
     PayloadError,
     RemoteProtocolError,
-    UnknownAp3000Command,
     frame_from_json,
     frame_to_json,
     message_name,
 )
 from bkvcodec._ap3000.codec import checksum, reference_decode
 from bkvcodec._ap3000.messages import MESSAGE_TYPES
+from bkvcodec.ap3000 import (
+    Ap3000Frame,
+    Ap3000FrameSizeWarning,
+    Ap3000Message,
+    UnknownAp3000Command,
+)
 from bkvcodec.testing import ap3000_frame_bytes, ap3000_frames, ap3000_messages
 
 # Under ``python -bb`` Hypothesis's own data cache can compare a key holding bytes
@@ -177,7 +179,7 @@ def test_frames_above_the_documented_size_warn() -> None:
     assert 309 == data[3] | data[4] << 8
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        from bkvcodec import Ap3000LegacyFirmwarePacket
+        from bkvcodec.ap3000 import Ap3000LegacyFirmwarePacket
 
         legacy = _frame(Ap3000LegacyFirmwarePacket(total_packets=1, packet_no=1,
                                                    firmware=bytes(256))).encode()

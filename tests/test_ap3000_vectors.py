@@ -11,6 +11,20 @@ from typing import Any
 import pytest
 
 from bkvcodec import (
+    Direction,
+    FrameDecoder,
+    FrameRejected,
+    IncompleteFrame,
+    LocalProtocolError,
+    ProtocolFamily,
+    RemoteProtocolError,
+    frame_from_json,
+    frame_to_json,
+)
+from bkvcodec._ap3000.codec import reference_decode
+from bkvcodec._ap3000.jsonform import error_to_json
+from bkvcodec._cli import decode_text
+from bkvcodec.ap3000 import (
     AP3000_REQUIRED_REPLIES,
     Ap3000CardSwipe,
     Ap3000FirmwarePacketSlave,
@@ -25,33 +39,23 @@ from bkvcodec import (
     Ap3000Register,
     Ap3000SlaveVersions,
     Ap3000StopReason,
-    BcdTime,
-    ChecksumMismatch,
-    Direction,
-    FrameDecoder,
-    FrameRejected,
     IccidAnnouncement,
-    Incomplete,
-    IncompleteFrame,
-    LengthTooLarge,
-    LengthTooSmall,
     LinkKeepAlive,
-    LocalProtocolError,
-    NoHeader,
-    PayloadTooShort,
-    ProtocolFamily,
-    RemoteProtocolError,
-    TrailingBytes,
     card_id_decimal,
     format_phy_id,
-    frame_from_json,
-    frame_to_json,
     make_physical_id,
     parse_phy_id,
 )
-from bkvcodec._ap3000.codec import reference_decode
-from bkvcodec._ap3000.jsonform import error_to_json
-from bkvcodec._cli import decode_text
+from bkvcodec.bkv import BcdTime
+from bkvcodec.errors import (
+    ChecksumMismatch,
+    Incomplete,
+    LengthTooLarge,
+    LengthTooSmall,
+    NoHeader,
+    PayloadTooShort,
+    TrailingBytes,
+)
 
 from .helpers import contains, load_vectors, vector_params
 
@@ -392,7 +396,7 @@ def test_reply_keeps_ids_and_checks_the_pairing() -> None:
 
 
 def test_encoder_writes_optional_fields_up_to_the_last_one_set() -> None:
-    from bkvcodec import Ap3000ChargeControl
+    from bkvcodec.ap3000 import Ap3000ChargeControl
 
     message = Ap3000ChargeControl(rate_mode=0, balance_or_expiry=0, port=0, charge_command=1,
                                   charge_value=0, order_no=bytes(16), unplug_detect_off=1)

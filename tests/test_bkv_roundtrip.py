@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bkvcodec import BkvFrame, BkvMessage, RemoteProtocolError, frame_from_json, frame_to_json
+from bkvcodec import RemoteProtocolError, frame_from_json, frame_to_json
 from bkvcodec._bkv.codec import reference_decode, reference_encode
+from bkvcodec.bkv import BkvFrame, BkvMessage
 
 from .strategies import bkv_frame_bytes, bkv_frames, bkv_messages
 

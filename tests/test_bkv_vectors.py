@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 
 from bkvcodec import (
-    BkvFrame,
     FrameDecoder,
     FrameRejected,
     IncompleteFrame,
@@ -15,6 +14,7 @@ from bkvcodec import (
 )
 from bkvcodec._bkv.codec import reference_decode, reference_encode
 from bkvcodec._jsonform import error_to_json
+from bkvcodec.bkv import BkvFrame
 
 from .helpers import contains, load_vectors, vector_params
 

@@ -4,44 +4,43 @@ from __future__ import annotations
 import pytest
 
 from bkvcodec import (
+    AlarmRaised,
+    CardAnswered,
+    CardPresented,
+    ChargeMode,
+    ChargingSession,
+    CommandAcknowledged,
+    CommandRejected,
+    CommandTimedOut,
+    DeviceConnection,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    Direction,
+    EndReason,
     FirmwareProgress,
     FirmwareTarget,
     LocalProtocolError,
+    MeterReading,
+    ModemIdentified,
     ModifyCharge,
+    OrderCompleted,
+    OrderState,
+    PortState,
+    PortStatusReported,
+    ProgressReported,
+    ProtocolFamily,
+    QueryStatus,
     SendFirmware,
+    ServerAnswered,
+    ServerConnection,
+    SettlementReported,
+    StartCharging,
     StartOta,
+    StopCharging,
 )
 from bkvcodec._ap3000 import messages as a
 from bkvcodec._ap3000.codec import Ap3000Frame
 from bkvcodec._billing import Tariff
-from bkvcodec._connection import ServerConnection
-from bkvcodec._device import CardAnswered, DeviceConnection, ServerAnswered
-from bkvcodec._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    CommandTimedOut,
-    DeviceHeartbeat,
-    DeviceRegistered,
-    ModemIdentified,
-    PortState,
-    PortStatusReported,
-    ProgressReported,
-    QueryStatus,
-    SettlementReported,
-    StartCharging,
-    StopCharging,
-)
-from bkvcodec._session import (
-    ChargeMode,
-    ChargingSession,
-    EndReason,
-    MeterReading,
-    OrderCompleted,
-    OrderState,
-)
-from bkvcodec._types import Direction, ProtocolFamily
 
 from .helpers import DevicePair
 

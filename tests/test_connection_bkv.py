@@ -4,45 +4,39 @@ from __future__ import annotations
 import pytest
 
 from bkvcodec import (
-    BkvFrame,
-    ChargeControl,
-    HeartbeatAck,
-    LocalProtocolError,
-    ModifyCharge,
-    NetworkSocketSpec,
-    SetNetworkList,
-    StartOta,
-    StatusReportAck,
-)
-from bkvcodec._billing import Tariff
-from bkvcodec._device import CardAnswered, ServerAnswered
-from bkvcodec._events import (
     AlarmRaised,
+    CardAnswered,
     CardPresented,
+    ChargeMode,
+    ChargingSession,
     CommandAcknowledged,
     CommandRejected,
     CommandTimedOut,
     DeviceHeartbeat,
+    EndReason,
+    LocalProtocolError,
+    MeterReading,
+    ModifyCharge,
+    NetworkSocketSpec,
+    OrderCompleted,
+    OrderState,
     ParamsReported,
     PortState,
     PortStatusReported,
     ProgressReported,
+    ProtocolFamily,
     QueryParams,
+    ServerAnswered,
+    SessionTimeouts,
+    SetNetworkList,
     SetParams,
     SettlementReported,
     StartCharging,
+    StartOta,
     StopCharging,
 )
-from bkvcodec._session import (
-    ChargeMode,
-    ChargingSession,
-    EndReason,
-    MeterReading,
-    OrderCompleted,
-    OrderState,
-    SessionTimeouts,
-)
-from bkvcodec._types import ProtocolFamily
+from bkvcodec._billing import Tariff
+from bkvcodec.bkv import BkvFrame, ChargeControl, HeartbeatAck, StatusReportAck
 
 from .helpers import DevicePair
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bkvcodec import BkvFrame
+from bkvcodec import DeviceConnection, Direction, ProtocolFamily, ServerConnection
 from bkvcodec._ap3000.codec import Ap3000Frame
-from bkvcodec._connection import ServerConnection
-from bkvcodec._device import DeviceConnection
-from bkvcodec._types import Direction, ProtocolFamily
+from bkvcodec.bkv import BkvFrame
 from bkvcodec.testing import ap3000_frames, bkv_frames
 
 T0 = 1729407600.0

@@ -9,16 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bkvcodec import (
-    Ap3000Frame,
-    BkvFrame,
-    ChecksumMismatch,
-    Direction,
-    FrameDecoder,
-    RemoteProtocolError,
-)
+from bkvcodec import Direction, FrameDecoder, RemoteProtocolError
 from bkvcodec._cli import main
 from bkvcodec._known_frames import KNOWN_FRAMES
+from bkvcodec.ap3000 import Ap3000Frame
+from bkvcodec.bkv import BkvFrame
+from bkvcodec.errors import ChecksumMismatch
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 

@@ -5,17 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bkvcodec import (
-    BadLength,
-    BcdTime,
-    BkvFrame,
-    FrameDecoder,
-    FrameRejected,
-    FrameTooLong,
-    HeartbeatAck,
-    IncompleteFrame,
-    LocalProtocolError,
-)
+from bkvcodec import FrameDecoder, FrameRejected, IncompleteFrame, LocalProtocolError
+from bkvcodec.bkv import BcdTime, BkvFrame, HeartbeatAck
+from bkvcodec.errors import BadLength, FrameTooLong
 
 from .strategies import bkv_streams
 

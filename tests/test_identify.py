@@ -8,24 +8,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bkvcodec import (
-    Ap3000Frame,
-    Ap3000Heartbeat,
-    Ap3000TimeRequest,
-    BcdTime,
-    BkvFrame,
-    ChecksumMismatch,
     Direction,
     FrameDecoder,
     FrameRejected,
-    HeartbeatAck,
-    IccidAnnouncement,
     IncompleteFrame,
-    LinkKeepAlive,
     LocalProtocolError,
     ProtocolFamily,
     StreamItem,
     UnidentifiedStream,
 )
+from bkvcodec.ap3000 import (
+    Ap3000Frame,
+    Ap3000Heartbeat,
+    Ap3000TimeRequest,
+    IccidAnnouncement,
+    LinkKeepAlive,
+)
+from bkvcodec.bkv import BcdTime, BkvFrame, HeartbeatAck
+from bkvcodec.errors import ChecksumMismatch
 from bkvcodec.testing import mixed_streams
 
 from .helpers import load_vectors

@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from bkvcodec._billing import Tariff
-from bkvcodec._events import (
+from bkvcodec import (
+    ChargeMode,
+    ChargingSession,
     CommandAcknowledged,
     CommandRejected,
     DeviceHeartbeat,
+    EndReason,
+    MeterReading,
+    OrderState,
     PortState,
     PortStatusReported,
     ProgressReported,
+    ProtocolFamily,
+    SessionTimeouts,
     SettlementReported,
     StartCharging,
     StopCharging,
 )
-from bkvcodec._session import (
-    ChargeMode,
-    ChargingSession,
-    EndReason,
-    MeterReading,
-    OrderState,
-    SessionTimeouts,
-)
-from bkvcodec._types import ProtocolFamily
+from bkvcodec._billing import Tariff
 
 from .helpers import DevicePair, OrderDesk
 

@@ -8,9 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bkvcodec._billing import Bill, Tariff, compute_bill, round_half_up
-from bkvcodec._errors import LocalProtocolError
-from bkvcodec._session import (
+from bkvcodec import (
     ChargeMode,
     ChargingEnded,
     ChargingProgress,
@@ -18,6 +16,7 @@ from bkvcodec._session import (
     ChargingStarted,
     DeviceAlarm,
     EndReason,
+    LocalProtocolError,
     MeterReading,
     OrderCancelled,
     OrderCompleted,
@@ -27,9 +26,9 @@ from bkvcodec._session import (
     OrderState,
     SessionInput,
     SessionTimeouts,
-    _Input,
-    transitions,
 )
+from bkvcodec._billing import Bill, Tariff, compute_bill, round_half_up
+from bkvcodec._session import _Input, transitions
 
 TERMINAL_EVENTS = (OrderCompleted, OrderFailed, OrderCancelled, OrderException)
 TC001_TARIFF = Tariff(amount_cents=1000, price_per_kwh_cents=150, service_fee_permille=100,

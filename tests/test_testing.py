@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bkvcodec import (
-    Ap3000Frame,
-    BkvFrame,
     Direction,
     FrameDecoder,
     FrameRejected,
@@ -20,11 +18,9 @@ from bkvcodec import (
     ProtocolFamily,
     RemoteProtocolError,
     ServerConnection,
-    UnknownAp3000Command,
-    UnknownBkvPacket,
-    UnknownCommand,
-    UnknownGnMessage,
 )
+from bkvcodec.ap3000 import Ap3000Frame, UnknownAp3000Command
+from bkvcodec.bkv import BkvFrame, UnknownBkvPacket, UnknownCommand, UnknownGnMessage
 from bkvcodec.testing import (
     MalformedFrame,
     Mutation,

@@ -137,13 +137,16 @@ class Ap3000Frame:
 
         Raises:
             FrameError: *data* is not one well-formed frame; the subclass says
-                why (:class:`NoHeader`, :class:`LengthTooSmall`,
-                :class:`LengthTooLarge`, :class:`Incomplete`,
-                :class:`ChecksumMismatch`, :class:`TrailingBytes`).
+                why (:class:`~bkvcodec.errors.NoHeader`,
+                :class:`~bkvcodec.errors.LengthTooSmall`,
+                :class:`~bkvcodec.errors.LengthTooLarge`,
+                :class:`~bkvcodec.errors.Incomplete`,
+                :class:`~bkvcodec.errors.ChecksumMismatch`,
+                :class:`~bkvcodec.errors.TrailingBytes`).
             PayloadError: The frame is valid but its data is not
-                (:class:`PayloadTooShort`: a mandatory field or a counted list is
+                (:class:`~bkvcodec.errors.PayloadTooShort`: a mandatory field or a counted list is
                 missing).
-            LocalProtocolError: *direction* is not a :class:`Direction`.
+            LocalProtocolError: *direction* is not a :class:`~bkvcodec.Direction`.
         """
         if type(data) is not bytes:
             data = bytes(data)
@@ -216,7 +219,8 @@ def check_frame(data: bytes) -> int:
     """Check the frame at the start of *data*; return the frame's size.
 
     Raises:
-        FrameError: As :meth:`Ap3000Frame.decode`, except :class:`TrailingBytes`.
+        FrameError: As :meth:`Ap3000Frame.decode`, except
+            :class:`~bkvcodec.errors.TrailingBytes`.
     """
     available = len(data)
     if data[:3] != HEADER:
@@ -253,7 +257,7 @@ def decode_checked(data: bytes, total: int, direction: Direction) -> Ap3000Frame
 
     Raises:
         PayloadError: The data does not fit the command's layout.
-        LocalProtocolError: *direction* is not a :class:`Direction`.
+        LocalProtocolError: *direction* is not a :class:`~bkvcodec.Direction`.
     """
     physical_id, message_id, command = _HEAD.unpack_from(data, 5)
     if direction is _UP:
@@ -319,7 +323,7 @@ def _container(layout: Layout, message: Ap3000Message) -> dict[str, Any]:
 
 
 def encode_data(message: Ap3000Message) -> bytes:
-    """The data field of *message* (see :meth:`Ap3000Frame.encode`)."""
+    """The data field of *message* (see :meth:`bkvcodec.ap3000.Ap3000Frame.encode`)."""
     if isinstance(message, UnknownAp3000Command):
         return message.data
     layout = LAYOUTS[_message_key(message)]
@@ -327,7 +331,7 @@ def encode_data(message: Ap3000Message) -> bytes:
 
 
 def encode_frame(frame: Ap3000Frame) -> bytes:
-    """Encode *frame* (see :meth:`Ap3000Frame.encode`)."""
+    """Encode *frame* (see :meth:`bkvcodec.ap3000.Ap3000Frame.encode`)."""
     try:
         command = frame.command
         data = encode_data(frame.message)
@@ -388,7 +392,7 @@ def reference_decode(data: bytes, direction: Direction) -> Ap3000Frame:
 
     Raises:
         RemoteProtocolError: The bytes are not a valid frame or payload (the
-            error is less specific than :meth:`Ap3000Frame.decode`'s).
+            error is less specific than :meth:`bkvcodec.ap3000.Ap3000Frame.decode`'s).
     """
     try:
         parsed = grammar.FRAME.parse(data)

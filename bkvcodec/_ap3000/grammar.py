@@ -26,7 +26,7 @@ from construct import this
 
 from .._types import Direction
 
-__all__ = ["FRAME", "HEADER", "LAYOUTS", "Layout", "MAX_LENGTH", "MIN_LENGTH", "PlainField"]
+__all__ = ["FRAME", "HEADER", "LAYOUTS", "MAX_LENGTH", "MIN_LENGTH", "Layout", "PlainField"]
 
 #: The frame header, ASCII ``DNY`` (§2.2).
 HEADER = b"DNY"

@@ -279,7 +279,7 @@ def non_frame_from_json(obj: Mapping[str, Any]) -> IccidAnnouncement | LinkKeepA
 
 
 def frame_from_json(obj: Mapping[str, Any]) -> Ap3000Frame:
-    """The frame described by *obj* (the layout of :func:`frame_to_json`).
+    """The frame described by *obj* (the layout of :func:`~bkvcodec.frame_to_json`).
 
     Uses ``physical_id``, ``message_id``, ``message`` and ``fields``; an unknown
     message also needs ``direction``, ``command`` and ``data_hex``. Lengths,

@@ -28,34 +28,95 @@ from .._types import Direction
 from .values import card_id_decimal, format_phy_id
 
 __all__ = [
-    "Ap3000Alarm", "Ap3000CabinetHeartbeat", "Ap3000CabinetStop", "Ap3000CabinetStopReply",
-    "Ap3000CardSwipe", "Ap3000CardSwipeReply", "Ap3000ChargeCompleteNotice",
-    "Ap3000ChargeControl", "Ap3000ChargeControlReply", "Ap3000ClearMemory",
-    "Ap3000ClearMemoryReply", "Ap3000FirmwarePacketHost", "Ap3000FirmwarePacketHostReply",
-    "Ap3000FirmwarePacketPowerBoard", "Ap3000FirmwarePacketPowerBoardReply",
-    "Ap3000FirmwarePacketSlave", "Ap3000FirmwarePacketSlaveReply",
-    "Ap3000FirmwareVerification", "Ap3000Heartbeat", "Ap3000HeartbeatReply",
-    "Ap3000HostHeartbeat", "Ap3000HostPoll", "Ap3000HostSetServer",
-    "Ap3000HostSetServerReply", "Ap3000HostStatusReport", "Ap3000HostTimeReply",
-    "Ap3000HostTimeRequest", "Ap3000LegacyFirmwarePacket", "Ap3000LegacyFirmwarePacketReply",
-    "Ap3000LegacyHeartbeat", "Ap3000LegacyHeartbeatReply", "Ap3000Locate",
-    "Ap3000LocateReply", "Ap3000Message", "Ap3000ModifyCharge", "Ap3000ModifyChargeReply",
-    "Ap3000MultiFunction", "Ap3000MultiFunctionReply", "Ap3000OrderConfirm",
-    "Ap3000OrderConfirmReply", "Ap3000PlayVoice", "Ap3000PlayVoiceReply", "Ap3000PortPush",
-    "Ap3000PowerHeartbeat", "Ap3000QueryCardParams", "Ap3000QueryCardParamsReply",
-    "Ap3000QueryLimits", "Ap3000QueryLimitsReply", "Ap3000QueryParams11",
-    "Ap3000QueryParams11Reply", "Ap3000QueryParams12", "Ap3000QueryParams12Reply",
-    "Ap3000QueryStatus", "Ap3000ReadEeprom", "Ap3000ReadEepromReply", "Ap3000Reboot",
-    "Ap3000RebootReply", "Ap3000Register", "Ap3000RegisterReply", "Ap3000SetCardParams",
-    "Ap3000SetCardParamsReply", "Ap3000SetLimits", "Ap3000SetLimitsReply",
-    "Ap3000SetParams11", "Ap3000SetParams11Reply", "Ap3000SetParams12",
-    "Ap3000SetParams12Reply", "Ap3000SetParams13", "Ap3000SetParams13Reply",
-    "Ap3000SetQrCode", "Ap3000SetQrCodeReply", "Ap3000SetTcCardMode",
-    "Ap3000SetTcCardModeReply", "Ap3000SetWorkMode", "Ap3000SetWorkModeReply",
-    "Ap3000Settlement", "Ap3000SettlementReply", "Ap3000SlaveVersion", "Ap3000SlaveVersions",
-    "Ap3000TempQrCode", "Ap3000TempQrCodeReply", "Ap3000TimeReply", "Ap3000TimeRequest",
-    "Ap3000TriggerSelfUpgrade", "Ap3000UpgradeRequest", "Ap3000WriteEeprom",
-    "Ap3000WriteEepromReply", "MESSAGE_TYPES", "UnknownAp3000Command",
+    "MESSAGE_TYPES",
+    "Ap3000Alarm",
+    "Ap3000CabinetHeartbeat",
+    "Ap3000CabinetStop",
+    "Ap3000CabinetStopReply",
+    "Ap3000CardSwipe",
+    "Ap3000CardSwipeReply",
+    "Ap3000ChargeCompleteNotice",
+    "Ap3000ChargeControl",
+    "Ap3000ChargeControlReply",
+    "Ap3000ClearMemory",
+    "Ap3000ClearMemoryReply",
+    "Ap3000FirmwarePacketHost",
+    "Ap3000FirmwarePacketHostReply",
+    "Ap3000FirmwarePacketPowerBoard",
+    "Ap3000FirmwarePacketPowerBoardReply",
+    "Ap3000FirmwarePacketSlave",
+    "Ap3000FirmwarePacketSlaveReply",
+    "Ap3000FirmwareVerification",
+    "Ap3000Heartbeat",
+    "Ap3000HeartbeatReply",
+    "Ap3000HostHeartbeat",
+    "Ap3000HostPoll",
+    "Ap3000HostSetServer",
+    "Ap3000HostSetServerReply",
+    "Ap3000HostStatusReport",
+    "Ap3000HostTimeReply",
+    "Ap3000HostTimeRequest",
+    "Ap3000LegacyFirmwarePacket",
+    "Ap3000LegacyFirmwarePacketReply",
+    "Ap3000LegacyHeartbeat",
+    "Ap3000LegacyHeartbeatReply",
+    "Ap3000Locate",
+    "Ap3000LocateReply",
+    "Ap3000Message",
+    "Ap3000ModifyCharge",
+    "Ap3000ModifyChargeReply",
+    "Ap3000MultiFunction",
+    "Ap3000MultiFunctionReply",
+    "Ap3000OrderConfirm",
+    "Ap3000OrderConfirmReply",
+    "Ap3000PlayVoice",
+    "Ap3000PlayVoiceReply",
+    "Ap3000PortPush",
+    "Ap3000PowerHeartbeat",
+    "Ap3000QueryCardParams",
+    "Ap3000QueryCardParamsReply",
+    "Ap3000QueryLimits",
+    "Ap3000QueryLimitsReply",
+    "Ap3000QueryParams11",
+    "Ap3000QueryParams11Reply",
+    "Ap3000QueryParams12",
+    "Ap3000QueryParams12Reply",
+    "Ap3000QueryStatus",
+    "Ap3000ReadEeprom",
+    "Ap3000ReadEepromReply",
+    "Ap3000Reboot",
+    "Ap3000RebootReply",
+    "Ap3000Register",
+    "Ap3000RegisterReply",
+    "Ap3000SetCardParams",
+    "Ap3000SetCardParamsReply",
+    "Ap3000SetLimits",
+    "Ap3000SetLimitsReply",
+    "Ap3000SetParams11",
+    "Ap3000SetParams11Reply",
+    "Ap3000SetParams12",
+    "Ap3000SetParams12Reply",
+    "Ap3000SetParams13",
+    "Ap3000SetParams13Reply",
+    "Ap3000SetQrCode",
+    "Ap3000SetQrCodeReply",
+    "Ap3000SetTcCardMode",
+    "Ap3000SetTcCardModeReply",
+    "Ap3000SetWorkMode",
+    "Ap3000SetWorkModeReply",
+    "Ap3000Settlement",
+    "Ap3000SettlementReply",
+    "Ap3000SlaveVersion",
+    "Ap3000SlaveVersions",
+    "Ap3000TempQrCode",
+    "Ap3000TempQrCodeReply",
+    "Ap3000TimeReply",
+    "Ap3000TimeRequest",
+    "Ap3000TriggerSelfUpgrade",
+    "Ap3000UpgradeRequest",
+    "Ap3000WriteEeprom",
+    "Ap3000WriteEepromReply",
+    "UnknownAp3000Command",
 ]
 
 U = Direction.UP
@@ -95,14 +156,14 @@ class Ap3000LegacyHeartbeat:
 
     firmware_version: int  #: Decimal hundredths (640 = V6.40).
     voltage_0p1v: int
-    port_status: tuple[int, ...]  #: One code per port (:class:`~bkvcodec.Ap3000PortStatus`).
+    port_status: tuple[int, ...]  #: One code per port (:class:`Ap3000PortStatus`).
     port_power_0p1w: tuple[int, ...]  #: Current power per port.
     port_peak_power_0p1w: tuple[int, ...]  #: Peak power per port since charging began.
     virtual_id: int  #: Local bus address (485/LoRa), 0 if none.
     signal_strength: int  #: Radio link slave ↔ host; 0 = wired or not supported.
     device_type: int  #: Hardware family (ap3000.md §3.5).
     env_temp_raw: int | None = None  #: °C = raw − 65; 0 = no sensor. Optional.
-    work_mode: int | None = None  #: :class:`~bkvcodec.Ap3000WorkMode` bits. Optional (§9 A4).
+    work_mode: int | None = None  #: :class:`Ap3000WorkMode` bits. Optional (§9 A4).
     extra: bytes = b""
 
 
@@ -118,7 +179,7 @@ class Ap3000CardSwipe:
     """
 
     card_id: bytes  #: 4-byte card UID, wire order (§3.6).
-    card_type: int  #: :class:`~bkvcodec.Ap3000CardType`.
+    card_type: int  #: :class:`Ap3000CardType`.
     port: int  #: 0-based; 0xFF = balance query only.
     card_balance_fen: int  #: Money stored on a balance card.
     timestamp: int | None = None  #: Unix seconds, debug only. Optional (V8.0).
@@ -148,9 +209,9 @@ class Ap3000Settlement:
     max_power_0p1w: int  #: Highest power during the session.
     energy_0p01kwh: int  #: Whole session.
     port: int  #: 0-based.
-    start_mode: int  #: :class:`~bkvcodec.Ap3000StartMode`.
+    start_mode: int  #: :class:`Ap3000StartMode`.
     card_or_code: bytes  #: Card UID (offline start), zeros (online), code (start_mode 3).
-    stop_reason: int  #: :class:`~bkvcodec.Ap3000StopReason`.
+    stop_reason: int  #: :class:`Ap3000StopReason`.
     order_no: bytes  #: 16 bytes (§3.7).
     second_max_power_0p1w: int | None = None  #: Highest power in the first 5 min. Optional.
     timestamp: int | None = None  #: Unix seconds, debug only. Optional (V8.0).
@@ -168,7 +229,7 @@ class Ap3000OrderConfirm:
     """
 
     port: int
-    start_mode: int  #: :class:`~bkvcodec.Ap3000StartMode`.
+    start_mode: int  #: :class:`Ap3000StartMode`.
     card_id: bytes  #: 4-byte card UID.
     charge_duration_s: int  #: Charged so far.
     order_no: bytes  #: 16 bytes.
@@ -208,10 +269,10 @@ class Ap3000PowerHeartbeat:
     """
 
     port: int
-    port_status: int  #: 1, 2, 3 or 5 (:class:`~bkvcodec.Ap3000PortStatus`).
+    port_status: int  #: 1, 2, 3 or 5 (:class:`Ap3000PortStatus`).
     charge_duration_s: int  #: So far.
     energy_0p01kwh: int  #: So far in this order.
-    start_mode: int  #: :class:`~bkvcodec.Ap3000StartMode`.
+    start_mode: int  #: :class:`Ap3000StartMode`.
     power_0p1w: int  #: At the moment of sending.
     max_power_0p1w: int  #: Since the previous 0x06.
     min_power_0p1w: int  #: Since the previous 0x06.
@@ -300,7 +361,7 @@ class Ap3000Register:
     port_count: int
     virtual_id: int  #: 0 if the unit is not on a local bus.
     device_type: int
-    work_mode: int  #: :class:`~bkvcodec.Ap3000WorkMode` bits.
+    work_mode: int  #: :class:`Ap3000WorkMode` bits.
     power_board_version: int | None = None  #: 0 = no power board. Optional.
     extra: bytes = b""
 
@@ -315,7 +376,7 @@ class Ap3000Heartbeat:
     """
 
     voltage_0p1v: int
-    port_status: tuple[int, ...]  #: One code per port (:class:`~bkvcodec.Ap3000PortStatus`).
+    port_status: tuple[int, ...]  #: One code per port (:class:`Ap3000PortStatus`).
     signal_strength: int
     env_temp_raw: int  #: °C = raw − 65; 0 = no sensor.
     extra: bytes = b""
@@ -417,9 +478,9 @@ class Ap3000ChargeCompleteNotice:
     max_power_0p1w: int
     energy_0p01kwh: int
     port: int
-    start_mode: int  #: :class:`~bkvcodec.Ap3000StartMode`.
+    start_mode: int  #: :class:`Ap3000StartMode`.
     card_or_code: bytes
-    stop_reason: int  #: :class:`~bkvcodec.Ap3000StopReason`.
+    stop_reason: int  #: :class:`Ap3000StopReason`.
     order_no: bytes
     extra: bytes = b""
 
@@ -461,7 +522,7 @@ class Ap3000ChargeControlReply:
     .. versionadded:: 0.1.0
     """
 
-    result: int  #: :class:`~bkvcodec.Ap3000ChargeResult`.
+    result: int  #: :class:`Ap3000ChargeResult`.
     order_no: bytes | None = None  #: Echo. Optional.
     port: int | None = None  #: The port acted on (the chosen one for 0xFF). Optional.
     pending_ports_bitmap: int | None = None  #: Bit i = charger waiting (result 5). Optional.
@@ -755,7 +816,7 @@ class Ap3000FirmwarePacketSlaveReply:
     .. versionadded:: 0.1.0
     """
 
-    result: int  #: :class:`~bkvcodec.Ap3000FirmwareResult`.
+    result: int  #: :class:`Ap3000FirmwareResult`.
     packet_no: int  #: Last packet received correctly.
     extra: bytes = b""
 
@@ -825,8 +886,8 @@ class Ap3000CardSwipeReply:
     """
 
     card_id: bytes  #: Echo of the request's card UID.
-    account_status: int  #: :class:`~bkvcodec.Ap3000AccountStatus`.
-    rate_mode: int  #: :class:`~bkvcodec.Ap3000RateMode`.
+    account_status: int  #: :class:`Ap3000AccountStatus`.
+    rate_mode: int  #: :class:`Ap3000RateMode`.
     balance_or_expiry: int  #: Fen (rate modes 0/2/3) or Unix expiry time (1).
     port: int  #: Echo of the request's port.
     extra: bytes = b""
@@ -962,7 +1023,7 @@ class Ap3000ChargeControl:
     .. versionadded:: 0.1.0
     """
 
-    rate_mode: int  #: :class:`~bkvcodec.Ap3000RateMode`.
+    rate_mode: int  #: :class:`Ap3000RateMode`.
     balance_or_expiry: int  #: Announced by voice only (fen, or a Unix time for monthly).
     port: int  #: 0-based; 0xFF = let the device pick.
     charge_command: int  #: 0 = stop, 1 = start.
@@ -1294,7 +1355,7 @@ class Ap3000FirmwareVerification:
             firmware_version: The new firmware version.
 
         Returns:
-            The record; put :meth:`encode` into the last packet.
+            The record; put :meth:`~bkvcodec.encode` into the last packet.
         """
         return cls(image_sum=sum(image) & 0xFFFF_FFFF, device_type=device_type,
                    firmware_version=firmware_version)
@@ -1456,7 +1517,7 @@ Ap3000Message: TypeAlias = (
     | Ap3000FirmwarePacketPowerBoard | Ap3000FirmwarePacketHost | Ap3000TriggerSelfUpgrade
     | Ap3000LegacyFirmwarePacket | UnknownAp3000Command
 )
-"""Every message an :class:`~bkvcodec.Ap3000Frame` can carry."""
+"""Every message an :class:`Ap3000Frame` can carry."""
 
 #: (command, direction, JSON name) of every message class with a layout (ap3000.md §8).
 MESSAGE_TYPES: dict[type[Ap3000Message], tuple[int, Direction, str]] = {

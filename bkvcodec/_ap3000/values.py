@@ -13,13 +13,14 @@ import enum
 import re
 from dataclasses import dataclass
 
+from .._errors import LocalProtocolError
 from .._types import BcdTime
 
 __all__ = [
     "Ap3000AccountStatus", "Ap3000CardType", "Ap3000ChargeResult", "Ap3000DeviceType",
     "Ap3000FirmwareResult", "Ap3000OfflineOrder", "Ap3000PortStatus", "Ap3000RateMode",
     "Ap3000StartMode", "Ap3000StopReason", "Ap3000WorkMode", "card_id_decimal",
-    "format_phy_id", "make_physical_id", "parse_phy_id",
+    "decode_order_no", "encode_order_no", "format_phy_id", "make_physical_id", "parse_phy_id",
 ]
 
 
@@ -299,7 +300,7 @@ class Ap3000DeviceType(enum.IntEnum):
     """Type codes in the top byte of the physical ID (ap3000.md §2.3).
 
     Not exhaustive in practice (a vendor example uses 0x76); frames keep the raw
-    code in :attr:`Ap3000Frame.device_type_code <bkvcodec.Ap3000Frame.device_type_code>`.
+    code in :attr:`Ap3000Frame.device_type_code <bkvcodec.ap3000.Ap3000Frame.device_type_code>`.
 
     .. versionadded:: 0.1.0
     """
@@ -504,3 +505,26 @@ class Ap3000OfflineOrder:
             middle, tag = b"\0" + bytes.fromhex(code), self.port + 70
         return (self.started_at.raw + middle + bytes.fromhex(f"{self.device_number:08d}")
                 + bytes.fromhex(f"{tag:02d}"))
+
+
+def encode_order_no(order_no: str) -> bytes:
+    """The 16-byte order field for *order_no* (ASCII, NUL-padded).
+
+    Raises:
+        LocalProtocolError: Longer than 16 bytes or not ASCII.
+    """
+    try:
+        raw = order_no.encode("ascii")
+    except UnicodeError as err:
+        raise LocalProtocolError(f"order number {order_no!r} is not ASCII") from err
+    if len(raw) > 16:
+        raise LocalProtocolError(f"order number {order_no!r} is longer than 16 bytes")
+    return raw.ljust(16, b"\0")
+
+
+def decode_order_no(raw: bytes) -> str:
+    """The order number in a 16-byte field: ASCII text, or hex for device-built ones."""
+    text = raw.rstrip(b"\0")
+    if text and all(0x20 < b < 0x7F for b in text):
+        return text.decode("ascii")
+    return raw.hex().upper()

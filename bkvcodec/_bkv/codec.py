@@ -179,9 +179,10 @@ class BkvFrame:
 
         Raises:
             FrameError: *data* is not one well-formed frame; the subclass says
-                why (:class:`Truncated`, :class:`BadMagic`, :class:`BadLength`,
-                :class:`BadTrailer`, :class:`ChecksumMismatch`,
-                :class:`TrailingBytes`), in the order of bkv.md §2.7.
+                why (:class:`~bkvcodec.errors.Truncated`, :class:`~bkvcodec.errors.BadMagic`,
+                :class:`~bkvcodec.errors.BadLength`,
+                :class:`~bkvcodec.errors.BadTrailer`, :class:`~bkvcodec.errors.ChecksumMismatch`,
+                :class:`~bkvcodec.errors.TrailingBytes`), in the order of bkv.md §2.7.
             PayloadError: The envelope is valid but its payload is not.
         """
         total = check_envelope(data)
@@ -211,7 +212,8 @@ def check_envelope(data: bytes) -> int:
     """Check the envelope at the start of *data*; return the frame's size.
 
     Raises:
-        FrameError: As :meth:`BkvFrame.decode`, except :class:`TrailingBytes`.
+        FrameError: As :meth:`BkvFrame.decode`, except
+            :class:`~bkvcodec.errors.TrailingBytes`.
     """
     available = len(data)
     if available < 4:
@@ -338,7 +340,7 @@ _ENVELOPE_HEAD = Struct(">HHIB7s")
 
 
 def encode_frame(frame: BkvFrame) -> bytes:
-    """Encode *frame* (see :meth:`BkvFrame.encode`).
+    """Encode *frame* (see :meth:`bkvcodec.bkv.BkvFrame.encode`).
 
     The envelope and BKV item lists are written by hand (construct takes 30-100 µs
     for them); the property tests check the bytes against :func:`reference_encode`.
@@ -457,7 +459,7 @@ def reference_decode(data: bytes) -> BkvFrame:
 
     Raises:
         RemoteProtocolError: The bytes are not a valid frame or payload (the
-            error is less specific than :meth:`BkvFrame.decode`'s).
+            error is less specific than :meth:`bkvcodec.bkv.BkvFrame.decode`'s).
     """
     try:
         envelope = grammar.ENVELOPE.parse(data)

@@ -17,16 +17,56 @@ from .._fastinit import fast_init
 from .._types import BcdTime, BinaryTime, Direction
 
 __all__ = [
-    "BkvItem", "BkvMessage", "Bkv1013Report", "CardBalanceQuery", "CardBalanceReply",
-    "CardChargeEnd", "CardOrder", "CardOrderAck", "CardSwipe", "ChargeControl",
-    "ChargeControlAck", "ChargeEnd", "ChargeEndAck", "ExceptionReport", "ExceptionReportAck",
-    "FeeChargeEnd", "FeeChargeEndAck", "FeeControl", "FeeControlAck", "FeeTier", "Heartbeat",
-    "HeartbeatAck", "NetworkAdd", "NetworkAddAck", "NetworkRefresh", "NetworkRefreshAck",
-    "NetworkSocket", "OtaUpgrade", "ParamQuery", "ParamQueryReply", "ParamSet", "ParamSetAck",
-    "PortGroup", "PortReport", "PowerChargeEnd", "PowerControl", "PowerTier", "SocketCluster",
-    "SocketStatus", "StatusQuery", "StatusReport", "StatusReportAck", "UnknownBkvPacket",
-    "UnknownCommand", "UnknownGnMessage", "VoiceConfig", "VoiceConfigAck", "VoiceWindow",
-    "GN_CONTROL", "GN_NETWORK",
+    "GN_CONTROL",
+    "GN_NETWORK",
+    "Bkv1013Report",
+    "BkvItem",
+    "BkvMessage",
+    "CardBalanceQuery",
+    "CardBalanceReply",
+    "CardChargeEnd",
+    "CardOrder",
+    "CardOrderAck",
+    "CardSwipe",
+    "ChargeControl",
+    "ChargeControlAck",
+    "ChargeEnd",
+    "ChargeEndAck",
+    "ExceptionReport",
+    "ExceptionReportAck",
+    "FeeChargeEnd",
+    "FeeChargeEndAck",
+    "FeeControl",
+    "FeeControlAck",
+    "FeeTier",
+    "Heartbeat",
+    "HeartbeatAck",
+    "NetworkAdd",
+    "NetworkAddAck",
+    "NetworkRefresh",
+    "NetworkRefreshAck",
+    "NetworkSocket",
+    "OtaUpgrade",
+    "ParamQuery",
+    "ParamQueryReply",
+    "ParamSet",
+    "ParamSetAck",
+    "PortGroup",
+    "PortReport",
+    "PowerChargeEnd",
+    "PowerControl",
+    "PowerTier",
+    "SocketCluster",
+    "SocketStatus",
+    "StatusQuery",
+    "StatusReport",
+    "StatusReportAck",
+    "UnknownBkvPacket",
+    "UnknownCommand",
+    "UnknownGnMessage",
+    "VoiceConfig",
+    "VoiceConfigAck",
+    "VoiceWindow",
 ]
 
 #: GN container command for network management (bkv.md §4.1).
@@ -58,7 +98,7 @@ class PortReport:
     """One port's readings in a GN socket status (``0x1C``, 14 bytes)."""
 
     port: int  #: 0 = hole A, 1 = hole B.
-    status: int  #: Status byte, bkv.md §7 (see :class:`~bkvcodec.BkvPortStatus`).
+    status: int  #: Status byte, bkv.md §7 (see :class:`BkvPortStatus`).
     business_no: int  #: Session number, 0 when idle.
     voltage_dv: int
     power_dw: int
@@ -744,4 +784,4 @@ BkvMessage: TypeAlias = (
     | FeeControlAck | ExceptionReport | ExceptionReportAck | ParamSet | ParamSetAck
     | ParamQuery | ParamQueryReply | Bkv1013Report | UnknownBkvPacket
 )
-"""Every message a :class:`~bkvcodec.BkvFrame` can carry."""
+"""Every message a :class:`BkvFrame` can carry."""

@@ -24,7 +24,7 @@ from sphinx.pycode import ModuleAnalyzer
 from sphinx.util.docutils import SphinxDirective
 
 import bkvcodec
-from bkvcodec import Direction, message_name
+from bkvcodec import Direction, ap3000, bkv, message_name
 from bkvcodec._ap3000.grammar import LAYOUTS as AP3000_LAYOUTS
 from bkvcodec._ap3000.messages import MESSAGE_TYPES as AP3000_MESSAGES
 from bkvcodec._bkv import grammar as bkv_grammar
@@ -46,11 +46,11 @@ UNITS: dict[str, tuple[tuple[str, str], ...]] = {
 # Fields every message of a kind has, described once in the guides.
 _COMMON = {
     "extra": "Bytes after the last known field (newer firmware), kept and written back.",
-    "unknown": "Items without a name, kept in wire order (:class:`~bkvcodec.BkvItem`).",
+    "unknown": "Items without a name, kept in wire order (:class:`~bkvcodec.bkv.BkvItem`).",
     "container": "The GN container command the message travelled in (``0x0005`` or "
                  "``0x0015``), written back.",
 }
-_ENUM_REF = re.compile(r":class:`~?bkvcodec\.(\w+)`")
+_ENUM_REF = re.compile(r":class:`~?(?:bkvcodec\.(?:\w+\.)?)?(\w+)`")
 _NAME = re.compile(r"\b([A-Z]\w+)\b")
 _BARE_REF = re.compile(r"(:(?:attr|meth):)`([a-z_]\w*)`")
 
@@ -60,9 +60,9 @@ _BARE_REF = re.compile(r"(:(?:attr|meth):)`([a-z_]\w*)`")
 def bkv_messages() -> list[tuple[str, str, str, type[Any]]]:
     """(command, key, direction, class) of every BKV-family message with a layout."""
     rows: list[tuple[str, str, str, type[Any]]] = [
-        ("``0x0000``", "", "up", bkvcodec.Heartbeat),
-        ("``0x0000``", "", "down", bkvcodec.HeartbeatAck),
-        ("``0x0007``", "", "down", bkvcodec.OtaUpgrade),
+        ("``0x0000``", "", "up", bkv.Heartbeat),
+        ("``0x0000``", "", "down", bkv.HeartbeatAck),
+        ("``0x0007``", "", "down", bkv.OtaUpgrade),
     ]
     for cls, (sub, direction) in sorted(_GN_CLASSES.items(), key=lambda kv: kv[1][0]):
         container = cls.__dataclass_fields__["container"].default
@@ -80,8 +80,16 @@ def ap3000_messages() -> list[tuple[int, Direction, type[Any]]]:
                   key=lambda row: (row[0], row[1] is Direction.DOWN))
 
 
+def public_name(cls: type[Any]) -> str:
+    """The public module path of a class (``bkvcodec.bkv.Heartbeat`` …)."""
+    for module in (bkvcodec, bkv, ap3000):
+        if getattr(module, cls.__name__, None) is cls:
+            return f"{module.__name__}.{cls.__name__}"
+    raise ExtensionError(f"{cls.__qualname__} is not public")
+
+
 def _ref(cls: type[Any]) -> str:
-    return f":class:`~bkvcodec.{cls.__name__}`"
+    return f":class:`~{public_name(cls)}`"
 
 
 class BkvCatalogue(SphinxDirective):
@@ -130,7 +138,7 @@ def _attr_docs(cls: type[Any]) -> dict[str, str]:
     """The ``#:`` comments of a class's attributes, with references to the class's own
     members (``:attr:`phy_id```) qualified, since the tables are outside the class."""
     docs = ModuleAnalyzer.for_module(cls.__module__).find_attr_docs()
-    return {attr: _BARE_REF.sub(rf"\1`~bkvcodec.{cls.__name__}.\2`",
+    return {attr: _BARE_REF.sub(rf"\1`~{public_name(cls)}.\2`",
                                 " ".join(line.strip() for line in text).strip())
             for (owner, attr), text in docs.items() if owner == cls.__name__}
 
@@ -139,7 +147,7 @@ def _parts(cls: type[Any]) -> Iterator[type[Any]]:
     """The public dataclasses a message's fields are made of (socket clusters …)."""
     for f in dataclasses.fields(cls):
         for name in _NAME.findall(str(f.type)):
-            part = getattr(bkvcodec, name, None)
+            part = getattr(bkv, name, getattr(ap3000, name, None))
             if isinstance(part, type) and dataclasses.is_dataclass(part):
                 yield part
 
@@ -177,9 +185,9 @@ def _bkv_wire(cls: type[Any]) -> dict[str, str]:
     if cls in _GN_CLASSES:
         sub, direction = _GN_CLASSES[cls]
         return _struct_wire(bkv_grammar.GN_LAYOUTS[(sub, direction)].subcons)
-    envelope = {bkvcodec.Heartbeat: bkv_grammar.HEARTBEAT,
-                bkvcodec.HeartbeatAck: bkv_grammar.HEARTBEAT_ACK,
-                bkvcodec.OtaUpgrade: bkv_grammar.OTA_UPGRADE}.get(cls)
+    envelope = {bkv.Heartbeat: bkv_grammar.HEARTBEAT,
+                bkv.HeartbeatAck: bkv_grammar.HEARTBEAT_ACK,
+                bkv.OtaUpgrade: bkv_grammar.OTA_UPGRADE}.get(cls)
     return {} if envelope is None else _struct_wire(envelope.subcons)
 
 
@@ -244,7 +252,7 @@ def value_sets(protocol: str) -> dict[type[enum.Enum], list[str]]:
     for cls in protocol_classes(protocol):
         for attr, text in _attr_docs(cls).items():
             for name in _ENUM_REF.findall(text):
-                candidate = getattr(bkvcodec, name, None)
+                candidate = getattr(bkv, name, getattr(ap3000, name, None))
                 if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
                     where = f"{_ref(cls)}.``{attr}``"
                     sets.setdefault(candidate, [])
@@ -270,8 +278,8 @@ class ValueSets(SphinxDirective):
                       "Used by " + ", ".join(used_by) + ".", ""]
             member_docs = _attr_docs(cls)
             # The contract's end reason (api.md §10.2) each stop reason settles with.
-            ends: dict[Any, Any] = (dict(bkvcodec.AP3000_END_REASONS)
-                                    if cls is bkvcodec.Ap3000StopReason else {})
+            ends: dict[Any, Any] = (dict(ap3000.AP3000_END_REASONS)
+                                    if cls is ap3000.Ap3000StopReason else {})
             lines += [".. list-table::", "   :header-rows: 1",
                       "   :widths: 10 28 44 18" if ends else "   :widths: 10 30 60", "",
                       "   * - code", "     - name", "     - meaning"]
@@ -296,13 +304,13 @@ def _end_reason(reason: Any) -> str:
 
 def _bkv_end_reasons() -> list[str]:
     lines = [".. rubric:: End-reason codes", "",
-             "The raw ``end_reason`` of :class:`~bkvcodec.PowerChargeEnd` and "
-             ":class:`~bkvcodec.FeeChargeEnd` (bkv.md §8.1), and the contract's end "
+             "The raw ``end_reason`` of :class:`~bkvcodec.bkv.PowerChargeEnd` and "
+             ":class:`~bkvcodec.bkv.FeeChargeEnd` (bkv.md §8.1), and the contract's end "
              "reason (api.md §10.2) the connection reports for it "
-             "(:data:`~bkvcodec.BKV_END_REASONS`).", "",
+             "(:data:`~bkvcodec.bkv.BKV_END_REASONS`).", "",
              ".. list-table::", "   :header-rows: 1", "   :widths: 20 80", "",
              "   * - code", "     - end reason"]
-    for code, reason in sorted(bkvcodec.BKV_END_REASONS.items()):
+    for code, reason in sorted(bkv.BKV_END_REASONS.items()):
         lines += [f"   * - ``{code}``", f"     - {_end_reason(reason)}"]
     return [*lines, ""]
 

@@ -30,8 +30,14 @@ if TYPE_CHECKING:
     from ..config import ApiKey
     from ..storage import AsyncDatabase
 
-__all__ = ["API_KEY_HEADER", "Authenticator", "MAX_NONCE_LENGTH", "NONCE_HEADER",
-           "SIGNATURE_HEADER", "TIMESTAMP_HEADER"]
+__all__ = [
+    "API_KEY_HEADER",
+    "MAX_NONCE_LENGTH",
+    "NONCE_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Authenticator",
+]
 
 API_KEY_HEADER = "X-Api-Key"
 TIMESTAMP_HEADER = "X-Timestamp"

@@ -48,17 +48,40 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 __all__ = [
-    # bodies and their specs
-    "CARD_BODY", "CHARGE_BODY", "FIRMWARE_OTA_BODY", "FTP_OTA_BODY", "PARAMS_BODY",
-    "POWER_TIER_BODY", "STOP_BODY", "TOPUP_BODY", "MODE_REQUIRES",
-    # query parameters
-    "AFTER_QUERY", "CREATED_FROM_QUERY", "CREATED_TO_QUERY", "CURSOR_QUERY",
-    "DEVICE_PHY_ID_QUERY", "LIMIT_QUERY", "ONLINE_QUERY", "PROTOCOL_QUERY", "SOCKET_NO_QUERY",
+    "AFTER_QUERY",
+    "CARD_BODY",
+    "CHARGE_BODY",
+    "CREATED_FROM_QUERY",
+    "CREATED_TO_QUERY",
+    "CURSOR_QUERY",
+    "DEVICE_PHY_ID_QUERY",
+    "FIRMWARE_OTA_BODY",
+    "FTP_OTA_BODY",
+    "IDEMPOTENCY_KEY_HEADER",
+    "LIMIT_QUERY",
+    "MAX_PATH_ID_LENGTH",
+    "MODE_REQUIRES",
+    "ONLINE_QUERY",
+    "PARAMS_BODY",
+    "POWER_TIER_BODY",
+    "PROTOCOL_QUERY",
+    "SOCKET_NO_QUERY",
     "STATUS_QUERY",
-    # parsing
-    "CardBody", "IDEMPOTENCY_KEY_HEADER", "MAX_PATH_ID_LENGTH", "ParamsBody", "check_path_id",
-    "idempotency_key", "parse_card", "parse_charge", "parse_json_object", "parse_ota",
-    "parse_params", "parse_stop", "parse_topup", "read_body", "request_fingerprint",
+    "STOP_BODY",
+    "TOPUP_BODY",
+    "CardBody",
+    "ParamsBody",
+    "check_path_id",
+    "idempotency_key",
+    "parse_card",
+    "parse_charge",
+    "parse_json_object",
+    "parse_ota",
+    "parse_params",
+    "parse_stop",
+    "parse_topup",
+    "read_body",
+    "request_fingerprint",
 ]
 
 #: Longest ``duration`` accepted: 7 days (devices cap it lower; the service checks).

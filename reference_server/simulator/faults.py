@@ -1,6 +1,6 @@
 # Port faults a simulated device can suffer, and how each protocol reports them.
 # BKV/GN reports faults as bits of the port status byte (bkv.md §7, read as
-# bkvcodec.BkvPortStatus); AP3000 reports a latched fault as a port status code
+# bkvcodec.bkv.BkvPortStatus); AP3000 reports a latched fault as a port status code
 # (ap3000.md §3.3) and says why it stopped in the settlement's stop reason (§3.4).
 # AP3000 has port status codes for a load short-circuit but none for over-current or
 # over-temperature: a unit stops the order with the matching stop reason and the port
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bkvcodec import Ap3000PortStatus, Ap3000StopReason, BkvPortStatus
+from bkvcodec.ap3000 import Ap3000PortStatus, Ap3000StopReason
+from bkvcodec.bkv import BkvPortStatus
 
 __all__ = ["FAULTS", "OVER_CURRENT", "OVER_TEMPERATURE", "SHORT_CIRCUIT", "Fault"]
 

@@ -16,15 +16,9 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bkvcodec import (
-    AP3000_END_REASONS,
-    Ap3000PortStatus,
-    Ap3000StopReason,
-    BkvPortStatus,
-    EndReason,
-    PortState,
-    ProtocolFamily,
-)
+from bkvcodec import EndReason, PortState, ProtocolFamily
+from bkvcodec.ap3000 import AP3000_END_REASONS, Ap3000PortStatus, Ap3000StopReason
+from bkvcodec.bkv import BkvPortStatus
 
 from .faults import Fault
 from .records import EndCause

@@ -46,10 +46,28 @@ from .specs import (
 )
 
 __all__ = [
-    "Action", "ChangeIp", "ClearFault", "DropNetwork", "Dribble", "InjectFault", "PlugIn",
-    "Reboot", "Scenario", "ScenarioError", "SendGarbage", "Step", "StepFailure",
-    "StopAtDevice", "SwipeCard", "Unplug", "apply_step", "load_scenario", "parse_duration",
-    "parse_scenario", "run_scenario", "with_cadence",
+    "Action",
+    "ChangeIp",
+    "ClearFault",
+    "Dribble",
+    "DropNetwork",
+    "InjectFault",
+    "PlugIn",
+    "Reboot",
+    "Scenario",
+    "ScenarioError",
+    "SendGarbage",
+    "Step",
+    "StepFailure",
+    "StopAtDevice",
+    "SwipeCard",
+    "Unplug",
+    "apply_step",
+    "load_scenario",
+    "parse_duration",
+    "parse_scenario",
+    "run_scenario",
+    "with_cadence",
 ]
 
 

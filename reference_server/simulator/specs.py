@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bkvcodec import Ap3000DeviceType, ProtocolFamily, format_phy_id, make_physical_id
+from bkvcodec import ProtocolFamily
+from bkvcodec.ap3000 import Ap3000DeviceType, format_phy_id, make_physical_id
 
 __all__ = [
     "DeviceProfile", "DeviceSpec", "ap3000_phy_id", "ap3000_unit", "bkv_gateway",

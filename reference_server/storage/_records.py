@@ -23,10 +23,27 @@ if TYPE_CHECKING:
     from bkvcodec import ChargeMode, Direction, EndReason, PortState, ProtocolFamily
 
 __all__ = [
-    "CardRecord", "CardStatus", "CmdLogEntry", "CmdLogRecord", "CommandRecord",
-    "CommandStatus", "DeliveryRecord", "DeliveryStatus", "DeviceRecord", "DeviceTouch",
-    "EventRecord", "IdempotencyRecord", "NewCommand", "NewEvent", "NewOrder", "OPEN_ORDER_STATES",
-    "OrderRecord", "PortRecord", "ProgressSample", "StorageStatistics", "dump_json",
+    "OPEN_ORDER_STATES",
+    "CardRecord",
+    "CardStatus",
+    "CmdLogEntry",
+    "CmdLogRecord",
+    "CommandRecord",
+    "CommandStatus",
+    "DeliveryRecord",
+    "DeliveryStatus",
+    "DeviceRecord",
+    "DeviceTouch",
+    "EventRecord",
+    "IdempotencyRecord",
+    "NewCommand",
+    "NewEvent",
+    "NewOrder",
+    "OrderRecord",
+    "PortRecord",
+    "ProgressSample",
+    "StorageStatistics",
+    "dump_json",
     "load_json_object",
 ]
 

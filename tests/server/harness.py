@@ -14,12 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import trio
 
-from bkvcodec import (
-    DeviceConnection,
-    DeviceHeartbeat,
-    DeviceInput,
-    ProtocolFamily,
-)
+from bkvcodec import DeviceConnection, DeviceHeartbeat, DeviceInput, ProtocolFamily
 from reference_server.config import ApiKey, Config
 from reference_server.logs import Logger
 from reference_server.server import ServerAddresses, run_server

@@ -8,15 +8,14 @@ import pytest
 import trio
 
 from bkvcodec import (
-    BkvFrame,
     ConnectionEvent,
     DeviceConnection,
     DeviceHeartbeat,
     Direction,
-    HeartbeatAck,
     ProtocolFamily,
     QueryStatus,
 )
+from bkvcodec.bkv import BkvFrame, HeartbeatAck
 from reference_server.gateway import DeviceLink, Gateway, GatewaySettings
 from reference_server.logs import Logger
 

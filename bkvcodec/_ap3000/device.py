@@ -6,37 +6,47 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ._ap3000 import messages as a
-from ._ap3000.codec import Ap3000Frame
-from ._ap3000.jsonform import message_name
-from ._ap3000.nonframe import IccidAnnouncement
-from ._ap3000.values import Ap3000PortStatus, Ap3000StopReason, parse_phy_id
-from ._ap3000_rules import decode_order_no, encode_order_no
-from ._device import CardAnswered, DeviceInput, DeviceOutput, ServerAnswered
-from ._errors import LocalProtocolError
-from ._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    DeviceHeartbeat,
-    DeviceRegistered,
+from .._commands import (
     FirmwareTarget,
     ModifyCharge,
-    ParamsReported,
-    PortStatusReported,
-    ProgressReported,
     QueryParams,
     QueryStatus,
     SendFirmware,
     SetParams,
-    SettlementReported,
     StartCharging,
-    StartConfirmed,
     StopCharging,
+)
+from .._errors import LocalProtocolError
+from .._events import (
+    AlarmRaised,
+    CardAnswered,
+    CardPresented,
+    ChargeMode,
+    CommandAcknowledged,
+    CommandRejected,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    EndReason,
+    ParamsReported,
+    PortStatusReported,
+    ProgressReported,
+    ServerAnswered,
+    SettlementReported,
+    StartConfirmed,
     UnknownMessage,
 )
-from ._session import ChargeMode, EndReason
+from .._roles import DeviceInput, DeviceOutput
+from . import messages as a
+from .codec import Ap3000Frame
+from .jsonform import message_name
+from .nonframe import IccidAnnouncement
+from .values import (
+    Ap3000PortStatus,
+    Ap3000StopReason,
+    decode_order_no,
+    encode_order_no,
+    parse_phy_id,
+)
 
 __all__ = ["Ap3000DeviceRules"]
 

@@ -17,49 +17,57 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ._ap3000 import messages as a
-from ._ap3000.codec import Ap3000Frame
-from ._ap3000.jsonform import message_name
-from ._ap3000.nonframe import IccidAnnouncement, LinkKeepAlive
-from ._ap3000.rules import AP3000_TIMING
-from ._ap3000.values import Ap3000PortStatus, Ap3000StopReason, parse_phy_id
-from ._commands import CommandTiming
-from ._errors import LocalProtocolError
-from ._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    DeviceHeartbeat,
-    DeviceRegistered,
-    FirmwareProgress,
+from .._commands import (
+    Command,
     FirmwareTarget,
-    ModemIdentified,
     ModifyCharge,
-    ParamsReported,
-    PortState,
-    PortStatusReported,
-    ProgressReported,
     QueryParams,
     QueryStatus,
     SendFirmware,
     SetParams,
-    SettlementReported,
     StartCharging,
-    StartConfirmed,
     StopCharging,
+)
+from .._errors import LocalProtocolError
+from .._events import (
+    AlarmRaised,
+    CardPresented,
+    ChargeMode,
+    CommandAcknowledged,
+    CommandRejected,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    EndReason,
+    FirmwareProgress,
+    MeterReading,
+    ModemIdentified,
+    ParamsReported,
+    PortState,
+    PortStatusReported,
+    ProgressReported,
+    SettlementReported,
+    StartConfirmed,
     UnknownMessage,
     UpgradeRequested,
 )
-from ._session import ChargeMode, EndReason, MeterReading
-from ._types import ProtocolFamily
+from .._roles import ConnectionEvent, RulesContext
+from .._tracker import CommandTiming
+from .._types import ProtocolFamily
+from . import messages as a
+from .codec import Ap3000Frame
+from .jsonform import message_name
+from .nonframe import IccidAnnouncement, LinkKeepAlive
+from .timing import AP3000_TIMING
+from .values import (
+    Ap3000PortStatus,
+    Ap3000StopReason,
+    decode_order_no,
+    encode_order_no,
+    parse_phy_id,
+)
 
-if TYPE_CHECKING:
-    from ._connection import Command, ConnectionEvent, RulesContext
-
-__all__ = ["AP3000_END_REASONS", "Ap3000ServerRules", "decode_order_no", "encode_order_no"]
+__all__ = ["AP3000_END_REASONS", "Ap3000ServerRules", "port_state"]
 
 _S = Ap3000StopReason
 #: AP3000 stop reasons (ap3000.md §3.4) in the contract's names (api.md §10.2).
@@ -136,29 +144,6 @@ class _Transfer:
         packet: a.Ap3000Message = _PACKET_CLASSES[self.target](
             total_packets=self.total, packet_no=number, firmware=self.blocks[number - 1])
         return packet
-
-
-def encode_order_no(order_no: str) -> bytes:
-    """The 16-byte order field for *order_no* (ASCII, NUL-padded).
-
-    Raises:
-        LocalProtocolError: Longer than 16 bytes or not ASCII.
-    """
-    try:
-        raw = order_no.encode("ascii")
-    except UnicodeError as err:
-        raise LocalProtocolError(f"order number {order_no!r} is not ASCII") from err
-    if len(raw) > 16:
-        raise LocalProtocolError(f"order number {order_no!r} is longer than 16 bytes")
-    return raw.ljust(16, b"\0")
-
-
-def decode_order_no(raw: bytes) -> str:
-    """The order number in a 16-byte field: ASCII text, or hex for device-built ones."""
-    text = raw.rstrip(b"\0")
-    if text and all(0x20 < b < 0x7F for b in text):
-        return text.decode("ascii")
-    return raw.hex().upper()
 
 
 def port_state(code: int) -> PortState:

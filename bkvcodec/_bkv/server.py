@@ -17,42 +17,48 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING
 
-from ._bkv import messages as m
-from ._bkv.codec import BkvFrame
-from ._bkv.status import BkvPortStatus
-from ._commands import BKV_TIMING, CommandTiming
-from ._errors import LocalProtocolError
-from ._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    DeviceHeartbeat,
-    DeviceRegistered,
-    ParamsReported,
-    PortState,
-    PortStatusReported,
-    ProgressReported,
+from .._commands import (
+    Command,
     QueryParams,
     QueryStatus,
     SetNetworkList,
     SetParams,
-    SettlementReported,
     StartCharging,
     StartOta,
     StopCharging,
+)
+from .._errors import LocalProtocolError
+from .._events import (
+    AlarmRaised,
+    CardPresented,
+    ChargeMode,
+    CommandAcknowledged,
+    CommandRejected,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    EndReason,
+    MeterReading,
+    ParamsReported,
+    PortState,
+    PortStatusReported,
+    ProgressReported,
+    SettlementReported,
     UnknownMessage,
 )
-from ._jsonform import message_name
-from ._session import ChargeMode, EndReason, MeterReading
-from ._types import BcdTime, ProtocolFamily
+from .._jsonform import message_name
+from .._roles import ConnectionEvent, RulesContext
+from .._tracker import CommandTiming
+from .._types import BcdTime, ProtocolFamily
+from . import messages as m
+from .codec import BkvFrame
+from .status import BkvPortStatus
 
-if TYPE_CHECKING:
-    from ._connection import Command, ConnectionEvent, RulesContext
+__all__ = ["BKV_END_REASONS", "BKV_TIMING", "BkvServerRules", "port_state"]
 
-__all__ = ["BKV_END_REASONS", "BkvServerRules"]
+#: BKV gateways (bkv.md §10 gives no numbers; a real gateway answered within
+#: about 3 s): 10 s timeout, one retransmission, 0.5 s spacing as for AP3000.
+BKV_TIMING = CommandTiming(reply_timeout_s=10.0, max_retransmissions=1, min_spacing_s=0.5)
 
 #: End-reason codes of GN 0x18 and BKV tag 0x2F (bkv.md §8.1, the [C] map) in the
 #: contract's names. The reference calls the table unsettled (A8); pass another

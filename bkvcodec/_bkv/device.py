@@ -6,38 +6,42 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from ._bkv import messages as m
-from ._bkv.codec import BkvFrame
-from ._bkv.status import BkvPortStatus
-from ._connection import CHINA_STANDARD_TIME
-from ._device import CardAnswered, DeviceInput, DeviceOutput, ServerAnswered
-from ._errors import LocalProtocolError
-from ._events import (
-    AlarmRaised,
-    CardPresented,
-    CommandAcknowledged,
-    CommandRejected,
-    DeviceHeartbeat,
-    DeviceRegistered,
+from .._commands import (
     NetworkSocketSpec,
-    ParamsReported,
-    PortStatusReported,
     PowerTierSpec,
-    ProgressReported,
     QueryParams,
     QueryStatus,
     SetNetworkList,
     SetParams,
-    SettlementReported,
     StartCharging,
-    StartConfirmed,
     StartOta,
     StopCharging,
+)
+from .._errors import LocalProtocolError
+from .._events import (
+    AlarmRaised,
+    CardAnswered,
+    CardPresented,
+    ChargeMode,
+    CommandAcknowledged,
+    CommandRejected,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    EndReason,
+    ParamsReported,
+    PortStatusReported,
+    ProgressReported,
+    ServerAnswered,
+    SettlementReported,
+    StartConfirmed,
     UnknownMessage,
 )
-from ._jsonform import message_name
-from ._session import ChargeMode, EndReason
-from ._types import Direction
+from .._jsonform import message_name
+from .._roles import DeviceInput, DeviceOutput
+from .._types import CHINA_STANDARD_TIME, Direction
+from . import messages as m
+from .codec import BkvFrame
+from .status import BkvPortStatus
 
 __all__ = ["BkvDeviceRules"]
 
