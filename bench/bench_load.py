@@ -495,8 +495,8 @@ class LoadWorker:
             try:
                 async with stream:
                     # The greeting (AP3000 ICCID) and the first heartbeat register it.
-                    await stream.send_all(connection.data_to_send()
-                                          + connection.send(heartbeat, time.time()))
+                    connection.send(heartbeat, time.time())
+                    await stream.send_all(connection.data_to_send())
                     with trio.fail_after(REPLY_TIMEOUT):
                         await self._answer(stream, connection)
                     self.stats.connected += 1
@@ -535,7 +535,8 @@ class LoadWorker:
                 self.stats.outstanding += 1
             try:
                 started = time.perf_counter()
-                await stream.send_all(connection.send(heartbeat, time.time()))
+                connection.send(heartbeat, time.time())
+                await stream.send_all(connection.data_to_send())
                 with trio.move_on_after(REPLY_TIMEOUT) as scope:
                     await self._answer(stream, connection)
                 rtt = time.perf_counter() - started
@@ -691,7 +692,8 @@ class ProbeDevice:
     async def send(self, event: DeviceHeartbeat | CommandAcknowledged | ProgressReported
                    | SettlementReported) -> None:
         async with self.lock:
-            await self.stream.send_all(self.connection.send(event, time.time()))
+            self.connection.send(event, time.time())
+            await self.stream.send_all(self.connection.data_to_send())
 
     async def next_start(self) -> tuple[float, StartCharging]:
         return await self.received.receive()

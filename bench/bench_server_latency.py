@@ -99,7 +99,8 @@ class Device:
                 await self.stream.send_all(out)
 
     async def send(self, event: object) -> None:
-        await self.stream.send_all(self.connection.send(event, time.time()))  # type: ignore[arg-type]
+        self.connection.send(event, time.time())
+        await self.stream.send_all(self.connection.data_to_send())
 
     async def next_start(self) -> tuple[float, StartCharging]:
         async for at, item in self.received:

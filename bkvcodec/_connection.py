@@ -1,70 +1,119 @@
 # Server-role device connections: one object per TCP connection, bytes and time
-# in, protocol-neutral events and bytes out (the h11/h2 model).
+# in, protocol-neutral events out, and every byte to write through
+# data_to_send() (the h2/wsproto model).
 #
 # The connection owns a FrameDecoder (which identifies the protocol from the
-# first bytes), a CommandTracker (ids, pacing, retransmission, outcomes) and, once
+# first bytes), a CommandTracker (pacing, retransmission, outcomes) and, once
 # the protocol is known, that protocol's rules object, which knows how frames
 # map to events, which uplinks must be answered and how commands are encoded.
-# Answers the protocol requires are queued at once; the caller collects every
-# byte to write with data_to_send(). Nothing here reads a clock or a socket.
+# Answers the protocol requires are queued at once, except the answers that
+# tell a device it may forget a report (settlements): those can be held until
+# the application has stored the report and calls acknowledge(). Nothing here
+# reads a clock or a socket.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable, Mapping
 
-from ._ap3000.server import Ap3000ServerRules
-from ._bkv.server import BkvServerRules
+from ._ap3000.server import AP3000_END_REASONS, Ap3000ServerRules
+from ._ap3000.timing import AP3000_TIMING, Ap3000Timing
+from ._bkv.server import BKV_END_REASONS, BKV_TIMING, BkvServerRules
 from ._commands import Command, StopCharging
 from ._decoder import FrameDecoder, FrameRejected, UnidentifiedStream
 from ._errors import LocalProtocolError
-from ._events import CardPresented, CommandTimedOut
+from ._events import (
+    AnswerWithheld,
+    CardPresented,
+    CommandDropped,
+    CommandTimedOut,
+    EndReason,
+    Event,
+    SettlementReported,
+    StartConfirmed,
+)
 from ._roles import ConnectionEvent, ServerRules
-from ._tracker import CommandTiming, CommandTracker, InFlight
+from ._tracker import CommandTiming, CommandTracker, InFlight, MessageIds
 from ._types import CHINA_STANDARD_TIME, Direction, ProtocolFamily
 
-__all__ = ["ServerConnection"]
+__all__ = ["HOLDABLE", "ServerConnection"]
+
+#: The reports whose answer can be held until :meth:`ServerConnection.acknowledge`:
+#: those a device repeats until answered and forgets once answered (AP3000 ``0x03``
+#: and ``0x04``; BKV and GN charge ends). Heartbeats, time requests and
+#: registrations are always answered at once.
+HOLDABLE: frozenset[type[Event]] = frozenset({SettlementReported, StartConfirmed})
 
 
 class ServerConnection:
     """The server's side of one device connection.
 
-    Feed it what the socket reads; it answers what the protocol requires by
-    itself and reports everything else as events::
+    Feed it what the socket reads; it answers what the protocol requires and
+    reports everything else as events. Every byte to write, answers and
+    commands alike, comes out of :meth:`data_to_send`::
 
         conn = ServerConnection()
-        events = conn.receive_data(data, now)
+        for event in conn.receive_data(data, now):
+            if isinstance(event, SettlementReported):
+                store(event)              # commit first ...
+                conn.acknowledge(event)   # ... then let the device forget it
         sock.sendall(conn.data_to_send())
 
-    Commands (:class:`StartCharging`, :class:`StopCharging`,
-    :class:`QueryStatus`, :class:`SetParams`, :class:`QueryParams`,
-    :class:`ModifyCharge`, :class:`StartOta`, :class:`SetNetworkList`,
-    :class:`SendFirmware`) go through
-    :meth:`send`, which assigns the message id, keeps one command in flight per
-    device with the protocol's spacing, retransmits with the same id, and
-    reports each command's outcome as :class:`CommandAcknowledged`,
-    :class:`CommandRejected` or :class:`CommandTimedOut`. Call
-    :meth:`handle_timeout` at :meth:`next_deadline`.
+    Commands (subclasses of :class:`Command`) go through :meth:`send`, which
+    keeps one command in flight per device with the protocol's spacing,
+    retransmits with the same message id, and reports each command's outcome as
+    :class:`CommandAcknowledged`, :class:`CommandRejected`,
+    :class:`CommandTimedOut` or, when the connection ends first,
+    :class:`CommandDropped`. Call :meth:`handle_timeout` at :meth:`next_deadline`.
 
     Args:
         timezone: The zone of the time BKV heartbeat replies carry (devices
             keep China Standard Time). AP3000 uses Unix time.
         max_frame_size: Passed to the :class:`FrameDecoder`.
         protocol: Expect this protocol instead of identifying it.
+        hold: The report kinds whose answer waits for :meth:`acknowledge`
+            (a subset of :data:`HOLDABLE`; settlements by default). Pass an
+            empty set to answer everything at once.
+        message_ids: Where command message ids come from. Share one instance
+            between the connections of a process and seed it after a restart,
+            so that a device never sees an id twice.
+        bkv_timing: Reply timeout, retransmissions and spacing of BKV commands.
+        ap3000_timing: The AP3000 timing rules (reply timeout, retransmissions,
+            spacing, firmware packets).
+        bkv_end_reasons: GN ``0x18`` / BKV tag ``0x2F`` end-reason codes mapped to
+            the contract's end reasons.
+        ap3000_end_reasons: AP3000 stop reasons mapped to end reasons.
+
+    Raises:
+        LocalProtocolError: *hold* names a kind that cannot be held.
 
     .. versionadded:: 0.1.0
     """
 
     def __init__(self, *, timezone: datetime.tzinfo = CHINA_STANDARD_TIME,
                  max_frame_size: int = 32 * 1024,
-                 protocol: ProtocolFamily | None = None) -> None:
+                 protocol: ProtocolFamily | None = None,
+                 hold: Collection[type[Event]] = frozenset({SettlementReported}),
+                 message_ids: MessageIds | None = None,
+                 bkv_timing: CommandTiming = BKV_TIMING,
+                 ap3000_timing: Ap3000Timing = AP3000_TIMING,
+                 bkv_end_reasons: Mapping[int, EndReason] = BKV_END_REASONS,
+                 ap3000_end_reasons: Mapping[int, EndReason] = AP3000_END_REASONS) -> None:
+        not_holdable = sorted(kind.__name__ for kind in set(hold) - HOLDABLE)
+        if not_holdable:
+            raise LocalProtocolError(f"answers to {', '.join(not_holdable)} cannot be held")
         self.timezone = timezone
+        self.hold = frozenset(hold)
+        self._settings = _RulesSettings(
+            timezone=timezone, message_ids=message_ids, bkv_timing=bkv_timing,
+            ap3000_timing=ap3000_timing, bkv_end_reasons=bkv_end_reasons,
+            ap3000_end_reasons=ap3000_end_reasons)
         self._decoder = FrameDecoder(max_frame_size=max_frame_size, direction=Direction.UP,
                                      protocol=protocol)
         self._out = bytearray()
         self._rules: ServerRules | None = None
         self._tracker: CommandTracker | None = None
         self._context: _Context | None = None
-        self._waiting: list[tuple[Command, float]] = []
+        self._waiting: list[Command] = []
         self._cards: dict[int, CardPresented] = {}
         self._closed = False
         self.phy_ids: set[str] = set()
@@ -80,10 +129,10 @@ class ServerConnection:
         """Process bytes read from the device at time *now* (seconds).
 
         Raises:
-            LocalProtocolError: The connection was closed with :meth:`receive_eof`.
+            LocalProtocolError: The connection has ended (:meth:`receive_eof`,
+                :meth:`send_failed`).
         """
-        if self._closed:
-            raise LocalProtocolError("receive_data() after receive_eof()")
+        self._check_open("receive_data")
         events: list[ConnectionEvent] = []
         for item in self._decoder.feed(data):
             if isinstance(item, FrameRejected | UnidentifiedStream):
@@ -95,27 +144,37 @@ class ServerConnection:
             assert self._context is not None
             produced = rules.on_frame(item, now, self._context)
             for event in produced:
-                phy_id = getattr(event, "phy_id", None)
-                if isinstance(phy_id, str):
-                    self.phy_ids.add(phy_id)
+                if event.phy_id is not None:
+                    self.phy_ids.add(event.phy_id)
                 if isinstance(event, CardPresented):
                     self._cards[event.request_id] = event
             events += produced
         if self._waiting and self._rules is not None:
             waiting, self._waiting = self._waiting, []
-            for command, _ in waiting:
+            for command in waiting:
                 self._submit(command, now)
         return events
 
-    def receive_eof(self) -> list[str]:
-        """The device closed the connection; return the ids of the commands that
-        were queued or in flight (their outcome is unknown)."""
-        self._closed = True
-        self._decoder.end()
-        dropped = [command.command_id for command, _ in self._waiting]
-        if self._tracker is not None:
-            dropped += self._tracker.drop()
-        return dropped
+    def receive_eof(self) -> list[ConnectionEvent]:
+        """The device closed the connection.
+
+        Returns:
+            A :class:`CommandDropped` for every command queued or in flight, and
+            an :class:`AnswerWithheld` for every held answer.
+        """
+        self._check_open("receive_eof")
+        return self._end(written=True)
+
+    def send_failed(self) -> list[ConnectionEvent]:
+        """The bytes last taken from :meth:`data_to_send` were not (all) written:
+        the connection is unusable.
+
+        Returns:
+            As :meth:`receive_eof`, plus an :class:`AnswerWithheld` for every
+            acknowledged answer that was in those bytes.
+        """
+        self._check_open("send_failed")
+        return self._end(written=False)
 
     # --- output --------------------------------------------------------------------
 
@@ -123,34 +182,46 @@ class ServerConnection:
         """Every byte the connection wants written, in order; empties the buffer."""
         data = bytes(self._out)
         self._out.clear()
+        if self._context is not None:
+            self._context.taken()
         return data
 
-    def send(self, command: Command, now: float) -> bytes:
-        """Send a command to a device on this connection.
-
-        Returns:
-            :meth:`data_to_send`: the command's frame unless it waits behind
-            another command or for the protocol to be identified, plus any
-            other pending output.
+    def send(self, command: Command, now: float) -> None:
+        """Send a command to a device on this connection; its frame comes out of
+        :meth:`data_to_send` unless it waits behind another command or for the
+        protocol to be identified.
 
         Raises:
             LocalProtocolError: The command cannot be expressed in the
-                connection's protocol, or the connection is closed.
+                connection's protocol, or the connection has ended.
         """
-        if self._closed:
-            raise LocalProtocolError("send() after receive_eof()")
+        self._check_open("send")
         if self._ensure_rules() is None:
-            self._waiting.append((command, now))
+            self._waiting.append(command)
         else:
             self._submit(command, now)
-        return self.data_to_send()
+
+    def acknowledge(self, event: Event) -> None:
+        """Answer a report whose answer was held (see *hold*): call it once the
+        report is stored. The answer comes out of :meth:`data_to_send`.
+
+        Raises:
+            LocalProtocolError: No answer to *event* (this very object) is held.
+        """
+        if self._context is None or not self._context.release(event):
+            raise LocalProtocolError(f"no answer is held for {type(event).__name__}")
+
+    def held(self) -> list[Event]:
+        """The reports whose answer is held, oldest first."""
+        return [] if self._context is None else self._context.held_events()
 
     def answer_card(self, request_id: int, *, accept: bool, now: float,
                     command_id: str | None = None, order_no: str | None = None,
                     balance_cents: int = 0, duration_s: int | None = None,
                     energy_wh: int | None = None,
-                    refusal_code: int | None = None) -> bytes:
-        """Answer a :class:`CardPresented`.
+                    refusal_code: int | None = None) -> None:
+        """Answer a :class:`CardPresented`; the answer comes out of
+        :meth:`data_to_send`.
 
         Args:
             request_id: The event's ``request_id``.
@@ -165,25 +236,21 @@ class ServerConnection:
             refusal_code: The protocol's refusal code (AP3000 account status),
                 when refusing.
 
-        Returns:
-            :meth:`data_to_send`.
-
         Raises:
             LocalProtocolError: No such pending card request.
         """
         event = self._cards.pop(request_id, None)
-        if event is None or self._rules is None:
+        if event is None or self._rules is None or self._tracker is None:
             raise LocalProtocolError(f"no card request {request_id} on this connection")
         data, key = self._rules.answer_card(
             event, accept=accept, command_id=command_id or f"card-{request_id}",
             order_no=order_no, now=now, balance_cents=balance_cents, duration_s=duration_s,
             energy_wh=energy_wh, refusal_code=refusal_code)
-        if key is None or self._tracker is None:
+        if key is None:
             self._out += data
         else:
             self._out += self._tracker.submit(command_id or f"card-{request_id}",
                                               event.phy_id, key, data, now)
-        return self.data_to_send()
 
     # --- time ---------------------------------------------------------------------
 
@@ -193,7 +260,7 @@ class ServerConnection:
 
     def handle_timeout(self, now: float) -> list[ConnectionEvent]:
         """Retransmit, pace and time out commands due at *now*."""
-        if self._tracker is None:
+        if self._tracker is None or self._closed:
             return []
         failed, data = self._tracker.expire(now)
         self._out += data
@@ -202,14 +269,35 @@ class ServerConnection:
 
     # --- internals ------------------------------------------------------------------
 
+    def _check_open(self, method: str) -> None:
+        if self._closed:
+            raise LocalProtocolError(f"{method}() after the connection ended")
+
+    def _end(self, *, written: bool) -> list[ConnectionEvent]:
+        self._closed = True
+        self._decoder.end()
+        self._out.clear()
+        events: list[ConnectionEvent] = [
+            CommandDropped(phy_id=command.phy_id, command_id=command.command_id)
+            for command in self._waiting]
+        self._waiting.clear()
+        if self._tracker is not None:
+            events += [CommandDropped(phy_id=phy_id, command_id=command_id)
+                       for phy_id, command_id in self._tracker.drop()]
+        if self._context is not None:
+            events += [AnswerWithheld(phy_id=event.phy_id, event=event)
+                       for event in self._context.unanswered(written=written)
+                       if event.phy_id is not None]
+        return events
+
     def _ensure_rules(self) -> ServerRules | None:
         if self._rules is None:
             protocol = self._decoder.protocol
             if protocol is None:
                 return None
-            self._rules = _rules_for(protocol, self.timezone)
+            self._rules = self._settings.rules_for(protocol)
             self._tracker = CommandTracker(self._rules.timing)
-            self._context = _Context(self._out, self._tracker)
+            self._context = _Context(self._out, self._tracker, self.hold)
         return self._rules
 
     def _submit(self, command: Command, now: float) -> None:
@@ -217,23 +305,88 @@ class ServerConnection:
         data, key = self._rules.encode(command, now)
         if isinstance(command, StopCharging):
             self._rules.stop_sent(command)
-        if key is None:  # a command without a reply (AP3000 0x81): nothing to track
+        if key is None:  # a command without a reply (BKV OTA): nothing to track
             self._out += data
         else:
             self._out += self._tracker.submit(command.command_id, command.phy_id, key, data,
                                               now, self._rules.command_timing(command))
 
 
-class _Context:
-    """What a protocol's rules may do to their connection (a :class:`RulesContext`)."""
+class _RulesSettings:
+    """What the protocol rules are built with, once the protocol is known."""
 
-    def __init__(self, out: bytearray, tracker: CommandTracker) -> None:
+    def __init__(self, *, timezone: datetime.tzinfo, message_ids: MessageIds | None,
+                 bkv_timing: CommandTiming, ap3000_timing: Ap3000Timing,
+                 bkv_end_reasons: Mapping[int, EndReason],
+                 ap3000_end_reasons: Mapping[int, EndReason]) -> None:
+        self.timezone = timezone
+        self.message_ids = message_ids
+        self.bkv_timing = bkv_timing
+        self.ap3000_timing = ap3000_timing
+        self.bkv_end_reasons = bkv_end_reasons
+        self.ap3000_end_reasons = ap3000_end_reasons
+
+    def rules_for(self, protocol: ProtocolFamily) -> ServerRules:
+        if protocol is ProtocolFamily.BKV:
+            return BkvServerRules(
+                self.timezone, timing=self.bkv_timing, end_reasons=self.bkv_end_reasons,
+                message_ids=self.message_ids or MessageIds(modulus=0x1_0000_0000))
+        return Ap3000ServerRules(timing=self.ap3000_timing, end_reasons=self.ap3000_end_reasons,
+                                 message_ids=self.message_ids or MessageIds(modulus=0x10000))
+
+
+class _Context:
+    """What a protocol's rules may do to their connection (a :class:`RulesContext`),
+    and the answers held for the application."""
+
+    def __init__(self, out: bytearray, tracker: CommandTracker,
+                 hold: frozenset[type[Event]]) -> None:
         self._out = out
         self._tracker = tracker
+        self._hold = hold
+        #: Held answers by the identity of their event (events compare by value,
+        #: and a device's repeated report is a second, equal event).
+        self._held: dict[int, tuple[Event, bytes]] = {}
+        #: Answers to holdable reports queued since the last data_to_send().
+        self._queued: list[Event] = []
+        #: Those taken by the last data_to_send(): lost if that write fails.
+        self._taken: list[Event] = []
 
     def reply(self, data: bytes) -> None:
         """Queue an answer to an uplink (not paced: answers go at once)."""
         self._out += data
+
+    def answer(self, event: Event, data: bytes) -> None:
+        """The answer to a report the application may hold (see :data:`HOLDABLE`)."""
+        if type(event) in self._hold:
+            self._held[id(event)] = (event, data)
+        else:
+            self._out += data
+            self._queued.append(event)
+
+    def release(self, event: Event) -> bool:
+        held = self._held.pop(id(event), None)
+        if held is None or held[0] is not event:
+            return False
+        self._out += held[1]
+        self._queued.append(event)
+        return True
+
+    def held_events(self) -> list[Event]:
+        return [event for event, _ in self._held.values()]
+
+    def taken(self) -> None:
+        self._taken, self._queued = self._queued, []
+
+    def unanswered(self, *, written: bool) -> list[Event]:
+        """Events whose answer the device has not been sent when the connection ends."""
+        lost = [event for event, _ in self._held.values()] + self._queued
+        if not written:
+            lost = self._taken + lost
+        self._held.clear()
+        self._queued.clear()
+        self._taken.clear()
+        return lost
 
     def resolve(self, key: Hashable, now: float) -> InFlight | None:
         """The command a device reply with *key* answers; frees its device."""
@@ -250,9 +403,3 @@ class _Context:
         """Send a follow-up frame of a command (the next firmware packet), paced and
         tracked like a command."""
         self._out += self._tracker.submit(command_id, phy_id, key, data, now, timing)
-
-
-def _rules_for(protocol: ProtocolFamily, timezone: datetime.tzinfo) -> ServerRules:
-    if protocol is ProtocolFamily.BKV:
-        return BkvServerRules(timezone)
-    return Ap3000ServerRules()

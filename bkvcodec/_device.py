@@ -63,15 +63,14 @@ class DeviceConnection:
         self._out += self._rules.take_output()
         return inputs
 
-    def send(self, event: DeviceOutput, now: float) -> bytes:
-        """Encode what the device reports; return every byte to write.
+    def send(self, event: DeviceOutput, now: float) -> None:
+        """Encode what the device reports; the frame comes out of :meth:`data_to_send`.
 
         Raises:
             LocalProtocolError: The protocol cannot express *event*, or it names
                 a command this connection never received.
         """
         self._out += self._rules.encode(event, now)
-        return self.data_to_send()
 
     def data_to_send(self) -> bytes:
         """Every byte waiting to be written (the greeting, at first)."""

@@ -16,11 +16,31 @@ from dataclasses import dataclass
 from ._types import ProtocolFamily
 
 __all__ = [
-    "AlarmRaised", "CardAnswered", "CardPresented", "ChargeMode", "CommandAcknowledged",
-    "CommandRejected", "CommandTimedOut", "DeviceHeartbeat", "DeviceRegistered", "EndReason",
-    "Event", "FirmwareProgress", "MeterReading", "ModemIdentified", "ParamsReported",
-    "PortState", "PortStatusReported", "ProgressReported", "ServerAnswered",
-    "SettlementReported", "StartConfirmed", "UnknownMessage", "UpgradeRequested",
+    "AlarmRaised",
+    "AnswerWithheld",
+    "CardAnswered",
+    "CardPresented",
+    "ChargeMode",
+    "CommandAcknowledged",
+    "CommandDropped",
+    "CommandRejected",
+    "CommandTimedOut",
+    "DeviceHeartbeat",
+    "DeviceRegistered",
+    "EndReason",
+    "Event",
+    "FirmwareProgress",
+    "MeterReading",
+    "ModemIdentified",
+    "ParamsReported",
+    "PortState",
+    "PortStatusReported",
+    "ProgressReported",
+    "ServerAnswered",
+    "SettlementReported",
+    "StartConfirmed",
+    "UnknownMessage",
+    "UpgradeRequested",
 ]
 
 
@@ -378,3 +398,36 @@ class CardAnswered(Event):
     energy_wh: int | None = None
     command_id: str | None = None
     order_no: str | None = None
+
+
+# --- what a closing connection leaves behind -------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandDropped(Event):
+    """The connection ended before a command's outcome was known (the command
+    was queued, in flight, or written in a write that failed). Send it again on
+    the device's next connection, or give it up.
+
+    .. versionadded:: 0.1.0
+    """
+
+    phy_id: str
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AnswerWithheld(Event):
+    """The connection ended while the answer to *event* was held (see
+    :meth:`ServerConnection.acknowledge`) or before an acknowledged answer was
+    written. The device did not hear it, keeps the report and repeats it on its
+    next connection, where it arrives again as a new event.
+
+    Attributes:
+        event: The report whose answer was not written.
+
+    .. versionadded:: 0.1.0
+    """
+
+    phy_id: str
+    event: Event

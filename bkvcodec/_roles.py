@@ -23,13 +23,16 @@ from ._commands import (
 from ._decoder import FrameRejected, UnidentifiedStream
 from ._events import (
     AlarmRaised,
+    AnswerWithheld,
     CardAnswered,
     CardPresented,
     CommandAcknowledged,
+    CommandDropped,
     CommandRejected,
     CommandTimedOut,
     DeviceHeartbeat,
     DeviceRegistered,
+    Event,
     FirmwareProgress,
     ModemIdentified,
     ParamsReported,
@@ -51,6 +54,7 @@ ConnectionEvent: TypeAlias = (
     | StartConfirmed | ProgressReported | SettlementReported | CommandAcknowledged
     | CommandRejected | CommandTimedOut | CardPresented | AlarmRaised | ParamsReported
     | FirmwareProgress | UpgradeRequested | UnknownMessage | FrameRejected | UnidentifiedStream
+    | CommandDropped | AnswerWithheld
 )
 """Everything a :class:`ServerConnection` reports."""
 
@@ -73,6 +77,8 @@ class RulesContext(Protocol):
     """What a protocol's server rules may do to their connection."""
 
     def reply(self, data: bytes) -> None: ...
+
+    def answer(self, event: Event, data: bytes) -> None: ...
 
     def resolve(self, key: Hashable, now: float) -> InFlight | None: ...
 

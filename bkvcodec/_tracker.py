@@ -10,7 +10,9 @@ from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-__all__ = ["CommandTiming", "CommandTracker", "InFlight"]
+from ._errors import LocalProtocolError
+
+__all__ = ["CommandTiming", "CommandTracker", "InFlight", "MessageIds"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,13 +118,13 @@ class CommandTracker:
             deadlines.append(self._last_write + self.timing.min_spacing_s)
         return min(deadlines, default=None)
 
-    def drop(self) -> list[str]:
-        """Forget every command (the connection closed); return their ids."""
-        ids = [p.command_id for p in self._in_flight.values()]
-        ids += [q.command_id for q in self._queue]
+    def drop(self) -> list[tuple[str, str]]:
+        """Forget every command (the connection closed); return their devices and ids."""
+        dropped = [(p.phy_id, p.command_id) for p in self._in_flight.values()]
+        dropped += [(q.phy_id, q.command_id) for q in self._queue]
         self._in_flight.clear()
         self._queue.clear()
-        return ids
+        return dropped
 
     def _pump(self, now: float) -> bytes:
         """Write queued commands whose device is free, respecting the spacing."""
@@ -140,3 +142,40 @@ class CommandTracker:
             self._last_write = now
             out += queued.data
         return bytes(out)
+
+
+class MessageIds:
+    """The message id (AP3000) or frame sequence number (BKV) each device's
+    commands get next.
+
+    A device may drop a command whose id it has seen before, so ids must not
+    repeat across reconnects: give every :class:`ServerConnection` of a process
+    the same instance, and after a restart :meth:`seed` each device with the last
+    id you stored (read it with :meth:`last` after sending).
+
+    Args:
+        modulus: Ids run from 1 to ``modulus - 1`` and wrap around (``0x10000``
+            for AP3000's 16-bit message ids, ``0x1_0000_0000`` for BKV).
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, modulus: int = 0x10000) -> None:
+        if modulus < 2:
+            raise LocalProtocolError(f"modulus must be at least 2, not {modulus}")
+        self.modulus = modulus
+        self._last: dict[str, int] = {}
+
+    def seed(self, phy_id: str, last_used: int) -> None:
+        """The next id for *phy_id* follows *last_used*."""
+        self._last[phy_id] = last_used % self.modulus
+
+    def last(self, phy_id: str) -> int | None:
+        """The last id handed out for *phy_id*, or None."""
+        return self._last.get(phy_id)
+
+    def next(self, phy_id: str) -> int:
+        """A new id for *phy_id* (never 0)."""
+        value = self._last.get(phy_id, 0) % (self.modulus - 1) + 1
+        self._last[phy_id] = value
+        return value

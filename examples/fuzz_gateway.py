@@ -114,7 +114,8 @@ class GoodDevice:
 
     def heartbeat_answered(self) -> bool:
         event = DeviceHeartbeat(phy_id=GOOD_DEVICE, protocol=ProtocolFamily.BKV)
-        self.sock.sendall(self.connection.send(event, time.time()))
+        self.connection.send(event, time.time())
+        self.sock.sendall(self.connection.data_to_send())
         while data := self.sock.recv(65536):
             inputs = self.connection.receive_data(data, time.time())
             self.sock.sendall(self.connection.data_to_send())

@@ -2,13 +2,14 @@
 connection, served by ``trio.serve_tcp``.
 
 The connection identifies the protocol (BKV/GN or AP3000), answers heartbeats,
-registrations, status reports and settlements by itself, and reports the rest as
-events, which this example prints. When a device registers, the server asks it for
-its port status, to show how commands go out: :meth:`~bkvcodec.ServerConnection.send`
-frames them, and the connection paces and retransmits them on its own timers, which
-is why each read waits at most until :meth:`~bkvcodec.ServerConnection.next_deadline`.
-Outcomes come back as ``CommandAcknowledged``, ``CommandRejected`` or
-``CommandTimedOut`` events.
+registrations and status reports by itself, and reports the rest as events.
+``device_events.handle_read`` stores them (here: prints them) and only then
+acknowledges the settlements the connection held, and asks each device for its
+status once per connection, to show how commands go out:
+:meth:`~bkvcodec.ServerConnection.send` queues them, the connection paces and
+retransmits them on its own timers (each read waits at most until
+:meth:`~bkvcodec.ServerConnection.next_deadline`), and every byte to write comes out
+of :meth:`~bkvcodec.ServerConnection.data_to_send`.
 
 Run it, then point devices at it::
 
@@ -21,38 +22,21 @@ timeouts, one connection per device, commands from the HTTP API.
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import time
-from collections.abc import Callable
 
 import trio
+from device_events import EventHandler, handle_read, print_event
 
-from bkvcodec import (
-    ConnectionEvent,
-    DeviceRegistered,
-    FrameRejected,
-    QueryStatus,
-    ServerConnection,
-)
-
-#: What the server does with each event; a real server updates its database here.
-EventHandler = Callable[[ConnectionEvent], None]
-
-_command_ids = itertools.count(1)
-
-
-def print_event(event: ConnectionEvent) -> None:
-    if isinstance(event, FrameRejected):
-        print("rejected:", event.error.code, flush=True)
-    else:
-        print(event, flush=True)
+from bkvcodec import ConnectionEvent, ServerConnection
 
 
 async def handle_device(stream: trio.SocketStream,
                         on_event: EventHandler = print_event) -> None:
     """Serve one device connection until the device closes it."""
     conn = ServerConnection()
+    queried: set[str] = set()
+    ended: list[ConnectionEvent] = []
     try:
         while True:
             # Read until the connection's next timer (a retransmission, the spacing
@@ -65,26 +49,22 @@ async def handle_device(stream: trio.SocketStream,
             if data is None:
                 events = conn.handle_timeout(time.time())
             elif not data:
+                ended = conn.receive_eof()
                 break
             else:
                 events = conn.receive_data(data, time.time())
-            # send() returns everything pending, answers included: write what it
-            # returns, then whatever else is waiting, in that order.
-            output = b""
-            for event in events:
-                on_event(event)
-                if isinstance(event, DeviceRegistered):
-                    output += conn.send(QueryStatus(command_id=f"status-{next(_command_ids)}",
-                                                    phy_id=event.phy_id), time.time())
-            output += conn.data_to_send()
+            handle_read(conn, events, time.time(), on_event, queried)
+            output = conn.data_to_send()
             if output:
-                await stream.send_all(output)
-    except trio.BrokenResourceError:
-        pass  # the device went away mid-write; its connection is over either way
+                try:
+                    await stream.send_all(output)
+                except trio.BrokenResourceError:
+                    ended = conn.send_failed()
+                    break
     finally:
-        dropped = conn.receive_eof()  # commands whose outcome is now unknown
-        if dropped:
-            print("connection closed; unanswered commands:", dropped, flush=True)
+        # Commands whose outcome is unknown, answers the device never heard.
+        for event in ended:
+            on_event(event)
         await trio.aclose_forcefully(stream)
 
 

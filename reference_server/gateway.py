@@ -3,7 +3,9 @@
 # One task per TCP connection (trio.serve_tcp). Each connection owns a
 # ServerConnection: bytes read go in with the current time, the answers the
 # protocol requires come out at once, and the protocol-neutral events go to the
-# EventSink (the order service), which owns every decision. Commands reach a
+# EventSink (the order service), which owns every decision. Settlements are
+# answered only after the sink has committed them (store, then acknowledge): if
+# the commit fails, the device hears nothing and repeats the report. Commands reach a
 # device through Gateway.send(), which encodes them on that device's connection.
 # A timer task per connection calls handle_timeout() at next_deadline().
 #
@@ -23,7 +25,9 @@ from typing import Protocol
 import trio
 
 from bkvcodec import (
+    AnswerWithheld,
     Command,
+    CommandDropped,
     ConnectionEvent,
     Direction,
     FrameRejected,
@@ -95,6 +99,8 @@ class DeviceLink:
     deadline_changed: trio.Event = field(default_factory=trio.Event)
     cancel_scope: trio.CancelScope | None = None
     closed: bool = False
+    #: A write failed: what the connection last handed out may not have arrived.
+    write_failed: bool = False
     #: The device ids this connection currently speaks for (in the order first seen).
     phy_ids: dict[str, None] = field(default_factory=dict)
 
@@ -158,9 +164,9 @@ class Gateway:
         link = self._links.get(phy_id)
         if link is None or link.closed:
             return False
-        data = link.connection.send(command, self.clock())
+        link.connection.send(command, self.clock())
         link.deadline_changed.set()
-        await self._write(link, data, type(command).__name__, phy_id)
+        await self._write(link, link.connection.data_to_send(), type(command).__name__, phy_id)
         return True
 
     async def answer_card(self, phy_id: str, request_id: int, *, accept: bool,
@@ -176,11 +182,12 @@ class Gateway:
         link = self._links.get(phy_id)
         if link is None or link.closed:
             return False
-        data = link.connection.answer_card(
+        link.connection.answer_card(
             request_id, accept=accept, now=self.clock(), command_id=command_id,
             order_no=order_no, balance_cents=balance_cents, duration_s=duration_s,
             energy_wh=energy_wh, refusal_code=refusal_code)
-        await self._write(link, data, "CardAnswer", phy_id)
+        link.deadline_changed.set()
+        await self._write(link, link.connection.data_to_send(), "CardAnswer", phy_id)
         return True
 
     def statistics(self) -> GatewayStatistics:
@@ -248,6 +255,13 @@ class Gateway:
             link.deadline_changed.set()
             if events:
                 await self.sink.device_events(link, events)
+            # device_events returned: what it was given is committed.
+            held = link.connection.held()
+            if held:
+                for event in held:
+                    link.connection.acknowledge(event)
+                await self._write(link, link.connection.data_to_send(), "acknowledgement",
+                                  phy_id)
 
     def _note(self, link: DeviceLink, events: list[ConnectionEvent]) -> str | None:
         """Count and route what a read carried; returns the device it named, if any."""
@@ -263,8 +277,8 @@ class Gateway:
                                  remote_addr=link.remote_addr, head=event.head.hex())
                 continue
             self._frames_in += 1
-            phy_id = getattr(event, "phy_id", None)
-            if isinstance(phy_id, str):
+            phy_id = event.phy_id
+            if phy_id is not None:
                 named = phy_id
                 old = self._links.get(phy_id)
                 if old is not link:
@@ -304,12 +318,12 @@ class Gateway:
                 try:
                     await link.stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    link.closed = True
+                    link.closed = link.write_failed = True
                     return
             if scope.cancelled_caught:
                 self.log.warning("connection will close", remote_addr=link.remote_addr,
                                  reason="write timeout")
-                link.closed = True
+                link.closed = link.write_failed = True
                 return
         self._bytes_out += len(data)
 
@@ -320,7 +334,13 @@ class Gateway:
         for phy_id in gone:
             del self._links[phy_id]
         link.phy_ids.clear()
-        dropped = link.connection.receive_eof()
+        ended = (link.connection.send_failed() if link.write_failed
+                 else link.connection.receive_eof())
+        dropped = [event.command_id for event in ended if isinstance(event, CommandDropped)]
+        withheld = [event for event in ended if isinstance(event, AnswerWithheld)]
+        if withheld:
+            self.log.info("connection closed with unanswered reports; the device repeats them",
+                          remote_addr=link.remote_addr, reports=len(withheld))
         with trio.move_on_after(1, shield=True):
             await trio.aclose_forcefully(link.stream)
             await self.sink.link_closed(link, gone, dropped)

@@ -21,11 +21,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias, assert_never
 
 import trio
 
 from bkvcodec import (
     AlarmRaised,
+    AnswerWithheld,
     CardPresented,
     ChargeMode,
     ChargingProgress,
@@ -33,6 +35,7 @@ from bkvcodec import (
     ChargingStarted,
     Command,
     CommandAcknowledged,
+    CommandDropped,
     CommandRejected,
     CommandTimedOut,
     ConnectionEvent,
@@ -112,6 +115,13 @@ from .storage import (
 from .units import volts
 
 __all__ = ["ChargingService"]
+
+#: The events that report on a device the connection has named.
+_DeviceReport: TypeAlias = (
+    DeviceRegistered | DeviceHeartbeat | PortStatusReported | StartConfirmed
+    | ProgressReported | SettlementReported | AlarmRaised | CardPresented | ParamsReported
+    | UpgradeRequested | UnknownMessage
+)
 
 #: Push every 10th heartbeat of a device (the 1st, 11th, 21st …; api.md §10.6).
 HEARTBEAT_SAMPLING = 10
@@ -323,10 +333,7 @@ class ChargingService:
         now = self.clock()
         changes = _Changes()
         for command_id in dropped_commands:
-            # Still 'sent' in the database: sent again when the device returns.
-            open_command = self._commands.get(command_id)
-            if open_command is not None:
-                open_command.handed_to = None
+            self._command_dropped(command_id)
         for phy_id in phy_ids:
             device = self._devices.get(phy_id)
             if device is not None and device.link_id == link.link_id:
@@ -491,51 +498,71 @@ class ChargingService:
                       changes: _Changes) -> None:
         protocol = link.protocol or "unknown"
         self.metrics.frames_in.labels(protocol, type(event).__name__).inc()
-        if isinstance(event, FrameRejected):
-            self.metrics.frames_rejected.labels(event.error.code).inc()
+        match event:
+            case FrameRejected():
+                self.metrics.frames_rejected.labels(event.error.code).inc()
+            case UnidentifiedStream():
+                self.metrics.frames_rejected.labels("unidentified").inc()
+            case ModemIdentified():
+                self._link_iccid[link.link_id] = event.iccid
+            case CommandAcknowledged() | CommandRejected() | CommandTimedOut():
+                self._command_outcome(event, now, changes)
+            case CommandDropped():
+                self._command_dropped(event.command_id)
+            case AnswerWithheld():
+                self.log.info("answer not written; the device repeats the report",
+                              device=event.phy_id, report=type(event.event).__name__)
+            case FirmwareProgress():
+                self.log.info("firmware transfer", command_id=event.command_id,
+                              device=event.phy_id, packets_done=event.packets_done,
+                              packets_total=event.packets_total)
+            case UnknownMessage() if event.phy_id is None:
+                self.log.debug("message without a rule", name=event.name)
+            case _:
+                await self._device_report(link, event, now, changes)
+
+    async def _device_report(self, link: DeviceLink, event: _DeviceReport, now: float,
+                             changes: _Changes) -> None:
+        """A report that names its device: the device is online, and the report is
+        applied to it."""
+        if event.phy_id is None:
             return
-        if isinstance(event, UnidentifiedStream):
-            self.metrics.frames_rejected.labels("unidentified").inc()
-            return
-        if isinstance(event, ModemIdentified):
-            self._link_iccid[link.link_id] = event.iccid
-            return
-        if isinstance(event, CommandAcknowledged | CommandRejected | CommandTimedOut):
-            self._command_outcome(event, now, changes)
-            return
-        if isinstance(event, FirmwareProgress):
-            self.log.info("firmware transfer", command_id=event.command_id,
-                          device=event.phy_id, packets_done=event.packets_done,
-                          packets_total=event.packets_total)
-            return
-        phy_id = event.phy_id
-        if phy_id is None:
-            return
-        device = await self._seen(link, phy_id, now, changes)
+        device = await self._seen(link, event.phy_id, now, changes)
         if device is None:
             return
-        if protocol == "bkv":
-            self.log.debug("BKV frame received", cmd=type(event).__name__, gateway_id=phy_id)
-        if isinstance(event, DeviceRegistered):
-            await self._registered(device, event, link, now, changes)
-        elif isinstance(event, DeviceHeartbeat):
-            self._heartbeat(device, event, now, changes)
-        elif isinstance(event, PortStatusReported):
-            self._port_status(device, event, now, changes)
-        elif isinstance(event, StartConfirmed | ProgressReported | SettlementReported):
-            self._order_report(device, event, now, changes)
-        elif isinstance(event, AlarmRaised):
-            self._alarm(device, event, now, changes)
-        elif isinstance(event, CardPresented):
-            await self._card(device, event, now, changes)
-        elif isinstance(event, ParamsReported):
-            self._params_reported(device, event, now, changes)
-        elif isinstance(event, UpgradeRequested):
-            self.log.info("device asks for a firmware upgrade", device=phy_id,
-                          device_type=event.device_type,
-                          firmware_version=event.firmware_version)
-        elif isinstance(event, UnknownMessage):
-            self.log.debug("message without a rule", device=phy_id, name=event.name)
+        if link.protocol == "bkv":
+            self.log.debug("BKV frame received", cmd=type(event).__name__,
+                           gateway_id=event.phy_id)
+        match event:
+            case DeviceRegistered():
+                await self._registered(device, event, link, now, changes)
+            case DeviceHeartbeat():
+                self._heartbeat(device, event, now, changes)
+            case PortStatusReported():
+                self._port_status(device, event, now, changes)
+            case StartConfirmed() | ProgressReported() | SettlementReported():
+                self._order_report(device, event, now, changes)
+            case AlarmRaised():
+                self._alarm(device, event, now, changes)
+            case CardPresented():
+                await self._card(device, event, now, changes)
+            case ParamsReported():
+                self._params_reported(device, event, now, changes)
+            case UpgradeRequested():
+                self.log.info("device asks for a firmware upgrade", device=event.phy_id,
+                              device_type=event.device_type,
+                              firmware_version=event.firmware_version)
+            case UnknownMessage():
+                self.log.debug("message without a rule", device=event.phy_id,
+                               name=event.name)
+            case _:
+                assert_never(event)
+
+    def _command_dropped(self, command_id: str) -> None:
+        # Still 'sent' in the database: sent again when the device returns.
+        open_command = self._commands.get(command_id)
+        if open_command is not None:
+            open_command.handed_to = None
 
     async def _seen(self, link: DeviceLink, phy_id: str, now: float,
                     changes: _Changes) -> _Device | None:

@@ -57,12 +57,17 @@ class DevicePair:
 
     Every byte one side produces is fed to the other at once; the events each
     side reported are collected in :attr:`server_events` and :attr:`device_inputs`.
+    Like an application that stores each report before answering it, the pair
+    acknowledges every held answer right after the read that produced it, unless
+    *auto_acknowledge* is off.
     """
 
-    def __init__(self, protocol: Any, phy_id: str) -> None:
+    def __init__(self, protocol: Any, phy_id: str, *, auto_acknowledge: bool = True,
+                 **server_options: Any) -> None:
         from bkvcodec import DeviceConnection, ServerConnection
 
-        self.server = ServerConnection(protocol=protocol)
+        self.auto_acknowledge = auto_acknowledge
+        self.server = ServerConnection(protocol=protocol, **server_options)
         self.device = DeviceConnection(protocol=protocol, phy_id=phy_id)
         self.server_events: list[Any] = []
         self.device_inputs: list[Any] = []
@@ -75,6 +80,9 @@ class DevicePair:
         self.wire_up.append(data)
         events = self.server.receive_data(data, now)
         self.server_events += events
+        if self.auto_acknowledge:
+            for event in self.server.held():
+                self.server.acknowledge(event)
         self._to_device(self.server.data_to_send(), now)
         return events
 
@@ -93,11 +101,13 @@ class DevicePair:
 
     def device_sends(self, event: Any, now: float) -> list[Any]:
         """The device reports *event*; return what the server made of it."""
-        return self._to_server(self.device.send(event, now), now)
+        self.device.send(event, now)
+        return self._to_server(self.device.data_to_send(), now)
 
     def server_sends(self, command: Any, now: float) -> list[Any]:
         """The server sends *command*; return what the device received."""
-        return self._to_device(self.server.send(command, now), now)
+        self.server.send(command, now)
+        return self._to_device(self.server.data_to_send(), now)
 
     def tick(self, now: float) -> list[Any]:
         """Let the server's timers run up to *now*."""

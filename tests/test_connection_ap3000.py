@@ -181,11 +181,14 @@ def test_command_is_retransmitted_once_after_15_seconds() -> None:
 
 def test_commands_on_one_connection_are_spaced_half_a_second() -> None:
     server = ServerConnection(protocol=ProtocolFamily.AP3000)
-    first = server.send(QueryStatus(command_id="q", phy_id=PHY), T0)
-    a1 = server.send(StartCharging(command_id="x", phy_id=PHY, port_no=1, order_no="A",
-                                   mode=ChargeMode.UNTIL_FULL), T0)
-    a2 = server.send(StartCharging(command_id="y", phy_id="04A26CF3", port_no=1,
-                                   order_no="B", mode=ChargeMode.UNTIL_FULL), T0 + 0.1)
+    server.send(QueryStatus(command_id="q", phy_id=PHY), T0)
+    first = server.data_to_send()
+    server.send(StartCharging(command_id="x", phy_id=PHY, port_no=1, order_no="A",
+                              mode=ChargeMode.UNTIL_FULL), T0)
+    a1 = server.data_to_send()
+    server.send(StartCharging(command_id="y", phy_id="04A26CF3", port_no=1,
+                              order_no="B", mode=ChargeMode.UNTIL_FULL), T0 + 0.1)
+    a2 = server.data_to_send()
 
     assert first and a1 and not a2
     assert T0 + 0.5 == server.next_deadline()
@@ -216,8 +219,8 @@ def test_card_swipe_gets_the_callers_answer() -> None:
     assert isinstance(presented, CardPresented)
     assert "2056062429" == presented.card_no
 
-    pair._to_device(pair.server.answer_card(presented.request_id, accept=False, now=T0,
-                                            refusal_code=0x06), T0)
+    pair.server.answer_card(presented.request_id, accept=False, now=T0, refusal_code=0x06)
+    pair._to_device(pair.server.data_to_send(), T0)
 
     assert CardAnswered(phy_id=PHY, request_id=2056062429, accepted=False,
                         balance_cents=0) == pair.device_inputs[-1]
@@ -279,8 +282,8 @@ def test_firmware_is_sent_packet_by_packet() -> None:
 
 def test_refused_firmware_is_a_rejection() -> None:
     server = ServerConnection(protocol=ProtocolFamily.AP3000)
-    data = server.send(SendFirmware(command_id="fw", phy_id=PHY, image=b"x" * 10), T0)
-    first = Ap3000Frame.decode(data, Direction.DOWN)
+    server.send(SendFirmware(command_id="fw", phy_id=PHY, image=b"x" * 10), T0)
+    first = Ap3000Frame.decode(server.data_to_send(), Direction.DOWN)
     reply = Ap3000Frame(physical_id=first.physical_id, message_id=first.message_id,
                         message=a.Ap3000FirmwarePacketSlaveReply(result=3, packet_no=0))
 
@@ -306,9 +309,8 @@ def test_a_unit_reports_its_port_count_and_the_statuses_it_is_given() -> None:
     server.receive_data(device.data_to_send(), T0)
     device.set_port_status(3, 0x01)
 
-    events = server.receive_data(device.send(DeviceHeartbeat(phy_id=PHY,
-                                                             protocol=ProtocolFamily.AP3000),
-                                             T0), T0)
+    device.send(DeviceHeartbeat(phy_id=PHY, protocol=ProtocolFamily.AP3000), T0)
+    events = server.receive_data(device.data_to_send(), T0)
 
     states = {e.port_no: e.state for e in events if isinstance(e, PortStatusReported)}
     assert [1, 2, 3, 4] == sorted(states)

@@ -224,8 +224,9 @@ def test_card_swipe_is_answered_by_the_caller() -> None:
                                                   card_no="000000000002", request_id=7), T0)
     assert isinstance(presented, CardPresented)
 
-    pair._to_device(pair.server.answer_card(presented.request_id, accept=True, now=T0 + 1,
-                                            order_no="THD9", duration_s=720 * 60), T0 + 1)
+    pair.server.answer_card(presented.request_id, accept=True, now=T0 + 1, order_no="THD9",
+                            duration_s=720 * 60)
+    pair._to_device(pair.server.data_to_send(), T0 + 1)
 
     answer = pair.device_inputs[-1]
     assert isinstance(answer, CardAnswered)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -31,6 +32,8 @@ DEVICES = [
 
 
 def load_example(name: str) -> ModuleType:
+    if str(EXAMPLES) not in sys.path:  # the servers import their shared device_events
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -50,15 +53,16 @@ class Device:
     def hello(self) -> bytes:
         """The greeting, then a registration (AP3000) or a heartbeat (BKV, whose first
         heartbeat registers the gateway)."""
-        greeting = self.conn.data_to_send()
         if self.protocol is ProtocolFamily.AP3000:
-            return greeting + self.conn.send(
-                DeviceRegistered(phy_id=self.phy_id, protocol=self.protocol), time.time())
-        return greeting + self.heartbeat()
+            self.conn.send(DeviceRegistered(phy_id=self.phy_id, protocol=self.protocol),
+                           time.time())
+            return self.conn.data_to_send()
+        return self.conn.data_to_send() + self.heartbeat()
 
     def heartbeat(self) -> bytes:
-        return self.conn.send(DeviceHeartbeat(phy_id=self.phy_id, protocol=self.protocol,
-                                              rssi=17, voltage_dv=2275), time.time())
+        self.conn.send(DeviceHeartbeat(phy_id=self.phy_id, protocol=self.protocol,
+                                       rssi=17, voltage_dv=2275), time.time())
+        return self.conn.data_to_send()
 
     def feed(self, data: bytes) -> bytes:
         """Take the server's bytes; return the bytes to write."""

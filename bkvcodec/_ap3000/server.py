@@ -52,13 +52,13 @@ from .._events import (
     UpgradeRequested,
 )
 from .._roles import ConnectionEvent, RulesContext
-from .._tracker import CommandTiming
+from .._tracker import CommandTiming, MessageIds
 from .._types import ProtocolFamily
 from . import messages as a
 from .codec import Ap3000Frame
 from .jsonform import message_name
 from .nonframe import IccidAnnouncement, LinkKeepAlive
-from .timing import AP3000_TIMING
+from .timing import AP3000_REQUIRED_REPLIES, AP3000_TIMING, Ap3000Timing
 from .values import (
     Ap3000PortStatus,
     Ap3000StopReason,
@@ -166,21 +166,48 @@ def _temperature(raw: int | None) -> int | None:
     return None if not raw else raw - 65
 
 
+def _required_reply(frame: Ap3000Frame, now: float) -> a.Ap3000Message | None:
+    """The answer :data:`AP3000_REQUIRED_REPLIES` names for an uplink, or None. Card
+    swipes are answered by the application (``answer_card``)."""
+    message = frame.message
+    reply_class = AP3000_REQUIRED_REPLIES.get(type(message))
+    if reply_class is None or isinstance(message, a.Ap3000CardSwipe):
+        return None
+    if reply_class is a.Ap3000OrderConfirmReply:
+        assert isinstance(message, a.Ap3000OrderConfirm)
+        return a.Ap3000OrderConfirmReply(port=message.port, result=0)
+    if reply_class is a.Ap3000TimeReply:
+        return a.Ap3000TimeReply(timestamp=int(now))
+    if reply_class is a.Ap3000HostTimeReply:
+        return a.Ap3000HostTimeReply(timestamp=int(now))
+    if reply_class is a.Ap3000HeartbeatReply:
+        return a.Ap3000HeartbeatReply(result=0)
+    if reply_class is a.Ap3000LegacyHeartbeatReply:
+        return a.Ap3000LegacyHeartbeatReply(result=0)
+    if reply_class is a.Ap3000RegisterReply:
+        return a.Ap3000RegisterReply(result=0)
+    if reply_class is a.Ap3000SettlementReply:
+        return a.Ap3000SettlementReply(result=0)
+    raise AssertionError(f"no answer is built for {reply_class.__name__}")
+
+
 class Ap3000ServerRules:
     """The server's behaviour on an AP3000 connection."""
 
-    def __init__(self, *, end_reasons: Mapping[int, EndReason] = AP3000_END_REASONS) -> None:
+    def __init__(self, *, timing: Ap3000Timing = AP3000_TIMING,
+                 end_reasons: Mapping[int, EndReason] = AP3000_END_REASONS,
+                 message_ids: MessageIds | None = None) -> None:
         self.timing = CommandTiming(
-            reply_timeout_s=AP3000_TIMING.reply_timeout_s,
-            max_retransmissions=AP3000_TIMING.max_retransmissions,
-            min_spacing_s=AP3000_TIMING.min_command_spacing_s)
+            reply_timeout_s=timing.reply_timeout_s,
+            max_retransmissions=timing.max_retransmissions,
+            min_spacing_s=timing.min_command_spacing_s)
         self.firmware_timing = CommandTiming(
-            reply_timeout_s=AP3000_TIMING.firmware_reply_timeout_s,
-            max_retransmissions=AP3000_TIMING.firmware_max_resends,
-            min_spacing_s=AP3000_TIMING.min_command_spacing_s)
+            reply_timeout_s=timing.firmware_reply_timeout_s,
+            max_retransmissions=timing.firmware_max_resends,
+            min_spacing_s=timing.min_command_spacing_s)
         self.end_reasons = end_reasons
+        self.message_ids = message_ids or MessageIds(modulus=0x10000)
         self._transfers: dict[Hashable, _Transfer] = {}
-        self._message_id = 0
         self._faults: dict[tuple[str, int], int] = {}
         self._running: dict[tuple[str, int], str] = {}
         self._cards: dict[int, Ap3000Frame] = {}
@@ -198,7 +225,15 @@ class Ap3000ServerRules:
             return [UnknownMessage(phy_id=None, name=type(frame).__name__, data=b"")]
         message = frame.message
         phy_id = frame.phy_id
-        reply = self._required_reply(frame, now)
+        reply = _required_reply(frame, now)
+        if isinstance(message, a.Ap3000Settlement | a.Ap3000OrderConfirm):
+            # Holdable answers: the device forgets the report once answered.
+            report = (self._settled(phy_id, message) if isinstance(message, a.Ap3000Settlement)
+                      else StartConfirmed(phy_id=phy_id, socket_no=1, port_no=message.port + 1,
+                                          order_no=decode_order_no(message.order_no)))
+            assert reply is not None
+            context.answer(report, frame.reply(reply).encode())
+            return [report]
         if reply is not None:
             context.reply(frame.reply(reply).encode())
         if isinstance(message, a.Ap3000Register):
@@ -223,11 +258,6 @@ class Ap3000ServerRules:
                                     firmware=f"V{message.firmware_version / 100:.2f}")]
         if isinstance(message, a.Ap3000PowerHeartbeat):
             return [self._progress(phy_id, message)]
-        if isinstance(message, a.Ap3000Settlement):
-            return [self._settled(phy_id, message)]
-        if isinstance(message, a.Ap3000OrderConfirm):
-            return [StartConfirmed(phy_id=phy_id, socket_no=1, port_no=message.port + 1,
-                                      order_no=decode_order_no(message.order_no))]
         if isinstance(message, a.Ap3000CardSwipe):
             return [self._card(frame, message)]
         if isinstance(message, a.Ap3000UpgradeRequest):
@@ -255,26 +285,6 @@ class Ap3000ServerRules:
         if reply is not None:
             return []
         return [UnknownMessage(phy_id=phy_id, name=message_name(message), data=frame.encode())]
-
-    @staticmethod
-    def _required_reply(frame: Ap3000Frame, now: float) -> a.Ap3000Message | None:
-        """The answer §7.1 requires for an uplink, or None."""
-        message = frame.message
-        if isinstance(message, a.Ap3000Heartbeat):
-            return a.Ap3000HeartbeatReply(result=0)
-        if isinstance(message, a.Ap3000LegacyHeartbeat):
-            return a.Ap3000LegacyHeartbeatReply(result=0)
-        if isinstance(message, a.Ap3000Register):
-            return a.Ap3000RegisterReply(result=0)
-        if isinstance(message, a.Ap3000Settlement):
-            return a.Ap3000SettlementReply(result=0)
-        if isinstance(message, a.Ap3000OrderConfirm):
-            return a.Ap3000OrderConfirmReply(port=message.port, result=0)
-        if isinstance(message, a.Ap3000TimeRequest):
-            return a.Ap3000TimeReply(timestamp=int(now))
-        if isinstance(message, a.Ap3000HostTimeRequest):
-            return a.Ap3000HostTimeReply(timestamp=int(now))
-        return None
 
     def _port(self, phy_id: str, index: int, code: int,
               power_dw: int | None) -> list[ConnectionEvent]:
@@ -356,7 +366,7 @@ class Ap3000ServerRules:
 
     def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]:
         physical_id = parse_phy_id(command.phy_id)
-        self._message_id = (self._message_id + 1) & 0xFFFF
+        message_id = self.message_ids.next(command.phy_id)
         message: a.Ap3000Message
         if isinstance(command, StartCharging):
             message = self._start(command)
@@ -369,7 +379,7 @@ class Ap3000ServerRules:
                 rate_mode=0, balance_or_expiry=0, port=command.port_no - 1, charge_command=0,
                 charge_value=0, order_no=encode_order_no(order_no))
         elif isinstance(command, QueryStatus):
-            frame = Ap3000Frame(physical_id=physical_id, message_id=self._message_id,
+            frame = Ap3000Frame(physical_id=physical_id, message_id=message_id,
                                 message=a.Ap3000QueryStatus())
             return frame.encode(), None
         elif isinstance(command, SetParams):
@@ -392,18 +402,17 @@ class Ap3000ServerRules:
         elif isinstance(command, SendFirmware):
             transfer = _Transfer.start(command)
             message = transfer.packet(1)
-            key = (physical_id, transfer.command, self._message_id)
+            key = (physical_id, transfer.command, message_id)
             self._transfers[key] = transfer
-            frame = Ap3000Frame(physical_id=physical_id, message_id=self._message_id,
+            frame = Ap3000Frame(physical_id=physical_id, message_id=message_id,
                                 message=message)
             return frame.encode(), key
         else:
             raise LocalProtocolError(
                 f"AP3000 devices cannot {type(command).__name__} through this library "
                 "(firmware transfer and socket networking are not AP3000 commands it drives)")
-        frame = Ap3000Frame(physical_id=physical_id, message_id=self._message_id,
-                            message=message)
-        return frame.encode(), (physical_id, frame.command, self._message_id)
+        frame = Ap3000Frame(physical_id=physical_id, message_id=message_id, message=message)
+        return frame.encode(), (physical_id, frame.command, message_id)
 
     def _start(self, command: StartCharging) -> a.Ap3000ChargeControl:
         if command.mode is ChargeMode.TIME:
@@ -444,11 +453,11 @@ class Ap3000ServerRules:
                                     raw_code=message.result)]
         # 0: send the next packet; 1: resend the one after the last received correctly.
         # Either way the next packet is the one after the last the unit names (§9 A6).
-        self._message_id = (self._message_id + 1) & 0xFFFF
+        message_id = self.message_ids.next(frame.phy_id)
         next_no = min(message.packet_no + 1, transfer.total)
-        next_key = (frame.physical_id, frame.command, self._message_id)
+        next_key = (frame.physical_id, frame.command, message_id)
         self._transfers[next_key] = transfer
-        data = Ap3000Frame(physical_id=frame.physical_id, message_id=self._message_id,
+        data = Ap3000Frame(physical_id=frame.physical_id, message_id=message_id,
                            message=transfer.packet(next_no)).encode()
         context.submit(pending.command_id, frame.phy_id, next_key, data, now,
                        self.firmware_timing)

@@ -48,7 +48,7 @@ from .._events import (
 )
 from .._jsonform import message_name
 from .._roles import ConnectionEvent, RulesContext
-from .._tracker import CommandTiming
+from .._tracker import CommandTiming, MessageIds
 from .._types import BcdTime, ProtocolFamily
 from . import messages as m
 from .codec import BkvFrame
@@ -109,11 +109,13 @@ class BkvServerRules:
     """The server's behaviour on a BKV connection."""
 
     def __init__(self, timezone: datetime.tzinfo, *, timing: CommandTiming = BKV_TIMING,
-                 end_reasons: Mapping[int, EndReason] = BKV_END_REASONS) -> None:
+                 end_reasons: Mapping[int, EndReason] = BKV_END_REASONS,
+                 message_ids: MessageIds | None = None) -> None:
         self.timezone = timezone
         self.timing = timing
         self.end_reasons = end_reasons
-        self._seq = 0
+        self.message_ids = message_ids or MessageIds(modulus=0x1_0000_0000)
+        self._card_requests = 0
         self._registered: set[str] = set()
         self._faults: dict[tuple[str, int, int], int] = {}
         self._stops: set[tuple[str, int, int]] = set()
@@ -150,15 +152,19 @@ class BkvServerRules:
             ack = m.ChargeControlAck(result=p[0], socket_no=p[1], port=p[2],
                                      business_no=(p[3] << 8) | p[4])
             return self._charge_control_ack(frame, ack, now, context)
+        # Charge ends are answered through context.answer: the application may
+        # hold the answer until it has stored the settlement.
         if isinstance(message, m.ChargeEnd | m.PowerChargeEnd | m.CardChargeEnd):
-            context.reply(self._frame(gateway, m.ChargeEndAck(
+            settled = self._charge_end(gateway, message)
+            context.answer(settled, self._frame(gateway, m.ChargeEndAck(
                 socket_no=message.socket_no, result=1), 0))
-            return [self._charge_end(gateway, message)]
+            return [settled]
         if isinstance(message, m.FeeChargeEnd):
-            context.reply(self._frame(gateway, m.FeeChargeEndAck(
+            settled = self._fee_charge_end(gateway, message)
+            context.answer(settled, self._frame(gateway, m.FeeChargeEndAck(
                 ack=1, socket_no=message.socket_no, port=message.port,
                 bkv_seq=message.bkv_seq), frame.seq))
-            return [self._fee_charge_end(gateway, message)]
+            return [settled]
         if isinstance(message, m.ExceptionReport):
             context.reply(self._frame(gateway, m.ExceptionReportAck(
                 socket_no=message.socket_no, ack=1, bkv_seq=message.bkv_seq), frame.seq))
@@ -324,7 +330,8 @@ class BkvServerRules:
     def _card(self, gateway: str,
               message: m.CardSwipe | m.CardBalanceQuery) -> CardPresented:
         balance_only = isinstance(message, m.CardBalanceQuery)
-        request_id = self._next_seq()
+        self._card_requests += 1
+        request_id = self._card_requests
         self._cards_pending[request_id] = message
         return CardPresented(phy_id=gateway, socket_no=message.socket_no,
                              port_no=message.port + 1, card_no=message.card_no.hex(),
@@ -372,8 +379,8 @@ class BkvServerRules:
     # --- commands out ----------------------------------------------------------------
 
     def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]:
-        seq = self._next_seq()
         gateway = command.phy_id
+        seq = self.message_ids.next(gateway)
         if isinstance(command, StartCharging):
             message, key = self._start(command), ("control", seq)
             self._starts[key] = command
@@ -469,8 +476,8 @@ class BkvServerRules:
             reply = m.CardBalanceReply(socket_no=message.socket_no, port=message.port,
                                        card_no=message.card_no,
                                        balance_fen=balance_cents if accept else 0)
-            return self._frame(gateway, reply, self._next_seq()), None
-        seq = self._next_seq()
+            return self._frame(gateway, reply, self.message_ids.next(gateway)), None
+        seq = self.message_ids.next(gateway)
         # switch, mode, minutes, Wh. The by-energy mode of the card order is not
         # documented (bkv.md §11 A15); 0 is its value in 0x07.
         if not accept:
@@ -488,10 +495,6 @@ class BkvServerRules:
         return self._frame(gateway, order, seq), ("card", seq)
 
     # --- helpers -------------------------------------------------------------------
-
-    def _next_seq(self) -> int:
-        self._seq = self._seq % 0xFFFF_FFFF + 1
-        return self._seq
 
     @staticmethod
     def _frame(gateway: str, message: m.BkvMessage, seq: int) -> bytes:

@@ -944,7 +944,8 @@ class SimDevice:
             return item
         if self.protocol is ProtocolFamily.AP3000:
             self._sync_port_table(connection)
-        return connection.send(item, time.time())
+        connection.send(item, time.time())
+        return connection.data_to_send()
 
     def _sync_port_table(self, connection: DeviceConnection) -> None:
         """Give the AP3000 device role this unit's port statuses: its heartbeat and

@@ -155,7 +155,8 @@ class Device:
         self.changed.set()
 
     async def send(self, event: Any) -> None:
-        await self._write(self.connection.send(event, time.time()))
+        self.connection.send(event, time.time())
+        await self._write(self.connection.data_to_send())
 
     async def _write(self, data: bytes) -> None:
         if data and self.stream is not None:

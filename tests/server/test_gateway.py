@@ -68,8 +68,8 @@ async def _start(nursery: trio.Nursery, settings: GatewaySettings | None = None
 
 async def _heartbeat(port: int, device: DeviceConnection) -> trio.SocketStream:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    await stream.send_all(device.send(DeviceHeartbeat(phy_id=GATEWAY_ID,
-                                                      protocol=ProtocolFamily.BKV), 0))
+    device.send(DeviceHeartbeat(phy_id=GATEWAY_ID, protocol=ProtocolFamily.BKV), 0)
+    await stream.send_all(device.data_to_send())
     return stream
 
 
