@@ -46,7 +46,16 @@ class BkvError(Exception):
 
     Errors compare equal when they are of the same class with the same data,
     so that two decoders' rejections can be compared.
+
+    Attributes:
+        code: A stable snake_case name for the failure, fit for logs and
+            metrics: the one used in the protocol references for protocol
+            errors (for example ``"checksum_mismatch"``), ``"signature_error"``
+            for a :class:`~bkvcodec.SignatureError`. Every class of the tree
+            has one, so ``except BkvError as err: err.code`` always works.
     """
+
+    code: ClassVar[str] = "bkv_error"
 
     def __eq__(self, other: object) -> bool:
         return (type(self) is type(other) and self.args == other.args
