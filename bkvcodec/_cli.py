@@ -22,7 +22,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ._ap3000 import jsonform as ap3000_json
 from ._ap3000.codec import Ap3000Frame
 from ._ap3000.nonframe import decode_non_frame
 from ._bkv.codec import BkvFrame
@@ -71,12 +70,12 @@ def decode_text(text: str) -> JsonObject:
             try:
                 return frame_to_json(BkvFrame.decode(data), data)
             except RemoteProtocolError as err:
-                return error_to_json(err)
+                return error_to_json(err, data)
     direction = direction or Direction.UP
     try:
         return frame_to_json(Ap3000Frame.decode(data, direction), data)
     except RemoteProtocolError as err:
-        return ap3000_json.error_to_json(err, data, direction)
+        return error_to_json(err, data, direction)
 
 
 def _encode_object(obj: object) -> JsonObject:
