@@ -108,7 +108,8 @@ class Truncated(FrameError):
     """The buffer ends before the frame its header declares.
 
     Attributes:
-        needed: Bytes the frame needs in total (0 when not even the length is in).
+        needed: Bytes the frame needs in total (the size of an empty frame, 21
+            for BKV, when not even the length field is in).
         available: Bytes present.
     """
 
@@ -306,8 +307,10 @@ class PayloadInconsistent(PayloadError):
 
 # --- AP3000 ("DNY") framing errors (ap3000.md §2.7) ----------------------------------
 # The AP3000 reference names its framing faults differently from BKV. Each one is a
-# subclass of the BKV error that means the same thing, so that ``except Truncated``
-# (and so on) catches both families, but carries the AP3000 ``code``.
+# subclass of the BKV error that means the same thing, with the same attributes (and
+# so the same names in the JSON form), so that ``except Truncated`` (and so on)
+# catches both families, but carries the AP3000 ``code``. LengthTooLarge has no BKV
+# parent (BKV's length field has no protocol limit) but FrameTooLong's attributes.
 
 
 class NoHeader(BadMagic):
