@@ -28,6 +28,7 @@ from ._bkv.codec import BkvFrame
 from ._errors import BkvError, LocalProtocolError, RemoteProtocolError
 from ._jsonform import JsonObject, error_to_json, frame_from_json, frame_to_json
 from ._types import Direction
+from ._version import __version__
 
 __all__ = ["decode_text", "main"]
 
@@ -118,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bkvcodec",
         description="Decode and encode BKV/GN and AP3000 charging-station frames.")
+    parser.add_argument("--version", action="version", version=f"bkvcodec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     decode = commands.add_parser("decode", help="frames (hex) to JSON")
     decode.add_argument("frames", nargs="*", metavar="HEX",
