@@ -22,13 +22,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from ._ap3000 import jsonform as ap3000_json
 from ._ap3000.codec import Ap3000Frame
 from ._ap3000.nonframe import decode_non_frame
 from ._bkv.codec import BkvFrame
 from ._errors import BkvError, LocalProtocolError, RemoteProtocolError
 from ._jsonform import JsonObject, error_to_json, frame_from_json, frame_to_json
 from ._types import Direction
+from ._version import __version__
 
 __all__ = ["decode_text", "main"]
 
@@ -71,12 +71,12 @@ def decode_text(text: str) -> JsonObject:
             try:
                 return frame_to_json(BkvFrame.decode(data), data)
             except RemoteProtocolError as err:
-                return error_to_json(err)
+                return error_to_json(err, data)
     direction = direction or Direction.UP
     try:
         return frame_to_json(Ap3000Frame.decode(data, direction), data)
     except RemoteProtocolError as err:
-        return ap3000_json.error_to_json(err, data, direction)
+        return error_to_json(err, data, direction)
 
 
 def _encode_object(obj: object) -> JsonObject:
@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bkvcodec",
         description="Decode and encode BKV/GN and AP3000 charging-station frames.")
+    parser.add_argument("--version", action="version", version=f"bkvcodec {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     decode = commands.add_parser("decode", help="frames (hex) to JSON")
     decode.add_argument("frames", nargs="*", metavar="HEX",

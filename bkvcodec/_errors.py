@@ -46,7 +46,16 @@ class BkvError(Exception):
 
     Errors compare equal when they are of the same class with the same data,
     so that two decoders' rejections can be compared.
+
+    Attributes:
+        code: A stable snake_case name for the failure, fit for logs and
+            metrics: the one used in the protocol references for protocol
+            errors (for example ``"checksum_mismatch"``), ``"signature_error"``
+            for a :class:`~bkvcodec.SignatureError`. Every class of the tree
+            has one, so ``except BkvError as err: err.code`` always works.
     """
+
+    code: ClassVar[str] = "bkv_error"
 
     def __eq__(self, other: object) -> bool:
         return (type(self) is type(other) and self.args == other.args
@@ -99,7 +108,8 @@ class Truncated(FrameError):
     """The buffer ends before the frame its header declares.
 
     Attributes:
-        needed: Bytes the frame needs in total (0 when not even the length is in).
+        needed: Bytes the frame needs in total (the size of an empty frame, 21
+            for BKV, when not even the length field is in).
         available: Bytes present.
     """
 
@@ -297,8 +307,10 @@ class PayloadInconsistent(PayloadError):
 
 # --- AP3000 ("DNY") framing errors (ap3000.md §2.7) ----------------------------------
 # The AP3000 reference names its framing faults differently from BKV. Each one is a
-# subclass of the BKV error that means the same thing, so that ``except Truncated``
-# (and so on) catches both families, but carries the AP3000 ``code``.
+# subclass of the BKV error that means the same thing, with the same attributes (and
+# so the same names in the JSON form), so that ``except Truncated`` (and so on)
+# catches both families, but carries the AP3000 ``code``. LengthTooLarge has no BKV
+# parent (BKV's length field has no protocol limit) but FrameTooLong's attributes.
 
 
 class NoHeader(BadMagic):

@@ -150,16 +150,37 @@ def frame_to_json(frame: JsonItem, raw: bytes | None = None) -> JsonObject:
     return out
 
 
-def error_to_json(error: RemoteProtocolError) -> JsonObject:
-    """A decode error as ``{"error": code, ...numbers}``."""
+def error_to_json(error: RemoteProtocolError, data: bytes = b"",
+                  direction: Direction | None = None) -> JsonObject:
+    """A decode error as ``{"error": code, ...numbers, "detail": message}``.
+
+    Both protocols use the same names for the same condition: the error's
+    attributes under their own names (``needed``/``available``, ``length``/``minimum``,
+    ``length``/``limit``, ``found``, ``frame_length``/``available`` …), byte strings
+    as lower-case hex, and a checksum's ``expected``/``actual`` as
+    ``expected_checksum``/``actual_checksum``. Only ``error``, the code, follows
+    each protocol reference (``truncated`` / ``incomplete`` …).
+
+    For a :class:`PayloadError` the frame itself is valid: ``frame_valid`` is true
+    and the frame's header fields are added from *data* (the frame's bytes) under
+    the names :func:`frame_to_json` gives them, so that a log line says which
+    device sent it: ``gateway_id``, ``seq``, ``command``, ``direction`` for BKV,
+    ``physical_id``, ``message_id``, ``command``, ``direction`` (*direction*, the
+    one the frame was decoded in) for AP3000.
+    """
     out: JsonObject = {"error": error.code}
-    if isinstance(error, PayloadError):
-        out["envelope_ok"] = True
-        out["payload_error"] = error.code
     for key, value in vars(error).items():
         if key in ("expected", "actual"):
             key = f"{key}_checksum"
         out[key] = value.hex() if isinstance(value, bytes) else value
+    if isinstance(error, PayloadError):
+        out["frame_valid"] = True
+        if data.startswith(b"DNY"):
+            out.update(ap3000_json.header_to_json(data, direction))
+        elif len(data) >= 18:
+            out.update({"gateway_id": data[11:18].hex(),
+                        "seq": int.from_bytes(data[6:10], "big"),
+                        "command": int.from_bytes(data[4:6], "big"), "direction": data[10]})
     out["detail"] = str(error)
     return out
 

@@ -14,6 +14,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ._errors import BkvError
 
@@ -34,13 +35,17 @@ class SignatureError(BkvError):
     """A signed request or webhook failed verification.
 
     Attributes:
-        code: ``missing_header``, ``stale_timestamp``, ``bad_signature`` or
-            ``bad_body``.
+        code: ``"signature_error"``, the code of the class (as every
+            :class:`BkvError` has one).
+        reason: Which check failed: ``missing_header``, ``stale_timestamp``,
+            ``bad_signature`` or ``bad_body``.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    code: ClassVar[str] = "signature_error"
+
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.code = code
+        self.reason = reason
 
 
 def canonical_text(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:

@@ -2,4 +2,8 @@
 
 It wires the sans-IO library to device TCP connections, the third-party HTTP API,
 SQLite and webhooks (contract: ``shared/spec/api.md``). bkvcodec never imports it.
+It is its own distribution, ``bkvcodec-server`` (``reference_server/pyproject.toml``).
 """
+from ._version import __version__
+
+__all__ = ["__version__"]

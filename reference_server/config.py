@@ -36,6 +36,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, NoReturn
 
+from bkvcodec import __version__ as bkvcodec_version
+
+from ._version import __version__ as server_version
+
 __all__ = [
     "GENERATED_API_KEY_NAME",
     "GENERATED_API_KEY_SETTING",
@@ -318,17 +322,24 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise ConfigError("argv", message)
 
 
+def _version_text() -> str:
+    """``bkvcodec-server 0.1.0 (bkvcodec 0.1.0)``: the server's and the library's versions."""
+    return f"bkvcodec-server {server_version} (bkvcodec {bkvcodec_version})"
+
+
 def argument_parser() -> argparse.ArgumentParser:
     """The command-line parser (every flag of api.md §1, plus ``--config``).
 
     Every option defaults to None, meaning "not given", so the lower layers show
-    through. ``--help`` prints the flags and exits, as argparse does.
+    through. ``--help`` prints the flags and ``--version`` the versions, and both
+    exit, as argparse does.
     """
     parser = _ArgumentParser(
         prog="python -m reference_server",
         description="bkvcodec reference server: device TCP gateway, HTTP API, SQLite, webhooks.",
         allow_abbrev=False,
     )
+    parser.add_argument("--version", action="version", version=_version_text())
     parser.add_argument("--config", metavar="FILE", default=None,
                         help=f"TOML configuration file (or {_CONFIG_ENV})")
     for name, key in _KEYS.items():

@@ -22,8 +22,8 @@ from bkvcodec import (
     frame_to_json,
 )
 from bkvcodec._ap3000.codec import reference_decode
-from bkvcodec._ap3000.jsonform import error_to_json
 from bkvcodec._cli import decode_text
+from bkvcodec._jsonform import error_to_json
 from bkvcodec.ap3000 import (
     AP3000_REQUIRED_REPLIES,
     Ap3000CardSwipe,
@@ -127,8 +127,12 @@ _ONE_SHOT_ERRORS = {
     "length_too_large": LengthTooLarge, "incomplete": Incomplete,
     "checksum_mismatch": ChecksumMismatch, "payload_too_short": PayloadTooShort,
 }
-_NUMBERS = ("declared_checksum", "computed_checksum", "declared_total", "available",
-            "declared_length", "max_length", "min_length", "command")
+#: The numbers of ap3000.md's malformed vectors under the names of the JSON form, which
+#: are the same for both protocols (docs/errors.rst, "Errors as JSON").
+_JSON_NAMES = {"declared_checksum": "actual_checksum", "computed_checksum": "expected_checksum",
+               "declared_total": "needed", "available": "available",
+               "declared_length": "length", "max_length": "limit", "min_length": "minimum",
+               "command": "command", "frame_valid": "frame_valid", "direction": "direction"}
 MALFORMED_ONE_SHOT = [p for p in vector_params("ap3000", "malformed")
                       if p.values[0]["expect"]["error"] != "stream"]
 
@@ -144,8 +148,9 @@ def test_malformed_one_shot(case: dict[str, Any]) -> None:
 
     assert isinstance(info.value, _ONE_SHOT_ERRORS[expect["error"]])
     answer = error_to_json(info.value, data, direction)
-    assert contains(answer, {k: v for k, v in expect.items()
-                             if k in _NUMBERS or k in ("error", "frame_valid")}) is None
+    assert contains(answer, {_JSON_NAMES.get(k, k): v for k, v in expect.items()
+                             if k in _JSON_NAMES or k == "error"}) is None
+    assert answer == decode_text(f"{direction.value} {case['hex']}")
 
 
 @pytest.mark.parametrize("case", MALFORMED_ONE_SHOT)

@@ -13,6 +13,7 @@ from bkvcodec import (
     frame_to_json,
 )
 from bkvcodec._bkv.codec import reference_decode, reference_encode
+from bkvcodec._cli import decode_text
 from bkvcodec._jsonform import error_to_json
 from bkvcodec.bkv import BkvFrame
 
@@ -66,12 +67,17 @@ def test_malformed_one_shot(case: dict[str, Any]) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         BkvFrame.decode(data)
 
-    answer = error_to_json(info.value)
+    answer = error_to_json(info.value, data)
     if expect["error"] is None:
-        assert answer["payload_error"] == expect["payload_error"]
-        assert answer["envelope_ok"] is True
+        # bkv.md's payload-error form ({"error": null, "envelope_ok": true,
+        # "payload_error": code}) is written like an AP3000 payload error: the
+        # code in "error", "frame_valid" and the frame's header fields.
+        assert {"error": expect["payload_error"], "frame_valid": expect["envelope_ok"],
+                "gateway_id": data[11:18].hex(), "command": int.from_bytes(data[4:6], "big")} == {
+            k: answer[k] for k in ("error", "frame_valid", "gateway_id", "command")}
     else:
         assert contains(answer, expect) is None
+    assert answer == decode_text(case["hex"])
 
 
 @pytest.mark.parametrize("case", vector_params("bkv", "malformed"))

@@ -2,9 +2,12 @@
 # of the AP3000 vector files (ap3000.md §10): frame fields (``length``,
 # ``physical_id`` as 8 hex digits, ``device_type_code``, ``device_number``,
 # ``message_id``, ``command``, ``message``, ``data_hex``, ``checksum``) and
-# ``fields`` with raw integers, upper-case hex for byte strings (the dataclass
-# field name plus ``_hex``), lists for per-port arrays, and the derived values
-# the vectors show (list counts such as ``port_count``, ``card_id_decimal``).
+# ``fields`` with raw integers, hex for byte strings (the dataclass field name
+# plus ``_hex``), lists for per-port arrays, and the derived values the vectors
+# show (list counts such as ``port_count``, ``card_id_decimal``).
+# Hex is lower case as in the BKV form (the AP3000 files print upper case; the
+# vector checker compares hex without regard to case, and reading accepts both);
+# ``physical_id`` keeps its printed ``phy_id`` form, an identifier in upper case.
 # Derived values are ignored when reading JSON back; byte strings and integers
 # are authoritative, so ``decode → JSON → encode`` gives back the same bytes.
 from __future__ import annotations
@@ -14,17 +17,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from .._errors import (
-    ChecksumMismatch,
-    Incomplete,
-    LengthTooLarge,
-    LengthTooSmall,
-    LocalProtocolError,
-    NoHeader,
-    PayloadError,
-    RemoteProtocolError,
-    TrailingBytes,
-)
+from .._errors import LocalProtocolError
 from .._types import Direction
 from .codec import Ap3000Frame
 from .messages import (
@@ -46,7 +39,7 @@ from .messages import (
 from .nonframe import IccidAnnouncement, LinkKeepAlive
 from .values import format_phy_id, parse_phy_id
 
-__all__ = ["error_to_json", "frame_from_json", "frame_to_json", "is_ap3000_json",
+__all__ = ["frame_from_json", "frame_to_json", "header_to_json", "is_ap3000_json",
            "message_name", "non_frame_from_json", "non_frame_to_json"]
 
 JsonObject = dict[str, object]
@@ -75,7 +68,8 @@ def message_name(message: Ap3000Message | type[Ap3000Message]) -> str:
 
 
 def _hex(data: bytes) -> str:
-    return data.hex().upper()
+    # Lower case, the convention of both protocols' JSON form (see the top).
+    return data.hex()
 
 
 def _value(value: object) -> object:
@@ -139,37 +133,15 @@ def non_frame_to_json(item: IccidAnnouncement | LinkKeepAlive) -> JsonObject:
     return {"protocol": "ap3000", "kind": "link", "value": "link", "hex": _hex(item.encode())}
 
 
-_ERROR_NUMBERS: dict[type[Any], dict[str, str]] = {
-    NoHeader: {"found": "found_hex"},
-    LengthTooSmall: {"length": "declared_length", "minimum": "min_length"},
-    LengthTooLarge: {"length": "declared_length", "limit": "max_length"},
-    Incomplete: {"needed": "declared_total", "available": "available"},
-    ChecksumMismatch: {"actual": "declared_checksum", "expected": "computed_checksum"},
-    TrailingBytes: {"frame_length": "frame_length", "available": "available"},
-}
-
-
-def error_to_json(error: RemoteProtocolError, data: bytes = b"",
-                  direction: Direction | None = None) -> JsonObject:
-    """A decode error as ``{"error": code, ...numbers}`` with the vector names.
-
-    For a payload error the frame itself is valid; its header fields are added
-    (from *data*, the frame's bytes) so that a log line says which unit sent it.
-    """
-    out: JsonObject = {"error": error.code}
-    names = _ERROR_NUMBERS.get(type(error))
-    for key, value in vars(error).items():
-        key = names.get(key, key) if names else key
-        out[key] = _hex(value) if isinstance(value, bytes) else value
-    if isinstance(error, PayloadError):
-        out["frame_valid"] = True
-        if len(data) >= 12:
-            physical_id = int.from_bytes(data[5:9], "little")
-            out.update({"physical_id": format_phy_id(physical_id),
-                        "message_id": data[9] | data[10] << 8, "command": data[11]})
-        if direction is not None:
-            out["direction"] = direction.value
-    out["detail"] = str(error)
+def header_to_json(data: bytes, direction: Direction | None = None) -> JsonObject:
+    """The header fields of the frame *data* starts with, as :func:`frame_to_json`
+    names them (for the JSON form of a payload error; ``_jsonform.error_to_json``)."""
+    out: JsonObject = {}
+    if len(data) >= 12:
+        out.update({"physical_id": format_phy_id(int.from_bytes(data[5:9], "little")),
+                    "message_id": data[9] | data[10] << 8, "command": data[11]})
+    if direction is not None:
+        out["direction"] = direction.value
     return out
 
 

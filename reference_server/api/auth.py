@@ -105,7 +105,7 @@ class Authenticator:
                 nonce = verify_signature(key.secret, method, path, headers, body, now=now,
                                          max_skew=self.max_skew)
             except SignatureError as err:
-                raise Unauthorized(err.code, f"request signature rejected: {err}") from None
+                raise Unauthorized(err.reason, f"request signature rejected: {err}") from None
         else:
             self._check_timestamp(headers.get(TIMESTAMP_HEADER.lower()), now)
             nonce = headers.get(NONCE_HEADER.lower())

@@ -161,7 +161,7 @@ class Receiver:
             event = self._verify(request.method.decode(), target.partition("?")[0], headers,
                                  body)
         except SignatureError as err:
-            self.requests.append(Request(target, headers, body, None, err.code))
+            self.requests.append(Request(target, headers, body, None, err.reason))
             return 401, b'{"error": "invalid signature"}'
         self.requests.append(Request(target, headers, body, event, None))
         device = event.device_phy_id
