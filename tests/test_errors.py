@@ -1,12 +1,13 @@
-"""The error tree: every error has a class-level ``code`` (issue 11)."""
+"""The error tree: every error has a class-level ``code``."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
-import bkvcodec
-from bkvcodec import BkvError, ChecksumMismatch, RemoteProtocolError, SignatureError, Truncated
+import bkvcodec.errors
+from bkvcodec import BkvError, RemoteProtocolError, SignatureError
+from bkvcodec.errors import ChecksumMismatch, Incomplete, Truncated
 
 
 def _tree(cls: type[BkvError]) -> list[type[BkvError]]:
@@ -21,7 +22,7 @@ PUBLIC = sorted({cls for cls in _tree(BkvError) if not cls.__name__.startswith("
 
 
 def test_every_public_error_is_exported() -> None:
-    assert all(getattr(bkvcodec, cls.__name__) is cls for cls in PUBLIC)
+    assert all(getattr(bkvcodec.errors, cls.__name__) is cls for cls in PUBLIC)
 
 
 @pytest.mark.parametrize("cls", PUBLIC, ids=lambda cls: cls.__name__)
@@ -41,7 +42,7 @@ def test_codes_are_distinct_except_the_two_groups() -> None:
 
 
 @pytest.mark.parametrize("error", [
-    Truncated(10, 4), ChecksumMismatch(1, 2), bkvcodec.Incomplete(14, 3),
+    Truncated(10, 4), ChecksumMismatch(1, 2), Incomplete(14, 3),
     SignatureError("bad_body", "the body is not JSON")])
 def test_code_reads_through_the_base_class(error: BkvError) -> None:
     try:
@@ -85,8 +86,8 @@ def test_same_condition_same_json_names(condition: str) -> None:
 
 
 def test_frame_size_limits_have_the_same_json_names() -> None:
-    from bkvcodec import FrameTooLong, LengthTooLarge
     from bkvcodec._jsonform import error_to_json
+    from bkvcodec.errors import FrameTooLong, LengthTooLarge
 
     bkv = error_to_json(FrameTooLong(40000, 32768))
     ap3000 = error_to_json(LengthTooLarge(4095, 1024))
