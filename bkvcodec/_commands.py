@@ -9,12 +9,16 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ._ap3000.codec import check_downlink as check_ap3000_downlink
+from ._ap3000.messages import Ap3000Message
+from ._bkv.codec import check_downlink as check_bkv_downlink
+from ._bkv.messages import BkvMessage
 from ._events import ChargeMode
 
 __all__ = [
     "Command", "FirmwareTarget", "ModifyCharge", "NetworkSocketSpec", "PowerTierSpec",
-    "QueryParams", "QueryStatus", "SendFirmware", "SetNetworkList", "SetParams", "StartCharging",
-    "StartOta", "StopCharging",
+    "QueryParams", "QueryStatus", "SendFirmware", "SendMessage", "SetNetworkList", "SetParams",
+    "StartCharging", "StartOta", "StopCharging",
 ]
 
 
@@ -91,7 +95,16 @@ class SetParams(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryParams(Command):
-    """Ask for the device's parameters; the answer is a :class:`ParamsReported`."""
+    """Ask for the device's parameters; the answer is a :class:`ParamsReported`.
+
+    Attributes:
+        names: The parameters wanted, by the protocol reference's field names; the
+            connection picks the query that reports them (AP3000 ``0x90``-``0x93``).
+            Empty: the protocol's first parameter query (AP3000 ``0x90``, BKV
+            ``0x1012``).
+    """
+
+    names: tuple[str, ...] = ()
 
     socket_no: int = 1
 
@@ -176,3 +189,34 @@ class SetNetworkList(Command):
     sockets: tuple[NetworkSocketSpec, ...]
     channel: int = 1
     add: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendMessage(Command):
+    """Send one downlink message of the device's protocol, as a command: paced,
+    retransmitted with the same message id and ending in one outcome like every
+    command. For the commands no protocol-neutral class covers (AP3000 reboot,
+    locate, EEPROM access, QR codes …; BKV voice settings …).
+
+    The outcome's :attr:`CommandAcknowledged.reply` is the device's answer. A
+    message the protocol never answers is acknowledged (with no reply) once it is
+    written.
+
+    Attributes:
+        message: A server-to-device message from :mod:`bkvcodec.bkv` or
+            :mod:`bkvcodec.ap3000`.
+
+    Raises:
+        LocalProtocolError: *message* is an uplink or does not encode (a value
+            out of its field's range).
+
+    .. versionadded:: 0.1.0
+    """
+
+    message: BkvMessage | Ap3000Message
+
+    def __post_init__(self) -> None:
+        if isinstance(self.message, Ap3000Message):
+            check_ap3000_downlink(self.message)
+        else:
+            check_bkv_downlink(self.message)

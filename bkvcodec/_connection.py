@@ -24,6 +24,7 @@ from ._errors import LocalProtocolError
 from ._events import (
     AnswerWithheld,
     CardPresented,
+    CommandAcknowledged,
     CommandDropped,
     CommandTimedOut,
     EndReason,
@@ -153,7 +154,7 @@ class ServerConnection:
             waiting, self._waiting = self._waiting, []
             for command in waiting:
                 self._submit(command, now)
-        return events
+        return events + self._written_unanswered()
 
     def receive_eof(self) -> list[ConnectionEvent]:
         """The device closed the connection.
@@ -264,14 +265,23 @@ class ServerConnection:
             return []
         failed, data = self._tracker.expire(now)
         self._out += data
-        return [CommandTimedOut(command_id=p.command_id, phy_id=p.phy_id, attempts=p.attempts)
-                for p in failed]
+        events: list[ConnectionEvent] = [
+            CommandTimedOut(command_id=p.command_id, phy_id=p.phy_id, attempts=p.attempts)
+            for p in failed]
+        return events + self._written_unanswered()
 
     # --- internals ------------------------------------------------------------------
 
     def _check_open(self, method: str) -> None:
         if self._closed:
             raise LocalProtocolError(f"{method}() after the connection ended")
+
+    def _written_unanswered(self) -> list[ConnectionEvent]:
+        """Outcomes of the commands the protocol never answers: done once written."""
+        if self._tracker is None:
+            return []
+        return [CommandAcknowledged(command_id=p.command_id, phy_id=p.phy_id)
+                for p in self._tracker.take_written_unanswered()]
 
     def _end(self, *, written: bool) -> list[ConnectionEvent]:
         self._closed = True
@@ -280,6 +290,11 @@ class ServerConnection:
         events: list[ConnectionEvent] = [
             CommandDropped(phy_id=command.phy_id, command_id=command.command_id)
             for command in self._waiting]
+        if written:
+            events += self._written_unanswered()
+        elif self._tracker is not None:  # perhaps in the write that failed
+            events += [CommandDropped(phy_id=p.phy_id, command_id=p.command_id)
+                       for p in self._tracker.take_written_unanswered()]
         self._waiting.clear()
         if self._tracker is not None:
             events += [CommandDropped(phy_id=phy_id, command_id=command_id)
@@ -305,11 +320,8 @@ class ServerConnection:
         data, key = self._rules.encode(command, now)
         if isinstance(command, StopCharging):
             self._rules.stop_sent(command)
-        if key is None:  # a command without a reply (BKV OTA): nothing to track
-            self._out += data
-        else:
-            self._out += self._tracker.submit(command.command_id, command.phy_id, key, data,
-                                              now, self._rules.command_timing(command))
+        self._out += self._tracker.submit(command.command_id, command.phy_id, key, data, now,
+                                          self._rules.command_timing(command))
 
 
 class _RulesSettings:

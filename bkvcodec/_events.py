@@ -13,6 +13,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ._ap3000.messages import Ap3000Message
+from ._bkv.messages import BkvMessage
 from ._types import ProtocolFamily
 
 __all__ = [
@@ -255,12 +257,17 @@ class CommandAcknowledged(Event):
 
     Attributes:
         business_no: BKV session number the gateway created for a start.
+        port_no: The port the device acted on, when it says.
+        reply: The device's answer as a wire message (``None`` for a command the
+            protocol never answers, acknowledged once written). A device-role
+            connection sends this exact answer when it is set.
     """
 
     command_id: str
     phy_id: str
     business_no: int | None = None
     port_no: int | None = None
+    reply: BkvMessage | Ap3000Message | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

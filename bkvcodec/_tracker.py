@@ -52,7 +52,8 @@ class InFlight:
 class _Queued:
     command_id: str
     phy_id: str
-    key: Hashable
+    #: None for a command the protocol never answers: done once written.
+    key: Hashable | None
     data: bytes
     timing: CommandTiming
 
@@ -64,12 +65,15 @@ class CommandTracker:
         self.timing = timing
         self._queue: deque[_Queued] = deque()
         self._in_flight: dict[str, InFlight] = {}
+        self._written_unanswered: list[InFlight] = []
         self._last_write: float | None = None
 
-    def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
-               timing: CommandTiming | None = None) -> bytes:
+    def submit(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
+               now: float, timing: CommandTiming | None = None) -> bytes:
         """Queue a command; return the bytes that may be written now.
 
+        *key* identifies the device's reply; None for a command the protocol never
+        answers, which is done once written (see :meth:`take_written_unanswered`).
         *timing* overrides the connection's reply timeout and retransmissions
         for this command (AP3000 firmware packets wait 30 s and are resent 3 times).
         """
@@ -111,9 +115,16 @@ class CommandTracker:
         out += self._pump(now)
         return failed, bytes(out)
 
+    def take_written_unanswered(self) -> list[InFlight]:
+        """The commands without a reply written since the last call: they are done."""
+        done, self._written_unanswered = self._written_unanswered, []
+        return done
+
     def next_deadline(self) -> float | None:
-        """The earliest time :meth:`expire` has work to do."""
+        """The earliest time :meth:`expire` has work to do (or an unanswered command
+        was written and its outcome is due)."""
         deadlines = [pending.deadline for pending in self._in_flight.values()]
+        deadlines += [done.deadline for done in self._written_unanswered]
         if any(q.phy_id not in self._in_flight for q in self._queue) and self._last_write:
             deadlines.append(self._last_write + self.timing.min_spacing_s)
         return min(deadlines, default=None)
@@ -136,11 +147,16 @@ class CommandTracker:
                     and now < self._last_write + self.timing.min_spacing_s):
                 break
             self._queue.remove(queued)
+            self._last_write = now
+            out += queued.data
+            if queued.key is None:
+                self._written_unanswered.append(InFlight(
+                    queued.command_id, queued.phy_id, None, queued.data, 1, now,
+                    queued.timing))
+                continue
             self._in_flight[queued.phy_id] = InFlight(
                 queued.command_id, queued.phy_id, queued.key, queued.data, 1,
                 now + queued.timing.reply_timeout_s, queued.timing)
-            self._last_write = now
-            out += queued.data
         return bytes(out)
 
 

@@ -122,4 +122,10 @@ def _mode(value: object) -> ChargeMode:
     return ChargeMode(value)
 
 
-_FROM_JSON = {"power_tiers": _tiers, "sockets": _sockets, "image": _image, "mode": _mode}
+def _names(value: object) -> tuple[str, ...]:
+    assert isinstance(value, list)
+    return tuple(str(name) for name in value)
+
+
+_FROM_JSON = {"power_tiers": _tiers, "sockets": _sockets, "image": _image, "mode": _mode,
+              "names": _names}

@@ -273,7 +273,7 @@ def test_network_list_is_set_and_acknowledged() -> None:
     assert [CommandAcknowledged(command_id="n", phy_id=GATEWAY)] == events
 
 
-def test_ota_order_is_written_untracked() -> None:
+def test_an_ota_order_gets_no_answer_and_is_done_once_written() -> None:
     pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
 
     [received] = pair.server_sends(StartOta(command_id="o", phy_id=GATEWAY,
@@ -282,6 +282,9 @@ def test_ota_order_is_written_untracked() -> None:
 
     assert StartOta(command_id=received.command_id, phy_id=GATEWAY, ftp_host="101.37.145.162",
                     file_name="GV.8r12.OTA") == received
+    # Its outcome is due at once, and it is the only one.
+    assert T0 == pair.server.next_deadline()
+    assert [CommandAcknowledged(command_id="o", phy_id=GATEWAY)] == pair.tick(T0)
     assert pair.server.next_deadline() is None
 
 

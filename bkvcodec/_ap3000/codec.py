@@ -44,8 +44,8 @@ from .messages import (
 )
 from .values import format_phy_id
 
-__all__ = ["Ap3000Frame", "Ap3000FrameSizeWarning", "check_frame", "decode_checked",
-           "reference_decode"]
+__all__ = ["Ap3000Frame", "Ap3000FrameSizeWarning", "check_downlink", "check_frame",
+           "decode_checked", "reference_decode"]
 
 #: Frame bytes around the data: header 3, length 2, physical ID 4, message ID 2,
 #: command 1, checksum 2.
@@ -421,3 +421,17 @@ class _GrammarRejected(RemoteProtocolError):
     """The reference grammar rejected the bytes (reason in the message)."""
 
     code = "grammar_rejected"
+
+
+def check_downlink(message: Ap3000Message) -> None:
+    """Check that *message* is a server-to-device message that encodes.
+
+    Raises:
+        LocalProtocolError: An uplink, or a value that does not fit its field.
+    """
+    if isinstance(message, UnknownAp3000Command):
+        raise LocalProtocolError("UnknownAp3000Command is not a command a server sends")
+    _, direction, _ = MESSAGE_TYPES[type(message)]
+    if direction is not Direction.DOWN:
+        raise LocalProtocolError(f"{type(message).__name__} is sent by devices, not servers")
+    Ap3000Frame(physical_id=0, message_id=1, message=message).encode()

@@ -80,7 +80,7 @@ from .packets import (
     packet_to_items,
 )
 
-__all__ = ["BkvCommand", "BkvFrame", "reference_decode", "reference_encode"]
+__all__ = ["BkvCommand", "BkvFrame", "check_downlink", "reference_decode", "reference_encode"]
 
 
 class BkvCommand:
@@ -496,3 +496,16 @@ class _GrammarRejected(RemoteProtocolError):
 
     code = "grammar_rejected"
 
+
+
+def check_downlink(message: BkvMessage) -> None:
+    """Check that *message* is a server-to-device message that encodes.
+
+    Raises:
+        LocalProtocolError: An uplink, or a value that does not fit its field.
+    """
+    if isinstance(message, UnknownCommand | UnknownBkvPacket):
+        raise LocalProtocolError(f"{type(message).__name__} is not a command a server sends")
+    if _message_direction(message) is not Direction.DOWN:
+        raise LocalProtocolError(f"{type(message).__name__} is sent by devices, not servers")
+    BkvFrame(gateway_id="0" * 14, message=message, seq=1).encode()
