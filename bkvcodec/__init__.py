@@ -35,7 +35,7 @@ from ._commands import (
     StartOta,
     StopCharging,
 )
-from ._connection import HOLDABLE, ServerConnection
+from ._connection import ServerConnection
 from ._decoder import (
     DecoderStatistics,
     Frame,
@@ -50,9 +50,7 @@ from ._decoder import (
 from ._device import DeviceConnection
 from ._errors import (
     BkvError,
-    FrameError,
     LocalProtocolError,
-    PayloadError,
     ProtocolError,
     RemoteProtocolError,
 )
@@ -114,7 +112,6 @@ from ._types import Direction, ProtocolFamily
 from ._version import __version__
 
 __all__ = [
-    "HOLDABLE",
     "AlarmRaised",
     "AnswerWithheld",
     "Bill",
@@ -147,7 +144,6 @@ __all__ = [
     "FirmwareTarget",
     "Frame",
     "FrameDecoder",
-    "FrameError",
     "FrameRejected",
     "IncompleteFrame",
     "LocalProtocolError",
@@ -164,7 +160,6 @@ __all__ = [
     "OrderFailed",
     "OrderState",
     "ParamsReported",
-    "PayloadError",
     "PortState",
     "PortStatusReported",
     "PowerTierSpec",

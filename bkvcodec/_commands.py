@@ -198,7 +198,7 @@ class SendMessage(Command):
     command. For the commands no protocol-neutral class covers (AP3000 reboot,
     locate, EEPROM access, QR codes …; BKV voice settings …).
 
-    The outcome's :attr:`CommandAcknowledged.reply` is the device's answer. A
+    The outcome's :attr:`bkvcodec.CommandAcknowledged.reply` is the device's answer. A
     message the protocol never answers is acknowledged (with no reply) once it is
     written.
 

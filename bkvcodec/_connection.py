@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Collection, Hashable, Mapping
+from typing import ClassVar
 
 from ._ap3000.server import AP3000_END_REASONS, Ap3000ServerRules
 from ._ap3000.timing import AP3000_TIMING, Ap3000Timing
@@ -36,13 +37,7 @@ from ._roles import ConnectionEvent, ServerRules
 from ._tracker import CommandTiming, CommandTracker, InFlight, MessageIds
 from ._types import CHINA_STANDARD_TIME, Direction, ProtocolFamily
 
-__all__ = ["HOLDABLE", "ServerConnection"]
-
-#: The reports whose answer can be held until :meth:`ServerConnection.acknowledge`:
-#: those a device repeats until answered and forgets once answered (AP3000 ``0x03``
-#: and ``0x04``; BKV and GN charge ends). Heartbeats, time requests and
-#: registrations are always answered at once.
-HOLDABLE: frozenset[type[Event]] = frozenset({SettlementReported, StartConfirmed})
+__all__ = ["ServerConnection"]
 
 
 class ServerConnection:
@@ -72,7 +67,7 @@ class ServerConnection:
         max_frame_size: Passed to the :class:`FrameDecoder`.
         protocol: Expect this protocol instead of identifying it.
         hold: The report kinds whose answer waits for :meth:`acknowledge`
-            (a subset of :data:`HOLDABLE`; settlements by default). Pass an
+            (a subset of :attr:`HOLDABLE`; settlements by default). Pass an
             empty set to answer everything at once.
         message_ids: Where command message ids come from. Share one instance
             between the connections of a process and seed it after a restart,
@@ -90,6 +85,13 @@ class ServerConnection:
     .. versionadded:: 0.1.0
     """
 
+    #: The reports whose answer can be held until :meth:`acknowledge`: those a
+    #: device repeats until answered and forgets once answered (AP3000 ``0x03`` and
+    #: ``0x04``; BKV and GN charge ends). Heartbeats, time requests and
+    #: registrations are always answered at once.
+    HOLDABLE: ClassVar[frozenset[type[Event]]] = frozenset({SettlementReported,
+                                                            StartConfirmed})
+
     def __init__(self, *, timezone: datetime.tzinfo = CHINA_STANDARD_TIME,
                  max_frame_size: int = 32 * 1024,
                  protocol: ProtocolFamily | None = None,
@@ -99,7 +101,7 @@ class ServerConnection:
                  ap3000_timing: Ap3000Timing = AP3000_TIMING,
                  bkv_end_reasons: Mapping[int, EndReason] = BKV_END_REASONS,
                  ap3000_end_reasons: Mapping[int, EndReason] = AP3000_END_REASONS) -> None:
-        not_holdable = sorted(kind.__name__ for kind in set(hold) - HOLDABLE)
+        not_holdable = sorted(kind.__name__ for kind in set(hold) - self.HOLDABLE)
         if not_holdable:
             raise LocalProtocolError(f"answers to {', '.join(not_holdable)} cannot be held")
         self.timezone = timezone
@@ -369,7 +371,7 @@ class _Context:
         self._out += data
 
     def answer(self, event: Event, data: bytes) -> None:
-        """The answer to a report the application may hold (see :data:`HOLDABLE`)."""
+        """The answer to a report the application may hold (see ``ServerConnection.HOLDABLE``)."""
         if type(event) in self._hold:
             self._held[id(event)] = (event, data)
         else:

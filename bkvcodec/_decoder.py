@@ -108,7 +108,7 @@ def decode(data: bytes, direction: Direction | None = None) -> Frame:
             carry their direction in their magic.
 
     Raises:
-        FrameError: *data* is not one well-formed frame (:class:`~errors.BadMagic` when
+        FrameError: *data* is not one well-formed frame (:class:`~bkvcodec.errors.BadMagic` when
             it starts like neither protocol).
         PayloadError: The envelope is valid but its payload is not.
 
@@ -141,8 +141,8 @@ class FrameRejected(Event):
 
     Attributes:
         phy_id: Always None: nothing in a rejected frame is trusted.
-        error: Why: a :class:`FrameError` (the bytes are no valid frame) or a
-            :class:`PayloadError` (valid envelope, invalid message). Never act
+        error: Why: a :class:`~bkvcodec.errors.FrameError` (the bytes are no valid frame) or a
+            :class:`~bkvcodec.errors.PayloadError` (valid envelope, invalid message). Never act
             on or acknowledge a rejected frame.
         data: The rejected bytes, as declared by the frame's length (at most
             ``max_frame_size`` bytes; the header alone when the length itself
@@ -258,8 +258,9 @@ class FrameDecoder:
     """Reassembles frames from a byte stream, recognising the protocol.
 
     Feed it whatever the socket returned; it returns every item completed by
-    those bytes, in order: :class:`~bkv.BkvFrame` and :class:`~ap3000.Ap3000Frame` objects,
-    the AP3000 modem's :class:`~ap3000.IccidAnnouncement` and :class:`~ap3000.LinkKeepAlive`,
+    those bytes, in order: :class:`~bkvcodec.bkv.BkvFrame` and
+    :class:`~bkvcodec.ap3000.Ap3000Frame` objects, the AP3000 modem's
+    :class:`~bkvcodec.ap3000.IccidAnnouncement` and :class:`~bkvcodec.ap3000.LinkKeepAlive`,
     a :class:`FrameRejected` for every frame it had to refuse, and (once) an
     :class:`UnidentifiedStream` if nothing known shows up::
 
@@ -272,12 +273,12 @@ class FrameDecoder:
 
     Args:
         max_frame_size: The largest frame accepted, in bytes. A header that
-            declares more is rejected (:class:`~errors.FrameTooLong`) before anything is
+            declares more is rejected (:class:`~bkvcodec.errors.FrameTooLong`) before anything is
             buffered. Real frames are below 200 bytes; a gateway with 250
             sockets could report about 26 KiB in one ``0x1017`` packet. The
             default, 32 KiB, admits that and bounds the memory one connection
             can hold to about the same. AP3000 frames are limited to 1029 bytes
-            by their own rule (:class:`~errors.LengthTooLarge`).
+            by their own rule (:class:`~bkvcodec.errors.LengthTooLarge`).
         direction: Which way the AP3000 frames on this stream travel; it selects
             their data layouts (AP3000 frames do not say). The default,
             :attr:`bkvcodec.Direction.UP`, is a server reading what devices send. BKV

@@ -426,7 +426,7 @@ class CommandDropped(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnswerWithheld(Event):
     """The connection ended while the answer to *event* was held (see
-    :meth:`ServerConnection.acknowledge`) or before an acknowledged answer was
+    :meth:`bkvcodec.ServerConnection.acknowledge`) or before an acknowledged answer was
     written. The device did not hear it, keeps the report and repeats it on its
     next connection, where it arrives again as a new event.
 

@@ -46,7 +46,7 @@ def message_name(message: BkvMessage | Ap3000Message | type[BkvMessage]
                  | type[Ap3000Message]) -> str:
     """The snake_case message name: bkv.md §9 for BKV messages (``heartbeat``,
     ``status_report`` …), ap3000.md §8 for AP3000 ones (``register``,
-    ``charge_control_reply`` …; ``unknown`` for :class:`~ap3000.UnknownAp3000Command`).
+    ``charge_control_reply`` …; ``unknown`` for :class:`~bkvcodec.ap3000.UnknownAp3000Command`).
 
     Names are unique within a protocol family, not across families: the
     ``protocol`` key of the JSON form tells them apart.
@@ -102,8 +102,9 @@ def frame_to_json(frame: JsonItem, raw: bytes | None = None) -> JsonObject:
     """*frame* in the layout of its protocol's vector files.
 
     Args:
-        frame: A :class:`~bkv.BkvFrame` (bkv.md §9 layout), an :class:`~ap3000.Ap3000Frame`
-            (ap3000.md §10 layout) or a non-frame item (``{"kind": …}``).
+        frame: A :class:`~bkvcodec.bkv.BkvFrame` (bkv.md §9 layout), an
+            :class:`~bkvcodec.ap3000.Ap3000Frame` (ap3000.md §10 layout) or a non-frame
+            item (``{"kind": …}``).
         raw: The frame's bytes if known, else the frame is encoded again.
 
     Returns:
@@ -161,7 +162,7 @@ def error_to_json(error: RemoteProtocolError, data: bytes = b"",
     ``expected_checksum``/``actual_checksum``. Only ``error``, the code, follows
     each protocol reference (``truncated`` / ``incomplete`` …).
 
-    For a :class:`PayloadError` the frame itself is valid: ``frame_valid`` is true
+    For a :class:`~bkvcodec.errors.PayloadError` the frame itself is valid: ``frame_valid`` is true
     and the frame's header fields are added from *data* (the frame's bytes) under
     the names :func:`frame_to_json` gives them, so that a log line says which
     device sent it: ``gateway_id``, ``seq``, ``command``, ``direction`` for BKV,

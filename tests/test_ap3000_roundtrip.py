@@ -9,14 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bkvcodec import (
-    Direction,
-    PayloadError,
-    RemoteProtocolError,
-    frame_from_json,
-    frame_to_json,
-    message_name,
-)
+from bkvcodec import Direction, RemoteProtocolError, frame_from_json, frame_to_json, message_name
 from bkvcodec._ap3000.codec import checksum, reference_decode
 from bkvcodec._ap3000.messages import MESSAGE_TYPES
 from bkvcodec.ap3000 import (
@@ -25,6 +18,7 @@ from bkvcodec.ap3000 import (
     Ap3000Message,
     UnknownAp3000Command,
 )
+from bkvcodec.errors import PayloadError
 from bkvcodec.testing import ap3000_frame_bytes, ap3000_frames, ap3000_messages
 
 # Under ``python -bb`` Hypothesis's own data cache can compare a key holding bytes

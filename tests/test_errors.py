@@ -34,7 +34,7 @@ def test_every_error_has_a_snake_case_class_code(cls: type[BkvError]) -> None:
 def test_codes_are_distinct_except_the_two_groups() -> None:
     # FrameError and PayloadError group the leaves; they are never raised themselves
     # and keep RemoteProtocolError's code.
-    grouped = {bkvcodec.FrameError, bkvcodec.PayloadError}
+    grouped = {bkvcodec.errors.FrameError, bkvcodec.errors.PayloadError}
     codes = [cls.code for cls in PUBLIC if cls not in grouped]
 
     assert len(codes) == len(set(codes))

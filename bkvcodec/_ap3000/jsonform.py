@@ -134,7 +134,7 @@ def non_frame_to_json(item: IccidAnnouncement | LinkKeepAlive) -> JsonObject:
 
 
 def header_to_json(data: bytes, direction: Direction | None = None) -> JsonObject:
-    """The header fields of the frame *data* starts with, as :func:`frame_to_json`
+    """The header fields of the frame *data* starts with, as :func:`~bkvcodec.frame_to_json`
     names them (for the JSON form of a payload error; ``_jsonform.error_to_json``)."""
     out: JsonObject = {}
     if len(data) >= 12:

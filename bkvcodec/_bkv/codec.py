@@ -212,7 +212,7 @@ def check_envelope(data: bytes) -> int:
     """Check the envelope at the start of *data*; return the frame's size.
 
     Raises:
-        FrameError: As :meth:`BkvFrame.decode`, except
+        FrameError: As :meth:`bkvcodec.bkv.BkvFrame.decode`, except
             :class:`~bkvcodec.errors.TrailingBytes`.
     """
     available = len(data)
