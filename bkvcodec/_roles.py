@@ -14,6 +14,7 @@ from ._commands import (
     QueryParams,
     QueryStatus,
     SendFirmware,
+    SendMessage,
     SetNetworkList,
     SetParams,
     StartCharging,
@@ -60,8 +61,8 @@ ConnectionEvent: TypeAlias = (
 
 DeviceInput: TypeAlias = (
     StartCharging | StopCharging | QueryStatus | SetParams | QueryParams | ModifyCharge
-    | StartOta | SetNetworkList | SendFirmware | ServerAnswered | CardAnswered | UnknownMessage
-    | FrameRejected
+    | StartOta | SetNetworkList | SendFirmware | SendMessage | ServerAnswered | CardAnswered
+    | UnknownMessage | FrameRejected
 )
 """What a :class:`DeviceConnection` receives."""
 
