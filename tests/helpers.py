@@ -1,8 +1,11 @@
 """Shared test helpers: the golden vectors and a containment check."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 VECTOR_DIR = Path(__file__).parent / "vectors"
@@ -212,3 +215,17 @@ class OrderDesk:
     def types(self, order_no: str) -> list[str]:
         """The event types published for *order_no*, in order."""
         return [type(e).__name__ for e in self.published if e.order_no == order_no]
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/<name>.py`` (the examples are scripts, not a package)."""
+    if str(EXAMPLES) not in sys.path:  # the servers import their shared device_events
+        sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -3,11 +3,7 @@ a device-role connection from the library talks to it over a real TCP socket."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 import trio
@@ -24,21 +20,12 @@ from bkvcodec import (
     ServerAnswered,
 )
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+from .helpers import load_example
+
 DEVICES = [
     pytest.param(ProtocolFamily.BKV, "82210225000520", id="bkv"),
     pytest.param(ProtocolFamily.AP3000, "04A228CD", id="ap3000"),
 ]
-
-
-def load_example(name: str) -> ModuleType:
-    if str(EXAMPLES) not in sys.path:  # the servers import their shared device_events
-        sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class Device:

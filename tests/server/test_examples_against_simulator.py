@@ -6,14 +6,10 @@ version of the trio example exchanged 221,766 frames.)"""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 import trio
@@ -21,24 +17,14 @@ import trio
 from bkvcodec import ConnectionEvent, DeviceRegistered
 from reference_server.simulator import DeviceSpec, Fleet, SimClock, ap3000_unit, bkv_gateway
 
+from ..helpers import load_example
 from .harness import AP3000_ID, BKV_ID
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 #: How long the devices talk to an example (real seconds).
 WINDOW = 6.0
 #: Frames sent plus frames received per device in WINDOW: connecting, registering,
 #: the status query and its answers, a few heartbeats. A loop makes thousands.
 MAX_FRAMES_PER_DEVICE = 40
-
-
-def load_example(name: str) -> ModuleType:
-    if str(EXAMPLES) not in sys.path:  # the servers import their shared device_events
-        sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 async def run_devices(port: int, specs: list[DeviceSpec]) -> dict[str, int]:
