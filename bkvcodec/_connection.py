@@ -297,15 +297,17 @@ class ServerConnection:
                 for p in self._tracker.take_written_unanswered()]
 
     def _end(self, *, written: bool) -> list[ConnectionEvent]:
+        # Bytes still in the buffer were never handed out, so never written.
+        delivered = written and not self._out
         self._closed = True
         self._decoder.end()
         self._out.clear()
         events: list[ConnectionEvent] = [
             CommandDropped(phy_id=command.phy_id, command_id=command.command_id)
             for command in self._waiting]
-        if written:
+        if delivered:
             events += self._written_unanswered()
-        elif self._tracker is not None:  # perhaps in the write that failed
+        elif self._tracker is not None:  # not written, or perhaps in the write that failed
             events += [CommandDropped(phy_id=p.phy_id, command_id=p.command_id)
                        for p in self._tracker.take_written_unanswered()]
         self._waiting.clear()
