@@ -13,6 +13,7 @@ from ._ap3000.codec import check_downlink as check_ap3000_downlink
 from ._ap3000.messages import Ap3000Message
 from ._bkv.codec import check_downlink as check_bkv_downlink
 from ._bkv.messages import BkvMessage
+from ._errors import LocalProtocolError
 from ._events import ChargeMode
 
 __all__ = [
@@ -37,6 +38,33 @@ class Command:
     command_id: str
     phy_id: str
 
+    def __post_init__(self) -> None:
+        _check(bool(self.command_id), "command_id must not be empty")
+        _check(bool(self.phy_id), "phy_id must not be empty")
+
+
+def _check(condition: bool, problem: str) -> None:
+    """Raise the error a command with an impossible value gets at construction."""
+    if not condition:
+        raise LocalProtocolError(problem)
+
+
+def _check_count(name: str, value: int | None, *, low: int = 1,
+                 high: int = 0xFFFF_FFFF) -> None:
+    if value is not None:
+        _check(low <= value <= high, f"{name} must be {low}-{high}, not {value}")
+
+
+def _check_order_no(order_no: str | None) -> None:
+    # Empty only in what a BKV device receives (BKV frames carry no order number);
+    # 32 hex digits for an order an AP3000 unit numbered itself (a card start).
+    if order_no is None or (len(order_no) == 32 and order_no.isalnum()
+                            and all(c in "0123456789abcdefABCDEF" for c in order_no)):
+        return
+    _check(order_no.isascii() and len(order_no) <= 16,
+           f"order_no must be at most 16 ASCII characters (or 32 hex digits), "
+           f"not {order_no!r}")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerTierSpec:
@@ -45,6 +73,11 @@ class PowerTierSpec:
     max_power_w: int
     price_cents: int
     minutes: int
+
+    def __post_init__(self) -> None:
+        _check_count("max_power_w", self.max_power_w)
+        _check_count("price_cents", self.price_cents, low=0)
+        _check_count("minutes", self.minutes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +101,23 @@ class StartCharging(Command):
     power_tiers: tuple[PowerTierSpec, ...] = ()
     amount_cents: int | None = None
 
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check_count("port_no", self.port_no, high=255)
+        _check_count("socket_no", self.socket_no, high=255)
+        _check_order_no(self.order_no)
+        _check_count("duration_s", self.duration_s)
+        _check_count("energy_wh", self.energy_wh)
+        _check_count("amount_cents", self.amount_cents, low=0)
+        if self.mode is ChargeMode.TIME:
+            _check(self.duration_s is not None, "a time order needs duration_s")
+        elif self.mode is ChargeMode.ENERGY:
+            _check(self.energy_wh is not None, "an energy order needs energy_wh")
+        elif self.mode is ChargeMode.POWER_TIERS:
+            _check(1 <= len(self.power_tiers) <= 5, "a power-tier order needs 1 to 5 tiers")
+        if self.mode is not ChargeMode.POWER_TIERS:
+            _check(not self.power_tiers, "power_tiers are for power-tier orders")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StopCharging(Command):
@@ -76,6 +126,12 @@ class StopCharging(Command):
     port_no: int
     socket_no: int = 1
     order_no: str | None = None
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check_count("port_no", self.port_no, high=255)
+        _check_count("socket_no", self.socket_no, high=255)
+        _check_order_no(self.order_no)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +148,13 @@ class SetParams(Command):
     params: Mapping[str, int] = field(default_factory=dict)
     socket_no: int = 1
 
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check(bool(self.params), "SetParams needs at least one parameter")
+        for name, value in self.params.items():
+            _check(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                   f"parameter {name} must be a whole number >= 0, not {value!r}")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QueryParams(Command):
@@ -105,6 +168,10 @@ class QueryParams(Command):
     """
 
     names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check(len(set(self.names)) == len(self.names), "names repeat a parameter")
 
     socket_no: int = 1
 
@@ -126,6 +193,14 @@ class ModifyCharge(Command):
     stop_when_full: bool = False
     socket_no: int = 1
 
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check_count("port_no", self.port_no, high=255)
+        _check((self.duration_s is None) != (self.energy_wh is None),
+               "ModifyCharge takes exactly one of duration_s, energy_wh")
+        _check_count("duration_s", self.duration_s, low=0)
+        _check_count("energy_wh", self.energy_wh, low=0)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartOta(Command):
@@ -140,6 +215,12 @@ class StartOta(Command):
     file_name: str
     ftp_port: int = 21
     target: int = 1
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check(bool(self.ftp_host) and bool(self.file_name),
+               "StartOta needs ftp_host and file_name")
+        _check_count("ftp_port", self.ftp_port, high=0xFFFF)
 
 
 class FirmwareTarget(enum.Enum):
@@ -168,6 +249,12 @@ class SendFirmware(Command):
     device_type: int | None = None
     firmware_version: int | None = None
 
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check(bool(self.image), "SendFirmware needs a non-empty image")
+        _check_count("device_type", self.device_type, low=0, high=0xFF)
+        _check_count("firmware_version", self.firmware_version, low=0, high=0xFFFF)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkSocketSpec:
@@ -175,6 +262,11 @@ class NetworkSocketSpec:
 
     socket_no: int
     mac: str
+
+    def __post_init__(self) -> None:
+        _check_count("socket_no", self.socket_no, high=250)
+        _check(len(self.mac) == 12 and all(c in "0123456789abcdefABCDEF" for c in self.mac),
+               f"mac must be 12 hex digits, not {self.mac!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +281,12 @@ class SetNetworkList(Command):
     sockets: tuple[NetworkSocketSpec, ...]
     channel: int = 1
     add: bool = False
+
+    def __post_init__(self) -> None:
+        Command.__post_init__(self)
+        _check_count("channel", self.channel, high=15)
+        if self.add:
+            _check(len(self.sockets) == 1, "adding a socket takes exactly one")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -216,6 +314,7 @@ class SendMessage(Command):
     message: BkvMessage | Ap3000Message
 
     def __post_init__(self) -> None:
+        Command.__post_init__(self)
         if isinstance(self.message, Ap3000Message):
             check_ap3000_downlink(self.message)
         else:

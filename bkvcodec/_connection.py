@@ -78,6 +78,10 @@ class ServerConnection:
         bkv_end_reasons: GN ``0x18`` / BKV tag ``0x2F`` end-reason codes mapped to
             the contract's end reasons.
         ap3000_end_reasons: AP3000 stop reasons mapped to end reasons.
+        max_held: Most answers held at once. A device repeats an unanswered
+            report, so an application that never acknowledges would hold more and
+            more: past this many, the oldest held answer is given up and reported
+            as an :class:`AnswerWithheld` (the device repeats the report later).
 
     Raises:
         LocalProtocolError: *hold* names a kind that cannot be held.
@@ -100,12 +104,16 @@ class ServerConnection:
                  bkv_timing: CommandTiming = BKV_TIMING,
                  ap3000_timing: Ap3000Timing = AP3000_TIMING,
                  bkv_end_reasons: Mapping[int, EndReason] = BKV_END_REASONS,
-                 ap3000_end_reasons: Mapping[int, EndReason] = AP3000_END_REASONS) -> None:
+                 ap3000_end_reasons: Mapping[int, EndReason] = AP3000_END_REASONS,
+                 max_held: int = 256) -> None:
         not_holdable = sorted(kind.__name__ for kind in set(hold) - self.HOLDABLE)
         if not_holdable:
             raise LocalProtocolError(f"answers to {', '.join(not_holdable)} cannot be held")
+        if max_held < 1:
+            raise LocalProtocolError(f"max_held must be at least 1, not {max_held}")
         self.timezone = timezone
         self.hold = frozenset(hold)
+        self.max_held = max_held
         self._settings = _RulesSettings(
             timezone=timezone, message_ids=message_ids, bkv_timing=bkv_timing,
             ap3000_timing=ap3000_timing, bkv_end_reasons=bkv_end_reasons,
@@ -156,6 +164,9 @@ class ServerConnection:
             waiting, self._waiting = self._waiting, []
             for command in waiting:
                 self._submit(command, now)
+        if self._context is not None:
+            events += [AnswerWithheld(phy_id=event.phy_id, event=event)
+                       for event in self._context.given_up() if event.phy_id is not None]
         return events + self._written_unanswered()
 
     def receive_eof(self) -> list[ConnectionEvent]:
@@ -314,7 +325,7 @@ class ServerConnection:
                 return None
             self._rules = self._settings.rules_for(protocol)
             self._tracker = CommandTracker(self._rules.timing)
-            self._context = _Context(self._out, self._tracker, self.hold)
+            self._context = _Context(self._out, self._tracker, self.hold, self.max_held)
         return self._rules
 
     def _submit(self, command: Command, now: float) -> None:
@@ -354,10 +365,12 @@ class _Context:
     and the answers held for the application."""
 
     def __init__(self, out: bytearray, tracker: CommandTracker,
-                 hold: frozenset[type[Event]]) -> None:
+                 hold: frozenset[type[Event]], max_held: int) -> None:
         self._out = out
         self._tracker = tracker
         self._hold = hold
+        self._max_held = max_held
+        self._given_up: list[Event] = []
         #: Held answers by the identity of their event (events compare by value,
         #: and a device's repeated report is a second, equal event).
         self._held: dict[int, tuple[Event, bytes]] = {}
@@ -374,6 +387,9 @@ class _Context:
         """The answer to a report the application may hold (see ``ServerConnection.HOLDABLE``)."""
         if type(event) in self._hold:
             self._held[id(event)] = (event, data)
+            if len(self._held) > self._max_held:
+                oldest = next(iter(self._held))
+                self._given_up.append(self._held.pop(oldest)[0])
         else:
             self._out += data
             self._queued.append(event)
@@ -385,6 +401,11 @@ class _Context:
         self._out += held[1]
         self._queued.append(event)
         return True
+
+    def given_up(self) -> list[Event]:
+        """Held answers dropped for *max_held* since the last call."""
+        dropped, self._given_up = self._given_up, []
+        return dropped
 
     def held_events(self) -> list[Event]:
         return [event for event, _ in self._held.values()]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from ._ap3000.device import Ap3000DeviceRules
 from ._bkv.device import BkvDeviceRules
-from ._decoder import FrameDecoder, FrameRejected
+from ._decoder import FrameDecoder, FrameRejected, UnidentifiedStream
 from ._errors import LocalProtocolError
+from ._events import UnknownMessage
 from ._roles import DeviceInput, DeviceOutput, DeviceRules
 from ._types import Direction, ProtocolFamily
 
@@ -58,8 +59,14 @@ class DeviceConnection:
         for item in self._decoder.feed(data):
             if isinstance(item, FrameRejected):
                 inputs.append(item)
-            else:
+                continue
+            try:
                 inputs += self._rules.on_frame(item, now)
+            except LocalProtocolError as err:
+                # A valid frame whose values no command can hold (an empty FTP
+                # host …): reported as data, like a frame without a rule.
+                data = b"" if isinstance(item, UnidentifiedStream) else item.encode()
+                inputs.append(UnknownMessage(phy_id=self.phy_id, name=str(err), data=data))
         self._out += self._rules.take_output()
         return inputs
 

@@ -228,7 +228,9 @@ class ProgressReported(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SettlementReported(Event):
-    """The device's end-of-charge report; already acknowledged.
+    """The device's end-of-charge report. Its answer is held until
+    :meth:`ServerConnection.acknowledge` (unless the connection's ``hold`` says
+    otherwise): store the report first.
 
     Attributes:
         end_reason: The contract's reason, mapped from the protocol's code or

@@ -13,6 +13,7 @@ from bkvcodec import (
     ChargeMode,
     Command,
     FirmwareTarget,
+    LocalProtocolError,
     ModifyCharge,
     NetworkSocketSpec,
     PowerTierSpec,
@@ -80,7 +81,7 @@ def command_from_record(record: CommandRecord) -> Command:
         kwargs["target"] = FirmwareTarget(kwargs["target"])
     try:
         return cls(**kwargs)  # type: ignore[arg-type]
-    except TypeError as err:
+    except (TypeError, LocalProtocolError) as err:
         raise ValueError(f"command {record.id}: bad payload: {err}") from None
 
 

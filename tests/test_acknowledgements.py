@@ -222,3 +222,16 @@ def test_message_ids_can_be_seeded_after_a_restart_and_wrap_without_zero() -> No
 
     assert [0xFFFF, 1, 2] == [ids.next(PHY) for _ in range(3)]
     assert 1 == MessageIds().next("another device")
+
+
+@pytest.mark.parametrize(("protocol", "phy_id"), PROTOCOLS)
+def test_held_answers_are_bounded(protocol: ProtocolFamily, phy_id: str) -> None:
+    pair = DevicePair(protocol, phy_id, auto_acknowledge=False, max_held=2)
+    pair.connect(T0)
+    reports = [pair.device_sends(_settlement(phy_id), T0 + n) for n in range(3)]
+
+    # The third report gave the first up: reported, and the device repeats it later.
+    [[first], [second], [third, given_up]] = reports
+    assert AnswerWithheld(phy_id=phy_id, event=first) == given_up
+    assert given_up.event is first
+    assert [id(second), id(third)] == [id(event) for event in pair.server.held()]

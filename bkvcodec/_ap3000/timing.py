@@ -35,10 +35,14 @@ __all__ = ["AP3000_REQUIRED_REPLIES", "AP3000_TIMING", "Ap3000Timing"]
 class Ap3000Timing:
     """The timing rules of ap3000.md §7.2, in seconds.
 
-    :data:`AP3000_TIMING` holds the documented values; build another instance
-    to tune them (``Ap3000Timing(max_retransmissions=2)``). Replies to uplinks
-    (:data:`AP3000_REQUIRED_REPLIES`) are sent at once and are not subject to the
-    retry and spacing rules.
+    :data:`AP3000_TIMING` holds the documented values; to tune them, pass
+    another instance to the connection:
+    ``ServerConnection(ap3000_timing=Ap3000Timing(max_retransmissions=2))``. The
+    connection paces and retries its commands with the reply timeout,
+    retransmissions, spacing and firmware values; the other values are for the
+    application's own timers (when to call a device offline …). Replies to
+    uplinks (:data:`AP3000_REQUIRED_REPLIES`) are sent at once and are not
+    subject to the retry and spacing rules.
 
     Attributes:
         reply_timeout_s: How long to wait for the device's reply to a server

@@ -508,11 +508,14 @@ class Ap3000OfflineOrder:
 
 
 def encode_order_no(order_no: str) -> bytes:
-    """The 16-byte order field for *order_no* (ASCII, NUL-padded).
+    """The 16-byte order field for *order_no*: ASCII text, NUL-padded, or the 32
+    hex digits :func:`decode_order_no` gives for a device-built number.
 
     Raises:
         LocalProtocolError: Longer than 16 bytes or not ASCII.
     """
+    if len(order_no) == 32 and all(c in "0123456789abcdefABCDEF" for c in order_no):
+        return bytes.fromhex(order_no)
     try:
         raw = order_no.encode("ascii")
     except UnicodeError as err:

@@ -83,7 +83,7 @@ BKV_TIMING = CommandTiming(reply_timeout_s=10.0, max_retransmissions=1, min_spac
 
 #: End-reason codes of GN 0x18 and BKV tag 0x2F (bkv.md §8.1, the [C] map) in the
 #: contract's names. The reference calls the table unsettled (A8); pass another
-#: mapping to :class:`BkvServerRules` to change it.
+#: mapping as ``ServerConnection(bkv_end_reasons=...)`` to change it.
 BKV_END_REASONS: Mapping[int, EndReason] = {
     0: EndReason.NORMAL, 1: EndReason.FULL, 2: EndReason.NORMAL, 3: EndReason.NORMAL,
     4: EndReason.USER_STOP, 5: EndReason.REMOTE_STOP, 6: EndReason.FAULT,

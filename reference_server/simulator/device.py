@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias, TypeVar
+from typing import Literal, TypeAlias, TypeVar, assert_never
 
 import trio
 
@@ -51,11 +51,14 @@ from bkvcodec import (
     ProtocolFamily,
     QueryParams,
     QueryStatus,
+    SendFirmware,
+    SendMessage,
     ServerAnswered,
     SetNetworkList,
     SetParams,
     SettlementReported,
     StartCharging,
+    StartOta,
     StopCharging,
     UnknownMessage,
 )
@@ -562,35 +565,42 @@ class SimDevice:
     # --- commands from the server ---------------------------------------------------------
 
     def _handle(self, item: DeviceInput, at: float) -> None:
-        if isinstance(item, StartCharging):
-            self._start_command(item, at)
-        elif isinstance(item, StopCharging):
-            self._stop_command(item, at)
-        elif isinstance(item, QueryStatus):
-            self._ack(item.command_id, at)
-            self._report_all(at, socket_no=item.socket_no)
-        elif isinstance(item, SetParams):
-            self.settings.apply(self.protocol, item.params)
-            for port in self._ports.values():
-                port.thresholds_changed()
-            self._heartbeat_due = min(self._heartbeat_due, at + self.settings.heartbeat_s)
-            self._ack(item.command_id, at)
-        elif isinstance(item, QueryParams):
-            self._emit(ParamsReported(phy_id=self.phy_id, params=self.settings.params(
-                self.protocol), socket_no=item.socket_no, command_id=item.command_id), at)
-        elif isinstance(item, ModifyCharge):
-            self._modify_command(item, at)
-        elif isinstance(item, SetNetworkList):
-            self._ack(item.command_id, at)
-        elif isinstance(item, ServerAnswered):
-            self._server_answered(item)
-        elif isinstance(item, CardAnswered):
-            self._card_answered(item, at)
-        elif isinstance(item, FrameRejected | UnknownMessage):
-            self.log.debug("simulated device got a frame it cannot use", device=self.phy_id,
-                           item=type(item).__name__)
-        # StartOta and SendFirmware need no answer here: a BKV gateway answers an OTA
-        # with nothing, and the AP3000 device role answers each firmware packet.
+        match item:
+            case StartCharging():
+                self._start_command(item, at)
+            case StopCharging():
+                self._stop_command(item, at)
+            case QueryStatus():
+                self._ack(item.command_id, at)
+                self._report_all(at, socket_no=item.socket_no)
+            case SetParams():
+                self.settings.apply(self.protocol, item.params)
+                for port in self._ports.values():
+                    port.thresholds_changed()
+                self._heartbeat_due = min(self._heartbeat_due, at + self.settings.heartbeat_s)
+                self._ack(item.command_id, at)
+            case QueryParams():
+                self._emit(ParamsReported(phy_id=self.phy_id, params=self.settings.params(
+                    self.protocol), socket_no=item.socket_no, command_id=item.command_id), at)
+            case ModifyCharge():
+                self._modify_command(item, at)
+            case SetNetworkList() | SendMessage():
+                # Any other command the device role received: accepted, with the
+                # protocol's default answer.
+                self._ack(item.command_id, at)
+            case ServerAnswered():
+                self._server_answered(item)
+            case CardAnswered():
+                self._card_answered(item, at)
+            case FrameRejected() | UnknownMessage():
+                self.log.debug("simulated device got a frame it cannot use",
+                               device=self.phy_id, item=type(item).__name__)
+            case StartOta() | SendFirmware():
+                # No answer here: a BKV gateway answers an OTA with nothing, and the
+                # AP3000 device role answers each firmware packet.
+                pass
+            case _:
+                assert_never(item)
 
     def _ack(self, command_id: str, at: float, *, business_no: int | None = None,
              port_no: int | None = None) -> None:
