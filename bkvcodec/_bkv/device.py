@@ -150,7 +150,10 @@ class BkvDeviceRules:
 
     def _command(self, gateway: str, message: m.BkvMessage, command_id: str
                  ) -> DeviceInput | None:
-        neutral = _neutral(command_id, gateway, message)
+        try:
+            neutral = _neutral(command_id, gateway, message)
+        except LocalProtocolError:
+            neutral = None  # a value the neutral command cannot hold
         if neutral is not None:
             return neutral
         try:

@@ -180,9 +180,7 @@ def _check_port(port_no: int) -> None:
 
 def _set_params(command: SetParams) -> m.BkvMessage:
     """The one command that sets *command*'s parameters (``_SETTABLE``)."""
-    params = command.params
-    if not params:
-        raise LocalProtocolError("SetParams names no parameter: nothing to set")
+    params = command.params  # not empty, whole numbers >= 0: checked by SetParams
     known = {name for group in _SETTABLE.values() for name in group}
     unknown = sorted(set(params) - known)
     if unknown:
@@ -199,9 +197,8 @@ def _set_params(command: SetParams) -> m.BkvMessage:
     [(label, names)] = used.items()
     for name in names:
         low, high = _SETTABLE[label][name]
-        value = params[name]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise LocalProtocolError(f"{name} must be {low}-{high}, not {value!r}")
+        if not low <= params[name] <= high:
+            raise LocalProtocolError(f"{name} must be {low}-{high}, not {params[name]!r}")
     if label.startswith("voice_config"):
         missing = [name for name in _SETTABLE[label] if name not in params]
         if missing:
