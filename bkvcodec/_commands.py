@@ -143,7 +143,18 @@ class QueryStatus(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetParams(Command):
-    """Set device parameters, by the protocol reference's field names."""
+    """Set device parameters, by the protocol reference's field names.
+
+    On AP3000 the names pick the command: the fields of ``0x83``, ``0x84``, ``0x85``,
+    ``0x86`` or ``0x97`` (``{"max_charge_duration_s": …, "overload_power_0p1w": …}`` is
+    a ``0x85``), every mandatory field of that command included; the ``0x86`` card keys
+    are the six key bytes read big-endian.
+
+    Raises:
+        LocalProtocolError: From :meth:`~bkvcodec.ServerConnection.send`: a name the protocol
+            lacks, names of two commands, a missing field, or a value out of range;
+            the message names the fields.
+    """
 
     params: Mapping[str, int] = field(default_factory=dict)
     socket_no: int = 1
@@ -164,7 +175,9 @@ class QueryParams(Command):
         names: The parameters wanted, by the protocol reference's field names; the
             connection picks the query that reports them (AP3000 ``0x90``-``0x93``).
             Empty: the protocol's first parameter query (AP3000 ``0x90``, BKV
-            ``0x1012``).
+            ``0x1012``). Names that no single query reports are refused by
+            :meth:`~bkvcodec.ServerConnection.send`. The answer reports every field of the
+            query's reply, then :class:`~bkvcodec.CommandAcknowledged`.
     """
 
     names: tuple[str, ...] = ()
@@ -298,15 +311,17 @@ class SendMessage(Command):
 
     The outcome's :attr:`bkvcodec.CommandAcknowledged.reply` is the device's answer. A
     message the protocol never answers is acknowledged (with no reply) once it is
-    written.
+    written; an AP3000 ``0x81`` is answered by the unit's next ``0x20``, ``0x01`` or
+    ``0x21``.
 
     Attributes:
         message: A server-to-device message from :mod:`bkvcodec.bkv` or
             :mod:`bkvcodec.ap3000`.
 
     Raises:
-        LocalProtocolError: *message* is an uplink or does not encode (a value
-            out of its field's range).
+        LocalProtocolError: *message* is an uplink, does not encode (a value out of
+            its field's range), or breaks a limit the protocol reference states (AP3000:
+            ``qr_text`` of ``0x8E`` over 71 characters, an EEPROM length over 32 …).
 
     .. versionadded:: 0.1.0
     """

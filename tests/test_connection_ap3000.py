@@ -89,7 +89,9 @@ def _order(pair: DevicePair, *, stop_after_minutes: int | None) -> tuple[Chargin
     published += session.command_sent(T0 + 1)
     [acked] = pair.device_sends(CommandAcknowledged(command_id=start.command_id, phy_id=PHY),
                                 T0 + 2)
-    assert CommandAcknowledged(command_id="c1", phy_id=PHY, port_no=1) == acked
+    assert CommandAcknowledged(command_id="c1", phy_id=PHY, port_no=1,
+                               reply=a.Ap3000ChargeControlReply(
+                                   result=0, order_no=ORDER.encode(), port=0)) == acked
     published += session.command_acked(T0 + 2)
     minutes = 60 if stop_after_minutes is None else stop_after_minutes
     for minute in range(5, minutes + 1, 5):
@@ -246,7 +248,7 @@ def test_modify_charge_round_trip() -> None:
 
     assert ModifyCharge(command_id=received.command_id, phy_id=PHY, port_no=2,
                         energy_wh=1500, stop_when_full=True) == received
-    assert [CommandRejected(command_id="m", phy_id=PHY, reason="device_rejected",
+    assert [CommandRejected(command_id="m", phy_id=PHY, reason="port_not_charging",
                             raw_code=1)] == events
 
 
@@ -270,7 +272,9 @@ def test_firmware_is_sent_packet_by_packet() -> None:
         pair.tick(T0 + 0.5 * step)
 
     assert [FirmwareProgress(command_id="fw", phy_id=PHY, packets_done=n, packets_total=4)
-            for n in (1, 2, 3)] + [CommandAcknowledged(command_id="fw", phy_id=PHY)] == (
+            for n in (1, 2, 3)] + [CommandAcknowledged(
+                command_id="fw", phy_id=PHY,
+                reply=a.Ap3000FirmwarePacketSlaveReply(result=0, packet_no=4))] == (
         pair.server_events)
     [received] = pair.device_inputs
     assert isinstance(received, SendFirmware)

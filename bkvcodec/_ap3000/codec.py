@@ -38,8 +38,19 @@ from .grammar import HEADER, LAYOUTS, MAX_LENGTH, MIN_LENGTH, Layout, Text
 from .messages import (
     MESSAGE_TYPES,
     Ap3000CardSwipe,
+    Ap3000FirmwarePacketHost,
+    Ap3000FirmwarePacketPowerBoard,
+    Ap3000FirmwarePacketSlave,
+    Ap3000HostSetServer,
+    Ap3000LegacyFirmwarePacket,
     Ap3000Message,
+    Ap3000PlayVoice,
+    Ap3000ReadEeprom,
+    Ap3000SetLimits,
+    Ap3000SetParams11,
+    Ap3000SetQrCode,
     Ap3000SlaveVersion,
+    Ap3000WriteEeprom,
     UnknownAp3000Command,
 )
 from .values import format_phy_id
@@ -423,15 +434,95 @@ class _GrammarRejected(RemoteProtocolError):
     code = "grammar_rejected"
 
 
+#: Limits ap3000.md states for downlink fields that are narrower than the wire
+#: type: (low, high, where the limit comes from).
+_DOCUMENTED_LIMITS: dict[tuple[type[Ap3000Message], str], tuple[int, int, str]] = {
+    (Ap3000SetParams11, "float_percent"): (1, 100, "percent, ap3000.md §5.4"),
+    (Ap3000SetLimits, "overload_power_0p1w"): (
+        0, 35000, "0.1 W, at most 3500 W on high-power models, ap3000.md §5.6"),
+    (Ap3000ReadEeprom, "read_length"): (0, 32, "bytes, ap3000.md §5.8"),
+    (Ap3000WriteEeprom, "write_length"): (0, 32, "bytes, ap3000.md §5.8"),
+}
+#: Text fields whose content must leave room for a terminating NUL (ap3000.md §5.8, §6.6).
+_TEXT_LIMITS: dict[tuple[type[Ap3000Message], str], int] = {
+    (Ap3000SetQrCode, "qr_text"): 71,
+    (Ap3000HostSetServer, "server_address"): 45,
+}
+_FIRMWARE_PACKETS = (Ap3000FirmwarePacketSlave, Ap3000FirmwarePacketPowerBoard,
+                     Ap3000FirmwarePacketHost, Ap3000LegacyFirmwarePacket)
+
+
+def _check_field(cls: type[Ap3000Message], field: Any, value: object) -> None:
+    """Check one field value against its wire type and the documented limits."""
+    where = f"{cls.__name__}.{field.name}"
+    sub = field.subcon
+    if isinstance(sub, cs.FormatField):
+        if type(value) is not int:
+            raise LocalProtocolError(f"{where} must be an integer, got {value!r}")
+        low, high, why = _DOCUMENTED_LIMITS.get(
+            (cls, field.name), (0, 256 ** sub.sizeof() - 1, f"u{8 * sub.sizeof()}"))
+        if not low <= value <= high:
+            raise LocalProtocolError(f"{where} must be {low}-{high} ({why}), got {value}")
+    elif isinstance(sub, Text):
+        if not isinstance(value, str):
+            raise LocalProtocolError(f"{where} must be text, got {value!r}")
+        limit = _TEXT_LIMITS.get((cls, field.name), sub.size)
+        try:
+            size = len(value.encode("latin-1"))
+        except UnicodeError:
+            raise LocalProtocolError(f"{where} must be Latin-1 text, got {value!r}") from None
+        if size > limit:
+            raise LocalProtocolError(
+                f"{where} holds at most {limit} characters ({sub.size} bytes NUL-padded), "
+                f"got {size}")
+    elif isinstance(sub, cs.Bytes) and isinstance(sub.length, int):
+        if not isinstance(value, bytes):
+            raise LocalProtocolError(f"{where} must be bytes, got {value!r}")
+        if len(value) != sub.length:
+            raise LocalProtocolError(
+                f"{where} must be exactly {sub.length} bytes, got {len(value)}")
+
+
 def check_downlink(message: Ap3000Message) -> None:
-    """Check that *message* is a server-to-device message that encodes.
+    """Check that *message* is a server-to-device message that encodes and keeps
+    the limits ap3000.md states for its fields.
+
+    Beyond each field's wire type (u8, u16, fixed-size bytes, text size) it checks
+    ``float_percent`` of 0x83 (1-100), ``overload_power_0p1w`` of 0x85 (at most
+    3500 W), ``qr_text`` of 0x8E (71 characters) and ``server_address`` of 0x34 (45
+    characters, each leaving room for the final NUL), the EEPROM lengths of 0x8B and
+    0x8C (at most 32, and the 0x8C length equal to the data's), the 0x89 prompt count
+    (one byte) and the packet number of firmware packets (1 to ``total_packets``).
+    Value sets (modes, work modes, the mute flag …) stay open, as everywhere in the
+    codec: a unit answers a value it does not know with a result code.
 
     Raises:
-        LocalProtocolError: An uplink, or a value that does not fit its field.
+        LocalProtocolError: An uplink, or a value that does not fit its field; the
+            message names the field and the allowed range.
     """
     if isinstance(message, UnknownAp3000Command):
         raise LocalProtocolError("UnknownAp3000Command is not a command a server sends")
-    _, direction, _ = MESSAGE_TYPES[type(message)]
+    cls = type(message)
+    command, direction, _ = MESSAGE_TYPES[cls]
     if direction is not Direction.DOWN:
-        raise LocalProtocolError(f"{type(message).__name__} is sent by devices, not servers")
+        raise LocalProtocolError(f"{cls.__name__} is sent by devices, not servers")
+    layout = LAYOUTS[(command, direction)]
+    for field in layout.mandatory + layout.optional:
+        value = getattr(message, field.name, None)  # counts (voice_count) are derived
+        if value is not None:
+            _check_field(cls, field, value)
+    if isinstance(message, Ap3000PlayVoice) and len(message.voice_ids) > 0xFF:
+        raise LocalProtocolError(
+            f"Ap3000PlayVoice.voice_ids holds at most 255 prompts (voice_count is one "
+            f"byte), got {len(message.voice_ids)}")
+    if isinstance(message, Ap3000WriteEeprom) and (
+            message.write_length != len(message.eeprom_data)):
+        raise LocalProtocolError(
+            f"Ap3000WriteEeprom.write_length is {message.write_length} but eeprom_data "
+            f"has {len(message.eeprom_data)} bytes")
+    if isinstance(message, _FIRMWARE_PACKETS) and not (
+            1 <= message.packet_no <= message.total_packets):
+        raise LocalProtocolError(
+            f"{cls.__name__}.packet_no must be 1-{message.total_packets} (1-based, at most "
+            f"total_packets), got {message.packet_no}")
     Ap3000Frame(physical_id=0, message_id=1, message=message).encode()

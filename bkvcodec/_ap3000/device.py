@@ -1,10 +1,30 @@
 # What an AP3000 unit does (the device role of ap3000.md §7): how the server's
 # frames become neutral commands and answers, and how a unit's neutral reports
-# become 0x20/0x21/0x06/0x03/0x02 frames. The mirror image of ``_ap3000_rules``.
+# and answers become frames. The mirror image of ``server.py``.
+#
+# Every server command of §5 and §6.6 reaches the application as a DeviceInput:
+# the neutral command where one exists (0x82 StartCharging / StopCharging, 0x8A
+# ModifyCharge, 0x81 QueryStatus, 0x83-0x86 and 0x97 SetParams, 0x90-0x93
+# QueryParams), else SendMessage with the decoded message and the command id
+# ``"<command hex>-<message id>"`` (``"96-7"``). Firmware packets (0xE0-0xE2) are
+# answered at once, as units do, and the image is handed over after the last one.
+#
+# The application answers with CommandAcknowledged (its ``reply`` is sent as given,
+# else the command's default success reply), CommandRejected (the reply with result
+# ``raw_code``) or, for a query, ParamsReported. The defaults:
+# - a result byte of 0 (0x82 also echoes the order number and the port);
+# - 0x90-0x93: the unit's stored parameters, which start at the defaults of
+#   §5.4-§5.7 (0x85 overload power: 2000 W, the dual-socket limit) and follow every
+#   acknowledged SetParams;
+# - 0x8B: result 0 and ``read_length`` zero bytes (the role has no EEPROM);
+# - 0x72 echoes the order number, 0xF8 the packet number;
+# - 0x81 has no reply: the unit sends a 0x21 heartbeat with its port statuses (the
+#   frame a 0x81 asks for; pass a register or legacy heartbeat as ``reply`` instead);
+# - 0xE4 has no reply: acknowledging it sends nothing.
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import Protocol
 
 from .._commands import (
     FirmwareTarget,
@@ -12,6 +32,7 @@ from .._commands import (
     QueryParams,
     QueryStatus,
     SendFirmware,
+    SendMessage,
     SetParams,
     StartCharging,
     StopCharging,
@@ -48,7 +69,7 @@ from .values import (
     parse_phy_id,
 )
 
-__all__ = ["Ap3000DeviceRules"]
+__all__ = ["AP3000_DEFAULT_PARAMS", "Ap3000DeviceRules"]
 
 _S = Ap3000StopReason
 # The stop reason a unit reports for each contract end reason.
@@ -68,7 +89,59 @@ _PACKETS: dict[type[a.Ap3000Message], type[a.Ap3000FirmwarePacketSlaveReply]
     a.Ap3000FirmwarePacketPowerBoard: a.Ap3000FirmwarePacketPowerBoardReply,
     a.Ap3000FirmwarePacketHost: a.Ap3000FirmwarePacketHostReply,
 }
-_PARAMS = tuple(f.name for f in dataclasses.fields(a.Ap3000SetParams11) if f.name != "extra")
+
+#: The parameters a unit starts with: the defaults of ap3000.md §5.4-§5.7 (0x85's
+#: overload power depends on the model; 20000 = 2000 W, the dual-socket limit) and
+#: 0x97 ``mute`` off.
+AP3000_DEFAULT_PARAMS: dict[str, int] = {
+    # 0x83 (§5.4)
+    "unplug_power": 3, "unplug_detect_time_s": 10, "float_percent": 20,
+    "float_detect_time_s": 1800, "float_time_s": 3600, "heartbeat_interval_s": 180,
+    # 0x84 (§5.5)
+    "dyn_overload_power": 800, "dyn_overload_detect_time_s": 30,
+    "dyn_overload_start_time_s": 1800, "unplug_interference_power": 10,
+    "unplug_interference_time_s": 300, "float_second_time_point_s": 10800,
+    "float_second_detect_time_s": 300, "min_power": 300, "min_power_check_time_s": 1800,
+    "second_max_power_time_s": 300, "env_alarm_temp_c": 80, "port_alarm_temp_c": 80,
+    "unplug_detect_off": 0, "qr_light": 1,
+    # 0x85 (§5.6)
+    "max_charge_duration_s": 36000, "overload_power_0p1w": 20000,
+    "over_voltage_0p1v": 2700, "under_voltage_0p1v": 1000,
+    # 0x86 (§5.7)
+    "card_sector": 0, "user_card_key": 0x159185191880, "new_card_key": 0xFFFFFFFFFFFF,
+    # 0x97 (§5.8)
+    "mute": 0,
+}
+
+
+class _ResultReply(Protocol):
+    """A reply class whose only field is ``result``."""
+
+    def __call__(self, *, result: int) -> a.Ap3000Message: ...
+
+
+#: The replies that carry nothing but a result byte (ap3000.md §5, §6.6).
+_RESULT_REPLIES: dict[type[a.Ap3000Message], _ResultReply] = {
+    a.Ap3000HostSetServer: a.Ap3000HostSetServerReply,
+    a.Ap3000SetParams11: a.Ap3000SetParams11Reply,
+    a.Ap3000SetParams12: a.Ap3000SetParams12Reply,
+    a.Ap3000SetLimits: a.Ap3000SetLimitsReply,
+    a.Ap3000SetCardParams: a.Ap3000SetCardParamsReply,
+    a.Ap3000Reboot: a.Ap3000RebootReply,
+    a.Ap3000ClearMemory: a.Ap3000ClearMemoryReply,
+    a.Ap3000PlayVoice: a.Ap3000PlayVoiceReply,
+    a.Ap3000ModifyCharge: a.Ap3000ModifyChargeReply,
+    a.Ap3000WriteEeprom: a.Ap3000WriteEepromReply,
+    a.Ap3000SetWorkMode: a.Ap3000SetWorkModeReply,
+    a.Ap3000SetQrCode: a.Ap3000SetQrCodeReply,
+    a.Ap3000SetTcCardMode: a.Ap3000SetTcCardModeReply,
+    a.Ap3000TempQrCode: a.Ap3000TempQrCodeReply,
+    a.Ap3000Locate: a.Ap3000LocateReply,
+    a.Ap3000SetParams13: a.Ap3000SetParams13Reply,
+    a.Ap3000MultiFunction: a.Ap3000MultiFunctionReply,
+}
+#: What may answer a 0x81: the frames it makes a unit send (§5.1).
+_STATUS_FRAMES = (a.Ap3000Register, a.Ap3000LegacyHeartbeat, a.Ap3000Heartbeat)
 
 
 @dataclass(slots=True)
@@ -88,6 +161,8 @@ class Ap3000DeviceRules:
         self.firmware_version = firmware_version
         self.device_type = device_type
         self.port_status = [int(Ap3000PortStatus.IDLE)] * port_count
+        #: The unit's parameters (what 0x90-0x93 report), by field name.
+        self.params = dict(AP3000_DEFAULT_PARAMS)
         self._message_id = 0
         self._received: dict[str, _Received] = {}
         self._cards: dict[int, a.Ap3000CardSwipe] = {}
@@ -117,7 +192,7 @@ class Ap3000DeviceRules:
         if isinstance(message, a.Ap3000FirmwarePacketSlave | a.Ap3000FirmwarePacketPowerBoard
                       | a.Ap3000FirmwarePacketHost):
             return self._firmware_packet(frame, message)
-        command_id = f"{frame.message_id}"
+        command_id = f"{frame.command:02x}-{frame.message_id}"
         command = self._command(frame, message, command_id)
         if command is None:
             return [UnknownMessage(phy_id=frame.phy_id, name=message_name(message),
@@ -151,12 +226,18 @@ class Ap3000DeviceRules:
                                  energy_wh=energy, amount_cents=message.balance_or_expiry)
         if isinstance(message, a.Ap3000QueryStatus):
             return QueryStatus(command_id=command_id, phy_id=phy_id)
-        if isinstance(message, a.Ap3000SetParams11):
+        if isinstance(message, a.Ap3000SetParams11 | a.Ap3000SetParams12 | a.Ap3000SetLimits
+                      | a.Ap3000SetCardParams | a.Ap3000SetParams13):
             return SetParams(command_id=command_id, phy_id=phy_id,
-                             params={name: getattr(message, name) for name in _PARAMS})
-        if isinstance(message, a.Ap3000QueryParams11):
-            return QueryParams(command_id=command_id, phy_id=phy_id)
-        return None
+                             params=a.parameters(message))
+        if isinstance(message, a.Ap3000QueryParams11 | a.Ap3000QueryParams12
+                      | a.Ap3000QueryLimits | a.Ap3000QueryCardParams):
+            return QueryParams(command_id=command_id, phy_id=phy_id,
+                               names=a.field_names(a.PARAMETER_QUERIES[type(message)]))
+        try:
+            return SendMessage(command_id=command_id, phy_id=phy_id, message=message)
+        except LocalProtocolError:  # an unknown command, or a value ap3000.md does not allow
+            return None
 
     def _firmware_packet(self, frame: Ap3000Frame, message: a.Ap3000FirmwarePacketSlave
                          | a.Ap3000FirmwarePacketPowerBoard | a.Ap3000FirmwarePacketHost
@@ -176,8 +257,8 @@ class Ap3000DeviceRules:
         if check is not None:
             ordered.pop()
         return [SendFirmware(
-            command_id=f"{frame.message_id}", phy_id=frame.phy_id, image=b"".join(ordered),
-            target=FirmwareTarget(frame.command),
+            command_id=f"{frame.command:02x}-{frame.message_id}", phy_id=frame.phy_id,
+            image=b"".join(ordered), target=FirmwareTarget(frame.command),
             device_type=None if check is None else check.device_type,
             firmware_version=None if check is None else check.firmware_version)]
 
@@ -239,9 +320,12 @@ class Ap3000DeviceRules:
         return self._answer(event)
 
     def _heartbeat(self, voltage_dv: int | None) -> bytes:
-        return self._up(a.Ap3000Heartbeat(voltage_0p1v=voltage_dv or 2200,
-                                          port_status=tuple(self.port_status),
-                                          signal_strength=0, env_temp_raw=0))
+        return self._up(self._heartbeat_message(voltage_dv))
+
+    def _heartbeat_message(self, voltage_dv: int | None) -> a.Ap3000Heartbeat:
+        return a.Ap3000Heartbeat(voltage_0p1v=voltage_dv or 2200,
+                                 port_status=tuple(self.port_status),
+                                 signal_strength=0, env_temp_raw=0)
 
     def set_port_status(self, port_no: int, code: int) -> None:
         """The status code *port_no* reports from now on (DeviceConnection's)."""
@@ -253,46 +337,106 @@ class Ap3000DeviceRules:
         self.port_status[port_no - 1] = code
 
     def _param_reply(self, event: ParamsReported) -> bytes:
-        received = self._received.pop(event.command_id or "", None)
-        if received is None:
-            raise LocalProtocolError(f"no query {event.command_id!r} to answer")
-        p = event.params
-        reply = a.Ap3000QueryParams11Reply(
-            unplug_power=p.get("unplug_power", 0),
-            unplug_detect_time_s=p.get("unplug_detect_time_s", 0),
-            float_percent=p.get("float_percent", 0),
-            float_detect_time_s=p.get("float_detect_time_s", 0),
-            float_time_s=p.get("float_time_s", 0),
-            heartbeat_interval_s=p.get("heartbeat_interval_s", 0))
-        return self._reply(received, reply)
+        """Answer a 0x90-0x93 with the values *event* reports, the stored ones for the
+        fields it leaves out; the unit stores what it reports."""
+        received = self._received.get(event.command_id or "")
+        query = None if received is None else received.message
+        if not isinstance(query, a.Ap3000QueryParams11 | a.Ap3000QueryParams12
+                          | a.Ap3000QueryLimits | a.Ap3000QueryCardParams):
+            raise LocalProtocolError(f"no parameter query {event.command_id!r} to answer")
+        assert received is not None
+        reply_class = a.PARAMETER_QUERIES[type(query)]
+        names = a.field_names(reply_class)
+        foreign = sorted(set(event.params) - set(names))
+        if foreign:
+            raise LocalProtocolError(
+                f"{message_name(reply_class)} carries {', '.join(names)}; not "
+                f"{', '.join(foreign)}")
+        reply = a.parameter_message(reply_class, {**self.params, **event.params})
+        data = self._reply(received, reply)
+        self.params.update(a.parameters(reply))
+        del self._received[event.command_id or ""]
+        return data
 
     def _answer(self, event: CommandAcknowledged | CommandRejected) -> bytes:
-        received = self._received.pop(event.command_id, None)
+        """The reply to a received command: *event*'s own, else the default (see top)."""
+        received = self._received.get(event.command_id)
         if received is None:
             raise LocalProtocolError(f"no command {event.command_id!r} to answer")
-        ok = isinstance(event, CommandAcknowledged)
         message = received.message
-        reply: a.Ap3000Message
-        if isinstance(message, a.Ap3000ChargeControl):
-            code = 0 if ok else (getattr(event, "raw_code", None) or 1)
-            port = message.port if message.port != 0xFF else (
-                (event.port_no or 1) - 1 if isinstance(event, CommandAcknowledged) else 0)
-            reply = a.Ap3000ChargeControlReply(result=code, order_no=message.order_no,
-                                               port=port)
-        elif isinstance(message, a.Ap3000SetParams11):
-            reply = a.Ap3000SetParams11Reply(result=0 if ok else 1)
-        elif isinstance(message, a.Ap3000ModifyCharge):
-            reply = a.Ap3000ModifyChargeReply(
-                result=0 if ok else (getattr(event, "raw_code", None) or 1))
-        elif isinstance(message, a.Ap3000QueryStatus):
-            return b""  # 0x81 has no reply; the unit answers with its 0x20/0x21
+        reply: a.Ap3000Message | None
+        if isinstance(event, CommandRejected):
+            reply = self._failure(message, 1 if event.raw_code is None else event.raw_code)
+        elif event.reply is not None:
+            if not isinstance(event.reply, a.Ap3000Message):
+                raise LocalProtocolError(
+                    f"{type(event.reply).__name__} is a BKV message; this is an AP3000 unit")
+            reply = event.reply
         else:
-            raise LocalProtocolError(f"cannot answer {type(message).__name__}")
-        return self._reply(received, reply)
+            reply = self._success(message, event)
+        if reply is None:  # 0xE4: no reply documented
+            data = b""
+        elif isinstance(message, a.Ap3000QueryStatus):
+            if not isinstance(reply, _STATUS_FRAMES):
+                raise LocalProtocolError(
+                    "a 0x81 is answered by the unit's 0x20, 0x01 or 0x21, not "
+                    f"{type(reply).__name__}")
+            data = self._up(reply)
+        else:
+            data = self._reply(received, reply)
+        if isinstance(message, a.Ap3000SetParams11 | a.Ap3000SetParams12 | a.Ap3000SetLimits
+                      | a.Ap3000SetCardParams | a.Ap3000SetParams13) and (
+                getattr(reply, "result", None) == 0):
+            self.params.update(a.parameters(message))
+        del self._received[event.command_id]
+        return data
+
+    def _success(self, message: a.Ap3000Message,
+                 event: CommandAcknowledged) -> a.Ap3000Message | None:
+        """The default success reply to *message*."""
+        if isinstance(message, a.Ap3000ChargeControl):
+            port = message.port if message.port != 0xFF else (event.port_no or 1) - 1
+            return a.Ap3000ChargeControlReply(result=0, order_no=message.order_no, port=port)
+        if isinstance(message, a.Ap3000QueryParams11 | a.Ap3000QueryParams12
+                      | a.Ap3000QueryLimits | a.Ap3000QueryCardParams):
+            return a.parameter_message(a.PARAMETER_QUERIES[type(message)], self.params)
+        if isinstance(message, a.Ap3000QueryStatus):
+            return self._heartbeat_message(None)
+        if isinstance(message, a.Ap3000TriggerSelfUpgrade):
+            return None
+        return self._failure(message, 0)
+
+    def _failure(self, message: a.Ap3000Message, result: int) -> a.Ap3000Message:
+        """The reply to *message* with *result* (0 for a plain success).
+
+        Raises:
+            LocalProtocolError: *message*'s reply has no result byte (0x81, 0x90-0x93,
+                0xE4), so the unit cannot refuse it.
+        """
+        if isinstance(message, a.Ap3000ChargeControl):
+            port = message.port if message.port != 0xFF else 0
+            return a.Ap3000ChargeControlReply(result=result, order_no=message.order_no,
+                                              port=port)
+        if isinstance(message, a.Ap3000ReadEeprom):
+            return a.Ap3000ReadEepromReply(
+                result=result, eeprom_data=bytes(message.read_length) if result == 0 else b"")
+        if isinstance(message, a.Ap3000CabinetStop):
+            return a.Ap3000CabinetStopReply(result=result, order_no=message.order_no)
+        if isinstance(message, a.Ap3000LegacyFirmwarePacket):
+            return a.Ap3000LegacyFirmwarePacketReply(result=result, packet_no=message.packet_no)
+        reply_class = _RESULT_REPLIES.get(type(message))
+        if reply_class is None:
+            raise LocalProtocolError(
+                f"{message_name(message)} has no result byte to refuse with: answer it, or "
+                "let the server time it out")
+        return reply_class(result=result)
 
     def _reply(self, received: _Received, reply: a.Ap3000Message) -> bytes:
-        return Ap3000Frame(physical_id=self.physical_id, message_id=received.message_id,
-                           message=reply).encode()
+        """*reply* to *received*, with its message id (raises LocalProtocolError when
+        *reply* does not answer that command)."""
+        request = Ap3000Frame(physical_id=self.physical_id, message_id=received.message_id,
+                              message=received.message)
+        return request.reply(reply).encode()
 
     def _up(self, message: a.Ap3000Message) -> bytes:
         self._message_id = (self._message_id + 1) & 0xFFFF

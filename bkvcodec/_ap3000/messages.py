@@ -19,16 +19,22 @@
 # the frozen dataclass's per-field ``object.__setattr__`` (see ``_fastinit.py``).
 from __future__ import annotations
 
+import dataclasses
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from .._errors import LocalProtocolError
 from .._fastinit import fast_init
 from .._types import Direction
 from .values import card_id_decimal, format_phy_id
 
 __all__ = [
     "MESSAGE_TYPES",
+    "PARAMETER_BYTES",
+    "PARAMETER_QUERIES",
+    "PARAMETER_SETS",
     "Ap3000Alarm",
     "Ap3000CabinetHeartbeat",
     "Ap3000CabinetStop",
@@ -117,6 +123,9 @@ __all__ = [
     "Ap3000WriteEeprom",
     "Ap3000WriteEepromReply",
     "UnknownAp3000Command",
+    "field_names",
+    "parameter_message",
+    "parameters",
 ]
 
 U = Direction.UP
@@ -1606,3 +1615,78 @@ MESSAGE_TYPES: dict[type[Ap3000Message], tuple[int, Direction, str]] = {
     Ap3000LegacyFirmwarePacketReply: (0xF8, U, "legacy_firmware_packet_reply"),
     Ap3000LegacyFirmwarePacket: (0xF8, D, "legacy_firmware_packet"),
 }
+
+
+# ============================================================================================
+# Parameter messages as the name → integer mappings of SetParams and ParamsReported
+# ============================================================================================
+
+ParameterSet: TypeAlias = (Ap3000SetParams11 | Ap3000SetParams12 | Ap3000SetLimits
+                           | Ap3000SetCardParams | Ap3000SetParams13)
+ParameterQuery: TypeAlias = (Ap3000QueryParams11 | Ap3000QueryParams12 | Ap3000QueryLimits
+                             | Ap3000QueryCardParams)
+ParameterReply: TypeAlias = (Ap3000QueryParams11Reply | Ap3000QueryParams12Reply
+                             | Ap3000QueryLimitsReply | Ap3000QueryCardParamsReply)
+
+#: The set commands whose fields ``SetParams`` takes (ap3000.md §5.4-§5.7 and 0x97 of
+#: §5.8), each with the query that reports them (0x97 has none).
+PARAMETER_SETS: Mapping[type[ParameterSet], type[ParameterQuery] | None] = {
+    Ap3000SetParams11: Ap3000QueryParams11, Ap3000SetParams12: Ap3000QueryParams12,
+    Ap3000SetLimits: Ap3000QueryLimits, Ap3000SetCardParams: Ap3000QueryCardParams,
+    Ap3000SetParams13: None,
+}
+#: The parameter queries of ap3000.md §5.9 and the replies that carry the values.
+PARAMETER_QUERIES: Mapping[type[ParameterQuery], type[ParameterReply]] = {
+    Ap3000QueryParams11: Ap3000QueryParams11Reply, Ap3000QueryParams12: Ap3000QueryParams12Reply,
+    Ap3000QueryLimits: Ap3000QueryLimitsReply, Ap3000QueryCardParams: Ap3000QueryCardParamsReply,
+}
+#: Byte-string parameters (the 0x86 card keys) and their size. As integers they are the
+#: bytes read big-endian, so ``0x159185191880`` is the key ``15 91 85 19 18 80``.
+PARAMETER_BYTES: Mapping[str, int] = {"user_card_key": 6, "new_card_key": 6}
+
+
+def field_names(cls: type[Ap3000Message]) -> tuple[str, ...]:
+    """The data fields of a message class in wire order, without ``extra``."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+
+
+def parameters(message: ParameterSet | ParameterReply) -> dict[str, int]:
+    """The fields of a parameter message as integers (unset optional fields left out;
+    :data:`PARAMETER_BYTES` read big-endian)."""
+    values: dict[str, int] = {}
+    for name in field_names(type(message)):
+        value: int | bytes | None = getattr(message, name)
+        if isinstance(value, bytes):
+            values[name] = int.from_bytes(value, "big")
+        elif value is not None:
+            values[name] = value
+    return values
+
+
+def parameter_message(cls: type[ParameterSet] | type[ParameterReply],
+                      params: Mapping[str, int]) -> ParameterSet | ParameterReply:
+    """Build *cls* from integer parameters (the inverse of :func:`parameters`); names
+    *cls* lacks are ignored, optional fields not given stay unset.
+
+    Raises:
+        LocalProtocolError: A mandatory field is missing, or a byte-string parameter
+            does not fit its size.
+    """
+    fields: dict[str, int | bytes] = {}
+    for name in field_names(cls):
+        if name not in params:
+            continue
+        value = params[name]
+        size = PARAMETER_BYTES.get(name)
+        if size is not None:
+            if type(value) is not int or not 0 <= value < 1 << 8 * size:
+                raise LocalProtocolError(
+                    f"{name} must be 0-0x{(1 << 8 * size) - 1:X} ({size} bytes read "
+                    f"big-endian), got {value!r}")
+            fields[name] = value.to_bytes(size, "big")
+        else:
+            fields[name] = value
+    try:
+        return cls(**fields)  # type: ignore[arg-type]
+    except TypeError as err:
+        raise LocalProtocolError(f"{cls.__name__}: {err}") from None

@@ -1,22 +1,33 @@
 # What a server does with AP3000 frames (ap3000.md §7): the answers every
 # required uplink gets at once (§7.1), how frames map to protocol-neutral events,
-# and how neutral commands become 0x82/0x83/0x90 frames with the pacing and
-# retransmission of §7.2. AP3000 units are already in the contract's units
-# (seconds, 0.01 kWh, 0.1 W, 0.1 V, mA); ports are converted to 1-based here.
+# and how commands become downlink frames with the pacing and retransmission of
+# §7.2. AP3000 units are already in the contract's units (seconds, 0.01 kWh,
+# 0.1 W, 0.1 V, mA); ports are converted to 1-based here.
 #
-# Decisions where the reference leaves room, noted where they are made:
+# Every command is keyed on (physical id, command byte, message id) (§2.5) and
+# resolved by the unit's reply with the same command and message id: result 0 (or
+# the command's own success codes) is a CommandAcknowledged carrying the reply, any
+# other result a CommandRejected named after ap3000.md §5 where the reference names
+# the code. Decisions where the reference leaves room, noted where they are made:
 # - stop reasons map to the contract's end reasons per api.md §10.2 (table below);
 # - 0x82 results 0, 3 and 9 mean the command was executed (§7.3), any other is a
 #   rejection;
-# - 0x81 (query status) has no reply: it is written unpaced and untracked, and its
-#   effect is the 0x20/0x21 frames that follow;
-# - parameters are set with 0x83 (its six fields, all required by the layout) and
-#   queried with 0x90.
+# - 0x81 (query status) has no reply of its own (§5.1): the unit's next 0x20, 0x01
+#   or 0x21 (the frames a 0x81 makes it send) answers it; without one it is
+#   retransmitted and times out like any command;
+# - 0xE4 (trigger self-upgrade) has no documented reply: it is paced and reported
+#   acknowledged once written (key None), as are downlinks that are themselves
+#   answers to uplinks;
+# - 0x87 (reboot) is tracked like any command although the unit may restart before
+#   it answers; its outcome is then a timeout, or a drop when the connection closes;
+# - SetParams picks the set command (0x83-0x86, 0x97) whose fields it names, and
+#   QueryParams the query (0x90-0x93) whose reply carries the names it asks for.
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .._commands import (
     Command,
@@ -25,6 +36,7 @@ from .._commands import (
     QueryParams,
     QueryStatus,
     SendFirmware,
+    SendMessage,
     SetParams,
     StartCharging,
     StopCharging,
@@ -53,10 +65,11 @@ from .._events import (
 )
 from .._roles import ConnectionEvent, RulesContext
 from .._tracker import CommandTiming, MessageIds
-from .._types import ProtocolFamily
+from .._types import Direction, ProtocolFamily
 from . import messages as a
-from .codec import Ap3000Frame
+from .codec import Ap3000Frame, check_downlink
 from .jsonform import message_name
+from .messages import Ap3000Message
 from .nonframe import IccidAnnouncement, LinkKeepAlive
 from .timing import AP3000_REQUIRED_REPLIES, AP3000_TIMING, Ap3000Timing
 from .values import (
@@ -89,19 +102,98 @@ AP3000_END_REASONS: Mapping[int, EndReason] = {
     _S.UNDER_VOLTAGE: EndReason.FAULT, _S.LOW_POWER_CUTOFF: EndReason.FULL,
 }
 
-_EXECUTED = {0x00, 0x03, 0x09}
+#: The commands a server starts (ap3000.md §2.6): the unit answers each with the
+#: same command byte and message id, except 0x81 (answered by its status frames,
+#: §5.1) and 0xE4 (no reply documented).
+_REPLIES: dict[int, type[a.Ap3000Message]] = {
+    command: cls for cls, (command, direction, _) in a.MESSAGE_TYPES.items()
+    if direction is Direction.UP and (command in (0x34, 0x72, 0xF8) or 0x81 <= command <= 0xE4)}
+#: 0x81 has no reply: the unit's next 0x20, 0x01 or 0x21 answers it (§5.1).
+_QUERY_STATUS = 0x81
+
+#: Result codes meaning the command was carried out: 0, and for 0x82 also 3 (port
+#: fault) and 9 (relay welded), which the device reports after executing (§5.2).
+_SUCCESS: dict[int, frozenset[int]] = {0x82: frozenset({0x00, 0x03, 0x09})}
+_OK = frozenset({0})
 _REJECTIONS = {1: "no_charger", 2: "port_busy", 4: "no_such_port", 5: "several_ports_waiting",
                6: "total_power_too_high", 7: "memory_damaged", 8: "precheck_relay_or_fuse",
                10: "precheck_short_circuit", 11: "smoke_alarm", 12: "over_voltage",
                13: "under_voltage", 14: "no_response"}
-_SET_PARAMS = tuple(f.name for f in dataclasses.fields(a.Ap3000SetParams11)
-                    if f.name != "extra")
+_FIRMWARE_REFUSALS = {1: "packet_error", 2: "image_checksum_wrong", 3: "wrong_device_type",
+                      4: "verification_packet_missing", 5: "upgrade_refused"}
+#: The result codes ap3000.md §5 names, per command. A command it says nothing more
+#: about follows §5's general rule, "0 = success, 1 = parameter error / failure"
+#: (``failed``); codes the reference does not name are ``device_rejected``.
+_REASONS: dict[int, dict[int, str]] = {
+    0x82: _REJECTIONS,
+    0x83: {1: "parameter_error"},
+    0x84: {1: "parameter_error"},
+    0x85: {1: "beyond_device_limits"},
+    0x8A: {1: "port_not_charging", 2: "value_below_current", 3: "unknown_mode_or_port"},
+    0x8D: {1: "not_supported"},
+    0xE0: _FIRMWARE_REFUSALS, 0xE1: _FIRMWARE_REFUSALS, 0xE2: _FIRMWARE_REFUSALS,
+    0xF8: {1: "packet_error"},
+}
+#: 0x8D: "1 = not supported, other = failed".
+_OTHER_REASONS: dict[int, str] = {0x8D: "failed", 0xE0: "firmware_refused",
+                                   0xE1: "firmware_refused", 0xE2: "firmware_refused"}
+
+
+def _rejection_reason(command: int, result: int) -> str:
+    """The snake_case reason of a unit's non-success *result* to *command*."""
+    reasons = _REASONS.get(command, {1: "failed"})
+    return reasons.get(result, _OTHER_REASONS.get(command, "device_rejected"))
+
+
+def _is_status_query(key: Hashable) -> bool:
+    """Whether a command key (physical id, command, message id) is a 0x81's."""
+    return isinstance(key, tuple) and key[1] == _QUERY_STATUS
+
+
+def _describe(cls: type[a.Ap3000Message]) -> str:
+    """``0x85 set_limits``: a command as error messages name it."""
+    return f"0x{a.MESSAGE_TYPES[cls][0]:02X} {message_name(cls)}"
+
+
+#: The fields SetParams takes, by set command; the names QueryParams asks for, by query.
+_SET_FIELDS: dict[type[a.ParameterSet], tuple[str, ...]] = {
+    cls: a.field_names(cls) for cls in a.PARAMETER_SETS}
+_QUERY_FIELDS: dict[type[a.ParameterQuery], tuple[str, ...]] = {
+    query: a.field_names(reply) for query, reply in a.PARAMETER_QUERIES.items()}
+
+
+_Kind = TypeVar("_Kind", type[a.ParameterSet], type[a.ParameterQuery])
+
+
+def _route(names: list[str], table: Mapping[_Kind, tuple[str, ...]], what: str) -> _Kind:
+    """The one command of *table* whose fields include every name of *names*.
+
+    Raises:
+        LocalProtocolError: A name belongs to no command, or the names belong to
+            several.
+    """
+    unknown = [name for name in names if not any(name in f for f in table.values())]
+    if unknown:
+        known = "; ".join(f"{_describe(cls)}: {', '.join(fields)}"
+                          for cls, fields in table.items())
+        raise LocalProtocolError(
+            f"{what}: unknown AP3000 parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(unknown)} (known: {known})")
+    owners = {cls: [name for name in names if name in fields]
+              for cls, fields in table.items()}
+    chosen = [cls for cls, owned in owners.items() if owned]
+    if len(chosen) > 1:
+        parts = "; ".join(f"{_describe(cls)}: {', '.join(owners[cls])}" for cls in chosen)
+        raise LocalProtocolError(
+            f"{what}: the parameters belong to {len(chosen)} AP3000 commands, send one "
+            f"{what} per command ({parts})")
+    return chosen[0]
 
 
 _FIRMWARE_REPLIES = (a.Ap3000FirmwarePacketSlaveReply, a.Ap3000FirmwarePacketPowerBoardReply,
                      a.Ap3000FirmwarePacketHostReply)
-_FIRMWARE_REFUSALS = {2: "image_checksum_wrong", 3: "wrong_device_type",
-                      4: "verification_packet_missing", 5: "upgrade_refused"}
+_FIRMWARE_PACKETS = (a.Ap3000FirmwarePacketSlave, a.Ap3000FirmwarePacketPowerBoard,
+                     a.Ap3000FirmwarePacketHost, a.Ap3000LegacyFirmwarePacket)
 _PACKET_SIZE = 200
 _PACKET_CLASSES: dict[FirmwareTarget, type[a.Ap3000FirmwarePacketSlave]
                       | type[a.Ap3000FirmwarePacketPowerBoard]
@@ -240,7 +332,8 @@ class Ap3000ServerRules:
             return [DeviceRegistered(
                 phy_id=phy_id, protocol=ProtocolFamily.AP3000,
                 firmware=f"V{message.firmware_version / 100:.2f}",
-                port_count=message.port_count, device_type=message.device_type)]
+                port_count=message.port_count, device_type=message.device_type),
+                *self._status_answered(frame, now, context)]
         if isinstance(message, a.Ap3000Heartbeat | a.Ap3000LegacyHeartbeat):
             events: list[ConnectionEvent] = [DeviceHeartbeat(
                 phy_id=phy_id, protocol=ProtocolFamily.AP3000,
@@ -250,7 +343,7 @@ class Ap3000ServerRules:
             for index, code in enumerate(message.port_status):
                 events += self._port(phy_id, index, code,
                                      powers[index] if index < len(powers) else None)
-            return events
+            return events + self._status_answered(frame, now, context)
         if isinstance(message, a.Ap3000HostHeartbeat):
             rssi = message.signal_strength
             return [DeviceHeartbeat(phy_id=phy_id, protocol=ProtocolFamily.AP3000,
@@ -268,20 +361,8 @@ class Ap3000ServerRules:
                                 fault_code=message.alarm_type,
                                 fault_msg=f"cabinet alarm {message.alarm_type}",
                                 port_no=message.port + 1 if message.port else None)]
-        if isinstance(message, a.Ap3000ChargeControlReply):
-            return self._control_reply(frame, message, now, context)
-        if isinstance(message, a.Ap3000SetParams11Reply | a.Ap3000ModifyChargeReply):
-            return self._result(frame, message.result, now, context)
-        if isinstance(message, _FIRMWARE_REPLIES):
-            return self._firmware_reply(frame, message, now, context)
-        if isinstance(message, a.Ap3000QueryParams11Reply):
-            pending = context.resolve((frame.physical_id, frame.command, frame.message_id), now)
-            params = {name: getattr(message, name) for name in _SET_PARAMS}
-            command_id = None if pending is None else pending.command_id
-            events = [ParamsReported(phy_id=phy_id, params=params, command_id=command_id)]
-            if command_id is not None:
-                events.append(CommandAcknowledged(command_id=command_id, phy_id=phy_id))
-            return events
+        if _REPLIES.get(frame.command) is type(message):
+            return self._command_reply(frame, message, now, context)
         if reply is not None:
             return []
         return [UnknownMessage(phy_id=phy_id, name=message_name(message), data=frame.encode())]
@@ -338,36 +419,65 @@ class Ap3000ServerRules:
             card_no=str(int.from_bytes(message.card_id, "big")),
             request_id=self._card_requests, balance_only=balance_only)
 
-    def _control_reply(self, frame: Ap3000Frame, message: a.Ap3000ChargeControlReply,
-                       now: float, context: RulesContext) -> list[ConnectionEvent]:
-        pending = context.resolve((frame.physical_id, frame.command, frame.message_id), now)
-        if pending is None:
-            return [UnknownMessage(phy_id=frame.phy_id, name="charge_control_reply",
-                                   data=frame.encode())]
-        if message.result in _EXECUTED:
-            port_no = None if message.port is None else message.port + 1
-            return [CommandAcknowledged(command_id=pending.command_id, phy_id=frame.phy_id,
-                                        port_no=port_no)]
-        return [CommandRejected(command_id=pending.command_id, phy_id=frame.phy_id,
-                                reason=_REJECTIONS.get(message.result, "device_rejected"),
-                                raw_code=message.result)]
-
-    def _result(self, frame: Ap3000Frame, result: int, now: float,
-                context: RulesContext) -> list[ConnectionEvent]:
-        pending = context.resolve((frame.physical_id, frame.command, frame.message_id), now)
-        if pending is None:
+    def _status_answered(self, frame: Ap3000Frame, now: float,
+                         context: RulesContext) -> list[ConnectionEvent]:
+        """A 0x20/0x01/0x21 answers the unit's 0x81 in flight, if there is one (§5.1)."""
+        pending = context.in_flight(frame.phy_id)
+        if pending is None or not _is_status_query(pending.key):
             return []
-        if result == 0:
-            return [CommandAcknowledged(command_id=pending.command_id, phy_id=frame.phy_id)]
-        return [CommandRejected(command_id=pending.command_id, phy_id=frame.phy_id,
-                                reason="device_rejected", raw_code=result)]
+        context.resolve(pending.key, now)
+        return [CommandAcknowledged(command_id=pending.command_id, phy_id=frame.phy_id,
+                                    reply=frame.message)]
+
+    def _command_reply(self, frame: Ap3000Frame, message: a.Ap3000Message, now: float,
+                       context: RulesContext) -> list[ConnectionEvent]:
+        """A unit's reply to a server command (same command byte and message id)."""
+        key = (frame.physical_id, frame.command, frame.message_id)
+        transfer = self._transfers.pop(key, None)
+        if transfer is not None and isinstance(message, _FIRMWARE_REPLIES):
+            return self._firmware_reply(frame, message, transfer, now, context)
+        pending = context.resolve(key, now)
+        command_id = None if pending is None else pending.command_id
+        events: list[ConnectionEvent] = []
+        if isinstance(message, a.Ap3000QueryParams11Reply | a.Ap3000QueryParams12Reply
+                      | a.Ap3000QueryLimitsReply | a.Ap3000QueryCardParamsReply):
+            # Unsolicited or late, the values are still worth reporting.
+            events.append(ParamsReported(phy_id=frame.phy_id, params=a.parameters(message),
+                                         command_id=command_id))
+        if command_id is None:
+            return events or [UnknownMessage(phy_id=frame.phy_id, name=message_name(message),
+                                             data=frame.encode())]
+        result: int | None = getattr(message, "result", None)
+        if result is None or result in _SUCCESS.get(frame.command, _OK):
+            port = getattr(message, "port", None) if frame.command == 0x82 else None
+            events.append(CommandAcknowledged(
+                command_id=command_id, phy_id=frame.phy_id, reply=message,
+                port_no=None if port is None else port + 1))
+            return events
+        return [CommandRejected(command_id=command_id, phy_id=frame.phy_id,
+                                reason=_rejection_reason(frame.command, result),
+                                raw_code=result)]
 
     # --- commands out ----------------------------------------------------------------
 
     def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]:
+        """The frame of *command* and the key its reply will carry (None: the
+        protocol never answers it; it is done once written).
+
+        Raises:
+            LocalProtocolError: AP3000 cannot express *command*, or a value is out
+                of range (the message names the field and the allowed range).
+        """
         physical_id = parse_phy_id(command.phy_id)
-        message_id = self.message_ids.next(command.phy_id)
         message: a.Ap3000Message
+        if isinstance(command, SendFirmware):
+            transfer = _Transfer.start(command)
+            message_id = self.message_ids.next(command.phy_id)
+            key = (physical_id, transfer.command, message_id)
+            self._transfers[key] = transfer
+            frame = Ap3000Frame(physical_id=physical_id, message_id=message_id,
+                                message=transfer.packet(1))
+            return frame.encode(), key
         if isinstance(command, StartCharging):
             message = self._start(command)
         elif isinstance(command, StopCharging):
@@ -379,40 +489,56 @@ class Ap3000ServerRules:
                 rate_mode=0, balance_or_expiry=0, port=command.port_no - 1, charge_command=0,
                 charge_value=0, order_no=encode_order_no(order_no))
         elif isinstance(command, QueryStatus):
-            frame = Ap3000Frame(physical_id=physical_id, message_id=message_id,
-                                message=a.Ap3000QueryStatus())
-            return frame.encode(), None
+            message = a.Ap3000QueryStatus()
         elif isinstance(command, SetParams):
-            missing = [name for name in _SET_PARAMS if name not in command.params]
-            unknown = sorted(set(command.params) - set(_SET_PARAMS))
-            if missing or unknown:
-                raise LocalProtocolError(
-                    f"AP3000 0x83 sets exactly {', '.join(_SET_PARAMS)}"
-                    + (f"; missing {', '.join(missing)}" if missing else "")
-                    + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-            p = command.params
-            message = a.Ap3000SetParams11(
-                unplug_power=p["unplug_power"], unplug_detect_time_s=p["unplug_detect_time_s"],
-                float_percent=p["float_percent"], float_detect_time_s=p["float_detect_time_s"],
-                float_time_s=p["float_time_s"], heartbeat_interval_s=p["heartbeat_interval_s"])
+            message = self._set_params(command)
         elif isinstance(command, QueryParams):
-            message = a.Ap3000QueryParams11()
+            query = (_route(list(command.names), _QUERY_FIELDS, "QueryParams")
+                     if command.names else a.Ap3000QueryParams11)
+            message = query()
         elif isinstance(command, ModifyCharge):
             message = self._modify(command)
-        elif isinstance(command, SendFirmware):
-            transfer = _Transfer.start(command)
-            message = transfer.packet(1)
-            key = (physical_id, transfer.command, message_id)
-            self._transfers[key] = transfer
-            frame = Ap3000Frame(physical_id=physical_id, message_id=message_id,
-                                message=message)
-            return frame.encode(), key
+        elif isinstance(command, SendMessage):
+            if not isinstance(command.message, Ap3000Message):
+                raise LocalProtocolError(
+                    f"{type(command.message).__name__} is a BKV message; this is an AP3000 "
+                    "connection")
+            message = command.message
         else:
             raise LocalProtocolError(
                 f"AP3000 devices cannot {type(command).__name__} through this library "
-                "(firmware transfer and socket networking are not AP3000 commands it drives)")
+                "(socket networking and FTP updates are BKV commands)")
+        message_id = self.message_ids.next(command.phy_id)
         frame = Ap3000Frame(physical_id=physical_id, message_id=message_id, message=message)
-        return frame.encode(), (physical_id, frame.command, message_id)
+        answered = frame.command in _REPLIES or frame.command == _QUERY_STATUS
+        return frame.encode(), (physical_id, frame.command, message_id) if answered else None
+
+    @staticmethod
+    def _set_params(command: SetParams) -> a.Ap3000Message:
+        """The set command (0x83-0x86, 0x97) whose fields *command* names (§5.4-§5.8)."""
+        names = list(command.params)
+        if not names:
+            raise LocalProtocolError("SetParams names no parameter")
+        cls = _route(names, _SET_FIELDS, "SetParams")
+        mandatory = [f.name for f in dataclasses.fields(cls)
+                     if f.name != "extra" and f.default is dataclasses.MISSING]
+        missing = [name for name in mandatory if name not in command.params]
+        if missing:
+            raise LocalProtocolError(
+                f"SetParams for AP3000 {_describe(cls)} needs {', '.join(mandatory)}; "
+                f"missing {', '.join(missing)}")
+        if "under_voltage_0p1v" in command.params and "over_voltage_0p1v" not in (
+                command.params):
+            # Optional fields are written in order: a missing over-voltage would be 0 V.
+            raise LocalProtocolError(
+                "SetParams for AP3000 0x85 set_limits: under_voltage_0p1v needs "
+                "over_voltage_0p1v too (the field before it on the wire)")
+        try:
+            message = a.parameter_message(cls, command.params)
+            check_downlink(message)
+        except LocalProtocolError as err:
+            raise LocalProtocolError(f"SetParams for AP3000 {_describe(cls)}: {err}") from None
+        return message
 
     def _start(self, command: StartCharging) -> a.Ap3000ChargeControl:
         if command.mode is ChargeMode.TIME:
@@ -437,19 +563,19 @@ class Ap3000ServerRules:
                         message: a.Ap3000FirmwarePacketSlaveReply
                         | a.Ap3000FirmwarePacketPowerBoardReply
                         | a.Ap3000FirmwarePacketHostReply,
-                        now: float, context: RulesContext) -> list[ConnectionEvent]:
-        key = (frame.physical_id, frame.command, frame.message_id)
-        transfer = self._transfers.pop(key, None)
-        pending = context.resolve(key, now)
-        if transfer is None or pending is None:
+                        transfer: _Transfer, now: float,
+                        context: RulesContext) -> list[ConnectionEvent]:
+        """The reply to one packet of a :class:`SendFirmware`: send the next packet, or end."""
+        pending = context.resolve((frame.physical_id, frame.command, frame.message_id), now)
+        if pending is None:  # a late reply: the packet timed out, the transfer ended
             return [UnknownMessage(phy_id=frame.phy_id, name=message_name(message),
                                    data=frame.encode())]
         if message.result == 0 and message.packet_no >= transfer.total:
-            return [CommandAcknowledged(command_id=pending.command_id, phy_id=frame.phy_id)]
+            return [CommandAcknowledged(command_id=pending.command_id, phy_id=frame.phy_id,
+                                        reply=message)]
         if message.result not in (0, 1):
             return [CommandRejected(command_id=pending.command_id, phy_id=frame.phy_id,
-                                    reason=_FIRMWARE_REFUSALS.get(message.result,
-                                                                  "firmware_refused"),
+                                    reason=_rejection_reason(frame.command, message.result),
                                     raw_code=message.result)]
         # 0: send the next packet; 1: resend the one after the last received correctly.
         # Either way the next packet is the one after the last the unit names (§9 A6).
@@ -478,8 +604,11 @@ class Ap3000ServerRules:
         return a.Ap3000ModifyCharge(mode=mode, port=command.port_no - 1, value=value)
 
     def command_timing(self, command: Command) -> CommandTiming | None:
-        """Firmware packets wait 30 s and are resent 3 times (ap3000.md §5.10)."""
-        return self.firmware_timing if isinstance(command, SendFirmware) else None
+        """Firmware packets (a :class:`SendFirmware`, or one sent as a
+        :class:`SendMessage`) wait 30 s and are resent 3 times (ap3000.md §5.10, §7.2)."""
+        firmware = isinstance(command, SendFirmware) or (
+            isinstance(command, SendMessage) and isinstance(command.message, _FIRMWARE_PACKETS))
+        return self.firmware_timing if firmware else None
 
     def stop_sent(self, command: StopCharging) -> None:
         """Nothing to remember: AP3000 settlements carry their own stop reason."""
