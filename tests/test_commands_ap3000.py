@@ -841,8 +841,9 @@ def test_send_message_accepts_the_limits_themselves(message: a.Ap3000Message) ->
 
 def test_a_bkv_message_cannot_be_sent_to_an_ap3000_unit() -> None:
     server = ServerConnection(protocol=ProtocolFamily.AP3000)
-    command = SendMessage(command_id="c", phy_id=PHY,
-                          message=b.HeartbeatAck(time=b.BcdTime(bytes.fromhex("20241020080000"))))
+    # A BKV command (a heartbeat reply is refused when the SendMessage is built: it is
+    # an answer, not a command).
+    command = SendMessage(command_id="c", phy_id=PHY, message=b.StatusQuery(socket_no=1))
 
     with pytest.raises(LocalProtocolError, match="is a BKV message"):
         server.send(command, T0)

@@ -36,7 +36,15 @@ from bkvcodec import (
     StopCharging,
 )
 from bkvcodec._billing import Tariff
-from bkvcodec.bkv import BkvFrame, ChargeControl, HeartbeatAck, StatusReportAck
+from bkvcodec.bkv import (
+    BkvFrame,
+    ChargeControl,
+    ChargeControlAck,
+    HeartbeatAck,
+    NetworkRefreshAck,
+    ParamQueryReply,
+    StatusReportAck,
+)
 
 from .helpers import DevicePair
 
@@ -94,7 +102,8 @@ def _run_order(pair: DevicePair, session: ChargingSession, *, stop_at: float | N
     events = pair.device_sends(CommandAcknowledged(command_id=received.command_id,
                                                    phy_id=GATEWAY, business_no=0x68), T0 + 2)
     assert [CommandAcknowledged(command_id="cmd-1", phy_id=GATEWAY, business_no=0x68,
-                                port_no=1)] == events
+                                port_no=1, reply=ChargeControlAck(
+                                    result=1, socket_no=1, port=0, business_no=0x68))] == events
     published += session.command_acked(T0 + 2)
     for minute in range(1, minutes + 1):
         now = T0 + 35 + 60 * minute
@@ -254,7 +263,8 @@ def test_parameters_set_and_query() -> None:
     assert ["CommandAcknowledged"] == kinds(acked)
     assert [ParamsReported(phy_id=GATEWAY, socket_no=2, command_id="q",
                            params={"power_limit_dw": 7000}),
-            CommandAcknowledged(command_id="q", phy_id=GATEWAY)] == reported
+            CommandAcknowledged(command_id="q", phy_id=GATEWAY, reply=ParamQueryReply(
+                socket_no=2, ack=1, bkv_seq=2, power_limit_dw=7000))] == reported
 
 
 
@@ -270,7 +280,8 @@ def test_network_list_is_set_and_acknowledged() -> None:
 
     assert SetNetworkList(command_id=received.command_id, phy_id=GATEWAY, sockets=sockets,
                           channel=4) == received
-    assert [CommandAcknowledged(command_id="n", phy_id=GATEWAY)] == events
+    assert [CommandAcknowledged(command_id="n", phy_id=GATEWAY,
+                                reply=NetworkRefreshAck(result=1))] == events
 
 
 def test_an_ota_order_gets_no_answer_and_is_done_once_written() -> None:

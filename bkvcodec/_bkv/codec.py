@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ from .messages import (
     ChargeControlAck,
     ChargeEnd,
     ChargeEndAck,
+    ExceptionReportAck,
+    FeeChargeEndAck,
+    FeeControl,
+    FeeTier,
     Heartbeat,
     HeartbeatAck,
     NetworkAdd,
@@ -58,12 +63,15 @@ from .messages import (
     NetworkRefreshAck,
     NetworkSocket,
     OtaUpgrade,
+    ParamQuery,
+    ParamSet,
     PortReport,
     PowerChargeEnd,
     PowerControl,
     PowerTier,
     SocketStatus,
     StatusQuery,
+    StatusReportAck,
     UnknownBkvPacket,
     UnknownCommand,
     UnknownGnMessage,
@@ -497,15 +505,260 @@ class _GrammarRejected(RemoteProtocolError):
     code = "grammar_rejected"
 
 
+# --- what a server may send as a command ---------------------------------------------------
+# SendMessage runs check_downlink() when it is built, and the server role runs it on the
+# message of every neutral command, so a command that breaks a documented rule fails
+# where the caller made it, naming the field. The grammar catches values too wide for
+# their bytes; these checks add what bkv.md states in prose (§4, §5, §6.5, §8.3): ranges,
+# list lengths, fields that go together. Answers to a gateway's own frames are refused:
+# the connection sends them itself.
+
+#: Downlinks that answer an uplink (bkv.md §10), never commands: what each answers.
+_ANSWERS: dict[type[Any], str] = {
+    HeartbeatAck: "heartbeat (0x0000)",
+    ChargeEndAck: "charge end report (GN 0x02, 0x0C, 0x18)",
+    CardBalanceReply: "card balance query (GN 0x1A; use ServerConnection.answer_card)",
+    StatusReportAck: "status report (BKV 0x1017)",
+    FeeChargeEndAck: "fee-mode charge end (BKV 0x1004)",
+    ExceptionReportAck: "exception report (BKV 0x1010)",
+}
+#: GN sub-commands only gateways start (bkv.md §4.2): a downlink with one answers it.
+_REPORT_SUB_COMMANDS = {0x02: "charge_end", 0x0F: "card_order_ack", 0x18: "power_charge_end",
+                        0x1C: "socket_status"}
+_MAX_U8, _MAX_U16 = 0xFF, 0xFFFF
+_SOCKETS = (1, 250)  #: socket_no range under one gateway (§4.2, §8.3).
+_BROADCAST_SOCKET = 254  #: 0x1B socket_no for every socket of the gateway (§4.8).
+_HH_MM = re.compile(r"(\d{1,2}):(\d{2})")
+#: BKV 0x1011 parameters and their largest values (item sizes of bkv.md §6.3).
+_PARAM_SET_LIMITS = {
+    "full_charge_delay_s": _MAX_U16, "no_load_delay_s": _MAX_U16,
+    "full_power_threshold_dw": _MAX_U16, "no_load_power_threshold_dw": _MAX_U16,
+    "high_temp_threshold_c": _MAX_U8, "power_limit_dw": _MAX_U16, "max_charge_time_min": _MAX_U16,
+}
+
 
 def check_downlink(message: BkvMessage) -> None:
-    """Check that *message* is a server-to-device message that encodes.
+    """Check that *message* is a command a server may send, and that it encodes.
+
+    Beyond the wire grammar this checks what bkv.md states in prose: socket numbers
+    1-250 (254 for every socket in ``0x1B``), ports 0-1, switches 0-1, the ``0x07``
+    duration 1-900 minutes, at most 5 power tiers, at most 2 voice windows, ``hh:mm``
+    times, 6-byte MACs, the radio channel 1-15, the OTA address, port and 13-character
+    file name, and a fee plan whose last tier ends at 23:59.
 
     Raises:
-        LocalProtocolError: An uplink, or a value that does not fit its field.
+        LocalProtocolError: An uplink; an answer to a gateway's own frame (a heartbeat
+            or charge-end reply, ...), which the connection sends itself; a message
+            without a known layout; or a value outside its documented range (the
+            message names the field).
     """
+    name = type(message).__name__
     if isinstance(message, UnknownCommand | UnknownBkvPacket):
-        raise LocalProtocolError(f"{type(message).__name__} is not a command a server sends")
+        raise LocalProtocolError(f"{name} is not a command a server sends")
     if _message_direction(message) is not Direction.DOWN:
-        raise LocalProtocolError(f"{type(message).__name__} is sent by devices, not servers")
+        raise LocalProtocolError(f"{name} is sent by devices, not servers")
+    answered = _ANSWERS.get(type(message))
+    if answered is not None:
+        raise LocalProtocolError(
+            f"{name} answers a gateway's {answered}; it is not a command: the connection "
+            "sends it")
+    _FIELD_CHECKS[type(message)](message)
     BkvFrame(gateway_id="0" * 14, message=message, seq=1).encode()
+
+
+def _fail(message: object, field: str, rule: str, value: object) -> LocalProtocolError:
+    return LocalProtocolError(f"{type(message).__name__}.{field} {rule}, not {value!r}")
+
+
+def _within(message: object, field: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _fail(message, field, f"must be {low}-{high}", value)
+
+
+def _required(message: object, field: str, value: object, low: int, high: int) -> None:
+    if value is None:
+        raise _fail(message, field, f"is required ({low}-{high})", value)
+    _within(message, field, value, low, high)
+
+
+def _optional(message: object, field: str, value: object, low: int, high: int) -> None:
+    if value is not None:
+        _within(message, field, value, low, high)
+
+
+def _socket(message: object, value: object, field: str = "socket_no") -> None:
+    _within(message, field, value, *_SOCKETS)
+
+
+def _socket_port_switch(message: Any) -> None:
+    _socket(message, message.socket_no)
+    _within(message, "port", message.port, 0, 1)
+    _within(message, "switch", message.switch, 0, 1)
+
+
+def _hh_mm(message: object, field: str, value: object) -> None:
+    match = _HH_MM.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise _fail(message, field, "must be a time of day hh:mm (00:00-23:59)", value)
+
+
+def _mac(message: object, field: str, value: object) -> None:
+    if not isinstance(value, bytes) or len(value) != 6:
+        raise _fail(message, field, "must be 6 bytes", value)
+
+
+def _power_tiers(message: Any, *, required: bool) -> None:
+    tiers: tuple[PowerTier, ...] = message.tiers
+    low = 1 if required else 0
+    if not low <= len(tiers) <= 5:
+        raise _fail(message, "tiers", f"must hold {low}-5 power tiers", len(tiers))
+    for i, tier in enumerate(tiers):
+        for field in ("max_power_dw", "price_fen", "duration_min"):
+            _within(message, f"tiers[{i}].{field}", getattr(tier, field), 0, _MAX_U16)
+
+
+def _check_ota(message: OtaUpgrade) -> None:
+    _within(message, "target", message.target, 0, _MAX_U8)
+    octets = message.ftp_ip.split(".") if isinstance(message.ftp_ip, str) else []
+    if len(octets) != 4 or not all(o.isdigit() and int(o) <= 255 for o in octets):
+        raise _fail(message, "ftp_ip", "must be a dotted IPv4 address", message.ftp_ip)
+    _within(message, "ftp_port", message.ftp_port, 1, _MAX_U16)
+    file_name = message.file_name
+    if not (isinstance(file_name, str) and 1 <= len(file_name) <= 13 and file_name.isascii()
+            and file_name.isprintable()):
+        raise _fail(message, "file_name", "must be 1-13 printable ASCII characters", file_name)
+
+
+def _check_network_refresh(message: NetworkRefresh) -> None:
+    _within(message, "channel", message.channel, 1, 15)
+    if len(message.sockets) > _SOCKETS[1]:
+        raise _fail(message, "sockets", "must list at most 250 sockets", len(message.sockets))
+    seen: set[int] = set()
+    for i, socket in enumerate(message.sockets):
+        _socket(message, socket.socket_no, f"sockets[{i}].socket_no")
+        _mac(message, f"sockets[{i}].mac", socket.mac)
+        if socket.socket_no in seen:
+            raise _fail(message, f"sockets[{i}].socket_no", "must be unique", socket.socket_no)
+        seen.add(socket.socket_no)
+
+
+def _check_network_add(message: NetworkAdd) -> None:
+    _socket(message, message.socket_no)
+    _mac(message, "mac", message.mac)
+
+
+def _check_status_query(message: StatusQuery) -> None:
+    _socket(message, message.socket_no)
+
+
+def _check_charge_control(message: ChargeControl) -> None:
+    _socket_port_switch(message)
+    _within(message, "mode", message.mode, 0, _MAX_U8)
+    _within(message, "duration_min", message.duration_min, 0, _MAX_U16)
+    _within(message, "energy_wh", message.energy_wh, 0, _MAX_U16)
+    if message.switch == 1:  # a stop ignores the other fields (§4.5)
+        _within(message, "mode", message.mode, 0, 1)
+        if message.mode == 1:
+            _within(message, "duration_min", message.duration_min, 1, 900)
+        else:
+            _within(message, "energy_wh", message.energy_wh, 1, _MAX_U16)
+
+
+def _check_power_control(message: PowerControl) -> None:
+    _socket_port_switch(message)
+    _within(message, "amount_fen", message.amount_fen, 0, _MAX_U16)
+    _power_tiers(message, required=message.switch == 1)
+
+
+def _check_card_order(message: CardOrder) -> None:
+    _socket_port_switch(message)
+    _within(message, "business_no", message.business_no, 0, _MAX_U16)
+    _within(message, "mode", message.mode, 0, _MAX_U8)
+    _within(message, "duration_min", message.duration_min, 0, _MAX_U16)
+    _within(message, "energy_wh", message.energy_wh, 0, _MAX_U16)
+    if message.amount_fen is None:
+        if message.tiers:
+            raise _fail(message, "tiers", "need amount_fen (by-power orders, mode 3)",
+                        len(message.tiers))
+        if message.switch == 1 and message.mode == 3:
+            raise _fail(message, "amount_fen", "is required by a by-power order (mode 3)", None)
+        return
+    if message.mode != 3:
+        raise _fail(message, "amount_fen", "is for by-power orders (mode 3) only",
+                    message.amount_fen)
+    _within(message, "amount_fen", message.amount_fen, 0, _MAX_U16)
+    _power_tiers(message, required=True)
+
+
+def _check_voice_config(message: VoiceConfig) -> None:
+    if message.socket_no != _BROADCAST_SOCKET:
+        _within(message, "socket_no", message.socket_no, *_SOCKETS)
+    _within(message, "port", message.port, 0, 1)
+    _within(message, "buzzer_on", message.buzzer_on, 0, 1)
+    _within(message, "voice_on", message.voice_on, 0, 1)
+    if len(message.windows) > 2:
+        raise _fail(message, "windows", "must hold at most 2 windows", len(message.windows))
+    for i, window in enumerate(message.windows):
+        _hh_mm(message, f"windows[{i}].start", window.start)
+        _hh_mm(message, f"windows[{i}].end", window.end)
+
+
+def _check_fee_control(message: FeeControl) -> None:
+    _required(message, "socket_no", message.socket_no, *_SOCKETS)
+    _required(message, "port", message.port, 0, 1)
+    _required(message, "switch", message.switch, 0, 1)
+    _optional(message, "charge_mode", message.charge_mode, 0, _MAX_U8)
+    _optional(message, "control_type", message.control_type, 0, _MAX_U8)
+    _optional(message, "payment_fen", message.payment_fen, 0, _MAX_U16)
+    _optional(message, "service_fee_mode", message.service_fee_mode, 0, 1)
+    _optional(message, "duration_limit_min", message.duration_limit_min, 0, _MAX_U16)
+    tiers: tuple[FeeTier, ...] = message.fee_tiers
+    _optional(message, "fee_tier_count", message.fee_tier_count, 0, _MAX_U8)
+    if tiers and message.fee_tier_count not in (None, len(tiers)):
+        raise _fail(message, "fee_tier_count", f"must equal the {len(tiers)} fee_tiers",
+                    message.fee_tier_count)
+    for i, tier in enumerate(tiers):
+        _hh_mm(message, f"fee_tiers[{i}].end", tier.end)
+        _within(message, f"fee_tiers[{i}].electricity_price_fen", tier.electricity_price_fen,
+                0, _MAX_U16)
+        _within(message, f"fee_tiers[{i}].service_price_fen", tier.service_price_fen, 0,
+                _MAX_U16)
+    if tiers and tiers[-1].end != "23:59":
+        raise _fail(message, f"fee_tiers[{len(tiers) - 1}].end",
+                    "must be 23:59 (the last tier ends the day, bkv.md §8.3)", tiers[-1].end)
+
+
+def _check_param_set(message: ParamSet) -> None:
+    _required(message, "socket_no", message.socket_no, *_SOCKETS)
+    values = {field: getattr(message, field) for field in _PARAM_SET_LIMITS}
+    if all(value is None for value in values.values()):
+        raise LocalProtocolError(
+            f"ParamSet sets nothing: give at least one of {', '.join(_PARAM_SET_LIMITS)}")
+    for field, value in values.items():
+        _optional(message, field, value, 0, _PARAM_SET_LIMITS[field])
+
+
+def _check_param_query(message: ParamQuery) -> None:
+    _required(message, "socket_no", message.socket_no, *_SOCKETS)
+
+
+def _check_unknown_gn(message: UnknownGnMessage) -> None:
+    sub = message.sub_command
+    known = _GN_BY_KEY.get((sub, Direction.DOWN))
+    if known is not None:
+        raise _fail(message, "sub_command", f"has a message class: send a {known.__name__}",
+                    sub)
+    if sub in _REPORT_SUB_COMMANDS:
+        raise _fail(message, "sub_command",
+                    f"is a gateway's {_REPORT_SUB_COMMANDS[sub]}; a downlink with it answers "
+                    "the report and is not a command", sub)
+
+
+_FIELD_CHECKS: dict[type[Any], Callable[[Any], None]] = {
+    OtaUpgrade: _check_ota, NetworkRefresh: _check_network_refresh,
+    NetworkAdd: _check_network_add, StatusQuery: _check_status_query,
+    ChargeControl: _check_charge_control, PowerControl: _check_power_control,
+    CardOrder: _check_card_order, VoiceConfig: _check_voice_config,
+    FeeControl: _check_fee_control, ParamSet: _check_param_set,
+    ParamQuery: _check_param_query, UnknownGnMessage: _check_unknown_gn,
+}

@@ -1,16 +1,46 @@
 # What a BKV gateway does (the device role of bkv.md §10): how the server's GN and
 # BKV frames become neutral commands, and how a gateway's neutral reports become
-# frames. The mirror image of ``_bkv_rules``; simulators and tests pair the two.
+# frames. The mirror image of ``_bkv.server``; simulators and tests pair the two.
+#
+# Every downlink command arrives as one DeviceInput whose command_id is the frame's
+# seq (a retransmission arrives again with the same id). It is the neutral command
+# when one says everything the frame says (ChargeControl → StartCharging or
+# StopCharging, PowerControl → StartCharging, StatusQuery → QueryStatus, ParamSet and
+# an all-day VoiceConfig for port A → SetParams, ParamQuery → QueryParams, network
+# lists → SetNetworkList, OtaUpgrade → StartOta; a card order is a CardAnswered);
+# otherwise, and for FeeControl and GN sub-commands without a layout, it is a
+# SendMessage carrying the decoded message.
+#
+# The device answers with CommandAcknowledged or CommandRejected under that id.
+# CommandAcknowledged.reply, when set, is sent as it is, with the command's seq (a
+# StatusReport with seq 0, as real gateways answer a 0x1D query, bkv.md §11 A22).
+# Otherwise the answer is the command's documented one with result (GN) or ack (BKV)
+# 1, or raw_code (default 0) for a rejection:
+#   ChargeControl → ChargeControlAck with business_no, else for a start a new session
+#   number (0 for a stop or a refusal); PowerControl → a 0x17 uplink in that layout
+#   (§10.3, unverified); StatusQuery → SocketStatus (0x1C) of the socket without
+#   ports; NetworkRefresh / NetworkAdd → their acks; CardOrder → CardOrderAck;
+#   VoiceConfig → VoiceConfigAck; ParamSet → ParamSetAck; ParamQuery →
+#   ParamQueryReply without values (report values with ParamsReported instead);
+#   FeeControl → FeeControlAck with a business number as for 0x07 (§10.5,
+#   unverified); a GN sub-command without a layout → the same sub-command up with one
+#   result byte 1 (the form of the 0x08/0x09 answers; an assumption).
+# A status query and a GN sub-command without a layout have no documented refusal,
+# and an OTA order has no answer at all: answering those the wrong way raises.
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import typing
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from .._commands import (
     NetworkSocketSpec,
     PowerTierSpec,
     QueryParams,
     QueryStatus,
+    SendMessage,
     SetNetworkList,
     SetParams,
     StartCharging,
@@ -50,6 +80,13 @@ _ANSWERS = (m.HeartbeatAck, m.StatusReportAck, m.ChargeEndAck, m.FeeChargeEndAck
 _PARAMS = ("full_charge_delay_s", "no_load_delay_s", "full_power_threshold_dw",
            "no_load_power_threshold_dw", "high_temp_threshold_c", "power_limit_dw",
            "max_charge_time_min")
+#: What a 0x1012 reply carries (bkv.md §6.5), by field name.
+_REPORTED = tuple(f.name for f in dataclasses.fields(m.ParamQueryReply)
+                  if f.name not in ("socket_no", "ack", "bkv_seq", "bkv_gateway_id", "unknown",
+                                    "item_order"))
+#: The voice window of a SetParams (server role): sounds allowed all day.
+_ALL_DAY = (m.VoiceWindow(start="00:00", end="23:59"),)
+_BKV_CLASSES: frozenset[type[object]] = frozenset(typing.get_args(m.BkvMessage))
 _CHARGING = int(BkvPortStatus.ONLINE | BkvPortStatus.CHARGING)
 _END_STATUS = {
     EndReason.FULL: int(BkvPortStatus.ONLINE | BkvPortStatus.CHARGING | BkvPortStatus.NO_LOAD),
@@ -103,60 +140,26 @@ class BkvDeviceRules:
                                    server_time=server_time)]
         if isinstance(message, m.CardOrder | m.CardBalanceReply):
             return [self._card_answer(frame, message)]
-        command = self._command(frame, message, command_id)
+        command = self._command(frame.gateway_id, message, command_id)
         if command is None:
             return [UnknownMessage(phy_id=frame.gateway_id, name=message_name(message),
                                    data=frame.encode())]
-        self._received[command_id] = _Received(frame.seq, message)
+        if not isinstance(message, m.OtaUpgrade):  # an OTA order has no answer (§5)
+            self._received[command_id] = _Received(frame.seq, message)
         return [command]
 
-    def _command(self, frame: BkvFrame, message: m.BkvMessage, command_id: str
+    def _command(self, gateway: str, message: m.BkvMessage, command_id: str
                  ) -> DeviceInput | None:
-        gateway = frame.gateway_id
-        if isinstance(message, m.OtaUpgrade):
-            return StartOta(command_id=command_id, phy_id=gateway, ftp_host=message.ftp_ip,
-                            ftp_port=message.ftp_port, file_name=message.file_name,
-                            target=message.target)
-        if isinstance(message, m.NetworkRefresh | m.NetworkAdd):
-            sockets = (message.sockets if isinstance(message, m.NetworkRefresh)
-                       else (m.NetworkSocket(socket_no=message.socket_no, mac=message.mac),))
-            return SetNetworkList(
-                command_id=command_id, phy_id=gateway,
-                sockets=tuple(NetworkSocketSpec(socket_no=s.socket_no, mac=s.mac.hex())
-                              for s in sockets),
-                channel=message.channel if isinstance(message, m.NetworkRefresh) else 1,
-                add=isinstance(message, m.NetworkAdd))
-        if isinstance(message, m.ChargeControl):
-            if not message.switch:
-                return StopCharging(command_id=command_id, phy_id=gateway,
-                                    socket_no=message.socket_no, port_no=message.port + 1)
-            by_time = message.mode == 1
-            return StartCharging(
-                command_id=command_id, phy_id=gateway, socket_no=message.socket_no,
-                port_no=message.port + 1, order_no="",
-                mode=ChargeMode.TIME if by_time else ChargeMode.ENERGY,
-                duration_s=message.duration_min * 60 if by_time else None,
-                energy_wh=None if by_time else message.energy_wh)
-        if isinstance(message, m.PowerControl):
-            return StartCharging(
-                command_id=command_id, phy_id=gateway, socket_no=message.socket_no,
-                port_no=message.port + 1, order_no="", mode=ChargeMode.POWER_TIERS,
-                amount_cents=message.amount_fen,
-                power_tiers=tuple(PowerTierSpec(max_power_w=t.max_power_dw // 10,
-                                                price_cents=t.price_fen, minutes=t.duration_min)
-                                  for t in message.tiers))
-        if isinstance(message, m.StatusQuery):
-            return QueryStatus(command_id=command_id, phy_id=gateway,
-                               socket_no=message.socket_no)
-        if isinstance(message, m.ParamSet):
-            params = {name: getattr(message, name) for name in _PARAMS
-                      if getattr(message, name) is not None}
-            return SetParams(command_id=command_id, phy_id=gateway,
-                             socket_no=message.socket_no or 1, params=params)
-        if isinstance(message, m.ParamQuery):
-            return QueryParams(command_id=command_id, phy_id=gateway,
-                               socket_no=message.socket_no or 1)
-        return None
+        try:
+            neutral = _neutral(command_id, gateway, message)
+        except LocalProtocolError:
+            neutral = None  # a value the neutral command cannot hold
+        if neutral is not None:
+            return neutral
+        try:
+            return SendMessage(command_id=command_id, phy_id=gateway, message=message)
+        except LocalProtocolError:
+            return None  # not a command a server may send: reported as unknown
 
     def _card_answer(self, frame: BkvFrame,
                      message: m.CardOrder | m.CardBalanceReply) -> CardAnswered:
@@ -246,9 +249,19 @@ class BkvDeviceRules:
         return self._up(swipe)
 
     def _param_reply(self, event: ParamsReported) -> bytes:
-        received = self._received.pop(event.command_id or "", None)
-        seq = received.seq if received else 0
         p = event.params
+        unreported = sorted(set(p) - set(_REPORTED))
+        if unreported:
+            raise LocalProtocolError(
+                f"a BKV 0x1012 reply cannot carry {', '.join(unreported)}; it reports "
+                f"{', '.join(_REPORTED)}")
+        seq = 0
+        if event.command_id is not None:
+            received = self._received.get(event.command_id)
+            if received is None or not isinstance(received.message, m.ParamQuery):
+                raise LocalProtocolError(f"no parameter query {event.command_id!r} to answer")
+            del self._received[event.command_id]
+            seq = received.seq
         reply = m.ParamQueryReply(
             socket_no=event.socket_no or 1, ack=1, bkv_seq=seq,
             full_power_threshold_dw=p.get("full_power_threshold_dw"),
@@ -264,41 +277,81 @@ class BkvDeviceRules:
         return self._up(reply, seq)
 
     def _answer(self, event: CommandAcknowledged | CommandRejected) -> bytes:
-        received = self._received.pop(event.command_id, None)
+        received = self._received.get(event.command_id)
         if received is None:
-            raise LocalProtocolError(f"no command {event.command_id!r} to answer")
-        ok = isinstance(event, CommandAcknowledged)
-        message = received.message
-        reply: m.BkvMessage
-        if isinstance(message, m.ChargeControl | m.PowerControl):
-            business = (event.business_no if isinstance(event, CommandAcknowledged)
-                        and event.business_no else self.new_business_no())
-            reply = m.ChargeControlAck(result=int(ok), socket_no=message.socket_no,
-                                       port=message.port, business_no=business if ok else 0)
-            if isinstance(message, m.PowerControl):
-                payload = bytes((int(ok), message.socket_no, message.port)) + business.to_bytes(
-                    2, "big")
-                reply = m.UnknownGnMessage(direction=Direction.UP, sub_command=0x17,
-                                           params=payload)
-        elif isinstance(message, m.CardOrder):
-            reply = m.CardOrderAck(socket_no=message.socket_no, port=message.port,
-                                   result=int(ok))
-        elif isinstance(message, m.ParamSet):
-            reply = m.ParamSetAck(socket_no=message.socket_no, ack=int(ok),
-                                  bkv_seq=message.bkv_seq)
-        elif isinstance(message, m.ParamQuery):
-            reply = m.ParamQueryReply(socket_no=message.socket_no, ack=int(ok),
-                                      bkv_seq=message.bkv_seq)
-        elif isinstance(message, m.NetworkRefresh):
-            reply = m.NetworkRefreshAck(result=int(ok), container=message.container)
-        elif isinstance(message, m.NetworkAdd):
-            reply = m.NetworkAddAck(result=int(ok), container=message.container)
-        elif isinstance(message, m.StatusQuery):
-            reply = m.SocketStatus(socket_no=message.socket_no, socket_version=b"\xff\xff",
-                                   temperature_c=30, rssi=30, ports=())
+            raise LocalProtocolError(
+                f"no command {event.command_id!r} awaiting an answer (OTA orders get none)")
+        if isinstance(event, CommandAcknowledged) and event.reply is not None:
+            reply, seq = self._exact_reply(event.reply), received.seq
+            if isinstance(reply, m.StatusReport):
+                seq = 0  # as a real gateway answers a status query (bkv.md §11 A22)
         else:
-            raise LocalProtocolError(f"cannot answer {type(message).__name__}")
-        return self._up(reply, received.seq)
+            reply, seq = self._default_answer(event, received.message), received.seq
+        del self._received[event.command_id]
+        return self._up(reply, seq)
+
+    @staticmethod
+    def _exact_reply(reply: object) -> m.BkvMessage:
+        if not _is_bkv(reply):
+            raise LocalProtocolError(f"{type(reply).__name__} is not a BKV message")
+        if BkvFrame(gateway_id="0" * 14, message=reply).direction is not Direction.UP:
+            raise LocalProtocolError(
+                f"{type(reply).__name__} is sent by servers; a reply goes up")
+        return reply
+
+    def _default_answer(self, event: CommandAcknowledged | CommandRejected,
+                        message: m.BkvMessage) -> m.BkvMessage:
+        """The command's documented answer (see the module comment)."""
+        if isinstance(event, CommandAcknowledged):
+            result = 1
+        else:
+            result = 0 if event.raw_code is None else event.raw_code
+            if result == 1:
+                raise LocalProtocolError("raw_code 1 means OK in BKV: a rejection needs "
+                                         "another code (0 = failed)")
+            if isinstance(message, m.StatusQuery | m.UnknownGnMessage):
+                raise LocalProtocolError(
+                    f"bkv.md documents no refusal of {message_name(message)}: answer with "
+                    "CommandAcknowledged (its reply may be any uplink)")
+        if isinstance(message, m.ChargeControl | m.PowerControl | m.FeeControl):
+            # A start creates a session number; a stop names the given one, if any.
+            business = 0
+            if isinstance(event, CommandAcknowledged):
+                business = event.business_no or (
+                    self.new_business_no() if message.switch == 1 else 0)
+            if isinstance(message, m.FeeControl):
+                return m.FeeControlAck(ack=result, socket_no=message.socket_no,
+                                       port=message.port, business_no=business,
+                                       bkv_seq=message.bkv_seq)
+            if isinstance(message, m.PowerControl):
+                payload = bytes((result, message.socket_no, message.port))
+                return m.UnknownGnMessage(direction=Direction.UP, sub_command=0x17,
+                                          params=payload + business.to_bytes(2, "big"))
+            return m.ChargeControlAck(result=result, socket_no=message.socket_no,
+                                      port=message.port, business_no=business)
+        if isinstance(message, m.CardOrder):
+            return m.CardOrderAck(socket_no=message.socket_no, port=message.port,
+                                  result=result)
+        if isinstance(message, m.VoiceConfig):
+            return m.VoiceConfigAck(socket_no=message.socket_no, port=message.port,
+                                    result=result)
+        if isinstance(message, m.ParamSet):
+            return m.ParamSetAck(socket_no=message.socket_no, ack=result,
+                                 bkv_seq=message.bkv_seq)
+        if isinstance(message, m.ParamQuery):
+            return m.ParamQueryReply(socket_no=message.socket_no, ack=result,
+                                     bkv_seq=message.bkv_seq)
+        if isinstance(message, m.NetworkRefresh):
+            return m.NetworkRefreshAck(result=result, container=message.container)
+        if isinstance(message, m.NetworkAdd):
+            return m.NetworkAddAck(result=result, container=message.container)
+        if isinstance(message, m.StatusQuery):
+            return m.SocketStatus(socket_no=message.socket_no, socket_version=b"\xff\xff",
+                                  temperature_c=30, rssi=30, ports=(),
+                                  container=message.container)
+        assert isinstance(message, m.UnknownGnMessage)
+        return m.UnknownGnMessage(direction=Direction.UP, sub_command=message.sub_command,
+                                  params=b"\x01", container=message.container)
 
     def new_business_no(self) -> int:
         """The next session number this gateway hands out (never 0)."""
@@ -307,3 +360,69 @@ class BkvDeviceRules:
 
     def _up(self, message: m.BkvMessage, seq: int = 0) -> bytes:
         return BkvFrame(gateway_id=self.phy_id, message=message, seq=seq).encode()
+
+
+def _neutral(cid: str, phy: str, message: m.BkvMessage) -> DeviceInput | None:
+    """The neutral command that says everything *message* says, or None."""
+    if getattr(message, "extra", b"") or getattr(message, "unknown", ()):
+        return None  # bytes a neutral command would drop
+    if isinstance(message, m.OtaUpgrade):
+        return StartOta(command_id=cid, phy_id=phy, ftp_host=message.ftp_ip,
+                        ftp_port=message.ftp_port, file_name=message.file_name,
+                        target=message.target)
+    if isinstance(message, m.NetworkRefresh):
+        return SetNetworkList(
+            command_id=cid, phy_id=phy, channel=message.channel,
+            sockets=tuple(NetworkSocketSpec(socket_no=s.socket_no, mac=s.mac.hex())
+                          for s in message.sockets))
+    if isinstance(message, m.NetworkAdd):
+        return SetNetworkList(command_id=cid, phy_id=phy, add=True, sockets=(
+            NetworkSocketSpec(socket_no=message.socket_no, mac=message.mac.hex()),))
+    if isinstance(message, m.StatusQuery):
+        return QueryStatus(command_id=cid, phy_id=phy, socket_no=message.socket_no)
+    if isinstance(message, m.ParamSet) and message.socket_no is not None:
+        params = {name: getattr(message, name) for name in _PARAMS
+                  if getattr(message, name) is not None}
+        return SetParams(command_id=cid, phy_id=phy, socket_no=message.socket_no,
+                         params=params)
+    if isinstance(message, m.ParamQuery) and message.socket_no is not None:
+        return QueryParams(command_id=cid, phy_id=phy, socket_no=message.socket_no)
+    if (isinstance(message, m.VoiceConfig) and message.port == 0
+            and message.windows == _ALL_DAY):
+        return SetParams(command_id=cid, phy_id=phy, socket_no=message.socket_no,
+                         params={"buzzer_on": message.buzzer_on,
+                                 "voice_on": message.voice_on})
+    if isinstance(message, m.ChargeControl | m.PowerControl) and message.port in (0, 1):
+        return _charge_command(cid, phy, message)
+    return None
+
+
+def _charge_command(command_id: str, phy_id: str, message: m.ChargeControl | m.PowerControl
+                    ) -> DeviceInput | None:
+    """The StartCharging or StopCharging a 0x07 or 0x17 order says, or None."""
+    socket_no, port_no = message.socket_no, message.port + 1
+    if isinstance(message, m.PowerControl):
+        if message.switch != 1 or any(t.max_power_dw % 10 for t in message.tiers):
+            return None  # no neutral stop by 0x17; neutral tiers are in whole watts
+        return StartCharging(
+            command_id=command_id, phy_id=phy_id, socket_no=socket_no, port_no=port_no,
+            order_no="", mode=ChargeMode.POWER_TIERS, amount_cents=message.amount_fen,
+            power_tiers=tuple(PowerTierSpec(max_power_w=t.max_power_dw // 10,
+                                            price_cents=t.price_fen, minutes=t.duration_min)
+                              for t in message.tiers))
+    if not message.switch:
+        return StopCharging(command_id=command_id, phy_id=phy_id, socket_no=socket_no,
+                            port_no=port_no)
+    if message.mode == 1:
+        return StartCharging(command_id=command_id, phy_id=phy_id, socket_no=socket_no,
+                             port_no=port_no, order_no="", mode=ChargeMode.TIME,
+                             duration_s=message.duration_min * 60)
+    if message.mode == 0:
+        return StartCharging(command_id=command_id, phy_id=phy_id, socket_no=socket_no,
+                             port_no=port_no, order_no="", mode=ChargeMode.ENERGY,
+                             energy_wh=message.energy_wh)
+    return None
+
+
+def _is_bkv(message: object) -> TypeGuard[m.BkvMessage]:
+    return type(message) in _BKV_CLASSES

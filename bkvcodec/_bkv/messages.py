@@ -189,7 +189,10 @@ class Heartbeat:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatAck:
-    """Server reply to a heartbeat, command ``0x0000`` down: the server clock."""
+    """Server reply to a heartbeat, command ``0x0000`` down: the server clock.
+
+    An answer the connection sends itself, not a command.
+    """
 
     time: BcdTime
 
@@ -197,7 +200,11 @@ class HeartbeatAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OtaUpgrade:
-    """Firmware upgrade order, command ``0x0007`` down (bkv.md §5)."""
+    """Firmware upgrade order, command ``0x0007`` down (bkv.md §5).
+
+    A command (:class:`~bkvcodec.StartOta`); the gateway never answers it, so it is
+    acknowledged once written.
+    """
 
     target: int  #: 1 = the gateway itself.
     ftp_ip: str  #: Dotted IPv4 address of the FTP server.
@@ -220,7 +227,11 @@ class UnknownCommand:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkRefresh:
-    """Replace the gateway's socket list, sub-command ``0x08`` down (bkv.md §4.4)."""
+    """Replace the gateway's socket list, sub-command ``0x08`` down (bkv.md §4.4).
+
+    A command (:class:`~bkvcodec.SetNetworkList`), answered by :class:`NetworkRefreshAck`
+    with the same seq.
+    """
 
     channel: int  #: Radio channel 1-15.
     sockets: tuple[NetworkSocket, ...]
@@ -241,7 +252,11 @@ class NetworkRefreshAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkAdd:
-    """Add one socket to the gateway's list, sub-command ``0x09`` down."""
+    """Add one socket to the gateway's list, sub-command ``0x09`` down.
+
+    A command (:class:`~bkvcodec.SetNetworkList` with ``add``), answered by
+    :class:`NetworkAddAck` with the same seq.
+    """
 
     socket_no: int
     mac: bytes
@@ -262,7 +277,11 @@ class NetworkAddAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusQuery:
-    """Ask for one socket's status, sub-command ``0x1D`` down (bkv.md §4.3)."""
+    """Ask for one socket's status, sub-command ``0x1D`` down (bkv.md §4.3).
+
+    A command (:class:`~bkvcodec.QueryStatus`), answered by :class:`SocketStatus` with the
+    same seq or, as a real gateway does, by a :class:`StatusReport` with seq 0 (§11 A22).
+    """
 
     socket_no: int
     extra: bytes = b""
@@ -287,7 +306,11 @@ class SocketStatus:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeControl:
-    """Start or stop one port, sub-command ``0x07`` down (bkv.md §4.5)."""
+    """Start or stop one port, sub-command ``0x07`` down (bkv.md §4.5).
+
+    A command (:class:`~bkvcodec.StartCharging`, :class:`~bkvcodec.StopCharging`),
+    answered by :class:`ChargeControlAck` with the same seq.
+    """
 
     socket_no: int
     port: int
@@ -338,7 +361,12 @@ class ChargeEnd:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerControl:
-    """Start a power-tier order, sub-command ``0x17`` down (bkv.md §4.6)."""
+    """Start a power-tier order, sub-command ``0x17`` down (bkv.md §4.6).
+
+    A command (:class:`~bkvcodec.StartCharging` by power tiers). Its answer is not
+    printed: a ``0x17`` uplink with the same seq is read in the :class:`ChargeControlAck`
+    layout (§10.3).
+    """
 
     socket_no: int
     port: int
@@ -397,8 +425,10 @@ class CardSwipe:
 class CardOrder:
     """The server's answer to a card swipe, sub-command ``0x0B`` down.
 
-    The power-mode part (``amount_fen`` and ``tiers``) is on the wire only when
-    ``amount_fen`` is not None.
+    Sent by :meth:`~bkvcodec.ServerConnection.answer_card`, or as a
+    :class:`~bkvcodec.SendMessage` (by-power orders); tracked like a command, and answered
+    by :class:`CardOrderAck` with the same seq. The power-mode part (``amount_fen`` and
+    ``tiers``) is on the wire only when ``amount_fen`` is not None.
     """
 
     socket_no: int
@@ -455,7 +485,10 @@ class CardChargeEnd:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeEndAck:
-    """Server reply to a charge end (``0x02``, ``0x0C``, ``0x18``), sub-command ``0x0C`` down."""
+    """Server reply to a charge end (``0x02``, ``0x0C``, ``0x18``), sub-command ``0x0C`` down.
+
+    An answer the connection sends itself, not a command.
+    """
 
     socket_no: int
     result: int  #: 1 = OK.
@@ -478,7 +511,10 @@ class CardBalanceQuery:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardBalanceReply:
-    """The card's balance, sub-command ``0x1A`` down (bkv.md §11 A12 on ``port``)."""
+    """The card's balance, sub-command ``0x1A`` down (bkv.md §11 A12 on ``port``).
+
+    An answer, sent by :meth:`~bkvcodec.ServerConnection.answer_card`; not a command.
+    """
 
     socket_no: int
     port: int
@@ -491,7 +527,12 @@ class CardBalanceReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoiceConfig:
-    """Buzzer and voice settings, sub-command ``0x1B`` down (bkv.md §4.8)."""
+    """Buzzer and voice settings, sub-command ``0x1B`` down (bkv.md §4.8).
+
+    A command (:class:`~bkvcodec.SetParams` with ``buzzer_on`` and ``voice_on`` for an
+    all-day window on port A, else :class:`~bkvcodec.SendMessage`), answered by
+    :class:`VoiceConfigAck` with the same seq.
+    """
 
     socket_no: int  #: 254 = every socket of the gateway.
     port: int
@@ -553,7 +594,7 @@ class StatusReport:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusReportAck:
-    """Server reply to a status report, BKV ``0x1017`` down."""
+    """Server reply to a status report, BKV ``0x1017`` down; not a command."""
 
     ack: int | None = None  #: 1 = OK.
     bkv_seq: int = 0
@@ -592,7 +633,7 @@ class FeeChargeEnd:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeChargeEndAck:
-    """Server reply to a fee-mode end, BKV ``0x1004`` down."""
+    """Server reply to a fee-mode end, BKV ``0x1004`` down; not a command."""
 
     ack: int | None = None
     socket_no: int | None = None
@@ -606,7 +647,11 @@ class FeeChargeEndAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeControl:
-    """Start or stop a fee-mode order, BKV ``0x1007`` down (bkv.md §6.5)."""
+    """Start or stop a fee-mode order, BKV ``0x1007`` down (bkv.md §6.5).
+
+    A command (:class:`~bkvcodec.SendMessage`). Its answer is not documented: a
+    :class:`FeeControlAck` echoing the seq is expected (§10.5).
+    """
 
     socket_no: int | None = None
     port: int | None = None
@@ -668,7 +713,7 @@ class ExceptionReport:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExceptionReportAck:
-    """Server reply to an exception report, BKV ``0x1010`` down."""
+    """Server reply to an exception report, BKV ``0x1010`` down; not a command."""
 
     socket_no: int | None = None
     ack: int | None = None
@@ -681,7 +726,11 @@ class ExceptionReportAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamSet:
-    """Set socket parameters, BKV ``0x1011`` down; send only what changes."""
+    """Set socket parameters, BKV ``0x1011`` down; send only what changes.
+
+    A command (:class:`~bkvcodec.SetParams`), answered by :class:`ParamSetAck` echoing
+    the seq.
+    """
 
     socket_no: int | None = None
     full_charge_delay_s: int | None = None
@@ -713,7 +762,11 @@ class ParamSetAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ParamQuery:
-    """Query socket parameters, BKV ``0x1012`` down."""
+    """Query socket parameters, BKV ``0x1012`` down.
+
+    A command (:class:`~bkvcodec.QueryParams`), answered by :class:`ParamQueryReply`
+    echoing the seq.
+    """
 
     socket_no: int | None = None
     bkv_seq: int = 0

@@ -12,16 +12,37 @@
 #   that port, fault if fault bits are set, else normal;
 # - "until full" is sent as a by-time order at the 900-minute maximum: the
 #   gateway ends it on no-load (full), and 0x07 has no until-full mode.
+#
+# Commands (bkv.md §4, §5, §6.5, §10). Every command frame carries a fresh seq from
+# message_ids (a BKV packet also carries it as bkv_seq, §6.2) and is tracked under a
+# _Key: the gateway, the kind of answer expected and the seq that answer echoes. The
+# gateway is part of the key because each gateway has its own seq counter. Answers
+# resolve their command by the envelope seq and, for BKV packets, by the echoed
+# bkv_seq too (a reply may echo only that item). Result 1 (GN ``result``, BKV ``ack``)
+# is CommandAcknowledged with the answer as ``reply``; any other value is
+# CommandRejected("device_rejected", raw_code) (bkv.md documents only 1 = OK, 0 =
+# failed). Where the answer is not the documented one:
+# - 0x1D status query: a real gateway answers with a 0x1017 report, seq 0 (§11 A22),
+#   so a status report naming the queried socket resolves the query too;
+# - 0x17 power control and 0x1007 fee control: the answers are not printed; they are
+#   read in the 0x07 acknowledgement's layout (§10.3) and as FeeControlAck (§10.5);
+# - a GN sub-command without a layout (0x0A network delete, unverified): any uplink of
+#   the same sub-command echoing the seq resolves it, acknowledged (no result is known);
+# - 0x0007 OTA: the gateway never answers (§5): key None, acknowledged once written.
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
+import typing
 from collections.abc import Hashable, Mapping
+from typing import NamedTuple, TypeGuard
 
 from .._commands import (
     Command,
     QueryParams,
     QueryStatus,
+    SendMessage,
     SetNetworkList,
     SetParams,
     StartCharging,
@@ -49,9 +70,9 @@ from .._events import (
 from .._jsonform import message_name
 from .._roles import ConnectionEvent, RulesContext
 from .._tracker import CommandTiming, MessageIds
-from .._types import BcdTime, ProtocolFamily
+from .._types import BcdTime, Direction, ProtocolFamily
 from . import messages as m
-from .codec import BkvFrame
+from .codec import BkvFrame, check_downlink
 from .status import BkvPortStatus
 
 __all__ = ["BKV_END_REASONS", "BKV_TIMING", "BkvServerRules", "port_state"]
@@ -77,12 +98,69 @@ _FAULT_TEXT = {
     BkvPortStatus.OVER_CURRENT: "over-current",
     BkvPortStatus.OVER_POWER: "over-power",
 }
-# SetParams / QueryParams names accepted for BKV 0x1011 (bkv.md §6.5).
-_PARAM_NAMES = ("full_charge_delay_s", "no_load_delay_s", "full_power_threshold_dw",
-                "no_load_power_threshold_dw", "high_temp_threshold_c", "power_limit_dw",
-                "max_charge_time_min")
+#: SetParams names by the command that sets them, each with its allowed range (the
+#: field names and item sizes of bkv.md §6.3 and §4.8). A SetParams names one group.
+_SETTABLE: Mapping[str, Mapping[str, tuple[int, int]]] = {
+    "param_set (BKV 0x1011)": {
+        "full_charge_delay_s": (0, 0xFFFF), "no_load_delay_s": (0, 0xFFFF),
+        "full_power_threshold_dw": (0, 0xFFFF), "no_load_power_threshold_dw": (0, 0xFFFF),
+        "high_temp_threshold_c": (0, 0xFF), "power_limit_dw": (0, 0xFFFF),
+        "max_charge_time_min": (0, 0xFFFF),
+    },
+    "voice_config (GN 0x1B)": {"buzzer_on": (0, 1), "voice_on": (0, 1)},
+}
+_PARAM_NAMES = tuple(_SETTABLE["param_set (BKV 0x1011)"])
+#: What the 0x1012 reply reports (bkv.md §6.5): every QueryParams name must be here.
 _REPORTED_PARAMS = (*_PARAM_NAMES, "trickle_threshold_pct", "over_current_limit_ma",
-                    "key_base_amount", "anti_pulse_time")
+                   "key_base_amount", "anti_pulse_time")
+#: The window a voice_config SetParams sends: sounds allowed all day (bkv.md §4.8
+#: windows say when the device may make sounds).
+_ALL_DAY = m.VoiceWindow(start="00:00", end="23:59")
+
+_BKV_CLASSES: frozenset[type[object]] = frozenset(typing.get_args(m.BkvMessage))
+
+
+class _Key(NamedTuple):
+    """What a command's answer is matched by (see the module comment)."""
+
+    gateway: str
+    kind: str  #: The command's kind: which answer resolves it.
+    seq: int  #: The seq the answer echoes.
+    socket_no: int | None = None  #: Status queries: the socket asked about.
+
+
+#: The kind of each command message; its answer carries the same kind.
+_COMMAND_KINDS: Mapping[type[object], str] = {
+    m.ChargeControl: "control", m.PowerControl: "control", m.StatusQuery: "status_query",
+    m.NetworkRefresh: "network_refresh", m.NetworkAdd: "network_add",
+    m.CardOrder: "card_order", m.VoiceConfig: "voice_config", m.ParamSet: "param_set",
+    m.ParamQuery: "param_query", m.FeeControl: "fee_control",
+}
+#: The answers (GN ``result`` / BKV ``ack``) to the commands of each kind.
+_ANSWER_KINDS: Mapping[type[object], str] = {
+    m.ChargeControlAck: "control", m.NetworkRefreshAck: "network_refresh",
+    m.NetworkAddAck: "network_add", m.CardOrderAck: "card_order",
+    m.VoiceConfigAck: "voice_config", m.ParamSetAck: "param_set",
+    m.ParamQueryReply: "param_query", m.FeeControlAck: "fee_control",
+}
+
+
+def _is_bkv(message: object) -> TypeGuard[m.BkvMessage]:
+    return type(message) in _BKV_CLASSES
+
+
+def _result(message: m.BkvMessage) -> int | None:
+    """An answer's result (GN) or ack (BKV); None for an answer without a layout."""
+    if isinstance(message, m.NetworkRefreshAck | m.NetworkAddAck | m.CardOrderAck
+                  | m.VoiceConfigAck):
+        return message.result
+    if isinstance(message, m.ParamSetAck | m.FeeControlAck):
+        return message.ack
+    return None
+
+
+def _gn_kind(sub_command: int) -> str:
+    return f"gn_{sub_command:02x}"
 
 
 def _minutes(seconds: int) -> int:
@@ -93,6 +171,52 @@ def _minutes(seconds: int) -> int:
 def _fault_msg(status: int) -> str:
     flags = BkvPortStatus(status)
     return ", ".join(text for bit, text in _FAULT_TEXT.items() if bit in flags)
+
+
+def _check_port(port_no: int) -> None:
+    if not 1 <= port_no <= 2:
+        raise LocalProtocolError(f"BKV sockets have ports 1 and 2, not {port_no}")
+
+
+def _set_params(command: SetParams) -> m.BkvMessage:
+    """The one command that sets *command*'s parameters (``_SETTABLE``)."""
+    params = command.params  # not empty, whole numbers >= 0: checked by SetParams
+    known = {name for group in _SETTABLE.values() for name in group}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise LocalProtocolError(
+            f"BKV parameters not known: {', '.join(unknown)}; settable: "
+            + "; ".join(f"{label}: {', '.join(group)}" for label, group in _SETTABLE.items()))
+    groups = {label: [name for name in group if name in params]
+              for label, group in _SETTABLE.items()}
+    used = {label: names for label, names in groups.items() if names}
+    if len(used) > 1:
+        raise LocalProtocolError(
+            "SetParams spans two BKV commands; send one SetParams for each: "
+            + "; ".join(f"{label} sets {', '.join(names)}" for label, names in used.items()))
+    [(label, names)] = used.items()
+    for name in names:
+        low, high = _SETTABLE[label][name]
+        if not low <= params[name] <= high:
+            raise LocalProtocolError(f"{name} must be {low}-{high}, not {params[name]!r}")
+    if label.startswith("voice_config"):
+        missing = [name for name in _SETTABLE[label] if name not in params]
+        if missing:
+            raise LocalProtocolError(
+                f"{label} sets buzzer_on and voice_on together: {', '.join(missing)} "
+                "missing")
+        # One all-day window: sounds as switched, at any hour. Other windows or a
+        # port other than A: send a VoiceConfig with SendMessage.
+        return m.VoiceConfig(socket_no=command.socket_no, port=0, buzzer_on=params["buzzer_on"],
+                             voice_on=params["voice_on"], windows=(_ALL_DAY,))
+    return m.ParamSet(
+        socket_no=command.socket_no, full_charge_delay_s=params.get("full_charge_delay_s"),
+        no_load_delay_s=params.get("no_load_delay_s"),
+        full_power_threshold_dw=params.get("full_power_threshold_dw"),
+        no_load_power_threshold_dw=params.get("no_load_power_threshold_dw"),
+        high_temp_threshold_c=params.get("high_temp_threshold_c"),
+        power_limit_dw=params.get("power_limit_dw"),
+        max_charge_time_min=params.get("max_charge_time_min"))
 
 
 def port_state(status: int) -> PortState:
@@ -121,7 +245,6 @@ class BkvServerRules:
         self._stops: set[tuple[str, int, int]] = set()
         self._orders: dict[tuple[str, int, int, int], str] = {}
         self._starts: dict[Hashable, StartCharging] = {}
-        self._queries: dict[str, Hashable] = {}
         self._cards_pending: dict[int, m.CardSwipe | m.CardBalanceQuery] = {}
 
     # --- frames in ------------------------------------------------------------------
@@ -137,13 +260,18 @@ class BkvServerRules:
         if isinstance(message, m.StatusReport):
             context.reply(self._frame(gateway, m.StatusReportAck(
                 ack=1, bkv_seq=message.bkv_seq), frame.seq))
-            self._resolve_query(gateway, None, now, context)
-            return self._status_report(gateway, message)
+            return self._status_report(gateway, message) + self._report_answers_query(
+                gateway, message, now, context)
         if isinstance(message, m.SocketStatus):
-            self._resolve_query(gateway, ("query", frame.seq), now, context)
-            return self._socket_status(gateway, message)
+            events = self._socket_status(gateway, message)
+            pending = context.resolve(_Key(gateway, "status_query", frame.seq,
+                                           message.socket_no), now)
+            if pending is not None:
+                events.append(CommandAcknowledged(command_id=pending.command_id,
+                                                  phy_id=gateway, reply=message))
+            return events
         if isinstance(message, m.ChargeControlAck):
-            return self._charge_control_ack(frame, message, now, context)
+            return self._charge_control_ack(frame, message, message, now, context)
         if (isinstance(message, m.UnknownGnMessage) and message.sub_command == 0x17
                 and len(message.params) >= 5):
             # The answer to 0x17 is not printed; [G] says it carries a business
@@ -151,7 +279,7 @@ class BkvServerRules:
             p = message.params
             ack = m.ChargeControlAck(result=p[0], socket_no=p[1], port=p[2],
                                      business_no=(p[3] << 8) | p[4])
-            return self._charge_control_ack(frame, ack, now, context)
+            return self._charge_control_ack(frame, ack, message, now, context)
         # Charge ends are answered through context.answer: the application may
         # hold the answer until it has stored the settlement.
         if isinstance(message, m.ChargeEnd | m.PowerChargeEnd | m.CardChargeEnd):
@@ -171,11 +299,13 @@ class BkvServerRules:
             return [self._exception(gateway, message)]
         if isinstance(message, m.CardSwipe | m.CardBalanceQuery):
             return [self._card(gateway, message)]
-        if isinstance(message, m.CardOrderAck | m.VoiceConfigAck | m.NetworkRefreshAck
-                      | m.NetworkAddAck):
-            return self._generic_ack(gateway, frame.seq, message, now, context)
-        if isinstance(message, m.ParamSetAck | m.ParamQueryReply):
-            return self._param_answer(gateway, frame.seq, message, now, context)
+        if isinstance(message, m.ParamQueryReply):
+            return self._param_query_reply(frame, message, now, context)
+        kind = _ANSWER_KINDS.get(type(message))
+        if kind is not None:
+            return self._answered(frame, kind, now, context)
+        if isinstance(message, m.UnknownGnMessage) and message.direction is Direction.UP:
+            return self._answered(frame, _gn_kind(message.sub_command), now, context)
         return [UnknownMessage(phy_id=gateway, name=message_name(message),
                                data=frame.encode())]
 
@@ -245,24 +375,25 @@ class BkvServerRules:
                                  report.current_ma, report.energy_wh, report.duration_min)
         return events
 
-    def _charge_control_ack(self, frame: BkvFrame, message: m.ChargeControlAck, now: float,
+    def _charge_control_ack(self, frame: BkvFrame, ack: m.ChargeControlAck,
+                            reply: m.BkvMessage, now: float,
                             context: RulesContext) -> list[ConnectionEvent]:
         gateway = frame.gateway_id
-        key = ("control", frame.seq)
+        key = _Key(gateway, "control", frame.seq)
         pending = context.resolve(key, now)
         start = self._starts.pop(key, None)
         if pending is None:
-            return [UnknownMessage(phy_id=gateway, name="charge_control_ack",
+            return [UnknownMessage(phy_id=gateway, name=message_name(reply),
                                    data=frame.encode())]
-        if message.result != 1:
+        if ack.result != 1:
             return [CommandRejected(command_id=pending.command_id, phy_id=gateway,
-                                    reason="device_rejected", raw_code=message.result)]
+                                    reason="device_rejected", raw_code=ack.result)]
         if start is not None:
-            self._orders[(gateway, message.socket_no, message.port + 1,
-                          message.business_no)] = start.order_no
+            self._orders[(gateway, ack.socket_no, ack.port + 1, ack.business_no)] = (
+                start.order_no)
         return [CommandAcknowledged(command_id=pending.command_id, phy_id=gateway,
-                                    business_no=message.business_no,
-                                    port_no=message.port + 1)]
+                                    business_no=ack.business_no or None,
+                                    port_no=ack.port + 1, reply=reply)]
 
     def _charge_end(self, gateway: str,
                     message: m.ChargeEnd | m.PowerChargeEnd | m.CardChargeEnd
@@ -337,89 +468,131 @@ class BkvServerRules:
                              port_no=message.port + 1, card_no=message.card_no.hex(),
                              request_id=request_id, balance_only=balance_only)
 
-    def _generic_ack(self, gateway: str, seq: int, message: m.BkvMessage, now: float,
-                     context: RulesContext) -> list[ConnectionEvent]:
-        key = ("card" if isinstance(message, m.CardOrderAck) else "command", seq)
-        pending = context.resolve(key, now)
-        if pending is None:
-            return [UnknownMessage(phy_id=gateway, name=message_name(message), data=b"")]
-        result = getattr(message, "result", 1)
-        if result != 1:
-            return [CommandRejected(command_id=pending.command_id, phy_id=gateway,
-                                    reason="device_rejected", raw_code=result)]
-        return [CommandAcknowledged(command_id=pending.command_id, phy_id=gateway)]
+    def _resolve(self, frame: BkvFrame, kind: str, now: float,
+                 context: RulesContext) -> str | None:
+        """The id of the command *frame* answers, now resolved, or None.
 
-    def _param_answer(self, gateway: str, seq: int,
-                      message: m.ParamSetAck | m.ParamQueryReply, now: float,
-                      context: RulesContext) -> list[ConnectionEvent]:
-        pending = context.resolve(("params", seq), now)
-        command_id = None if pending is None else pending.command_id
+        The answer echoes the command's seq; a BKV packet's answer may echo it only
+        in its ``bkv_seq`` item (bkv.md §6.4), so that is tried too.
+        """
+        seqs = [frame.seq]
+        bkv_seq = getattr(frame.message, "bkv_seq", None)
+        if bkv_seq is not None and bkv_seq != frame.seq:
+            seqs.append(bkv_seq)
+        for seq in seqs:
+            pending = context.resolve(_Key(frame.gateway_id, kind, seq), now)
+            if pending is not None:
+                return pending.command_id
+        return None
+
+    def _outcome(self, frame: BkvFrame, command_id: str, result: int | None,
+                 **details: int | None) -> ConnectionEvent:
+        """Result 1 (or none) acknowledges, anything else rejects (bkv.md §8.2)."""
+        if result not in (None, 1):
+            return CommandRejected(command_id=command_id, phy_id=frame.gateway_id,
+                                   reason="device_rejected", raw_code=result)
+        return CommandAcknowledged(command_id=command_id, phy_id=frame.gateway_id,
+                                   reply=frame.message, **details)
+
+    def _answered(self, frame: BkvFrame, kind: str, now: float,
+                  context: RulesContext) -> list[ConnectionEvent]:
+        message = frame.message
+        command_id = self._resolve(frame, kind, now, context)
+        if command_id is None:
+            return [UnknownMessage(phy_id=frame.gateway_id, name=message_name(message),
+                                   data=frame.encode())]
+        details: dict[str, int | None] = {}
+        if isinstance(message, m.FeeControlAck):
+            details = {"business_no": message.business_no or None,
+                       "port_no": None if message.port is None else message.port + 1}
+        return [self._outcome(frame, command_id, _result(message), **details)]
+
+    def _param_query_reply(self, frame: BkvFrame, message: m.ParamQueryReply, now: float,
+                           context: RulesContext) -> list[ConnectionEvent]:
+        command_id = self._resolve(frame, "param_query", now, context)
+        rejected = message.ack not in (None, 1)
         events: list[ConnectionEvent] = []
-        if isinstance(message, m.ParamQueryReply):
+        if not rejected or command_id is None:
             params = {name: getattr(message, name) for name in _REPORTED_PARAMS
                       if getattr(message, name) is not None}
-            events.append(ParamsReported(phy_id=gateway, socket_no=message.socket_no,
+            events.append(ParamsReported(phy_id=frame.gateway_id, socket_no=message.socket_no,
                                          command_id=command_id, params=params))
         if command_id is not None:
-            if message.ack not in (None, 1):
-                events.append(CommandRejected(command_id=command_id, phy_id=gateway,
-                                              reason="device_rejected", raw_code=message.ack))
-            else:
-                events.append(CommandAcknowledged(command_id=command_id, phy_id=gateway))
+            events.append(self._outcome(frame, command_id, message.ack))
         return events
 
-    def _resolve_query(self, gateway: str, key: Hashable | None, now: float,
-                       context: RulesContext) -> None:
-        # A real gateway answers a 0x1D query with a 0x1017 report, seq 0 (bkv.md §11 A22).
-        expected = self._queries.get(gateway)
-        if expected is not None and (key is None or key == expected):
-            del self._queries[gateway]
-            context.resolve(expected, now)
+    def _report_answers_query(self, gateway: str, message: m.StatusReport, now: float,
+                              context: RulesContext) -> list[ConnectionEvent]:
+        # A real gateway answers a 0x1D query with a 0x1017 report, seq 0 (bkv.md
+        # §11 A22): a report naming the queried socket answers the query in flight.
+        pending = context.in_flight(gateway)
+        if pending is None or not isinstance(pending.key, _Key):
+            return []
+        key = pending.key
+        if key.kind != "status_query" or key.socket_no not in {
+                cluster.socket_no for cluster in message.sockets}:
+            return []
+        context.resolve(key, now)
+        return [CommandAcknowledged(command_id=pending.command_id, phy_id=gateway,
+                                    reply=message)]
 
     # --- commands out ----------------------------------------------------------------
 
     def encode(self, command: Command, now: float) -> tuple[bytes, Hashable | None]:
         gateway = command.phy_id
-        seq = self.message_ids.next(gateway)
-        if isinstance(command, StartCharging):
-            message, key = self._start(command), ("control", seq)
-            self._starts[key] = command
-        elif isinstance(command, StopCharging):
-            message = m.ChargeControl(socket_no=command.socket_no, port=command.port_no - 1,
-                                      switch=0, mode=1, duration_min=0, energy_wh=0)
-            key = ("control", seq)
-        elif isinstance(command, QueryStatus):
-            message, key = m.StatusQuery(socket_no=command.socket_no), ("query", seq)
-            self._queries[gateway] = key
-        elif isinstance(command, SetParams):
-            unknown = sorted(set(command.params) - set(_PARAM_NAMES))
-            if unknown:
-                raise LocalProtocolError(f"BKV parameters not known: {', '.join(unknown)}")
-            p = command.params
-            message = m.ParamSet(
-                socket_no=command.socket_no, bkv_seq=seq,
-                full_charge_delay_s=p.get("full_charge_delay_s"),
-                no_load_delay_s=p.get("no_load_delay_s"),
-                full_power_threshold_dw=p.get("full_power_threshold_dw"),
-                no_load_power_threshold_dw=p.get("no_load_power_threshold_dw"),
-                high_temp_threshold_c=p.get("high_temp_threshold_c"),
-                power_limit_dw=p.get("power_limit_dw"),
-                max_charge_time_min=p.get("max_charge_time_min"))
-            key = ("params", seq)
-        elif isinstance(command, QueryParams):
-            message = m.ParamQuery(socket_no=command.socket_no, bkv_seq=seq)
-            key = ("params", seq)
-        elif isinstance(command, StartOta):
-            # The gateway does not answer an OTA order (bkv.md §5): nothing to track.
-            message = m.OtaUpgrade(target=command.target, ftp_ip=command.ftp_host,
-                                   ftp_port=command.ftp_port, file_name=command.file_name)
-            return self._frame(gateway, message, seq), None
-        elif isinstance(command, SetNetworkList):
-            message, key = self._network(command), ("command", seq)
+        if isinstance(command, SendMessage):
+            if not _is_bkv(command.message):
+                raise LocalProtocolError(
+                    f"{type(command.message).__name__} is not a BKV message; "
+                    f"{gateway} speaks BKV")
+            message = command.message  # checked by SendMessage itself
         else:
-            raise LocalProtocolError(
-                f"BKV gateways cannot {type(command).__name__} (no such command in bkv.md)")
+            message = self._message(command)
+            check_downlink(message)
+        seq = self.message_ids.next(gateway)
+        if isinstance(message, m.ParamSet | m.ParamQuery | m.FeeControl):
+            message = dataclasses.replace(message, bkv_seq=seq)  # bkv.md §6.2
+        if isinstance(message, m.OtaUpgrade):
+            # The gateway does not answer an OTA order (bkv.md §5): nothing to track.
+            return self._frame(gateway, message, seq), None
+        if isinstance(message, m.UnknownGnMessage):
+            key = _Key(gateway, _gn_kind(message.sub_command), seq)
+        else:
+            socket_no = message.socket_no if isinstance(message, m.StatusQuery) else None
+            key = _Key(gateway, _COMMAND_KINDS[type(message)], seq, socket_no)
+        if isinstance(command, StartCharging):
+            self._starts[key] = command
+        if (isinstance(command, SendMessage) and isinstance(message, m.ChargeControl)
+                and not message.switch):
+            self._stops.add((gateway, message.socket_no, message.port + 1))
         return self._frame(gateway, message, seq), key
+
+    def _message(self, command: Command) -> m.BkvMessage:
+        """The GN or BKV message a neutral command is sent as."""
+        if isinstance(command, StartCharging):
+            return self._start(command)
+        if isinstance(command, StopCharging):
+            _check_port(command.port_no)
+            return m.ChargeControl(socket_no=command.socket_no, port=command.port_no - 1,
+                                   switch=0, mode=1, duration_min=0, energy_wh=0)
+        if isinstance(command, QueryStatus):
+            return m.StatusQuery(socket_no=command.socket_no)
+        if isinstance(command, SetParams):
+            return _set_params(command)
+        if isinstance(command, QueryParams):
+            unreported = sorted(set(command.names) - set(_REPORTED_PARAMS))
+            if unreported:
+                raise LocalProtocolError(
+                    f"no BKV query reports {', '.join(unreported)}; param_query (BKV "
+                    f"0x1012) reports {', '.join(_REPORTED_PARAMS)}")
+            return m.ParamQuery(socket_no=command.socket_no)
+        if isinstance(command, StartOta):
+            return m.OtaUpgrade(target=command.target, ftp_ip=command.ftp_host,
+                                ftp_port=command.ftp_port, file_name=command.file_name)
+        if isinstance(command, SetNetworkList):
+            return self._network(command)
+        raise LocalProtocolError(
+            f"BKV gateways cannot {type(command).__name__} (no such command in bkv.md)")
 
     @staticmethod
     def _network(command: SetNetworkList) -> m.BkvMessage:
@@ -436,8 +609,7 @@ class BkvServerRules:
 
     def _start(self, command: StartCharging) -> m.BkvMessage:
         socket_no, port = command.socket_no, command.port_no - 1
-        if not 1 <= command.port_no <= 2:
-            raise LocalProtocolError(f"BKV sockets have ports 1 and 2, not {command.port_no}")
+        _check_port(command.port_no)
         if command.mode is ChargeMode.TIME:
             if not command.duration_s:
                 raise LocalProtocolError("a time order needs duration_s")
@@ -451,6 +623,11 @@ class BkvServerRules:
         if command.mode is ChargeMode.POWER_TIERS:
             if not command.power_tiers or len(command.power_tiers) > 5:
                 raise LocalProtocolError("a power-tier order needs 1 to 5 tiers")
+            for i, tier in enumerate(command.power_tiers):
+                if not 0 <= tier.max_power_w <= 0xFFFF // 10:
+                    raise LocalProtocolError(
+                        f"power_tiers[{i}].max_power_w must be 0-{0xFFFF // 10}, "
+                        f"not {tier.max_power_w}")
             return m.PowerControl(
                 socket_no=socket_no, port=port, switch=1, amount_fen=command.amount_cents or 0,
                 tiers=tuple(m.PowerTier(max_power_dw=t.max_power_w * 10,
@@ -492,7 +669,7 @@ class BkvServerRules:
         if accept and order_no is not None:
             self._orders[(gateway, message.socket_no, message.port + 1,
                           message.business_no)] = order_no
-        return self._frame(gateway, order, seq), ("card", seq)
+        return self._frame(gateway, order, seq), _Key(gateway, "card_order", seq)
 
     # --- helpers -------------------------------------------------------------------
 
