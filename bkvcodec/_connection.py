@@ -235,7 +235,14 @@ class ServerConnection:
                     energy_wh: int | None = None,
                     refusal_code: int | None = None) -> None:
         """Answer a :class:`CardPresented`; the answer comes out of
-        :meth:`data_to_send`.
+        :meth:`data_to_send` at once.
+
+        The answer is a reply to the device's own frame: it is neither paced
+        (``min_spacing_s``) nor queued behind a command in flight to the device,
+        whose card timeout is short. An answer the device acknowledges (a BKV
+        card order) is still tracked: retransmitted, and reported as
+        :class:`CommandAcknowledged` or :class:`CommandTimedOut` under
+        *command_id*.
 
         Args:
             request_id: The event's ``request_id``.
@@ -260,11 +267,10 @@ class ServerConnection:
             event, accept=accept, command_id=command_id or f"card-{request_id}",
             order_no=order_no, now=now, balance_cents=balance_cents, duration_s=duration_s,
             energy_wh=energy_wh, refusal_code=refusal_code)
-        if key is None:
-            self._out += data
-        else:
-            self._out += self._tracker.submit(command_id or f"card-{request_id}",
-                                              event.phy_id, key, data, now)
+        # Written at once, whatever command is in flight or paced: the device
+        # waits for this answer with a timeout of its own (issue 12, story 10).
+        self._out += self._tracker.reply(command_id or f"card-{request_id}", event.phy_id,
+                                         key, data, now)
 
     # --- time ---------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 # Command bookkeeping shared by every protocol: message ids, one command in
 # flight per device, minimum spacing between commands on a connection,
 # retransmission with the same message id, and the final outcome of each
-# command. Protocol rules (ap3000.md §7.2, bkv.md §10) are data: a
+# command. A reply to the device's own frame that the device acknowledges (a
+# BKV card order answering a swipe) is written at once, neither paced nor queued
+# behind the device's command in flight: the device waits for it with a timeout
+# of its own. It is tracked beside the commands, for its acknowledgement and
+# retransmission. Protocol rules (ap3000.md §7.2, bkv.md §10) are data: a
 # CommandTiming per protocol. Sans-IO like everything else: time is passed in,
 # bytes come out.
 from __future__ import annotations
@@ -66,6 +70,8 @@ class CommandTracker:
         self._queue: deque[_Queued] = deque()
         self._in_flight: dict[str, InFlight] = {}
         self._written_unanswered: list[InFlight] = []
+        #: Tracked replies (see :meth:`reply`), by command id.
+        self._replies: dict[str, InFlight] = {}
         self._last_write: float | None = None
 
     def submit(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
@@ -80,12 +86,31 @@ class CommandTracker:
         self._queue.append(_Queued(command_id, phy_id, key, data, timing or self.timing))
         return self._pump(now)
 
+    def reply(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
+              now: float) -> bytes:
+        """Write a reply to the device's own frame at once; return its bytes.
+
+        Unlike :meth:`submit`, the reply is not paced and does not wait for the
+        device's command in flight. With a *key* it is tracked like a command
+        (acknowledgement, retransmission, timeout) without occupying the device's
+        command slot.
+        """
+        if key is not None:
+            self._replies[command_id] = InFlight(command_id, phy_id, key, data, 1,
+                                                 now + self.timing.reply_timeout_s,
+                                                 self.timing)
+        return data
+
     def resolve(self, key: Hashable, now: float) -> tuple[InFlight | None, bytes]:
         """The in-flight command a reply with *key* answers (or None), and the bytes
         of the next command that may go now that it is done."""
         for phy_id, pending in self._in_flight.items():
             if pending.key == key:
                 del self._in_flight[phy_id]
+                return pending, self._pump(now)
+        for command_id, pending in self._replies.items():
+            if pending.key == key:
+                del self._replies[command_id]
                 return pending, self._pump(now)
         return None, b""
 
@@ -101,17 +126,19 @@ class CommandTracker:
         """
         out = bytearray()
         failed: list[InFlight] = []
-        for phy_id, pending in list(self._in_flight.items()):
-            if pending.deadline > now:
-                continue
-            if pending.attempts > pending.timing.max_retransmissions:
-                del self._in_flight[phy_id]
-                failed.append(pending)
-                continue
-            pending.attempts += 1
-            pending.deadline = now + pending.timing.reply_timeout_s
-            self._last_write = now
-            out += pending.data
+        for table in (self._in_flight, self._replies):
+            for name, pending in list(table.items()):
+                if pending.deadline > now:
+                    continue
+                if pending.attempts > pending.timing.max_retransmissions:
+                    del table[name]
+                    failed.append(pending)
+                    continue
+                pending.attempts += 1
+                pending.deadline = now + pending.timing.reply_timeout_s
+                if table is self._in_flight:
+                    self._last_write = now
+                out += pending.data
         out += self._pump(now)
         return failed, bytes(out)
 
@@ -124,16 +151,20 @@ class CommandTracker:
         """The earliest time :meth:`expire` has work to do (or an unanswered command
         was written and its outcome is due)."""
         deadlines = [pending.deadline for pending in self._in_flight.values()]
+        deadlines += [pending.deadline for pending in self._replies.values()]
         deadlines += [done.deadline for done in self._written_unanswered]
-        if any(q.phy_id not in self._in_flight for q in self._queue) and self._last_write:
+        if (any(q.phy_id not in self._in_flight for q in self._queue)
+                and self._last_write is not None):
             deadlines.append(self._last_write + self.timing.min_spacing_s)
         return min(deadlines, default=None)
 
     def drop(self) -> list[tuple[str, str]]:
         """Forget every command (the connection closed); return their devices and ids."""
         dropped = [(p.phy_id, p.command_id) for p in self._in_flight.values()]
+        dropped += [(p.phy_id, p.command_id) for p in self._replies.values()]
         dropped += [(q.phy_id, q.command_id) for q in self._queue]
         self._in_flight.clear()
+        self._replies.clear()
         self._queue.clear()
         return dropped
 

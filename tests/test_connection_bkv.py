@@ -11,6 +11,7 @@ from bkvcodec import (
     ChargingSession,
     CommandAcknowledged,
     CommandRejected,
+    CommandDropped,
     CommandTimedOut,
     DeviceHeartbeat,
     EndReason,
@@ -243,6 +244,62 @@ def test_card_swipe_is_answered_by_the_caller() -> None:
     events = pair.device_sends(CommandAcknowledged(command_id=answer.command_id or "",
                                                    phy_id=GATEWAY), T0 + 2)
     assert ["CommandAcknowledged"] == kinds(events)
+
+
+def _swipe(pair: DevicePair, now: float, request_id: int = 7) -> CardPresented:
+    [presented] = pair.device_sends(CardPresented(phy_id=GATEWAY, socket_no=1, port_no=2,
+                                                  card_no="000000000002",
+                                                  request_id=request_id), now)
+    assert isinstance(presented, CardPresented)
+    return presented
+
+
+def test_card_answer_is_written_at_once_behind_a_command_in_flight() -> None:
+    # Issue 12, story 10: the device waits for its card answer with a short
+    # timeout; neither the spacing nor an unanswered command may hold it back.
+    pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
+    pair.server_sends(StopCharging(command_id="stop", phy_id=GATEWAY, port_no=1), T0)
+    presented = _swipe(pair, T0 + 0.1)
+
+    pair.server.answer_card(presented.request_id, accept=True, now=T0 + 0.1,
+                            command_id="card", order_no="THD9", duration_s=600)
+    written = pair.server.data_to_send()
+    pair._to_device(written, T0 + 0.1)
+    answer = pair.device_inputs[-1]
+    acked = pair.device_sends(CommandAcknowledged(command_id=answer.command_id or "",
+                                                  phy_id=GATEWAY), T0 + 0.2)
+
+    assert isinstance(answer, CardAnswered) and answer.accepted
+    assert ["card"] == [e.command_id for e in acked if isinstance(e, CommandAcknowledged)]
+    assert T0 + 10 == pair.server.next_deadline()  # the stop still waits for its answer
+
+
+def test_unacknowledged_card_answer_is_resent_then_times_out() -> None:
+    pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
+    presented = _swipe(pair, T0)
+    pair.server.answer_card(presented.request_id, accept=True, now=T0, command_id="card",
+                            order_no="THD9", duration_s=600)
+    pair._to_device(pair.server.data_to_send(), T0)
+
+    assert T0 + 10 == pair.server.next_deadline()
+    assert [] == pair.tick(T0 + 10)
+    events = pair.tick(T0 + 20)
+
+    assert [CommandTimedOut(command_id="card", phy_id=GATEWAY, attempts=2)] == events
+    first, second = (BkvFrame.decode(d) for d in pair.wire_down[-2:])
+    assert first == second
+
+
+def test_card_answer_unacknowledged_at_the_end_is_dropped() -> None:
+    pair = DevicePair(ProtocolFamily.BKV, GATEWAY)
+    presented = _swipe(pair, T0)
+    pair.server.answer_card(presented.request_id, accept=True, now=T0, command_id="card",
+                            order_no="THD9", duration_s=600)
+    pair._to_device(pair.server.data_to_send(), T0)
+
+    events = pair.server.receive_eof()
+
+    assert [CommandDropped(phy_id=GATEWAY, command_id="card")] == events
 
 
 def test_parameters_set_and_query() -> None:
