@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
-    "CardNotFound", "CommandNotFound", "DeviceNotFound", "DeviceRejected", "EventNotFound",
-    "InvalidArgument", "NoIdlePort", "OrderNotFound", "PortBusy", "PortFault",
-    "ServiceError", "Unavailable",
+    "CardExists", "CardNotFound", "CommandNotFound", "DeviceNotFound", "DeviceRejected",
+    "EventNotFound", "InsufficientBalance", "InvalidArgument", "NoIdlePort", "OrderNotFound",
+    "PortBusy", "PortFault", "ServiceError", "Unavailable",
 ]
 
 
@@ -86,6 +86,31 @@ class CardNotFound(_NotFound):
 
     error = "card_not_found"
     what = "card"
+
+
+class CardExists(ServiceError):
+    """``POST /cards`` for a card that is registered already (api.md §11.1); its
+    balance changes only through top-ups and adjustments."""
+
+    status = 409
+    error = "card_exists"
+
+    def __init__(self, card_no: str) -> None:
+        super().__init__(f"card {card_no} already exists; change its balance with "
+                         "/topup or /adjust", {"card_no": card_no})
+
+
+class InsufficientBalance(ServiceError):
+    """A decrease asks for more than the card has available (the balance less what
+    open orders hold)."""
+
+    status = 409
+    error = "insufficient_balance"
+
+    def __init__(self, card_no: str, requested_cents: int, available_cents: int) -> None:
+        super().__init__(f"card {card_no} has {available_cents} cents available",
+                         {"card_no": card_no, "requested_cents": requested_cents,
+                          "available_cents": available_cents})
 
 
 class PortBusy(ServiceError):

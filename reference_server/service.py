@@ -95,6 +95,7 @@ from .storage import (
     OPEN_ORDER_STATES,
     ActiveOrderExists,
     AsyncDatabase,
+    CardSettlement,
     CardStatus,
     CmdLogEntry,
     CommandRecord,
@@ -103,12 +104,14 @@ from .storage import (
     DeviceRecord,
     DeviceTouch,
     EventRecord,
+    InsufficientFunds,
     NewCommand,
     NewEvent,
     NewOrder,
     OrderRecord,
     PortRecord,
     ProgressSample,
+    card_key,
     dump_json,
     format_order_no,
 )
@@ -229,6 +232,7 @@ class ChargingService:
         self._commands: dict[str, _OpenCommand] = {}
         self._ports: dict[tuple[int, int, int], PortRecord] = {}
         self._link_iccid: dict[int, str] = {}
+        self._card_locks: dict[str, trio.Lock] = {}
         #: The lowest order number not yet given out (seeded from the database).
         self._free_order_no = format_order_no(0, 0)
         self._touches: dict[str, DeviceTouch] = {}
@@ -706,79 +710,109 @@ class ChargingService:
 
     async def _card(self, device: _Device, event: CardPresented, now: float,
                     changes: _Changes) -> None:
+        # One swipe of a card at a time, from reading what is available to the
+        # commit of the order and its hold (api.md §11.1: two swipes can never
+        # spend the same cents; the conditional hold in the database is the proof,
+        # this lock keeps the second swipe from being authorised for stale cents).
+        key = card_key(event.card_no)
+        lock = self._card_locks.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                await self._card_swiped(device, event, now, changes)
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._card_locks.pop(key, None)
+
+    async def _card_swiped(self, device: _Device, event: CardPresented, now: float,
+                           changes: _Changes) -> None:
         card = await self.db.get_card(event.card_no)
         refusal = None
         if card is None:
             refusal = "unknown_card"
         elif card.status is not CardStatus.ACTIVE:
             refusal = "card_blocked"
-        elif card.balance_cents <= 0:
+        elif card.available_cents <= 0:
             refusal = "insufficient_balance"
         port_no = event.port_no
         key = (device.id, event.socket_no, port_no or 0)
         if refusal is None and not event.balance_only and (port_no is None or key in self._by_port):
             refusal = "port_busy"
-        swiped = {"card_no": event.card_no, "socket_no": event.socket_no, "port_no": port_no,
-                  "balance_cents": None if card is None else card.balance_cents,
-                  "balance_only": event.balance_only, "accepted": refusal is None,
-                  "reason": refusal, "order_no": None}
-        answer: Callable[[], Awaitable[None]]
+        available = card.available_cents if card is not None else 0
+        swiped: dict[str, object] = {
+            "card_no": event.card_no, "socket_no": event.socket_no, "port_no": port_no,
+            "balance_cents": None if card is None else card.balance_cents,
+            "available_cents": None if card is None else available,
+            "authorised_cents": None, "balance_only": event.balance_only,
+            "accepted": refusal is None, "reason": refusal, "order_no": None}
         if refusal is not None or event.balance_only or card is None or port_no is None:
-            balance = card.balance_cents if card is not None else 0
-
-            async def answer() -> None:
-                assert self.gateway is not None
-                await self.gateway.answer_card(device.phy_id, event.request_id,
-                                               accept=refusal is None, balance_cents=balance)
-            changes.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
-            changes.after.append(answer)
+            self._refuse_card(device, event, now, changes, swiped, refusal, available)
             return
+        # The swipe is authorised for everything available, and that is held in
+        # the order's own transaction; the settlement debits the bill from the
+        # hold and releases the rest (_ended).
+        authorised = available
         mode = card.charge_mode or ChargeMode.UNTIL_FULL
-        tariff = Tariff(amount_cents=card.balance_cents,
+        tariff = Tariff(amount_cents=authorised,
                         price_per_kwh_cents=self.config.default_price_per_kwh,
                         service_fee_permille=self.config.default_service_fee,
                         duration_s=card.duration)
         order_no = self._next_order_no(now)
         command_id = _new_id("card")
         new_order = NewOrder(order_no=order_no, device_id=device.id, socket_no=event.socket_no,
-                             port_no=port_no, charge_mode=mode, amount=card.balance_cents,
+                             port_no=port_no, charge_mode=mode, amount=authorised,
                              price_per_kwh=tariff.price_per_kwh_cents,
                              service_fee=tariff.service_fee_permille,
                              requested_duration_sec=card.duration,
                              requested_energy_wh=card.energy_wh, card_no=card.card_no,
                              created_at=int(now))
-        swiped["order_no"] = order_no
-        # The order is committed now, on its own, so that it exists before the
-        # device is told to charge (the answer runs after the read's commit).
+        swiped.update(order_no=order_no, authorised_cents=authorised)
+        # The order and its hold are committed now, on their own, so that they
+        # exist before the device is told to charge (the answer runs after the
+        # read's commit: the answer follows the hold, api.md §7).
         creation = _Changes()
+        card_no = card.card_no
+        creation.write(lambda db: db.hold_card(card_no, order_no, authorised, int(now)))
         creation.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
-        if device.protocol is ProtocolFamily.AP3000:
+        ap3000 = device.protocol is ProtocolFamily.AP3000
+        try:
+            order = await self._create_order(device, new_order, tariff, None, now, creation,
+                                             card_command=None if ap3000 else command_id)
+        except InsufficientFunds as err:
+            # Spent meanwhile (an adjustment): refuse rather than hold cents twice.
+            swiped.update(accepted=False, reason="insufficient_balance", order_no=None,
+                          authorised_cents=None, available_cents=err.available_cents)
+            self._refuse_card(device, event, now, changes, swiped, "insufficient_balance",
+                              err.available_cents or 0)
+            return
+        except PortBusy:
+            swiped.update(accepted=False, reason="port_busy", order_no=None,
+                          authorised_cents=None)
+            self._refuse_card(device, event, now, changes, swiped, "port_busy", available)
+            return
+        if ap3000:
             # An AP3000 card reply only admits the card; the charge starts with the
             # usual start command (ap3000.md §4.2), sent after the reply.
             start = StartCharging(command_id=_new_id("cmd"), phy_id=device.phy_id,
                                   port_no=port_no, order_no=order_no, mode=mode,
                                   socket_no=event.socket_no, duration_s=card.duration,
-                                  energy_wh=card.energy_wh, amount_cents=card.balance_cents)
-            order = await self._create_order(device, new_order, tariff, None, now, creation)
+                                  energy_wh=card.energy_wh, amount_cents=authorised)
             order.start_command = start.command_id
 
             async def admit() -> None:
                 assert self.gateway is not None
                 await self.gateway.answer_card(
                     device.phy_id, event.request_id, accept=True, order_no=order_no,
-                    balance_cents=card.balance_cents, duration_s=card.duration,
+                    balance_cents=authorised, duration_s=card.duration,
                     energy_wh=card.energy_wh)
             changes.after.append(admit)
             self._stage_command(device, start, order_no, now, changes)
             return
-        order = await self._create_order(device, new_order, tariff, None, now, creation,
-                                         card_command=command_id)
 
         async def accept() -> None:
             assert self.gateway is not None
             sent = await self.gateway.answer_card(
                 device.phy_id, event.request_id, accept=True, command_id=command_id,
-                order_no=order_no, balance_cents=card.balance_cents,
+                order_no=order_no, balance_cents=authorised,
                 duration_s=card.duration, energy_wh=card.energy_wh)
             if sent:
                 more = _Changes()
@@ -786,6 +820,17 @@ class ChargingService:
                                   self.clock(), more)
                 await self._commit(more)
         changes.after.append(accept)
+
+    def _refuse_card(self, device: _Device, event: CardPresented, now: float,
+                     changes: _Changes, swiped: Mapping[str, object], refusal: str | None,
+                     available: int) -> None:
+        """Answer a swipe that starts no charge (a refusal or a balance query)."""
+        async def answer() -> None:
+            assert self.gateway is not None
+            await self.gateway.answer_card(device.phy_id, event.request_id,
+                                           accept=refusal is None, balance_cents=available)
+        changes.events.append(self._device_event("card.swiped", device.phy_id, now, swiped))
+        changes.after.append(answer)
 
     # --- orders -------------------------------------------------------------------------------
 
@@ -925,18 +970,48 @@ class ChargingService:
                 self._finish_command(open_command.id, CommandStatus.FAILED, now, changes,
                                      reason=f"order {order.session.state.value}")
         record = order.record
-        card_no = record.card_no
-        bills = [e.bill.final_cents for e in events
-                 if isinstance(e, OrderCompleted | OrderException)]
-        if card_no and bills:
-            final = bills[0]
-            changes.write(lambda db: db.debit_card(card_no, final, int(now)))
+        if record.card_no:
+            bills = [e.bill.final_cents for e in events
+                     if isinstance(e, OrderCompleted | OrderException)]
+            self._settle_card(order, record.card_no, bills[0] if bills else 0, now, changes)
         key = (record.device_id, record.socket_no, record.port_no)
         port = self._ports.get(key)
         if port is not None and port.order_no == record.order_no:
             cleared = dataclasses.replace(port, order_no=None, updated_at=int(now))
             self._ports[key] = cleared
             changes.write(lambda db: db.put_port(cleared))
+
+    def _settle_card(self, order: _Order, card_no: str, final: int, now: float,
+                     changes: _Changes) -> None:
+        """Debit the bill from the order's hold on its card and release the rest (an
+        order that never charged releases it all), with the order's own change. A
+        bill the card could not pay raises ``card.debit_failed``, in the same
+        transaction: never silence (issue 12, story 2)."""
+        order_no, phy_id = order.record.order_no, order.device.phy_id
+        deliver = self.config.webhook_url is not None
+        settled: list[CardSettlement | None] = []
+
+        def settle(db: Database) -> None:
+            result = db.settle_card_order(card_no, order_no, final, int(now))
+            settled.append(result)
+            if result is None or result.shortfall_cents:
+                db.append_event(self._device_event("card.debit_failed", phy_id, now, {
+                    "card_no": card_no, "order_no": order_no, "billed_cents": final,
+                    "debited_cents": 0 if result is None else result.debited_cents,
+                    "shortfall_cents": final if result is None else result.shortfall_cents,
+                    "reason": "unknown_card" if result is None else "insufficient_funds"}),
+                    deliver=deliver)
+
+        async def report() -> None:
+            result = settled[0] if settled else None
+            if result is None or result.shortfall_cents:
+                self.metrics.events.labels("card.debit_failed").inc()
+                self.log.error("card debit failed", card_no=card_no, order_no=order_no,
+                               billed_cents=final,
+                               shortfall_cents=final if result is None
+                               else result.shortfall_cents)
+        changes.write(settle)
+        changes.after.append(report)
 
     def _log_order_event(self, order: _Order, event: OrderEvent) -> None:
         if isinstance(event, ChargingStarted):

@@ -16,15 +16,19 @@ from starlette.responses import Response
 from bkvcodec import OrderState, ProtocolFamily
 
 from ..errors import (
+    CardExists,
     CardNotFound,
     CommandNotFound,
     DeviceNotFound,
     EventNotFound,
+    InsufficientBalance,
     OrderNotFound,
     ServiceError,
     Unavailable,
 )
 from ..metrics import CONTENT_TYPE
+from ..storage import CardExists as StoredCardExists
+from ..storage import InsufficientFunds
 from .context import ApiContext
 from .envelope import JSON_MEDIA_TYPE, error_response, success
 from .parse import (
@@ -39,7 +43,9 @@ from .parse import (
     SOCKET_NO_QUERY,
     STATUS_QUERY,
     idempotency_key,
+    parse_adjust,
     parse_card,
+    parse_card_status,
     parse_charge,
     parse_json_object,
     parse_ota,
@@ -55,6 +61,7 @@ from .views import (
     device_summary_view,
     device_view,
     event_view,
+    ledger_entry_view,
     order_view,
     progress_view,
 )
@@ -245,12 +252,45 @@ async def get_order_progress(ctx: ApiContext, call: Call) -> Response:
 
 # --- cards ---------------------------------------------------------------------------------
 
-async def put_card(ctx: ApiContext, call: Call) -> Response:
-    body = parse_card(call.json())
-    card = await ctx.db.put_card(body.card_no, call.now, balance_cents=body.balance_cents,
-                                 status=body.status, charge_mode=body.charge_mode,
-                                 duration=body.duration, energy_wh=body.energy_wh)
-    return call.ok(card_view(card), "card saved")
+async def _once(ctx: ApiContext, call: Call, body: Mapping[str, object],
+                produce: Callable[[], Awaitable[Response]]) -> Response:
+    """Run a state-changing request at most once per ``Idempotency-Key`` (api.md §11.1):
+    a repeat gets the first answer, a definite refusal included."""
+    idem_key = idempotency_key(call.request.headers)
+    if idem_key is None or call.key is None:
+        return await produce()
+
+    async def answer() -> Response:
+        try:
+            return await produce()
+        except ServiceError as err:
+            if err.status >= 500:
+                raise
+            return call.error(err)
+
+    fingerprint = request_fingerprint(call.request.url.path, body)
+    return await ctx.idempotency.run(call.key.name, idem_key, fingerprint, call.now, answer)
+
+
+def _key_name(call: Call) -> str | None:
+    return None if call.key is None else call.key.name
+
+
+async def create_card(ctx: ApiContext, call: Call) -> Response:
+    raw = call.json()
+    body = parse_card(raw)
+
+    async def produce() -> Response:
+        try:
+            card = await ctx.db.create_card(
+                body.card_no, call.now, balance_cents=body.balance_cents, status=body.status,
+                charge_mode=body.charge_mode, duration=body.duration,
+                energy_wh=body.energy_wh, key_name=_key_name(call))
+        except StoredCardExists as err:
+            raise CardExists(err.card_no) from None
+        return call.ok(card_view(card), "card created")
+
+    return await _once(ctx, call, raw, produce)
 
 
 async def get_card(ctx: ApiContext, call: Call) -> Response:
@@ -261,13 +301,64 @@ async def get_card(ctx: ApiContext, call: Call) -> Response:
     return call.ok(card_view(card))
 
 
+async def list_card_ledger(ctx: ApiContext, call: Call) -> Response:
+    card_no = call.path("card_no")
+    if await ctx.db.get_card(card_no) is None:
+        raise CardNotFound(card_no)
+    page = await ctx.db.list_card_ledger(card_no, limit=_limit(call),
+                                         cursor=CURSOR_QUERY.parse(call.query))
+    return call.ok({"items": [ledger_entry_view(e) for e in page.items],
+                    "next_cursor": page.next_cursor})
+
+
 async def top_up_card(ctx: ApiContext, call: Call) -> Response:
     card_no = call.path("card_no")
-    amount = parse_topup(call.json())
-    card = await ctx.db.top_up_card(card_no, amount, call.now)
-    if card is None:
-        raise CardNotFound(card_no)
-    return call.ok(card_view(card), "card topped up")
+    raw = call.json()
+    body = parse_topup(raw)
+
+    async def produce() -> Response:
+        card = await ctx.db.top_up_card(card_no, body.amount_cents, call.now,
+                                        key_name=_key_name(call), reason=body.reason,
+                                        idem_key=idempotency_key(call.request.headers))
+        if card is None:
+            raise CardNotFound(card_no)
+        return call.ok(card_view(card), "card topped up")
+
+    return await _once(ctx, call, raw, produce)
+
+
+async def adjust_card(ctx: ApiContext, call: Call) -> Response:
+    card_no = call.path("card_no")
+    raw = call.json()
+    body = parse_adjust(raw)
+
+    async def produce() -> Response:
+        try:
+            card = await ctx.db.adjust_card(card_no, body.amount_cents, call.now,
+                                            reason=body.reason or "", key_name=_key_name(call),
+                                            idem_key=idempotency_key(call.request.headers))
+        except InsufficientFunds as err:
+            raise InsufficientBalance(err.card_no, err.requested_cents,
+                                      err.available_cents or 0) from None
+        if card is None:
+            raise CardNotFound(card_no)
+        return call.ok(card_view(card), "card adjusted")
+
+    return await _once(ctx, call, raw, produce)
+
+
+async def set_card_status(ctx: ApiContext, call: Call) -> Response:
+    card_no = call.path("card_no")
+    raw = call.json()
+    status = parse_card_status(raw)
+
+    async def produce() -> Response:
+        card = await ctx.db.set_card_status(card_no, status, call.now)
+        if card is None:
+            raise CardNotFound(card_no)
+        return call.ok(card_view(card), f"card {status.value}")
+
+    return await _once(ctx, call, raw, produce)
 
 
 # --- events --------------------------------------------------------------------------------
@@ -325,6 +416,7 @@ HANDLERS: Mapping[str, Handler] = {
     fn.__name__: fn for fn in (
         start_charge, stop_charge, set_params, query_params, start_ota, get_command,
         get_device, list_devices, get_order, list_orders, get_order_progress,
-        put_card, get_card, top_up_card, list_events, redeliver_event,
+        create_card, get_card, list_card_ledger, top_up_card, adjust_card, set_card_status,
+        list_events, redeliver_event,
         healthz, readyz, metrics, openapi)
 }

@@ -16,7 +16,9 @@ from .envelope import REQUEST_ID_HEADER
 from .fields import BodySpec
 from .idempotency import IDEMPOTENCY_REPLAYED_HEADER
 from .parse import (
+    ADJUST_BODY,
     CARD_BODY,
+    CARD_STATUS_BODY,
     CHARGE_BODY,
     FIRMWARE_OTA_BODY,
     FTP_OTA_BODY,
@@ -144,11 +146,22 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "result": {"description": "The device's answer (parameter queries), or null."},
         "attempts": _t("int"), "order_no": _t("str?"), "created_at": _t("int"),
         "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int")}),
-    "Card": _object("A card of the registry (api.md §10.8).", {
+    "Card": _object("A card of the registry (api.md §10.8, §11.1).", {
         "card_no": _t("str"), "balance_cents": _t("int"), "balance": _t("num", "Yuan."),
+        "held_cents": _t("int", "Reserved by open card orders (their holds)."),
+        "available_cents": _t("int", "balance_cents − held_cents: what a swipe may be "
+                                     "authorised for."),
         "status": {"type": "string", "enum": ["active", "blocked"]},
         "charge_mode": _t("int?"), "duration": _t("int?"), "energy_wh": _t("int?"),
         "created_at": _t("int"), "updated_at": _t("int")}),
+    "LedgerEntry": _object("An append-only entry of a card's ledger (api.md §11.1).", {
+        "entry_id": _t("int", "Increasing; the ledger's order."),
+        "kind": {"type": "string", "enum": ["topup", "hold", "release", "debit", "adjust"]},
+        "amount_cents": _t("int", "Positive; signed for adjust."),
+        "order_no": _t("str?", "The order of a hold, release or debit."),
+        "key_name": _t("str?", "The API key that asked (null for swipes and settlements)."),
+        "reason": _t("str?"), "created_at": _t("int")}),
+    "LedgerPage": _page("One page of a card's ledger, oldest entry first.", "LedgerEntry"),
     "Event": _object("A recorded event in the webhook envelope's shape (api.md §6.4).", {
         "seq": _t("int", "Position in the outbox."), "event_id": _t("str"),
         "event_type": _t("str"), "device_phy_id": _t("str?"), "order_no": _t("str?"),
@@ -172,6 +185,7 @@ _ERROR_ENVELOPE = _object("An error (api.md §6): code = the HTTP status.", {
     "error": _t("str", "Machine code: invalid_argument, unauthorized, not_found, "
                        "device_not_found, order_not_found, command_not_found, "
                        "event_not_found, card_not_found, method_not_allowed, port_busy, "
+                       "card_exists, insufficient_balance, "
                        "payload_too_large, port_fault, device_rejected, "
                        "idempotency_key_reused, rate_limited, internal, unavailable."),
     "data": {"type": ["object", "null"],
@@ -179,14 +193,16 @@ _ERROR_ENVELOPE = _object("An error (api.md §6): code = the HTTP status.", {
     "request_id": _t("str"), "timestamp": _t("int")})
 
 _BODIES: tuple[BodySpec, ...] = (CHARGE_BODY, POWER_TIER_BODY, STOP_BODY, PARAMS_BODY,
-                                 FTP_OTA_BODY, FIRMWARE_OTA_BODY, CARD_BODY, TOPUP_BODY)
+                                 FTP_OTA_BODY, FIRMWARE_OTA_BODY, CARD_BODY, TOPUP_BODY,
+                                 ADJUST_BODY, CARD_STATUS_BODY)
 
 _ERROR_TEXT: Mapping[int, str] = {
     400: "invalid_argument: a field is missing, mistyped or out of range (data.field).",
     401: "unauthorized: missing or unknown X-Api-Key, or a bad signature (data.reason).",
     404: "Not found (device_not_found, order_not_found, …).",
     405: "method_not_allowed.",
-    409: "port_busy (data: current_order, port_no, status).",
+    409: "port_busy (data: current_order, port_no, status); card_exists; "
+         "insufficient_balance (data: requested_cents, available_cents).",
     413: "payload_too_large: the body is over max_body_bytes (64 KiB).",
     422: "port_fault, device_rejected or idempotency_key_reused.",
     429: "rate_limited: per-key or per-device limit (data.scope); see Retry-After.",

@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 __all__ = [
+    "ADJUST_BODY",
     "AFTER_QUERY",
     "CARD_BODY",
+    "CARD_STATUS_BODY",
     "CHARGE_BODY",
     "CREATED_FROM_QUERY",
     "CREATED_TO_QUERY",
@@ -69,11 +71,14 @@ __all__ = [
     "STATUS_QUERY",
     "STOP_BODY",
     "TOPUP_BODY",
+    "BalanceChange",
     "CardBody",
     "ParamsBody",
     "check_path_id",
     "idempotency_key",
+    "parse_adjust",
     "parse_card",
+    "parse_card_status",
     "parse_charge",
     "parse_json_object",
     "parse_ota",
@@ -187,13 +192,27 @@ _CARD_STATUS = ChoiceField("status", tuple(_STATUSES), "Default active.")
 _CARD_MODE = IntField("charge_mode", 1, 4, "Charge mode a swipe starts (default: server's).")
 _CARD_DURATION = IntField("duration", 1, MAX_DURATION_S, "Seconds, for charge_mode 1.")
 _CARD_ENERGY = IntField("energy_wh", 1, MAX_ENERGY_WH, "Wh, for charge_mode 2.")
-CARD_BODY = BodySpec("CardRequest", "POST /cards: create or replace a card (api.md §10.8).",
+CARD_BODY = BodySpec("CardRequest", "POST /cards: register a new card (api.md §10.8, §11.1); "
+                     "a positive balance_cents is its first top-up.",
                      (_CARD_KEY, _BALANCE, _CARD_STATUS, _CARD_MODE, _CARD_DURATION,
                       _CARD_ENERGY), required=("card_no", "balance_cents"))
 
 _TOPUP_AMOUNT = IntField("amount_cents", 1, MAX_CENTS, "Cents added to the balance.")
-TOPUP_BODY = BodySpec("TopUpRequest", "POST /cards/{card_no}/topup.", (_TOPUP_AMOUNT,),
-                      required=("amount_cents",))
+_TOPUP_REASON = StrField("reason", 200, "Words kept in the ledger entry (e.g. a receipt).")
+TOPUP_BODY = BodySpec("TopUpRequest", "POST /cards/{card_no}/topup.",
+                      (_TOPUP_AMOUNT, _TOPUP_REASON), required=("amount_cents",))
+
+_ADJUST_AMOUNT = IntField("amount_cents", -MAX_CENTS, MAX_CENTS,
+                          "Signed correction in cents, not 0; a decrease may take only what "
+                          "is available (the balance less what open orders hold).")
+_ADJUST_REASON = StrField("reason", 200, "Why the balance is corrected (kept in the ledger).")
+ADJUST_BODY = BodySpec("AdjustRequest", "POST /cards/{card_no}/adjust.",
+                       (_ADJUST_AMOUNT, _ADJUST_REASON), required=("amount_cents", "reason"))
+
+_NEW_CARD_STATUS = ChoiceField("status", tuple(_STATUSES), "blocked cards are refused at "
+                               "the device; open orders run to their end.")
+CARD_STATUS_BODY = BodySpec("CardStatusRequest", "POST /cards/{card_no}/status.",
+                            (_NEW_CARD_STATUS,), required=("status",))
 
 
 # --- reading the body ----------------------------------------------------------------------
@@ -394,13 +413,50 @@ def parse_card(body: Mapping[str, object]) -> CardBody:
                     duration=_CARD_DURATION.take(body), energy_wh=_CARD_ENERGY.take(body))
 
 
-def parse_topup(body: Mapping[str, object]) -> int:
-    """``POST /cards/{card_no}/topup`` → the amount in cents.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BalanceChange:
+    """``POST /cards/{card_no}/topup`` or ``…/adjust``, validated."""
+
+    amount_cents: int
+    reason: str | None
+
+
+def parse_topup(body: Mapping[str, object]) -> BalanceChange:
+    """``POST /cards/{card_no}/topup`` → the amount in cents and the reason, if any.
 
     Raises:
         InvalidArgument: ``amount_cents`` is missing or not a positive integer.
     """
-    return _TOPUP_AMOUNT.require(body)
+    return BalanceChange(amount_cents=_TOPUP_AMOUNT.require(body),
+                         reason=_TOPUP_REASON.take(body))
+
+
+def parse_adjust(body: Mapping[str, object]) -> BalanceChange:
+    """``POST /cards/{card_no}/adjust`` → a signed, non-zero amount and its reason.
+
+    Raises:
+        InvalidArgument: A field is missing or out of range, the amount is 0, or
+            the reason is blank.
+    """
+    amount = _ADJUST_AMOUNT.require(body)
+    if amount == 0:
+        invalid(_ADJUST_AMOUNT.name, "must not be 0")
+    reason = _ADJUST_REASON.require(body)
+    if not reason.strip():
+        invalid(_ADJUST_REASON.name, "must not be blank")
+    return BalanceChange(amount_cents=amount, reason=reason)
+
+
+def parse_card_status(body: Mapping[str, object]) -> CardStatus:
+    """``POST /cards/{card_no}/status`` → the new status.
+
+    Raises:
+        InvalidArgument: ``status`` is missing or not ``active``/``blocked``.
+    """
+    status = _NEW_CARD_STATUS.take(body)
+    if status is None:
+        invalid(_NEW_CARD_STATUS.name, "is required")
+    return _STATUSES[status]
 
 
 # --- query parameters ----------------------------------------------------------------------

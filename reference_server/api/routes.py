@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from .fields import BodySpec, QuerySpec
 from .parse import (
+    ADJUST_BODY,
     AFTER_QUERY,
     CARD_BODY,
+    CARD_STATUS_BODY,
     CHARGE_BODY,
     CREATED_FROM_QUERY,
     CREATED_TO_QUERY,
@@ -151,14 +153,33 @@ ROUTES: tuple[RouteSpec, ...] = (
               summary="An order's progress samples", tag="orders", data="Progress",
               errors=(404,)),
     # --- cards ---
-    RouteSpec(name="put_card", method="POST", path=f"{_P}/cards",
-              summary="Create or replace a card", tag="cards", bodies=(CARD_BODY,),
-              data="Card"),
+    RouteSpec(name="create_card", method="POST", path=f"{_P}/cards",
+              summary="Register a card", tag="cards", idempotent=True, bodies=(CARD_BODY,),
+              data="Card", errors=(409,),
+              description="409 card_exists when the card is registered already: its balance "
+                          "changes only through /topup and /adjust, each a ledger entry."),
     RouteSpec(name="get_card", method="GET", path=f"{_P}/cards/{{card_no}}",
-              summary="A card", tag="cards", data="Card", errors=(404,)),
+              summary="A card: balance, held and available cents", tag="cards", data="Card",
+              errors=(404,)),
+    RouteSpec(name="list_card_ledger", method="GET", path=f"{_P}/cards/{{card_no}}/ledger",
+              summary="A card's ledger, oldest entry first", tag="cards", query=_PAGE,
+              data="LedgerPage", errors=(404,),
+              description="Append-only entries: topup, adjust, and per card order a hold at "
+                          "the swipe, then a debit of the bill and a release of the rest."),
     RouteSpec(name="top_up_card", method="POST", path=f"{_P}/cards/{{card_no}}/topup",
-              summary="Add to a card's balance", tag="cards", bodies=(TOPUP_BODY,),
-              data="Card", errors=(404,)),
+              summary="Add to a card's balance", tag="cards", idempotent=True,
+              bodies=(TOPUP_BODY,), data="Card", errors=(404,),
+              description="A repeat with the same Idempotency-Key credits once (api.md "
+                          "§11.1)."),
+    RouteSpec(name="adjust_card", method="POST", path=f"{_P}/cards/{{card_no}}/adjust",
+              summary="Correct a card's balance, with a reason", tag="cards", idempotent=True,
+              bodies=(ADJUST_BODY,), data="Card", errors=(404, 409),
+              description="amount_cents is signed. A decrease beyond the available cents "
+                          "(the balance less what open orders hold) is 409 "
+                          "insufficient_balance."),
+    RouteSpec(name="set_card_status", method="POST", path=f"{_P}/cards/{{card_no}}/status",
+              summary="Block or unblock a card", tag="cards", idempotent=True,
+              bodies=(CARD_STATUS_BODY,), data="Card", errors=(404,)),
     # --- events ---
     RouteSpec(name="list_events", method="GET", path=f"{_P}/events",
               summary="Recorded events in order (pull or replay)", tag="events",

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from ..requests import ChargeResult
     from ..storage import (
+        CardLedgerEntry,
         CardRecord,
         CommandRecord,
         DeviceRecord,
@@ -28,8 +29,18 @@ if TYPE_CHECKING:
         ProgressSample,
     )
 
-__all__ = ["card_view", "charge_result_view", "command_view", "device_summary_view",
-           "device_view", "event_view", "order_view", "port_view", "progress_view"]
+__all__ = [
+    "card_view",
+    "charge_result_view",
+    "command_view",
+    "device_summary_view",
+    "device_view",
+    "event_view",
+    "ledger_entry_view",
+    "order_view",
+    "port_view",
+    "progress_view",
+]
 
 
 def device_summary_view(device: DeviceRecord) -> dict[str, object]:
@@ -186,15 +197,30 @@ def event_view(event: EventRecord) -> dict[str, object]:
 
 
 def card_view(card: CardRecord) -> dict[str, object]:
-    """A card of the registry (api.md §10.8)."""
+    """A card of the registry (api.md §10.8, §11.1)."""
     return {
         "card_no": card.card_no,
         "balance_cents": card.balance_cents,
         "balance": yuan(card.balance_cents),
+        "held_cents": card.held_cents,
+        "available_cents": card.available_cents,
         "status": card.status.value,
         "charge_mode": None if card.charge_mode is None else int(card.charge_mode),
         "duration": card.duration,
         "energy_wh": card.energy_wh,
         "created_at": card.created_at,
         "updated_at": card.updated_at,
+    }
+
+
+def ledger_entry_view(entry: CardLedgerEntry) -> dict[str, object]:
+    """One entry of a card's ledger (api.md §11.1)."""
+    return {
+        "entry_id": entry.entry_id,
+        "kind": entry.kind.value,
+        "amount_cents": entry.amount_cents,
+        "order_no": entry.order_no,
+        "key_name": entry.key_name,
+        "reason": entry.reason,
+        "created_at": entry.created_at,
     }

@@ -15,12 +15,22 @@ both create the file, switch it to WAL and migrate it.
 from __future__ import annotations
 
 from ._async import AsyncDatabase
-from ._database import MIN_SQLITE_VERSION, Database, format_order_no
-from ._errors import ActiveOrderExists, DuplicateOrderNo, InvalidPage, SchemaTooNew, StorageError
+from ._database import MIN_SQLITE_VERSION, Database, card_key, format_order_no
+from ._errors import (
+    ActiveOrderExists,
+    CardExists,
+    DuplicateOrderNo,
+    InsufficientFunds,
+    InvalidPage,
+    SchemaTooNew,
+    StorageError,
+)
 from ._paging import DEFAULT_LIMIT, MAX_LIMIT, Page, decode_cursor, encode_cursor
 from ._records import (
     OPEN_ORDER_STATES,
+    CardLedgerEntry,
     CardRecord,
+    CardSettlement,
     CardStatus,
     CmdLogEntry,
     CmdLogRecord,
@@ -32,6 +42,7 @@ from ._records import (
     DeviceTouch,
     EventRecord,
     IdempotencyRecord,
+    LedgerKind,
     NewCommand,
     NewEvent,
     NewOrder,
@@ -53,7 +64,10 @@ __all__ = [
     "OPEN_ORDER_STATES",
     "ActiveOrderExists",
     "AsyncDatabase",
+    "CardExists",
+    "CardLedgerEntry",
     "CardRecord",
+    "CardSettlement",
     "CardStatus",
     "CmdLogEntry",
     "CmdLogRecord",
@@ -67,7 +81,9 @@ __all__ = [
     "DuplicateOrderNo",
     "EventRecord",
     "IdempotencyRecord",
+    "InsufficientFunds",
     "InvalidPage",
+    "LedgerKind",
     "Migration",
     "NewCommand",
     "NewEvent",
@@ -79,6 +95,7 @@ __all__ = [
     "SchemaTooNew",
     "StorageError",
     "StorageStatistics",
+    "card_key",
     "decode_cursor",
     "dump_json",
     "encode_cursor",

@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 
     from ._paging import Page
     from ._records import (
+        CardLedgerEntry,
         CardRecord,
+        CardSettlement,
         CmdLogEntry,
         CmdLogRecord,
         CommandRecord,
@@ -454,26 +456,48 @@ class AsyncDatabase:
         """Queue one event for delivery again, due at *now*, attempts reset."""
         return await self.run(Database.redeliver, event_id, now)
 
-    async def put_card(self, card_no: str, now: int, *, balance_cents: int,
-                       status: CardStatus = CardStatus.ACTIVE,
-                       charge_mode: ChargeMode | None = None, duration: int | None = None,
-                       energy_wh: int | None = None) -> CardRecord:
-        """Create or replace a card (``POST /cards``); ``created_at`` is kept."""
-        return await self.run(Database.put_card, card_no, now, balance_cents=balance_cents,
+    async def create_card(self, card_no: str, now: int, *, balance_cents: int = 0,
+                          status: CardStatus = CardStatus.ACTIVE,
+                          charge_mode: ChargeMode | None = None, duration: int | None = None,
+                          energy_wh: int | None = None,
+                          key_name: str | None = None) -> CardRecord:
+        """Register a new card (``POST /cards``); raises ``CardExists`` for a known one."""
+        return await self.run(Database.create_card, card_no, now, balance_cents=balance_cents,
                               status=status, charge_mode=charge_mode, duration=duration,
-                              energy_wh=energy_wh)
+                              energy_wh=energy_wh, key_name=key_name)
 
     async def get_card(self, card_no: str) -> CardRecord | None:
         """The card, or None."""
         return await self.run(Database.get_card, card_no)
 
-    async def top_up_card(self, card_no: str, amount_cents: int, now: int) -> CardRecord | None:
-        """Add to a card's balance. Returns the card, or None if it does not exist."""
-        return await self.run(Database.top_up_card, card_no, amount_cents, now)
+    async def top_up_card(self, card_no: str, amount_cents: int, now: int, *,
+                          key_name: str | None = None, reason: str | None = None,
+                          idem_key: str | None = None) -> CardRecord | None:
+        """Add to a card's balance (a ``topup`` entry). None if it does not exist."""
+        return await self.run(Database.top_up_card, card_no, amount_cents, now,
+                              key_name=key_name, reason=reason, idem_key=idem_key)
 
-    async def debit_card(self, card_no: str, amount_cents: int, now: int) -> CardRecord | None:
-        """Take *amount_cents* from a card, atomically; the balance never goes negative."""
-        return await self.run(Database.debit_card, card_no, amount_cents, now)
+    async def adjust_card(self, card_no: str, amount_cents: int, now: int, *, reason: str,
+                          key_name: str | None = None,
+                          idem_key: str | None = None) -> CardRecord | None:
+        """Correct a card's balance (an ``adjust`` entry). None if it does not exist."""
+        return await self.run(Database.adjust_card, card_no, amount_cents, now,
+                              reason=reason, key_name=key_name, idem_key=idem_key)
+
+    async def hold_card(self, card_no: str, order_no: str, amount_cents: int,
+                        now: int) -> CardRecord:
+        """Reserve available money of the card for an order (a ``hold`` entry)."""
+        return await self.run(Database.hold_card, card_no, order_no, amount_cents, now)
+
+    async def settle_card_order(self, card_no: str, order_no: str, final_cents: int,
+                                now: int) -> CardSettlement | None:
+        """Debit an ended order's bill from its hold and release the rest."""
+        return await self.run(Database.settle_card_order, card_no, order_no, final_cents, now)
+
+    async def list_card_ledger(self, card_no: str, *, limit: int = DEFAULT_LIMIT,
+                               cursor: str | None = None) -> Page[CardLedgerEntry]:
+        """A card's ledger, oldest entry first."""
+        return await self.run(Database.list_card_ledger, card_no, limit=limit, cursor=cursor)
 
     async def set_card_status(self, card_no: str, status: CardStatus,
                               now: int) -> CardRecord | None:

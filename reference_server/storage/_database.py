@@ -31,10 +31,18 @@ from typing import TypeVar
 from bkvcodec import ChargeMode, Direction, EndReason, OrderState, PortState, ProtocolFamily
 
 from . import _sql as sql
-from ._errors import ActiveOrderExists, DuplicateOrderNo, StorageError
+from ._errors import (
+    ActiveOrderExists,
+    CardExists,
+    DuplicateOrderNo,
+    InsufficientFunds,
+    StorageError,
+)
 from ._paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from ._records import (
+    CardLedgerEntry,
     CardRecord,
+    CardSettlement,
     CardStatus,
     CmdLogEntry,
     CmdLogRecord,
@@ -46,6 +54,7 @@ from ._records import (
     DeviceTouch,
     EventRecord,
     IdempotencyRecord,
+    LedgerKind,
     NewCommand,
     NewEvent,
     NewOrder,
@@ -147,6 +156,12 @@ def _card(row: sqlite3.Row) -> CardRecord:
     values.update(status=CardStatus(row["status"]),
                   charge_mode=None if mode is None else ChargeMode(mode))
     return CardRecord(**values)
+
+
+def _ledger_entry(row: sqlite3.Row) -> CardLedgerEntry:
+    values = dict(zip(row.keys(), row, strict=True))
+    values.update(kind=LedgerKind(row["kind"]))
+    return CardLedgerEntry(**values)
 
 
 def _idempotency(row: sqlite3.Row) -> IdempotencyRecord:
@@ -813,23 +828,31 @@ class Database:
 
     # --- cards -----------------------------------------------------------------------------
 
-    def put_card(self, card_no: str, now: int, *, balance_cents: int,
-                 status: CardStatus = CardStatus.ACTIVE, charge_mode: ChargeMode | None = None,
-                 duration: int | None = None, energy_wh: int | None = None) -> CardRecord:
-        """Create or replace a card (``POST /cards``); ``created_at`` is kept.
+    def create_card(self, card_no: str, now: int, *, balance_cents: int = 0,
+                    status: CardStatus = CardStatus.ACTIVE,
+                    charge_mode: ChargeMode | None = None, duration: int | None = None,
+                    energy_wh: int | None = None, key_name: str | None = None) -> CardRecord:
+        """Register a new card (``POST /cards``); a positive opening balance is its
+        first ledger entry (``topup``).
 
         Raises:
+            CardExists: The card is registered already (nothing changes).
             ValueError: A negative balance.
         """
         if balance_cents < 0:
             raise ValueError("balance_cents must not be negative")
+        key = card_key(card_no)
         with self.transaction():
-            self._conn.execute(sql.UPSERT_CARD, {
-                "card_no": card_key(card_no), "balance_cents": balance_cents,
-                "status": status.value,
+            cur = self._conn.execute(sql.INSERT_CARD, {
+                "card_no": key, "balance_cents": balance_cents, "status": status.value,
                 "charge_mode": None if charge_mode is None else int(charge_mode),
                 "duration": duration, "energy_wh": energy_wh, "now": now})
-            card = self.get_card(card_no)
+            if cur.rowcount == 0:
+                raise CardExists(key)
+            if balance_cents > 0:
+                self._ledger(key, LedgerKind.TOPUP, balance_cents, now, key_name=key_name,
+                             reason="opening balance")
+            card = self.get_card(key)
         assert card is not None
         return card
 
@@ -838,36 +861,159 @@ class Database:
         row = self._conn.execute(sql.SELECT_CARD, (card_key(card_no),)).fetchone()
         return None if row is None else _card(row)
 
-    def top_up_card(self, card_no: str, amount_cents: int, now: int) -> CardRecord | None:
-        """Add to a card's balance. Returns the card, or None if it does not exist.
+    def top_up_card(self, card_no: str, amount_cents: int, now: int, *,
+                    key_name: str | None = None, reason: str | None = None,
+                    idem_key: str | None = None) -> CardRecord | None:
+        """Add to a card's balance (a ``topup`` entry).
+
+        A top-up of the same amount under an *idem_key* its *key_name* used for
+        one before on this card credits nothing more: the card is returned as it
+        is (the API's stored answer may have been lost or expired).
+
+        Returns:
+            The card, or None if it does not exist.
 
         Raises:
             ValueError: *amount_cents* is not positive.
         """
         if amount_cents <= 0:
             raise ValueError("a top-up must be positive")
-        with self.transaction():
-            self._conn.execute(sql.TOP_UP_CARD,
-                               {"card_no": card_key(card_no), "amount": amount_cents, "now": now})
-            return self.get_card(card_no)
+        return self._change_balance(card_no, LedgerKind.TOPUP, amount_cents, now,
+                                    key_name=key_name, reason=reason, idem_key=idem_key)
 
-    def debit_card(self, card_no: str, amount_cents: int, now: int) -> CardRecord | None:
-        """Take *amount_cents* from a card, atomically; the balance never goes negative.
+    def adjust_card(self, card_no: str, amount_cents: int, now: int, *, reason: str,
+                    key_name: str | None = None,
+                    idem_key: str | None = None) -> CardRecord | None:
+        """Correct a card's balance by a signed amount (an ``adjust`` entry).
+
+        A decrease may take only what is available: the balance never falls below
+        what open orders hold. An *idem_key* makes a repeat a no-op, as for
+        :meth:`top_up_card`.
 
         Returns:
-            The card after the debit, or None if the card does not exist or its
-            balance is less than the amount (nothing is taken).
+            The card, or None if it does not exist.
 
         Raises:
-            ValueError: *amount_cents* is negative.
+            InsufficientFunds: A decrease beyond the available amount.
+            ValueError: A zero amount or an empty reason.
         """
-        if amount_cents < 0:
-            raise ValueError("a debit must not be negative")
+        if amount_cents == 0:
+            raise ValueError("an adjustment must not be zero")
+        if not reason.strip():
+            raise ValueError("an adjustment needs a reason")
+        return self._change_balance(card_no, LedgerKind.ADJUST, amount_cents, now,
+                                    key_name=key_name, reason=reason, idem_key=idem_key)
+
+    def hold_card(self, card_no: str, order_no: str, amount_cents: int,
+                  now: int) -> CardRecord:
+        """Reserve *amount_cents* of the card's available money for *order_no* (a
+        ``hold`` entry); call it in the transaction that creates the order.
+
+        Raises:
+            InsufficientFunds: Less is available (or the card does not exist);
+                nothing is held.
+            ValueError: *amount_cents* is not positive.
+        """
+        if amount_cents <= 0:
+            raise ValueError("a hold must be positive")
+        key = card_key(card_no)
         with self.transaction():
-            cur = self._conn.execute(sql.DEBIT_CARD,
-                                     {"card_no": card_key(card_no), "amount": amount_cents,
-                                      "now": now})
-            return self.get_card(card_no) if cur.rowcount == 1 else None
+            cur = self._conn.execute(sql.CARD_HOLD,
+                                     {"card_no": key, "amount": amount_cents, "now": now})
+            if cur.rowcount == 0:
+                card = self.get_card(key)
+                raise InsufficientFunds(key, amount_cents,
+                                        None if card is None else card.available_cents)
+            self._ledger(key, LedgerKind.HOLD, amount_cents, now, order_no=order_no)
+            card = self.get_card(key)
+        assert card is not None
+        return card
+
+    def settle_card_order(self, card_no: str, order_no: str, final_cents: int,
+                          now: int) -> CardSettlement | None:
+        """Settle an ended order against its hold: ``debit`` the bill, ``release``
+        the rest of the hold (a bill of 0, for an order that never charged,
+        releases it all). Once per order; a second call writes nothing.
+
+        A bill above the order's hold (an order from before holds existed) is
+        covered from what the card has available; what remains uncovered is
+        reported as ``shortfall_cents``, never taken below zero.
+
+        Returns:
+            What was done, or None if the card does not exist.
+
+        Raises:
+            ValueError: A negative bill.
+        """
+        if final_cents < 0:
+            raise ValueError("a bill must not be negative")
+        key = card_key(card_no)
+        with self.transaction():
+            card = self.get_card(key)
+            if card is None:
+                return None
+            totals = {row["kind"]: int(row["total"]) for row in
+                      self._conn.execute(sql.SELECT_ORDER_LEDGER, (key, order_no))}
+            held = totals.get("hold", 0) - totals.get("debit", 0) - totals.get("release", 0)
+            if "debit" in totals or "release" in totals:
+                return CardSettlement(billed_cents=final_cents, held_cents=held,
+                                      debited_cents=0, released_cents=0, shortfall_cents=0,
+                                      already_settled=True)
+            extra = max(0, min(final_cents - held, card.available_cents))
+            if extra:
+                self.hold_card(key, order_no, extra, now)
+            debit = min(final_cents, held + extra)
+            release = held + extra - debit
+            if debit:
+                self._ledger(key, LedgerKind.DEBIT, debit, now, order_no=order_no)
+            if release:
+                self._ledger(key, LedgerKind.RELEASE, release, now, order_no=order_no)
+            self._conn.execute(sql.CARD_SETTLE, {"card_no": key, "debit": debit,
+                                                 "release": release, "now": now})
+        return CardSettlement(billed_cents=final_cents, held_cents=held, debited_cents=debit,
+                              released_cents=release, shortfall_cents=final_cents - debit)
+
+    def list_card_ledger(self, card_no: str, *, limit: int = DEFAULT_LIMIT,
+                         cursor: str | None = None) -> Page[CardLedgerEntry]:
+        """A card's ledger, oldest entry first (api.md §10.7 paging).
+
+        Raises:
+            InvalidPage: A bad *limit* or *cursor*.
+        """
+        check_limit(limit)
+        after = 0 if cursor is None else decode_cursor("card_ledger", cursor)
+        rows = [_ledger_entry(r) for r in self._conn.execute(sql.SELECT_LEDGER_PAGE, {
+            "card_no": card_key(card_no), "after": after, "limit": limit + 1})]
+        return _page(rows, limit, "card_ledger", lambda e: e.entry_id)
+
+    def _change_balance(self, card_no: str, kind: LedgerKind, amount_cents: int, now: int, *,
+                        key_name: str | None, reason: str | None,
+                        idem_key: str | None) -> CardRecord | None:
+        key = card_key(card_no)
+        with self.transaction():
+            if idem_key is not None and key_name is not None and self._conn.execute(
+                    sql.SELECT_LEDGER_REPEAT, {"card_no": key, "key_name": key_name,
+                                               "idem_key": idem_key, "kind": kind.value,
+                                               "amount": amount_cents}).fetchone():
+                return self.get_card(key)
+            cur = self._conn.execute(sql.CARD_BALANCE_ADD,
+                                     {"card_no": key, "amount": amount_cents, "now": now})
+            if cur.rowcount == 0:
+                card = self.get_card(key)
+                if card is None:
+                    return None
+                raise InsufficientFunds(key, -amount_cents, card.available_cents)
+            self._ledger(key, kind, amount_cents, now, key_name=key_name, reason=reason,
+                         idem_key=idem_key)
+            return self.get_card(key)
+
+    def _ledger(self, card_no: str, kind: LedgerKind, amount_cents: int, now: int, *,
+                order_no: str | None = None, key_name: str | None = None,
+                reason: str | None = None, idem_key: str | None = None) -> None:
+        self._conn.execute(sql.INSERT_LEDGER, {
+            "card_no": card_no, "kind": kind.value, "amount": amount_cents,
+            "order_no": order_no, "key_name": key_name, "reason": reason,
+            "idem_key": idem_key, "now": now})
 
     def set_card_status(self, card_no: str, status: CardStatus, now: int) -> CardRecord | None:
         """Block or unblock a card. Returns the card, or None if it does not exist."""

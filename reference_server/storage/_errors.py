@@ -3,8 +3,8 @@
 # field); anything else from sqlite3 is a bug or a broken disk and propagates as is.
 from __future__ import annotations
 
-__all__ = ["ActiveOrderExists", "DuplicateOrderNo", "InvalidPage", "SchemaTooNew",
-           "StorageError"]
+__all__ = ["ActiveOrderExists", "CardExists", "DuplicateOrderNo", "InsufficientFunds",
+           "InvalidPage", "SchemaTooNew", "StorageError"]
 
 
 class StorageError(Exception):
@@ -60,3 +60,34 @@ class DuplicateOrderNo(StorageError):
     def __init__(self, order_no: str) -> None:
         super().__init__(f"order {order_no} already exists")
         self.order_no = order_no
+
+
+class CardExists(StorageError):
+    """A card with this number is already registered (``POST /cards``: 409).
+
+    Attributes:
+        card_no: The number.
+    """
+
+    def __init__(self, card_no: str) -> None:
+        super().__init__(f"card {card_no} already exists")
+        self.card_no = card_no
+
+
+class InsufficientFunds(StorageError):
+    """A hold or a negative adjustment asks for more than the card has available
+    (its balance less what open orders hold). Nothing was written.
+
+    Attributes:
+        card_no: The card.
+        requested_cents: What was asked for.
+        available_cents: What the card had available (None: no such card).
+    """
+
+    def __init__(self, card_no: str, requested_cents: int,
+                 available_cents: int | None) -> None:
+        super().__init__(f"card {card_no}: {requested_cents} cents asked for, "
+                         f"{available_cents} available")
+        self.card_no = card_no
+        self.requested_cents = requested_cents
+        self.available_cents = available_cents

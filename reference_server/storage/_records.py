@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OPEN_ORDER_STATES",
+    "CardLedgerEntry",
     "CardRecord",
+    "CardSettlement",
     "CardStatus",
     "CmdLogEntry",
     "CmdLogRecord",
@@ -36,6 +38,7 @@ __all__ = [
     "DeviceTouch",
     "EventRecord",
     "IdempotencyRecord",
+    "LedgerKind",
     "NewCommand",
     "NewEvent",
     "NewOrder",
@@ -395,17 +398,80 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardRecord:
-    """A ``cards`` row (api.md §10.8): balance in cents, never negative; the charge
-    settings a swipe starts with (None: the server's default)."""
+    """A ``cards`` row (api.md §10.8, §11.1): balance in cents, never negative, of
+    which ``held_cents`` are reserved by open card orders; the charge settings a
+    swipe starts with (None: the server's default). Both sums follow the card's
+    ledger (:class:`CardLedgerEntry`)."""
 
     card_no: str
     balance_cents: int
+    held_cents: int
     status: CardStatus
     charge_mode: ChargeMode | None
     duration: int | None
     energy_wh: int | None
     created_at: int
     updated_at: int
+
+    @property
+    def available_cents(self) -> int:
+        """What a swipe may be authorised for: the balance less the holds."""
+        return self.balance_cents - self.held_cents
+
+
+class LedgerKind(enum.Enum):
+    """What a card ledger entry does (api.md §11.1)."""
+
+    #: Money paid in (``POST /cards/{card_no}/topup``, a new card's balance).
+    TOPUP = "topup"
+    #: An order's authorised amount, reserved at the swipe.
+    HOLD = "hold"
+    #: The part of a hold an order did not spend, freed at its end.
+    RELEASE = "release"
+    #: An order's bill, taken from its hold at settlement.
+    DEBIT = "debit"
+    #: A correction with a reason (signed; ``POST /cards/{card_no}/adjust``).
+    ADJUST = "adjust"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CardLedgerEntry:
+    """A ``card_ledger`` row: one append-only change of a card's money.
+
+    ``amount_cents`` is positive, except an ``adjust`` entry's, which is signed.
+    ``key_name`` names the API key that asked (None for swipes and settlements).
+    """
+
+    entry_id: int
+    card_no: str
+    kind: LedgerKind
+    amount_cents: int
+    order_no: str | None
+    key_name: str | None
+    reason: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CardSettlement:
+    """What settling an order against its card's hold did.
+
+    Attributes:
+        billed_cents: The order's final amount.
+        held_cents: The order's hold before the settlement.
+        debited_cents: What was taken from the card (at most the bill).
+        released_cents: What of the hold was freed.
+        shortfall_cents: Billed but not collected (the hold and the card's
+            available money did not cover the bill): an alarm, never silence.
+        already_settled: The order was settled before; nothing was written.
+    """
+
+    billed_cents: int
+    held_cents: int
+    debited_cents: int
+    released_cents: int
+    shortfall_cents: int
+    already_settled: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

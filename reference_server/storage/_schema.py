@@ -239,10 +239,55 @@ CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (routine, event_se
     WHERE status = 'pending';
 """
 
+# Cards as a ledger (api.md §11.1; issue 12, stories 2 and 9). card_ledger is the
+# record of every change to a card's money, append-only (the triggers refuse UPDATE
+# and DELETE): topup and adjust (signed) change the balance; a hold reserves an
+# order's authorised amount at the swipe; at the order's end a debit takes the bill
+# and a release frees the rest of its hold. So, per card,
+#   balance = Σ topup + Σ adjust − Σ debit,   held = Σ hold − Σ release − Σ debit,
+# and cards.balance_cents / held_cents are those sums, kept in the transaction that
+# appends each entry so that authorising a swipe is one conditional UPDATE. The
+# existing balances become an opening adjust entry. idem_key: the Idempotency-Key
+# of the request that made a top-up or adjustment: a repeat of the same change
+# under the same key of the same API key credits nothing, even if the stored
+# answer of the first was lost (a crash between the two commits) or expired.
+_V4 = """
+ALTER TABLE cards ADD COLUMN held_cents INTEGER NOT NULL DEFAULT 0 CHECK (held_cents >= 0);
+CREATE TABLE card_ledger (
+    entry_id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    card_no      TEXT    NOT NULL REFERENCES cards (card_no),
+    kind         TEXT    NOT NULL CHECK (kind IN ('topup', 'hold', 'release', 'debit',
+                                                  'adjust')),
+    amount_cents INTEGER NOT NULL CHECK (kind = 'adjust' OR amount_cents > 0),
+    order_no     TEXT,
+    key_name     TEXT,
+    reason       TEXT,
+    idem_key     TEXT,
+    created_at   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX card_ledger_card ON card_ledger (card_no, entry_id);
+CREATE INDEX card_ledger_order ON card_ledger (order_no) WHERE order_no IS NOT NULL;
+CREATE INDEX card_ledger_idem ON card_ledger (card_no, key_name, idem_key)
+    WHERE idem_key IS NOT NULL;
+CREATE TRIGGER card_ledger_no_update BEFORE UPDATE ON card_ledger
+BEGIN
+    SELECT RAISE(ABORT, 'card_ledger is append-only');
+END;
+CREATE TRIGGER card_ledger_no_delete BEFORE DELETE ON card_ledger
+BEGIN
+    SELECT RAISE(ABORT, 'card_ledger is append-only');
+END;
+INSERT INTO card_ledger (card_no, kind, amount_cents, reason, created_at)
+SELECT card_no, 'adjust', balance_cents, 'opening balance (migration 4)',
+       CAST(strftime('%s', 'now') AS INTEGER)
+FROM cards WHERE balance_cents <> 0 ORDER BY card_no;
+"""
+
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
     Migration(2, "routine webhook deliveries after the others; claim index", _V2),
+    Migration(4, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V4),
 )
 
 #: The schema version this code writes.

@@ -305,31 +305,55 @@ ON CONFLICT (event_seq) DO UPDATE SET status = 'pending', attempts = 0,
     latency_ms = NULL
 RETURNING event_seq"""
 
-# --- cards ---------------------------------------------------------------------------------
+# --- cards and their ledger (api.md §11.1; migration 4 explains the sums) ------------------
 
-CARD_COLUMNS = ("card_no, balance_cents, status, charge_mode, duration, energy_wh, "
+CARD_COLUMNS = ("card_no, balance_cents, held_cents, status, charge_mode, duration, energy_wh, "
                 "created_at, updated_at")
 
-UPSERT_CARD = f"""
+INSERT_CARD = f"""
 INSERT INTO cards ({CARD_COLUMNS})
-VALUES (:card_no, :balance_cents, :status, :charge_mode, :duration, :energy_wh, :now, :now)
-ON CONFLICT (card_no) DO UPDATE SET
-    balance_cents = excluded.balance_cents, status = excluded.status,
-    charge_mode = excluded.charge_mode, duration = excluded.duration,
-    energy_wh = excluded.energy_wh, updated_at = excluded.updated_at"""
+VALUES (:card_no, :balance_cents, 0, :status, :charge_mode, :duration, :energy_wh, :now, :now)
+ON CONFLICT (card_no) DO NOTHING"""
 
 SELECT_CARD = f"SELECT {CARD_COLUMNS} FROM cards WHERE card_no = ?"
 
-TOP_UP_CARD = """
+CARD_BALANCE_ADD = """
 UPDATE cards SET balance_cents = balance_cents + :amount, updated_at = :now
+WHERE card_no = :card_no AND balance_cents + :amount >= held_cents"""
+
+# The availability check is in the statement: two holds can never reserve the same cents.
+CARD_HOLD = """
+UPDATE cards SET held_cents = held_cents + :amount, updated_at = :now
+WHERE card_no = :card_no AND balance_cents - held_cents >= :amount"""
+
+# A settlement: the bill leaves the balance and the hold; the rest of the hold is freed.
+CARD_SETTLE = """
+UPDATE cards SET balance_cents = balance_cents - :debit,
+                 held_cents = held_cents - :debit - :release, updated_at = :now
 WHERE card_no = :card_no"""
 
-# The balance check is in the statement: two debits can never take it below zero.
-DEBIT_CARD = """
-UPDATE cards SET balance_cents = balance_cents - :amount, updated_at = :now
-WHERE card_no = :card_no AND balance_cents >= :amount"""
-
 SET_CARD_STATUS = "UPDATE cards SET status = :status, updated_at = :now WHERE card_no = :card_no"
+
+LEDGER_COLUMNS = "entry_id, card_no, kind, amount_cents, order_no, key_name, reason, created_at"
+
+INSERT_LEDGER = """
+INSERT INTO card_ledger (card_no, kind, amount_cents, order_no, key_name, reason, idem_key,
+                         created_at)
+VALUES (:card_no, :kind, :amount, :order_no, :key_name, :reason, :idem_key, :now)"""
+
+SELECT_LEDGER_PAGE = f"""
+SELECT {LEDGER_COLUMNS} FROM card_ledger
+WHERE card_no = :card_no AND entry_id > :after ORDER BY entry_id LIMIT :limit"""
+
+SELECT_LEDGER_REPEAT = """
+SELECT 1 FROM card_ledger
+WHERE card_no = :card_no AND key_name = :key_name AND idem_key = :idem_key AND kind = :kind
+  AND amount_cents = :amount"""
+
+# One order's entries on one card, summed by kind.
+SELECT_ORDER_LEDGER = """
+SELECT kind, SUM(amount_cents) AS total FROM card_ledger
+WHERE card_no = ? AND order_no = ? GROUP BY kind"""
 
 # --- API bookkeeping: nonces, idempotency, settings ----------------------------------------
 

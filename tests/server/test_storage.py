@@ -24,6 +24,8 @@ from reference_server.storage import (
     MIGRATIONS,
     ActiveOrderExists,
     AsyncDatabase,
+    CardExists,
+    CardSettlement,
     CardStatus,
     CmdLogEntry,
     CommandStatus,
@@ -31,7 +33,9 @@ from reference_server.storage import (
     DeliveryStatus,
     DeviceTouch,
     DuplicateOrderNo,
+    InsufficientFunds,
     InvalidPage,
+    LedgerKind,
     Migration,
     NewCommand,
     NewEvent,
@@ -41,6 +45,7 @@ from reference_server.storage import (
     ProgressSample,
     SchemaTooNew,
     dump_json,
+    encode_cursor,
     format_order_no,
     load_json_object,
     migrate,
@@ -832,43 +837,169 @@ def test_expired_lease_is_claimed_again(db: Database) -> None:
 # --- cards ---------------------------------------------------------------------------------
 
 def test_card_registry(db: Database) -> None:
-    created = db.put_card("1234567890", T0, balance_cents=500, charge_mode=ChargeMode.TIME,
-                          duration=3600)
-    replaced = db.put_card("1234567890", T0 + 5, balance_cents=700)
-    topped = db.top_up_card("1234567890", 300, T0 + 6)
+    created = db.create_card("1234567890", T0, balance_cents=500, charge_mode=ChargeMode.TIME,
+                             duration=3600, key_name="ops")
+    with pytest.raises(CardExists):
+        db.create_card("1234567890", T0 + 5, balance_cents=700)
+    topped = db.top_up_card("1234567890", 300, T0 + 6, key_name="ops", reason="receipt 7")
     blocked = db.set_card_status("1234567890", CardStatus.BLOCKED, T0 + 7)
 
-    assert (500, CardStatus.ACTIVE, ChargeMode.TIME, 3600) == (
-        created.balance_cents, created.status, created.charge_mode, created.duration)
-    assert (700, T0, None) == (replaced.balance_cents, replaced.created_at, replaced.charge_mode)
-    assert topped is not None and 1000 == topped.balance_cents
+    assert (500, 0, 500, CardStatus.ACTIVE, ChargeMode.TIME, 3600) == (
+        created.balance_cents, created.held_cents, created.available_cents, created.status,
+        created.charge_mode, created.duration)
+    assert topped is not None and 800 == topped.balance_cents
     assert blocked is not None and CardStatus.BLOCKED == blocked.status
+    assert [(LedgerKind.TOPUP, 500, "ops", "opening balance"),
+            (LedgerKind.TOPUP, 300, "ops", "receipt 7")] == [
+        (e.kind, e.amount_cents, e.key_name, e.reason)
+        for e in db.list_card_ledger("1234567890").items]
     assert db.get_card("nope") is None
     assert db.top_up_card("nope", 1, T0) is None
+    assert db.adjust_card("nope", 1, T0, reason="x") is None
     assert db.set_card_status("nope", CardStatus.ACTIVE, T0) is None
+    assert db.settle_card_order("nope", "THD1", 1, T0) is None
     with pytest.raises(ValueError):
-        db.put_card("x", T0, balance_cents=-1)
+        db.create_card("x", T0, balance_cents=-1)
     with pytest.raises(ValueError):
         db.top_up_card("1234567890", 0, T0)
     with pytest.raises(ValueError):
-        db.debit_card("1234567890", -1, T0)
+        db.adjust_card("1234567890", 0, T0, reason="nothing")
+    with pytest.raises(ValueError):
+        db.adjust_card("1234567890", 5, T0, reason=" ")
+    with pytest.raises(ValueError):
+        db.hold_card("1234567890", "THD1", 0, T0)
+    with pytest.raises(ValueError):
+        db.settle_card_order("1234567890", "THD1", -1, T0)
 
 
-def test_card_debit_never_goes_negative(db_path: Path, db: Database) -> None:
-    db.put_card("c1", T0, balance_cents=1000)
+def test_a_new_card_without_balance_has_an_empty_ledger(db: Database) -> None:
+    card = db.create_card("c0", T0)
 
-    results = [db.debit_card("c1", 300, T0 + i) for i in range(5)]
-    exact = db.debit_card("c1", 100, T0 + 9)
-    empty = db.debit_card("c1", 1, T0 + 10)
-    zero = db.debit_card("c1", 0, T0 + 11)
+    assert (0, ()) == (card.balance_cents, db.list_card_ledger("c0").items)
 
-    assert [700, 400, 100, None, None] == [r.balance_cents if r else None for r in results]
-    assert exact is not None and 0 == exact.balance_cents
-    assert empty is None
-    assert zero is not None and 0 == zero.balance_cents
-    assert db.debit_card("unknown", 1, T0) is None
-    with _reader(db_path) as sql, pytest.raises(sqlite3.IntegrityError):
-        sql.execute("UPDATE cards SET balance_cents = balance_cents - 1 WHERE card_no = 'c1'")
+
+def test_two_holds_never_reserve_the_same_cents(db: Database) -> None:
+    # Issue 12, story 2 at the storage level: balance 500, two orders.
+    db.create_card("c1", T0, balance_cents=500)
+
+    first = db.hold_card("c1", "THD1", 500, T0)
+    with pytest.raises(InsufficientFunds) as refused:
+        db.hold_card("c1", "THD2", 500, T0)
+
+    assert (500, 500, 0) == (first.balance_cents, first.held_cents, first.available_cents)
+    assert ("THD2", 500, 0) == ("THD2", refused.value.requested_cents,
+                                refused.value.available_cents)
+    assert [LedgerKind.TOPUP, LedgerKind.HOLD] == [e.kind for e in
+                                                   db.list_card_ledger("c1").items]
+
+
+def test_settlement_debits_the_bill_from_the_hold_and_releases_the_rest(db: Database) -> None:
+    db.create_card("c1", T0, balance_cents=1000)
+    db.hold_card("c1", "THD1", 600, T0)
+    db.hold_card("c1", "THD2", 400, T0)
+
+    first = db.settle_card_order("c1", "THD1", 450, T0 + 1)
+    again = db.settle_card_order("c1", "THD1", 450, T0 + 2)
+    never_charged = db.settle_card_order("c1", "THD2", 0, T0 + 3)
+    card = db.get_card("c1")
+
+    assert first == CardSettlement(billed_cents=450, held_cents=600, debited_cents=450,
+                                   released_cents=150, shortfall_cents=0)
+    assert again is not None and again.already_settled and 0 == again.debited_cents
+    assert never_charged == CardSettlement(billed_cents=0, held_cents=400, debited_cents=0,
+                                           released_cents=400, shortfall_cents=0)
+    assert card is not None and (550, 0) == (card.balance_cents, card.held_cents)
+    assert [("topup", 1000, None), ("hold", 600, "THD1"), ("hold", 400, "THD2"),
+            ("debit", 450, "THD1"), ("release", 150, "THD1"), ("release", 400, "THD2")] == [
+        (e.kind.value, e.amount_cents, e.order_no) for e in db.list_card_ledger("c1").items]
+
+
+def test_a_bill_beyond_the_hold_takes_what_is_available_and_reports_the_rest(
+        db: Database) -> None:
+    # An order from before holds existed: no hold, billed 700 on a card of 500.
+    db.create_card("c1", T0, balance_cents=500)
+
+    settled = db.settle_card_order("c1", "THD0", 700, T0)
+    card = db.get_card("c1")
+
+    assert settled == CardSettlement(billed_cents=700, held_cents=0, debited_cents=500,
+                                     released_cents=0, shortfall_cents=200)
+    assert card is not None and (0, 0) == (card.balance_cents, card.held_cents)
+
+
+def test_adjustments_never_take_held_cents(db: Database) -> None:
+    db.create_card("c1", T0, balance_cents=500)
+    db.hold_card("c1", "THD1", 300, T0)
+
+    down = db.adjust_card("c1", -200, T0 + 1, reason="refund of a duplicate top-up")
+    with pytest.raises(InsufficientFunds) as refused:
+        db.adjust_card("c1", -1, T0 + 2, reason="one cent more")
+    up = db.adjust_card("c1", 50, T0 + 3, reason="goodwill")
+
+    assert down is not None and (300, 300, 0) == (down.balance_cents, down.held_cents,
+                                                  down.available_cents)
+    assert (1, 0) == (refused.value.requested_cents, refused.value.available_cents)
+    assert up is not None and 350 == up.balance_cents
+
+
+def test_a_repeated_change_under_one_idempotency_key_counts_once(db: Database) -> None:
+    db.create_card("c1", T0)
+
+    first = db.top_up_card("c1", 500, T0, key_name="ops", idem_key="k1")
+    repeat = db.top_up_card("c1", 500, T0 + 1, key_name="ops", idem_key="k1")
+    other_key = db.top_up_card("c1", 500, T0 + 2, key_name="crm", idem_key="k1")
+    adjusted = db.adjust_card("c1", -100, T0 + 3, reason="fix", key_name="ops", idem_key="k2")
+    adjusted_again = db.adjust_card("c1", -100, T0 + 4, reason="fix", key_name="ops",
+                                    idem_key="k2")
+
+    assert [500, 500, 1000, 900, 900] == [
+        c.balance_cents if c else None
+        for c in (first, repeat, other_key, adjusted, adjusted_again)]
+    assert 3 == len(db.list_card_ledger("c1").items)
+
+
+def test_the_ledger_is_append_only_and_pages(db_path: Path, db: Database) -> None:
+    db.create_card("c1", T0, balance_cents=1)
+    for i in range(4):
+        db.top_up_card("c1", 10 + i, T0 + i)
+
+    first = db.list_card_ledger("c1", limit=2)
+    second = db.list_card_ledger("c1", limit=2, cursor=first.next_cursor)
+    third = db.list_card_ledger("c1", limit=2, cursor=second.next_cursor)
+
+    assert [1, 10, 11, 12, 13] == [e.amount_cents for e in
+                                   (*first.items, *second.items, *third.items)]
+    assert third.next_cursor is None
+    with pytest.raises(InvalidPage):
+        db.list_card_ledger("c1", cursor=encode_cursor("orders", 1))
+    with _reader(db_path) as sql:
+        for statement in ("UPDATE card_ledger SET amount_cents = 1000",
+                          "DELETE FROM card_ledger"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                sql.execute(statement)
+        with pytest.raises(sqlite3.IntegrityError):
+            sql.execute("UPDATE cards SET held_cents = -1 WHERE card_no = 'c1'")
+
+
+def test_migration_4_opens_each_balance_with_an_entry(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, tuple(m for m in MIGRATIONS if m.version < 4))
+    conn.execute("INSERT INTO cards (card_no, balance_cents, created_at, updated_at) "
+                 "VALUES ('a', 700, 1, 1), ('b', 0, 1, 1)")
+    conn.close()
+
+    db = Database.open(db_path)
+    card = db.get_card("a")
+    entries = db.list_card_ledger("a").items
+    empty = db.list_card_ledger("b").items
+    db.close()
+
+    assert card is not None and (700, 0, 700) == (card.balance_cents, card.held_cents,
+                                                  card.available_cents)
+    assert [(LedgerKind.ADJUST, 700, "opening balance (migration 4)")] == [
+        (e.kind, e.amount_cents, e.reason) for e in entries]
+    assert () == empty
 
 
 # --- API bookkeeping -----------------------------------------------------------------------
