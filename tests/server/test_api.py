@@ -376,6 +376,12 @@ async def test_not_found(tmp_path: Path) -> None:
                 (await get(f"{BASE}/cards/123"), "card_not_found"),
                 (await post(f"{BASE}/cards/123/topup", json={"amount_cents": 5}),
                  "card_not_found"),
+                (await post(f"{BASE}/cards/123/adjust", json={"amount_cents": 5,
+                                                              "reason": "x"}),
+                 "card_not_found"),
+                (await post(f"{BASE}/cards/123/status", json={"status": "blocked"}),
+                 "card_not_found"),
+                (await get(f"{BASE}/cards/123/ledger"), "card_not_found"),
                 (await get(f"{BASE}/nothing/here"), "not_found"),
                 (await get("/api/devices/82210225000520"), "not_found"),  # api.md §6.3
             ]
@@ -479,7 +485,7 @@ async def test_body_validation_names_the_field(tmp_path: Path) -> None:
 async def test_other_bodies_and_queries_name_the_field(tmp_path: Path) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_api(tmp_path) as api:
-            await api.db.put_card("42", int(time.time()), balance_cents=0)
+            await api.db.create_card("42", int(time.time()), balance_cents=0)
             post, get = api.client.post, api.client.get
             cases = [
                 (await post(f"{BASE}/cards", content=b"{not json"), "body"),
@@ -497,6 +503,14 @@ async def test_other_bodies_and_queries_name_the_field(tmp_path: Path) -> None:
                 (await post(f"{BASE}/cards", json={"card_no": "1", "balance_cents": 5,
                                                    "charge_mode": 9}), "charge_mode"),
                 (await post(f"{BASE}/cards/42/topup", json={"amount_cents": 0}), "amount_cents"),
+                (await post(f"{BASE}/cards/42/adjust", json={"amount_cents": 0, "reason": "x"}),
+                 "amount_cents"),
+                (await post(f"{BASE}/cards/42/adjust", json={"amount_cents": 5}), "reason"),
+                (await post(f"{BASE}/cards/42/adjust", json={"amount_cents": 5, "reason": " "}),
+                 "reason"),
+                (await post(f"{BASE}/cards/42/status", json={}), "status"),
+                (await post(f"{BASE}/cards/42/status", json={"status": "gold"}), "status"),
+                (await get(f"{BASE}/cards/42/ledger?limit=0"), "limit"),
                 (await post(f"{BASE}/devices/{GW1}/charge", json=CHARGE,
                             headers={"Idempotency-Key": "has space"}), "Idempotency-Key"),
                 (await get(f"{BASE}/devices?limit=0"), "limit"),
@@ -545,6 +559,7 @@ async def test_json_body_is_read_whatever_the_content_type(tmp_path: Path) -> No
     with trio.fail_after(TIMEOUT):
         async with running_api(tmp_path) as api:
             bare = await api.client.post(f"{BASE}/cards", content=body)
+            body = body.replace(b"77", b"78")
             form = await api.client.post(f"{BASE}/cards", content=body, headers={
                 "Content-Type": "application/x-www-form-urlencoded"})
 
@@ -679,18 +694,33 @@ async def test_cards_create_get_top_up(tmp_path: Path) -> None:
                 "duration": 3600}))
             topped = ok_data(await api.client.post(f"{BASE}/cards/A1B2C3D4E5F6/topup",
                                                    json={"amount_cents": 250}))
-            blocked = ok_data(await api.client.post(f"{BASE}/cards", json={
-                "card_no": "A1B2C3D4E5F6", "balance_cents": 100, "status": "blocked"}))
+            again = await api.client.post(f"{BASE}/cards", json={
+                "card_no": "A1B2C3D4E5F6", "balance_cents": 100, "status": "blocked"})
+            adjusted = ok_data(await api.client.post(f"{BASE}/cards/A1B2C3D4E5F6/adjust",
+                                                     json={"amount_cents": -50,
+                                                           "reason": "duplicate top-up"}))
+            blocked = ok_data(await api.client.post(f"{BASE}/cards/A1B2C3D4E5F6/status",
+                                                    json={"status": "blocked"}))
             fetched = ok_data(await api.client.get(f"{BASE}/cards/A1B2C3D4E5F6"))
+            ledger = ok_data(await api.client.get(f"{BASE}/cards/A1B2C3D4E5F6/ledger"))
 
             assert set(DATA_SCHEMAS["Card"]["properties"]) == set(created)
-            assert (500, 5.0, "active", 1, 3600) == (
-                created["balance_cents"], created["balance"], created["status"],
-                created["charge_mode"], created["duration"])
+            assert (500, 5.0, 0, 500, "active", 1, 3600) == (
+                created["balance_cents"], created["balance"], created["held_cents"],
+                created["available_cents"], created["status"], created["charge_mode"],
+                created["duration"])
             assert 750 == topped["balance_cents"]
-            assert (100, "blocked", None) == (blocked["balance_cents"], blocked["status"],
-                                              blocked["charge_mode"])
+            assert {"card_no": "a1b2c3d4e5f6"} == assert_error(again, 409, "card_exists")
+            assert 700 == adjusted["balance_cents"]
+            assert (700, "blocked", 1) == (blocked["balance_cents"], blocked["status"],
+                                           blocked["charge_mode"])
             assert blocked == fetched
+            assert set(DATA_SCHEMAS["LedgerEntry"]["properties"]) == set(ledger["items"][0])
+            assert [("topup", 500, "opening balance"), ("topup", 250, None),
+                    ("adjust", -50, "duplicate top-up")] == [
+                (e["kind"], e["amount_cents"], e["reason"]) for e in ledger["items"]]
+            assert {"plain"} == {e["key_name"] for e in ledger["items"]}
+            assert ledger["next_cursor"] is None
 
 
 # --- through the charging service ----------------------------------------------------------
