@@ -251,7 +251,7 @@ CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (routine, event_se
 # of the request that made a top-up or adjustment: a repeat of the same change
 # under the same key of the same API key credits nothing, even if the stored
 # answer of the first was lost (a crash between the two commits) or expired.
-_V4 = """
+_V3 = """
 ALTER TABLE cards ADD COLUMN held_cents INTEGER NOT NULL DEFAULT 0 CHECK (held_cents >= 0);
 CREATE TABLE card_ledger (
     entry_id     INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -278,7 +278,7 @@ BEGIN
     SELECT RAISE(ABORT, 'card_ledger is append-only');
 END;
 INSERT INTO card_ledger (card_no, kind, amount_cents, reason, created_at)
-SELECT card_no, 'adjust', balance_cents, 'opening balance (migration 4)',
+SELECT card_no, 'adjust', balance_cents, 'opening balance',
        CAST(strftime('%s', 'now') AS INTEGER)
 FROM cards WHERE balance_cents <> 0 ORDER BY card_no;
 """
@@ -287,7 +287,7 @@ FROM cards WHERE balance_cents <> 0 ORDER BY card_no;
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
     Migration(2, "routine webhook deliveries after the others; claim index", _V2),
-    Migration(4, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V4),
+    Migration(3, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V3),
 )
 
 #: The schema version this code writes.

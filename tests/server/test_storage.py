@@ -981,10 +981,11 @@ def test_the_ledger_is_append_only_and_pages(db_path: Path, db: Database) -> Non
             sql.execute("UPDATE cards SET held_cents = -1 WHERE card_no = 'c1'")
 
 
-def test_migration_4_opens_each_balance_with_an_entry(db_path: Path) -> None:
+def test_the_ledger_migration_opens_each_balance_with_an_entry(db_path: Path) -> None:
+    ledger = next(m.version for m in MIGRATIONS if m.name.startswith("cards as a ledger"))
     db_path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db_path, isolation_level=None)
-    migrate(conn, tuple(m for m in MIGRATIONS if m.version < 4))
+    migrate(conn, tuple(m for m in MIGRATIONS if m.version < ledger))
     conn.execute("INSERT INTO cards (card_no, balance_cents, created_at, updated_at) "
                  "VALUES ('a', 700, 1, 1), ('b', 0, 1, 1)")
     conn.close()
@@ -997,7 +998,7 @@ def test_migration_4_opens_each_balance_with_an_entry(db_path: Path) -> None:
 
     assert card is not None and (700, 0, 700) == (card.balance_cents, card.held_cents,
                                                   card.available_cents)
-    assert [(LedgerKind.ADJUST, 700, "opening balance (migration 4)")] == [
+    assert [(LedgerKind.ADJUST, 700, "opening balance")] == [
         (e.kind, e.amount_cents, e.reason) for e in entries]
     assert () == empty
 
