@@ -305,7 +305,7 @@ ON CONFLICT (event_seq) DO UPDATE SET status = 'pending', attempts = 0,
     latency_ms = NULL
 RETURNING event_seq"""
 
-# --- cards and their ledger (api.md §11.1; the ledger migration explains the sums) ------------------
+# --- cards and their ledger (api.md §11.1; the ledger migration explains the sums) ----------
 
 CARD_COLUMNS = ("card_no, balance_cents, held_cents, status, charge_mode, duration, energy_wh, "
                 "created_at, updated_at")
