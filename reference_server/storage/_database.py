@@ -476,6 +476,7 @@ class Database:
             "requested_energy_wh": order.requested_energy_wh,
             "power_tiers_json": order.power_tiers_json, "card_no": order.card_no,
             "business_no": order.business_no, "created_at": order.created_at,
+            "key_name": order.key_name,
         }
         with self.transaction():
             try:
@@ -600,7 +601,7 @@ class Database:
                 "id": command_id, "device_id": command.device_id, "phy_id": command.phy_id,
                 "kind": command.kind, "payload_json": dump_json(dict(command.payload)),
                 "order_no": command.order_no, "created_at": command.created_at,
-                "expires_at": command.expires_at})
+                "expires_at": command.expires_at, "key_name": command.key_name})
             record = self.get_command(command_id)
         assert record is not None
         return record
@@ -800,16 +801,35 @@ class Database:
             return self._conn.execute(sql.MARK_DELIVERY_DEAD, {
                 "seq": event_seq, "error": error}).rowcount == 1
 
-    def redeliver(self, event_id: str, now: int) -> bool:
+    def redeliver(self, event_id: str, now: int, *, key_name: str | None = None) -> bool:
         """Queue one event for delivery again, due at *now*, attempts reset.
+
+        Args:
+            event_id: The event.
+            now: When it is due.
+            key_name: The API key that asked (kept on the delivery for audit).
 
         Returns:
             False if there is no such event.
         """
         with self.transaction():
-            rows = self._conn.execute(sql.REDELIVER_EVENT,
-                                      {"event_id": event_id, "now": now}).fetchall()
+            rows = self._conn.execute(sql.REDELIVER_EVENT, {
+                "event_id": event_id, "now": now, "key_name": key_name}).fetchall()
         return bool(rows)
+
+    def prune_retained(self, *, before: int, batch: int) -> int:
+        """Delete one batch of rows older than *before* from ``events`` (with their
+        delivered webhook rows), ``order_progress`` and ``cmd_logs`` (retention_days,
+        api.md §11.4). Undelivered events and the events of open orders are kept;
+        orders and cards are never touched.
+
+        Returns:
+            The rows deleted; less than *batch* per table means that table is done.
+        """
+        params = {"before": before, "limit": batch}
+        with self.transaction():
+            return sum(self._conn.execute(text, params).rowcount for text in (
+                sql.PRUNE_EVENTS_BATCH, sql.PRUNE_PROGRESS_BATCH, sql.PRUNE_CMD_LOGS_BATCH))
 
     # --- cards -----------------------------------------------------------------------------
 
@@ -933,6 +953,11 @@ class Database:
         """Set a ``settings`` value."""
         with self.transaction():
             self._conn.execute(sql.UPSERT_SETTING, (name, value))
+
+    def delete_setting(self, name: str) -> bool:
+        """Remove a ``settings`` row. Returns whether it existed."""
+        with self.transaction():
+            return self._conn.execute(sql.DELETE_SETTING, (name,)).rowcount == 1
 
     def ensure_setting(self, name: str, value: str) -> tuple[str, bool]:
         """Store *value* unless the setting exists (the generated API key).

@@ -9,6 +9,7 @@ import pytest
 
 from reference_server.config import (
     GENERATED_API_KEY_NAME,
+    ROLES,
     ApiKey,
     Config,
     ConfigError,
@@ -241,7 +242,8 @@ def test_secrets_never_in_repr_or_redacted() -> None:
     shown = repr(config) + json.dumps(config.redacted()) + repr(config.api_keys)
     for secret in ("KEY-AAAA", "SECRET-BBBB", "WH-CCCC", "PASS-DDDD", "TOK-EEEE"):
         assert secret not in shown
-    assert [{"name": config.api_keys[0].name, "signed": True}] == config.redacted()["api_keys"]
+    assert [{"name": config.api_keys[0].name, "signed": True, "roles": list(ROLES)}] == (
+        config.redacted()["api_keys"])
     assert "hook.example/p" in str(config.redacted()["webhook_url"])
 
 
