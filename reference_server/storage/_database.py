@@ -13,7 +13,11 @@
 # On open the file gets WAL (readers never block the writer), synchronous=NORMAL
 # (durable at each checkpoint, never corrupt; the WAL trade-off SQLite recommends),
 # foreign keys on and a busy timeout, then migrate() brings the schema up to date.
-# close() checkpoints and truncates the WAL. Tables are STRICT, so a float where an
+# close() checkpoints and truncates the WAL. A new database file is created with
+# mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the mode of
+# the database file), because it holds API-key hashes, card balances and every
+# order; an existing file keeps its mode (the server warns when others can read it).
+# Tables are STRICT, so a float where an
 # integer unit belongs (api.md §3) is refused by SQLite itself.
 #
 # SQL text lives in _sql.py; this file binds parameters and converts rows to the
@@ -230,6 +234,7 @@ class Database:
         in_memory = name == ":memory:"
         if not in_memory:
             Path(name).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(name)
         conn = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False, cached_statements=256)
         ready = False
@@ -955,9 +960,14 @@ class Database:
             self._conn.execute(sql.UPSERT_SETTING, (name, value))
 
     def delete_setting(self, name: str) -> bool:
-        """Remove a ``settings`` row. Returns whether it existed."""
-        with self.transaction():
-            return self._conn.execute(sql.DELETE_SETTING, (name,)).rowcount == 1
+        """Remove a ``settings`` row, overwriting its bytes in the file (``secure_delete``:
+        the row may have held a secret). Returns whether it existed."""
+        self._conn.execute("PRAGMA secure_delete = ON")
+        try:
+            with self.transaction():
+                return self._conn.execute(sql.DELETE_SETTING, (name,)).rowcount == 1
+        finally:
+            self._conn.execute("PRAGMA secure_delete = OFF")
 
     def ensure_setting(self, name: str, value: str) -> tuple[str, bool]:
         """Store *value* unless the setting exists (the generated API key).
@@ -972,6 +982,16 @@ class Database:
             stored = self.get_setting(name)
         assert stored is not None
         return stored, created
+
+
+def _create_private(name: str) -> None:
+    """Create the database file with mode 0600 if it does not exist yet."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(name, 0o600)  # whatever the umask left
 
 
 def _page(rows: list[_T], limit: int, list_name: str, key: Callable[[_T], int]) -> Page[_T]:
