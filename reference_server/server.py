@@ -87,8 +87,10 @@ async def run_server(config: Config, *, logger: Logger | None = None,
         service = ChargingService(db, config, log, metrics, clock=clock)
         deliverer = WebhookDeliverer(db, config, log, metrics, clock=clock)
         idle = max(config.offline_after_for("bkv"), config.offline_after_for("ap3000"))
+        # The service's steady clock: connection timers keep their length when the
+        # wall clock steps, as the service's do.
         gateway = Gateway(service, log, GatewaySettings(idle_timeout=idle + _IDLE_MARGIN),
-                          clock=clock)
+                          clock=service.clock)
         service.attach(gateway, deliverer.wake)
         metrics.watch(connections=lambda: gateway.statistics().connections,
                       devices_online=lambda: gateway.statistics().devices,

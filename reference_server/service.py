@@ -13,6 +13,10 @@
 # cost 500 queries. What must survive a restart is always in the database first;
 # start() rebuilds the caches from it (open orders resume their sessions with
 # ChargingSession.resume, event ids continue, unanswered commands are resent).
+#
+# Time: the service reads a SteadyClock (clock.py) built on the injected wall clock,
+# so its timers (session deadlines, silence, command expiry) keep their length when
+# the wall clock steps; the timer task's own intervals count trio's monotonic clock.
 from __future__ import annotations
 
 import dataclasses
@@ -73,6 +77,7 @@ from bkvcodec import (
     UpgradeRequested,
 )
 
+from .clock import SteadyClock
 from .commands import command_from_record, command_kind, command_payload
 from .config import Config
 from .errors import (
@@ -131,8 +136,11 @@ TICK = 0.25
 FLUSH_EVERY = 1.0
 #: Refresh the storage statistics behind the /metrics gauges this often (seconds).
 STATISTICS_EVERY = 15.0
-#: Prune cmd_logs, nonces and idempotency answers this often (seconds).
+#: Prune cmd_logs, nonces, idempotency answers and what retention_days let go this
+#: often (seconds; the first time at the first tick).
 PRUNE_EVERY = 3600.0
+#: Most rows of each table one retention batch deletes (one transaction each).
+RETENTION_BATCH = 2000
 #: Most frame-log rows buffered between flushes; beyond, the oldest are dropped.
 MAX_BUFFERED_LOGS = 50_000
 #: Most rows one database call of a flush writes. A second's frame log of 10,000
@@ -207,7 +215,8 @@ class ChargingService:
         config: The server configuration.
         logger: Where JSON log lines go.
         metrics: The server's metrics.
-        clock: Unix time (injected for tests).
+        clock: The wall clock, Unix time (injected for tests). The service reads
+            it through a :class:`~reference_server.clock.SteadyClock` (``clock``).
     """
 
     def __init__(self, db: AsyncDatabase, config: Config, logger: Logger, metrics: Metrics,
@@ -216,7 +225,9 @@ class ChargingService:
         self.config = config
         self.log = logger
         self.metrics = metrics
-        self.clock = clock
+        self.clock: Callable[[], float] = SteadyClock(
+            clock, on_step=lambda step: logger.warning(
+                "wall clock jumped; absorbing it gradually", step_s=round(step, 3)))
         self.gateway: Gateway | None = None
         self.on_events: Callable[[], None] = lambda: None
         self._ready = False
@@ -275,22 +286,24 @@ class ChargingService:
                   ) -> None:
         """The timers: order clocks, command expiry, offline sweep, batched writes."""
         task_status.started()
-        last_flush = last_prune = self.clock()
-        last_statistics = 0.0
+        # Intervals on trio's monotonic clock; the first prune comes at the first tick.
+        last_flush = trio.current_time()
+        last_statistics = last_prune = -math.inf
         while True:
             await trio.sleep(TICK)
             now = self.clock()
+            ticked = trio.current_time()
             try:
                 await self._tick(now)
-                if now - last_flush >= FLUSH_EVERY:
-                    last_flush = now
+                if ticked - last_flush >= FLUSH_EVERY:
+                    last_flush = ticked
                     await self._flush()
-                if now - last_statistics >= STATISTICS_EVERY:
-                    last_statistics = now
+                if ticked - last_statistics >= STATISTICS_EVERY:
+                    last_statistics = ticked
                     statistics = await self.db.statistics()
                     self.deliveries_pending = statistics.deliveries_pending
-                if now - last_prune >= PRUNE_EVERY:
-                    last_prune = now
+                if ticked - last_prune >= PRUNE_EVERY:
+                    last_prune = ticked
                     await self._prune(now)
             except Exception as err:  # the timers must outlive one bad tick
                 self.log.error("timer tick failed", error=repr(err))
@@ -1231,6 +1244,16 @@ class ChargingService:
                                      max_rows=config.cmd_log_max_rows)
         await self.db.prune_nonces(int(now), ttl=config.nonce_ttl)
         await self.db.prune_idempotency(int(now), ttl=config.idempotency_ttl)
+        # retention_days, in batches: other database calls go between two of them.
+        before = int(now) - config.retention_days * 24 * 3600
+        pruned = 0
+        while (deleted := await self.db.prune_retained(before=before,
+                                                       batch=RETENTION_BATCH)) > 0:
+            pruned += deleted
+            if deleted < RETENTION_BATCH:
+                break
+        if pruned:
+            self.log.info("retention pruned", rows=pruned, before=before)
 
     # --- helpers ------------------------------------------------------------------------------
 
