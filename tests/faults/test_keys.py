@@ -291,7 +291,9 @@ async def test_the_order_and_its_idempotency_record_commit_together(
     monkeypatch.setattr(Database, "put_idempotency", failing_once)
     body = {"port_no": 1, "charge_mode": 1, "duration": 60, "amount": 100}
     headers = {"Idempotency-Key": "charge-1"}
-    async with _server(tmp_path) as s, trio.open_nursery() as nursery:
+    # Policy replace: a retry that is not recognised replaces the order by a second one.
+    async with _server(tmp_path, busy_port_policy="replace") as s, \
+            trio.open_nursery() as nursery:
         device = await _known_device(s, nursery)
         await device.disconnect()
         await s.wait_online(BKV_ID, False)
@@ -304,7 +306,7 @@ async def test_the_order_and_its_idempotency_record_commit_together(
         nursery.cancel_scope.cancel()
 
     # Before: the first answer was 200 with the record lost, and the retry made a
-    # second order.
+    # second order (2 orders; with policy reject the retry got 409 port_busy).
     assert 500 == first.status_code
     assert [] == after_failure
     assert 200 == retry.status_code == replay.status_code
