@@ -20,10 +20,10 @@
 # API keys are a list, so a layer that sets them replaces the whole list of the layer
 # below (they are not merged). Secrets (API keys, their signing secrets, the webhook
 # secret) are kept out of repr() and out of Config.redacted(), the form to log. With
-# no API key anywhere, the server generates one at first start, stores it in the
-# database's settings table and prints it once; the pure pieces for that are here
-# (generate_api_key, with_generated_api_key, GENERATED_API_KEY_SETTING), the storing
-# and printing are the caller's.
+# no API key anywhere, the server generates one at first start, stores its SHA-256 in
+# the database's settings table and prints the key once; the pure pieces for that are
+# here (generate_api_key, hash_api_key, with_generated_api_key,
+# GENERATED_API_KEY_SETTING), the storing and printing are the caller's.
 from __future__ import annotations
 
 import argparse
@@ -43,15 +43,19 @@ from ._version import __version__ as server_version
 __all__ = [
     "GENERATED_API_KEY_NAME",
     "GENERATED_API_KEY_SETTING",
+    "LEGACY_GENERATED_API_KEY_SETTING",
     "PROTOCOL_OFFLINE_AFTER",
+    "ROLES",
     "ApiKey",
     "BusyPortPolicy",
     "Config",
     "ConfigError",
     "LogLevel",
+    "Role",
     "argument_parser",
     "describe_settings",
     "generate_api_key",
+    "hash_api_key",
     "load_config",
     "with_generated_api_key",
 ]
@@ -60,6 +64,11 @@ __all__ = [
 BusyPortPolicy = Literal["reject", "replace"]
 #: Log levels, as written in the configuration.
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+#: What an API key may do (api.md §11.4); every route needs one of them.
+Role = Literal["read", "operate", "cards", "firmware", "admin"]
+#: Every role, in the order of api.md §11.4. A key configured without ``roles`` has all.
+ROLES: tuple[Role, ...] = ("read", "operate", "cards", "firmware", "admin")
+_ROLE_NAMES: dict[str, Role] = {role: role for role in ROLES}
 
 _POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
 _LOG_LEVELS: dict[str, LogLevel] = {
@@ -70,8 +79,12 @@ _LOG_LEVELS: dict[str, LogLevel] = {
 #: Default ``offline_after`` per protocol (api.md §7): 3 × the heartbeat period.
 PROTOCOL_OFFLINE_AFTER: Mapping[str, int] = {"bkv": 180, "ap3000": 90}
 
-#: The ``settings`` row that holds the API key generated at first start.
-GENERATED_API_KEY_SETTING = "generated_api_key"
+#: The ``settings`` row that holds the SHA-256 (hex) of the API key generated at first
+#: start; the key itself is printed once and stored nowhere.
+GENERATED_API_KEY_SETTING = "generated_api_key_sha256"
+#: Where servers before this one kept the generated key in plain text; at start the
+#: row is replaced by its hash (see ``server.py``).
+LEGACY_GENERATED_API_KEY_SETTING = "generated_api_key"
 #: The name given to the generated API key (``api_nonces.key_name`` etc.).
 GENERATED_API_KEY_NAME = "generated"
 
@@ -105,16 +118,28 @@ class ApiKey:
         key: The value clients send in ``X-Api-Key``. Not shown by ``repr()``.
         secret: The HMAC signing secret; when set, requests must be signed.
             Not shown by ``repr()``.
+        roles: What the key may do (api.md §11.4); all of :data:`ROLES` unless
+            the ``[[api_keys]]`` table lists fewer.
+        key_sha256: For a key known only by its hash (the generated key after
+            first start): the SHA-256 of the key, hex; ``key`` is then empty.
     """
 
     name: str
     key: str = field(repr=False)
     secret: str | None = field(default=None, repr=False)
+    roles: frozenset[Role] = frozenset(ROLES)
+    key_sha256: str | None = field(default=None, repr=False)
 
     @property
     def signed(self) -> bool:
         """True when requests made with this key must carry a signature."""
         return self.secret is not None
+
+    def digest(self) -> bytes:
+        """The SHA-256 of the key (what requests are compared against)."""
+        if self.key_sha256 is not None:
+            return bytes.fromhex(self.key_sha256)
+        return hashlib.sha256(self.key.encode()).digest()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +171,8 @@ class Config:
         cmd_log_max_rows: The most ``cmd_logs`` rows kept, newest first.
         rate_limit_rps: Per-API-key token rate, requests per second (§6.2).
         rate_limit_burst: Per-API-key bucket size (§6.2).
+        rate_limit_auth_failures: Failed authentications allowed per remote
+            address per minute before it gets 429 (§11.3).
         device_command_rate: Command requests per device per second (§6.2).
         webhook_timeout: A delivery must get its 2xx within this (§6.4).
         webhook_max_backoff: Cap of the exponential retry delay (§6.4).
@@ -156,6 +183,8 @@ class Config:
         idempotency_ttl: How long an ``Idempotency-Key`` answer is replayed (§6.3).
         default_price_per_kwh: Tariff when a request has none, cents/kWh (§5).
         default_service_fee: Service fee when a request has none, per mille (§5).
+        retention_days: Age in days after which events (delivered or dead),
+            webhook deliveries, order progress and the frame log are pruned (§11.4).
         config_file: The TOML file that was read, if any (informational).
     """
 
@@ -178,6 +207,7 @@ class Config:
     cmd_log_max_rows: int = 1_000_000
     rate_limit_rps: int = 200
     rate_limit_burst: int = 400
+    rate_limit_auth_failures: int = 20
     device_command_rate: int = 5
     webhook_timeout: int = 5
     webhook_max_backoff: int = 300
@@ -188,6 +218,7 @@ class Config:
     idempotency_ttl: int = _DAY
     default_price_per_kwh: int = 0
     default_service_fee: int = 0
+    retention_days: int = 30
     config_file: Path | None = None
 
     def offline_after_for(self, protocol: str) -> int:
@@ -226,7 +257,9 @@ class Config:
         for f in fields(self):
             value: object = getattr(self, f.name)
             if f.name == "api_keys":
-                value = [{"name": k.name, "signed": k.signed} for k in self.api_keys]
+                value = [{"name": k.name, "signed": k.signed,
+                          "roles": [r for r in ROLES if r in k.roles]}
+                         for k in self.api_keys]
             elif f.name == "webhook_secret":
                 value = None if self.webhook_secret is None else _REDACTED
             elif f.name == "webhook_url" and self.webhook_url is not None:
@@ -278,6 +311,8 @@ _KEYS: dict[str, _Key] = dict([
     _key("cmd_log_max_rows", "most cmd_logs rows kept (1000000)"),
     _key("rate_limit_rps", "API requests per second per key (200)"),
     _key("rate_limit_burst", "API burst per key (400)"),
+    _key("rate_limit_auth_failures",
+         "failed authentications per minute per remote address before 429 (20)"),
     _key("device_command_rate", "command requests per second per device (5)"),
     _key("webhook_timeout", "seconds a webhook delivery may take (5)"),
     _key("webhook_max_backoff", "cap of the webhook retry delay, seconds (300)"),
@@ -288,6 +323,8 @@ _KEYS: dict[str, _Key] = dict([
     _key("idempotency_ttl", "seconds an Idempotency-Key answer is replayed (86400)"),
     _key("default_price_per_kwh", "price when a request has none, cents/kWh (0)"),
     _key("default_service_fee", "service fee when a request has none, per mille (0)"),
+    _key("retention_days",
+         "days events, deliveries, order progress and the frame log are kept (30)"),
 ])
 
 
@@ -378,17 +415,35 @@ def _toml_api_keys(value: object, source: str) -> tuple[ApiKey, ...]:
     for index, table in enumerate(value):
         where = f"api_keys[{index}]"
         if not isinstance(table, dict):
-            raise ConfigError(where, f"expected a table with name, key, secret (from {source})")
+            raise ConfigError(where, f"expected a table with name, key, secret, roles "
+                                     f"(from {source})")
         for item in table:
-            if item not in ("name", "key", "secret"):
+            if item not in ("name", "key", "secret", "roles"):
                 raise ConfigError(where, f"unknown key {item!r} (from {source})")
         name = _toml_text(table.get("name"), f"{where}.name", source)
         key = _toml_text(table.get("key"), f"{where}.key", source, secret=True)
         secret_value = table.get("secret")
         secret = (None if secret_value is None
                   else _toml_text(secret_value, f"{where}.secret", source, secret=True))
-        keys.append(ApiKey(name, key, secret))
+        roles = _toml_roles(table.get("roles"), f"{where}.roles", source)
+        keys.append(ApiKey(name, key, secret, roles))
     return _check_api_keys(keys, source)
+
+
+def _toml_roles(value: object, where: str, source: str) -> frozenset[Role]:
+    if value is None:
+        return frozenset(ROLES)
+    expected = "a list of " + ", ".join(ROLES)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(where, f"expected {expected}, got {value!r} (from {source})")
+    roles: set[Role] = set()
+    for item in value:
+        role = _ROLE_NAMES.get(item) if isinstance(item, str) else None
+        if role is None:
+            raise ConfigError(where, f"unknown role {item!r}: expected {expected} "
+                                     f"(from {source})")
+        roles.add(role)
+    return frozenset(roles)
 
 
 def _toml_text(value: object, where: str, source: str, *, secret: bool = False) -> str:
@@ -583,6 +638,8 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         cmd_log_max_rows=_get_int(raw, "cmd_log_max_rows", d.cmd_log_max_rows),
         rate_limit_rps=_get_int(raw, "rate_limit_rps", d.rate_limit_rps),
         rate_limit_burst=_get_int(raw, "rate_limit_burst", d.rate_limit_burst),
+        rate_limit_auth_failures=_get_int(raw, "rate_limit_auth_failures",
+                                          d.rate_limit_auth_failures),
         device_command_rate=_get_int(raw, "device_command_rate", d.device_command_rate),
         webhook_timeout=_get_int(raw, "webhook_timeout", d.webhook_timeout),
         webhook_max_backoff=_get_int(raw, "webhook_max_backoff", d.webhook_max_backoff),
@@ -594,6 +651,7 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         default_price_per_kwh=_get_int(raw, "default_price_per_kwh", d.default_price_per_kwh,
                                        low=0),
         default_service_fee=_get_int(raw, "default_service_fee", d.default_service_fee, low=0),
+        retention_days=_get_int(raw, "retention_days", d.retention_days),
         config_file=config_file,
     )
 
@@ -638,18 +696,36 @@ def generate_api_key() -> str:
     return secrets.token_urlsafe(32)
 
 
-def with_generated_api_key(config: Config, key: str) -> Config:
-    """*config* with *key* as its only API key, named :data:`GENERATED_API_KEY_NAME`.
+def hash_api_key(key: str) -> str:
+    """The SHA-256 of *key*, hex: what the database keeps of a generated key."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
-    For the first start without configured keys: the caller loads the key from the
-    ``settings`` row :data:`GENERATED_API_KEY_SETTING`, or generates one with
-    :func:`generate_api_key`, stores it there and prints it once.
+
+def with_generated_api_key(config: Config, key: str = "", *,
+                           key_sha256: str | None = None) -> Config:
+    """*config* with one API key named :data:`GENERATED_API_KEY_NAME`: *key*, or
+    the key whose SHA-256 is *key_sha256* (as stored, the key itself being gone).
+
+    For starts without configured keys: the caller loads the hash from the
+    ``settings`` row :data:`GENERATED_API_KEY_SETTING`, or generates a key with
+    :func:`generate_api_key`, stores its :func:`hash_api_key` there and prints the
+    key once.
 
     Raises:
-        ValueError: *config* already has API keys, or *key* is empty.
+        ValueError: *config* already has API keys, or neither a key nor a
+            64-digit hex hash was given.
     """
     if config.api_keys:
         raise ValueError("the configuration already has API keys")
+    if key_sha256 is not None:
+        try:
+            valid = len(bytes.fromhex(key_sha256)) == hashlib.sha256().digest_size
+        except ValueError:
+            valid = False
+        if not valid or key:
+            raise ValueError("key_sha256 must be a SHA-256 in hex, given without the key")
+        return replace(config, api_keys=(
+            ApiKey(GENERATED_API_KEY_NAME, "", key_sha256=key_sha256.lower()),))
     if not key:
         raise ValueError("the generated API key must not be empty")
     return replace(config, api_keys=(ApiKey(GENERATED_API_KEY_NAME, key),))

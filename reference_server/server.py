@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import gc
+import os
 import signal
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -18,8 +20,10 @@ import trio
 from .api import create_app, serve_http
 from .config import (
     GENERATED_API_KEY_SETTING,
+    LEGACY_GENERATED_API_KEY_SETTING,
     Config,
     generate_api_key,
+    hash_api_key,
     with_generated_api_key,
 )
 from .gateway import Gateway, GatewaySettings
@@ -76,14 +80,17 @@ async def run_server(config: Config, *, logger: Logger | None = None,
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
     db = await AsyncDatabase.open(config.db_path)
     try:
+        _check_file_mode(config, log)
         config = await _api_keys(config, db, log, announce or sys.stdout)
         log.info("configuration", **config.redacted())
         metrics = Metrics()
         service = ChargingService(db, config, log, metrics, clock=clock)
         deliverer = WebhookDeliverer(db, config, log, metrics, clock=clock)
         idle = max(config.offline_after_for("bkv"), config.offline_after_for("ap3000"))
+        # The service's steady clock: connection timers keep their length when the
+        # wall clock steps, as the service's do.
         gateway = Gateway(service, log, GatewaySettings(idle_timeout=idle + _IDLE_MARGIN),
-                          clock=clock)
+                          clock=service.clock)
         service.attach(gateway, deliverer.wake)
         metrics.watch(connections=lambda: gateway.statistics().connections,
                       devices_online=lambda: gateway.statistics().devices,
@@ -115,18 +122,39 @@ async def run_server(config: Config, *, logger: Logger | None = None,
             log.info("stopped")
 
 
+def _check_file_mode(config: Config, log: Logger) -> None:
+    """Warn when others than the owner may read the database (a file the server did
+    not create; new files are 0600). The mode is left as the operator set it."""
+    for path in (config.db_path, config.db_path.with_name(config.db_path.name + "-wal")):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning("database file is readable by others", path=str(path),
+                        mode=oct(stat.S_IMODE(mode)), advice="chmod 600")
+
+
 async def _api_keys(config: Config, db: AsyncDatabase, log: Logger, announce: TextIO) -> Config:
-    """Use the configured keys, or the generated one (made and printed at first start)."""
+    """Use the configured keys, or the generated one: made and printed once at first
+    start, and stored only as its SHA-256 (api.md §11.4)."""
     if not config.needs_generated_api_key:
         return config
-    key, created = await db.ensure_setting(GENERATED_API_KEY_SETTING, generate_api_key())
+    legacy = await db.get_setting(LEGACY_GENERATED_API_KEY_SETTING)
+    if legacy is not None:
+        # An older server stored the key itself: keep the key, store only its hash.
+        await db.ensure_setting(GENERATED_API_KEY_SETTING, hash_api_key(legacy))
+        await db.delete_setting(LEGACY_GENERATED_API_KEY_SETTING)
+        log.warning("the generated API key was stored in plain text; replaced by its hash")
+    key = generate_api_key()
+    digest, created = await db.ensure_setting(GENERATED_API_KEY_SETTING, hash_api_key(key))
     if created:
         announce.write(f"Generated API key (shown once; send it as X-Api-Key): {key}\n")
         announce.flush()
-        log.info("API key generated", stored_in="settings table of the database")
+        log.info("API key generated", stored_in="its SHA-256 in the settings table")
     else:
         log.info("using the API key generated at first start")
-    return with_generated_api_key(config, key)
+    return with_generated_api_key(config, key_sha256=digest)
 
 
 async def main_async(config: Config) -> None:

@@ -13,6 +13,10 @@
 # cost 500 queries. What must survive a restart is always in the database first;
 # start() rebuilds the caches from it (open orders resume their sessions with
 # ChargingSession.resume, event ids continue, unanswered commands are resent).
+#
+# Time: the service reads a SteadyClock (clock.py) built on the injected wall clock,
+# so its timers (session deadlines, silence, command expiry) keep their length when
+# the wall clock steps; the timer task's own intervals count trio's monotonic clock.
 from __future__ import annotations
 
 import dataclasses
@@ -73,6 +77,7 @@ from bkvcodec import (
     UpgradeRequested,
 )
 
+from .clock import SteadyClock
 from .commands import command_from_record, command_kind, command_payload
 from .config import Config
 from .errors import (
@@ -134,8 +139,11 @@ TICK = 0.25
 FLUSH_EVERY = 1.0
 #: Refresh the storage statistics behind the /metrics gauges this often (seconds).
 STATISTICS_EVERY = 15.0
-#: Prune cmd_logs, nonces and idempotency answers this often (seconds).
+#: Prune cmd_logs, nonces, idempotency answers and what retention_days let go this
+#: often (seconds; the first time at the first tick).
 PRUNE_EVERY = 3600.0
+#: Most rows of each table one retention batch deletes (one transaction each).
+RETENTION_BATCH = 2000
 #: Most frame-log rows buffered between flushes; beyond, the oldest are dropped.
 MAX_BUFFERED_LOGS = 50_000
 #: Most rows one database call of a flush writes. A second's frame log of 10,000
@@ -210,7 +218,8 @@ class ChargingService:
         config: The server configuration.
         logger: Where JSON log lines go.
         metrics: The server's metrics.
-        clock: Unix time (injected for tests).
+        clock: The wall clock, Unix time (injected for tests). The service reads
+            it through a :class:`~reference_server.clock.SteadyClock` (``clock``).
     """
 
     def __init__(self, db: AsyncDatabase, config: Config, logger: Logger, metrics: Metrics,
@@ -219,7 +228,9 @@ class ChargingService:
         self.config = config
         self.log = logger
         self.metrics = metrics
-        self.clock = clock
+        self.clock: Callable[[], float] = SteadyClock(
+            clock, on_step=lambda step: logger.warning(
+                "wall clock jumped; absorbing it gradually", step_s=round(step, 3)))
         self.gateway: Gateway | None = None
         self.on_events: Callable[[], None] = lambda: None
         self._ready = False
@@ -279,22 +290,24 @@ class ChargingService:
                   ) -> None:
         """The timers: order clocks, command expiry, offline sweep, batched writes."""
         task_status.started()
-        last_flush = last_prune = self.clock()
-        last_statistics = 0.0
+        # Intervals on trio's monotonic clock; the first prune comes at the first tick.
+        last_flush = trio.current_time()
+        last_statistics = last_prune = -math.inf
         while True:
             await trio.sleep(TICK)
             now = self.clock()
+            ticked = trio.current_time()
             try:
                 await self._tick(now)
-                if now - last_flush >= FLUSH_EVERY:
-                    last_flush = now
+                if ticked - last_flush >= FLUSH_EVERY:
+                    last_flush = ticked
                     await self._flush()
-                if now - last_statistics >= STATISTICS_EVERY:
-                    last_statistics = now
+                if ticked - last_statistics >= STATISTICS_EVERY:
+                    last_statistics = ticked
                     statistics = await self.db.statistics()
                     self.deliveries_pending = statistics.deliveries_pending
-                if now - last_prune >= PRUNE_EVERY:
-                    last_prune = now
+                if ticked - last_prune >= PRUNE_EVERY:
+                    last_prune = ticked
                     await self._prune(now)
             except Exception as err:  # the timers must outlive one bad tick
                 self.log.error("timer tick failed", error=repr(err))
@@ -346,8 +359,17 @@ class ChargingService:
 
     # --- operations (the HTTP API) ----------------------------------------------------------
 
-    async def start_charge(self, request: ChargeRequest) -> ChargeResult:
+    async def start_charge(self, request: ChargeRequest, *, key_name: str | None = None,
+                           record_answer: Callable[[Database, ChargeResult], None] | None
+                           = None) -> ChargeResult:
         """Create an order and queue its start command.
+
+        Args:
+            request: What to charge.
+            key_name: The API key that asks (recorded on the order and its command).
+            record_answer: Called inside the order's transaction with the result, to
+                store the idempotency answer in the same commit (api.md §11.4): a
+                failure of either undoes both.
 
         Raises:
             DeviceNotFound, PortBusy, NoIdlePort, PortFault, InvalidArgument.
@@ -370,7 +392,7 @@ class ChargingService:
             if self.config.busy_port_policy == "reject":
                 raise PortBusy(holder.record.order_no, port_no, holder.session.state.value)
             replaced = holder.record.order_no
-            self._stop(holder, now, "replaced by a new order", changes)
+            self._stop(holder, now, "replaced by a new order", changes, key_name=key_name)
         tariff = Tariff(
             amount_cents=request.amount_cents,
             price_per_kwh_cents=_default(request.price_per_kwh,
@@ -390,14 +412,25 @@ class ChargingService:
             requested_duration_sec=request.duration_s, requested_energy_wh=request.energy_wh,
             power_tiers_json=dump_json([dataclasses.asdict(t) for t in request.power_tiers])
             if request.power_tiers else None,
-            card_no=request.card_no, created_at=int(now))
-        order = await self._create_order(device, new_order, tariff, command, now, changes)
+            card_no=request.card_no, created_at=int(now), key_name=key_name)
+        online = self.is_online(device.phy_id)
+        also: _Op | None = None
+        if record_answer is not None:
+            answer = record_answer
+
+            def also(db: Database) -> None:
+                stored = db.get_order(order_no)
+                assert stored is not None
+                answer(db, ChargeResult(order=stored, device_online=online,
+                                        replaced_order=replaced))
+        order = await self._create_order(device, new_order, tariff, command, now, changes,
+                                         also=also)
         self.log.info("order created", order_no=order_no, device=device.phy_id,
                       socket_no=request.socket_no, port_no=port_no)
-        return ChargeResult(order=order.record, device_online=self.is_online(device.phy_id),
-                            replaced_order=replaced)
+        return ChargeResult(order=order.record, device_online=online, replaced_order=replaced)
 
-    async def stop_charge(self, request: StopRequest) -> OrderRecord:
+    async def stop_charge(self, request: StopRequest, *,
+                          key_name: str | None = None) -> OrderRecord:
         """Stop the order on the port (or the one named): ``stopping`` or ``cancelled``.
 
         A stop for an order that has already ended returns it unchanged.
@@ -428,12 +461,12 @@ class ChargingService:
             order = found
         now = self.clock()
         changes = _Changes()
-        self._stop(order, now, request.reason or "remote_stop", changes)
+        self._stop(order, now, request.reason or "remote_stop", changes, key_name=key_name)
         await self._commit(changes)
         return order.record
 
     async def set_params(self, phy_id: str, params: Mapping[str, int], *,
-                         socket_no: int = 1) -> CommandRecord:
+                         socket_no: int = 1, key_name: str | None = None) -> CommandRecord:
         """Queue a parameter change; the answer comes as ``device.params_result``.
 
         Raises:
@@ -444,9 +477,10 @@ class ChargingService:
         command = SetParams(command_id=_new_id("cmd"), phy_id=phy_id, params=dict(params),
                             socket_no=socket_no)
         _check_expressible(device.protocol, command, "params")
-        return await self._queue(device, command)
+        return await self._queue(device, command, key_name=key_name)
 
-    async def query_params(self, phy_id: str, *, socket_no: int = 1) -> CommandRecord:
+    async def query_params(self, phy_id: str, *, socket_no: int = 1,
+                           key_name: str | None = None) -> CommandRecord:
         """Queue a parameter query.
 
         Raises:
@@ -455,9 +489,10 @@ class ChargingService:
         self._check_ready()
         device = await self._known_device(phy_id)
         return await self._queue(device, QueryParams(command_id=_new_id("cmd"), phy_id=phy_id,
-                                                     socket_no=socket_no))
+                                                     socket_no=socket_no), key_name=key_name)
 
-    async def start_ota(self, phy_id: str, request: OtaRequest) -> CommandRecord:
+    async def start_ota(self, phy_id: str, request: OtaRequest, *,
+                        key_name: str | None = None) -> CommandRecord:
         """Queue a firmware update of the form the device's protocol uses.
 
         Raises:
@@ -482,17 +517,20 @@ class ChargingService:
                                ftp_host=request.ftp_host, file_name=request.file_name,
                                ftp_port=request.ftp_port, target=request.target)
         _check_expressible(device.protocol, command, "body")
-        return await self._queue(device, command)
+        return await self._queue(device, command, key_name=key_name)
 
-    async def redeliver(self, event_id: str) -> EventRecord:
-        """Queue one recorded event for webhook delivery again.
+    async def redeliver(self, event_id: str, *, key_name: str | None = None) -> EventRecord:
+        """Queue one recorded event for webhook delivery again; the delivery keeps
+        *key_name*, the API key that asked.
 
         Raises:
             EventNotFound.
         """
         event = await self.db.get_event(event_id)
-        if event is None or not await self.db.redeliver(event_id, int(self.clock())):
+        if event is None or not await self.db.redeliver(event_id, int(self.clock()),
+                                                        key_name=key_name):
             raise EventNotFound(event_id)
+        self.log.info("event redelivery requested", event_id=event_id, key_name=key_name)
         self.on_events()
         return event
 
@@ -836,8 +874,10 @@ class ChargingService:
 
     async def _create_order(self, device: _Device, new_order: NewOrder, tariff: Tariff,
                             command: StartCharging | None, now: float, changes: _Changes,
-                            *, card_command: str | None = None) -> _Order:
-        """Insert the order, its start command and its first events in one transaction."""
+                            *, card_command: str | None = None,
+                            also: _Op | None = None) -> _Order:
+        """Insert the order, its start command and its first events in one transaction
+        (with *also*, a write of the caller's, after the order's)."""
         session = ChargingSession(
             order_no=new_order.order_no, device_phy_id=device.phy_id,
             socket_no=new_order.socket_no, port_no=new_order.port_no,
@@ -847,7 +887,10 @@ class ChargingService:
         created: list[OrderRecord] = []
         changes.write(lambda db: created.append(db.insert_order(new_order)))
         if command is not None:
-            self._stage_command(device, command, new_order.order_no, now, changes)
+            self._stage_command(device, command, new_order.order_no, now, changes,
+                                key_name=new_order.key_name)
+        if also is not None:
+            changes.write(also)
         for order_event in first_events:
             changes.events.append(self._order_event(device, new_order.amount, order_event, now))
         # The start is sent only once the order is tracked: a device may answer it
@@ -859,6 +902,11 @@ class ChargingService:
             if command is not None:
                 self._commands.pop(command.command_id, None)
             raise PortBusy(err.order_no or "unknown", new_order.port_no, "pending") from None
+        except Exception:
+            # Nothing was committed: the start command was never stored.
+            if command is not None:
+                self._commands.pop(command.command_id, None)
+            raise
         order = _Order(record=created[0], session=session, device=device,
                        start_command=command.command_id if command else card_command)
         self._track(order)
@@ -902,7 +950,8 @@ class ChargingService:
                 return None
         return port_order
 
-    def _stop(self, order: _Order, now: float, reason: str, changes: _Changes) -> None:
+    def _stop(self, order: _Order, now: float, reason: str, changes: _Changes, *,
+              key_name: str | None = None) -> None:
         """Ask the session to stop, and the device if the charge may have begun."""
         before = order.session.state
         if before.is_terminal:
@@ -922,7 +971,8 @@ class ChargingService:
                                 port_no=record.port_no, socket_no=record.socket_no,
                                 order_no=record.order_no)
             order.stop_command = stop.command_id
-            self._stage_command(order.device, stop, record.order_no, now, changes)
+            self._stage_command(order.device, stop, record.order_no, now, changes,
+                                key_name=key_name)
         self._order_input(order, events, now, changes)
 
     def _order_input(self, order: _Order, events: list[OrderEvent], now: float,
@@ -1067,22 +1117,23 @@ class ChargingService:
 
     # --- commands ---------------------------------------------------------------------------
 
-    async def _queue(self, device: _Device, command: Command) -> CommandRecord:
+    async def _queue(self, device: _Device, command: Command, *,
+                     key_name: str | None = None) -> CommandRecord:
         now = self.clock()
         changes = _Changes()
-        self._stage_command(device, command, None, now, changes)
+        self._stage_command(device, command, None, now, changes, key_name=key_name)
         await self._commit(changes)
         record = await self.db.get_command(command.command_id)
         assert record is not None
         return record
 
     def _stage_command(self, device: _Device, command: Command, order_no: str | None,
-                       now: float, changes: _Changes) -> None:
+                       now: float, changes: _Changes, *, key_name: str | None = None) -> None:
         """Persist *command* with the change; send it after the commit if online."""
         new = NewCommand(id=command.command_id, device_id=device.id, phy_id=device.phy_id,
                          kind=command_kind(command), payload=command_payload(command),
                          created_at=int(now), expires_at=int(now) + self.config.command_ttl,
-                         order_no=order_no)
+                         order_no=order_no, key_name=key_name)
         changes.write(lambda db: db.insert_command(new))
         open_command = _OpenCommand(command.command_id, new.kind, device, order_no)
         self._commands[command.command_id] = open_command
@@ -1268,6 +1319,16 @@ class ChargingService:
                                      max_rows=config.cmd_log_max_rows)
         await self.db.prune_nonces(int(now), ttl=config.nonce_ttl)
         await self.db.prune_idempotency(int(now), ttl=config.idempotency_ttl)
+        # retention_days, in batches: other database calls go between two of them.
+        before = int(now) - config.retention_days * 24 * 3600
+        pruned = 0
+        while (deleted := await self.db.prune_retained(before=before,
+                                                       batch=RETENTION_BATCH)) > 0:
+            pruned += deleted
+            if deleted < RETENTION_BATCH:
+                break
+        if pruned:
+            self.log.info("retention pruned", rows=pruned, before=before)
 
     # --- helpers ------------------------------------------------------------------------------
 

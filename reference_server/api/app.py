@@ -8,11 +8,19 @@
 #   exception handlers  ServiceError (the service's and the HTTP layer's refusals),
 #                       Starlette's 404/405, and storage's InvalidPage → the error
 #                       envelope (envelope.py owns its shape).
-#   admit()             per route: X-Api-Key → per-key token bucket → body read
-#                       (bounded, stops at max_body_bytes) → signature and nonce →
-#                       path ids → per-device bucket for command routes. Cheap
-#                       checks come first, so a flood costs little; the body is
-#                       read before the signature because the signature covers it.
+#   admit()             per route: the remote address's failed-authentication
+#                       bucket → X-Api-Key → body read (bounded, stops at
+#                       max_body_bytes) → signature and nonce → per-key token
+#                       bucket → the route's role → path ids → per-device bucket
+#                       for command routes. A request is charged to its key's
+#                       bucket only once it authenticated (api.md §11.3): whoever
+#                       has seen a signing key's X-Api-Key cannot spend its limit
+#                       with unsigned requests. Every failed authentication takes a
+#                       token from its remote address's bucket
+#                       (rate_limit_auth_failures per minute); with the bucket
+#                       empty, that address gets 429 before any check, so guessing
+#                       stops paying. The body is read before the signature
+#                       because the signature covers it.
 #   handlers.py         the routes' own work.
 #
 # One Starlette Route per path, whatever its methods, so a wrong method gets a 405
@@ -33,6 +41,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ..config import ROLES
 from ..errors import InvalidArgument, ServiceError
 from ..logs import Logger
 from ..storage import AsyncDatabase, InvalidPage
@@ -40,11 +49,13 @@ from .auth import Authenticator
 from .context import ApiContext, ChargingOperations
 from .envelope import (
     REQUEST_ID_HEADER,
+    Forbidden,
     HttpError,
     InternalError,
     MethodNotAllowed,
     RateLimited,
     RouteNotFound,
+    Unauthorized,
     encode_json,
     error_response,
     new_request_id,
@@ -56,7 +67,7 @@ from .idempotency import IdempotencyStore
 from .openapi import openapi_document
 from .parse import MAX_PATH_ID_LENGTH, check_path_id, read_body
 from .ratelimit import TokenBucketLimiter
-from .routes import ROUTES, RouteSpec
+from .routes import ROUTES, RouteSpec, route_role
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -98,6 +109,8 @@ def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations
         auth=Authenticator(config.api_keys, db, max_skew=config.signature_max_skew,
                            nonce_ttl=config.nonce_ttl),
         key_limiter=TokenBucketLimiter(config.rate_limit_rps, config.rate_limit_burst),
+        auth_failure_limiter=TokenBucketLimiter(config.rate_limit_auth_failures / 60,
+                                                config.rate_limit_auth_failures),
         device_limiter=TokenBucketLimiter(config.device_command_rate,
                                           config.device_command_rate),
         idempotency=IdempotencyStore(db, ttl=config.idempotency_ttl, logger=logger),
@@ -147,18 +160,29 @@ async def admit(context: ApiContext, spec: RouteSpec, request: Request) -> Call:
     """Run the checks that guard *spec* and return the admitted call.
 
     Raises:
-        Unauthorized, RateLimited, PayloadTooLarge: From the checks, in that order
-            of cost; a ``ServiceError`` "not found" for an impossible path id.
+        Unauthorized, RateLimited, PayloadTooLarge, Forbidden: From the checks; a
+            ``ServiceError`` "not found" for an impossible path id.
     """
     now = context.clock()
     request_id = request_id_of(request.scope)
     if not spec.auth:
         return Call(request=request, key=None, body=b"", now=int(now), request_id=request_id)
-    key = context.auth.identify(request.headers)
+    address = request.client.host if request.client is not None else "unknown"
+    locked_for = context.auth_failure_limiter.check(address, trio.current_time())
+    if locked_for is not None:
+        raise RateLimited("auth_failures", locked_for)
+    try:
+        key = context.auth.identify(request.headers)
+        body = await read_body(request, context.config.max_body_bytes)
+        await context.auth.verify(key, request.method, _signed_path(request.scope),
+                                  request.headers, body, now=now)
+    except Unauthorized:
+        context.auth_failure_limiter.acquire(address, trio.current_time())
+        raise
     _take_token(context.key_limiter, key.name, "api_key")
-    body = await read_body(request, context.config.max_body_bytes)
-    await context.auth.verify(key, request.method, _signed_path(request.scope),
-                              request.headers, body, now=now)
+    role = route_role(spec.name)
+    if role not in key.roles:
+        raise Forbidden(role, [r for r in ROLES if r in key.roles])
     for name, value in request.path_params.items():
         if not check_path_id(str(value)):
             raise NOT_FOUND[name](str(value)[:MAX_PATH_ID_LENGTH] + "…")

@@ -2,9 +2,11 @@
 #
 # Two steps, because the second needs the body and the body is read only after the
 # caller is known and within its rate limit:
-#   identify()  X-Api-Key → the configured ApiKey. Every configured key is compared
-#               in constant time, and all of them always, so timing tells nothing
-#               about how much of a guess was right or which key it was near.
+#   identify()  X-Api-Key → the configured ApiKey. The SHA-256 of the sent value is
+#               compared with every configured key's SHA-256 in constant time, and
+#               with all of them always, so timing tells nothing about how much of
+#               a guess was right or which key it was near. Hashes, because the
+#               generated key is stored only as its hash (api.md §11.4).
 #   verify()    for a key with a signing secret: X-Timestamp within
 #               signature_max_skew, X-Signature = HMAC-SHA256 over the canonical text
 #               (bkvcodec.verify_signature, path without the query string, as sent
@@ -17,6 +19,7 @@
 # signature is ever put into a message or a log line.
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import TYPE_CHECKING
 
@@ -59,7 +62,7 @@ class Authenticator:
 
     def __init__(self, keys: Sequence[ApiKey], db: AsyncDatabase, *, max_skew: int,
                  nonce_ttl: int) -> None:
-        self._keys = [(k, k.key.encode()) for k in keys]
+        self._keys = [(k, k.digest()) for k in keys]
         self._db = db
         self.max_skew = max_skew
         self.nonce_ttl = nonce_ttl
@@ -74,10 +77,10 @@ class Authenticator:
         if not sent:
             raise Unauthorized("missing_key", f"the {API_KEY_HEADER} header is required")
         # Header values arrive latin-1 decoded; encode back to the bytes sent.
-        sent_bytes = sent.encode("latin-1", "replace")
+        sent_digest = hashlib.sha256(sent.encode("latin-1", "replace")).digest()
         found: ApiKey | None = None
-        for key, key_bytes in self._keys:
-            if hmac.compare_digest(sent_bytes, key_bytes) and found is None:
+        for key, key_digest in self._keys:
+            if hmac.compare_digest(sent_digest, key_digest) and found is None:
                 found = key
         if found is None:
             raise Unauthorized("unknown_key", f"the {API_KEY_HEADER} is not valid")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..metrics import Metrics
     from ..requests import ChargeRequest, ChargeResult, OtaRequest, StopRequest
     from ..service import ChargingService
-    from ..storage import AsyncDatabase, CommandRecord, EventRecord, OrderRecord
+    from ..storage import AsyncDatabase, CommandRecord, Database, EventRecord, OrderRecord
     from .auth import Authenticator
     from .idempotency import IdempotencyStore
     from .ratelimit import TokenBucketLimiter
@@ -29,7 +29,8 @@ class ChargingOperations(Protocol):
 
     A protocol rather than the class, so the API depends on these signatures only
     (and its read-only routes can be tested without a running service). Each
-    operation raises a :class:`~reference_server.errors.ServiceError` on a refusal.
+    operation raises a :class:`~reference_server.errors.ServiceError` on a refusal;
+    ``key_name`` is the API key that asks, recorded for audit (api.md §11.4).
     """
 
     @property
@@ -37,28 +38,34 @@ class ChargingOperations(Protocol):
         """True while the service runs (``/readyz``)."""
         ...
 
-    async def start_charge(self, request: ChargeRequest) -> ChargeResult:
-        """Create an order and queue its start."""
+    async def start_charge(self, request: ChargeRequest, *, key_name: str | None = None,
+                           record_answer: Callable[[Database, ChargeResult], None] | None
+                           = None) -> ChargeResult:
+        """Create an order and queue its start (*record_answer* runs in the order's
+        transaction)."""
         ...
 
-    async def stop_charge(self, request: StopRequest) -> OrderRecord:
+    async def stop_charge(self, request: StopRequest, *,
+                          key_name: str | None = None) -> OrderRecord:
         """Stop the order on a port (or the one named)."""
         ...
 
     async def set_params(self, phy_id: str, params: Mapping[str, int], *,
-                         socket_no: int = 1) -> CommandRecord:
+                         socket_no: int = 1, key_name: str | None = None) -> CommandRecord:
         """Queue a parameter change."""
         ...
 
-    async def query_params(self, phy_id: str, *, socket_no: int = 1) -> CommandRecord:
+    async def query_params(self, phy_id: str, *, socket_no: int = 1,
+                           key_name: str | None = None) -> CommandRecord:
         """Queue a parameter query."""
         ...
 
-    async def start_ota(self, phy_id: str, request: OtaRequest) -> CommandRecord:
+    async def start_ota(self, phy_id: str, request: OtaRequest, *,
+                        key_name: str | None = None) -> CommandRecord:
         """Queue a firmware update."""
         ...
 
-    async def redeliver(self, event_id: str) -> EventRecord:
+    async def redeliver(self, event_id: str, *, key_name: str | None = None) -> EventRecord:
         """Queue one recorded event for delivery again."""
         ...
 
@@ -82,6 +89,8 @@ class ApiContext:
         logger: The server's JSON logger.
         auth: API keys and request signatures.
         key_limiter: The per-API-key token buckets (every authenticated route).
+        auth_failure_limiter: The per-remote-address buckets of failed
+            authentications.
         device_limiter: The per-device buckets (command routes).
         idempotency: Stored answers for ``Idempotency-Key``.
         document: The OpenAPI document, encoded once.
@@ -95,6 +104,7 @@ class ApiContext:
     logger: Logger
     auth: Authenticator
     key_limiter: TokenBucketLimiter
+    auth_failure_limiter: TokenBucketLimiter
     device_limiter: TokenBucketLimiter
     idempotency: IdempotencyStore
     document: bytes

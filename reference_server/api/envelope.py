@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from starlette.types import Scope
 
 __all__ = [
-    "JSON_MEDIA_TYPE", "REQUEST_ID_HEADER", "ApiError", "HttpError", "IdempotencyKeyReused",
+    "JSON_MEDIA_TYPE", "REQUEST_ID_HEADER", "ApiError", "Forbidden", "HttpError",
+    "IdempotencyKeyReused",
     "InternalError",
     "MethodNotAllowed", "PayloadTooLarge", "RateLimited", "RouteNotFound", "Unauthorized",
     "encode_json", "envelope", "error_response", "json_response", "new_request_id",
@@ -64,11 +65,27 @@ class Unauthorized(ApiError):
         self.reason = reason
 
 
+class Forbidden(ApiError):
+    """The key authenticated but lacks the route's role (api.md §11.4).
+
+    ``data`` names the ``required_role`` and the key's ``roles``.
+    """
+
+    status = 403
+    error = "forbidden"
+
+    def __init__(self, required_role: str, roles: list[str]) -> None:
+        super().__init__(f"this API key lacks the role {required_role!r}",
+                         {"required_role": required_role, "roles": roles})
+
+
 class RateLimited(ApiError):
-    """A token bucket is empty (api.md §6.2); ``Retry-After`` says when to come back.
+    """A token bucket is empty (api.md §6.2, §11.3); ``Retry-After`` says when to come
+    back.
 
     Args:
-        scope: ``api_key`` or ``device``: which limit was hit.
+        scope: ``api_key``, ``device`` or ``auth_failures`` (failed authentications
+            from the remote address): which limit was hit.
         retry_after: Whole seconds, at least 1.
     """
 

@@ -31,6 +31,7 @@ from ..storage import CardExists as StoredCardExists
 from ..storage import InsufficientFunds
 from .context import ApiContext
 from .envelope import JSON_MEDIA_TYPE, error_response, success
+from .idempotency import AnswerRecorder
 from .parse import (
     AFTER_QUERY,
     CREATED_FROM_QUERY,
@@ -70,7 +71,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from ..config import ApiKey
-    from ..storage import OrderRecord
+    from ..requests import ChargeResult
+    from ..storage import Database, OrderRecord
 
 __all__ = ["HANDLERS", "NOT_FOUND", "Call", "Handler"]
 
@@ -136,27 +138,47 @@ async def start_charge(ctx: ApiContext, call: Call) -> Response:
     request = parse_charge(phy_id, body)
     idem_key = idempotency_key(call.request.headers)
 
-    async def produce() -> Response:
+    def answer(result: ChargeResult) -> Response:
+        message = ("replaced previous order" if result.replaced_order is not None
+                   else "charge started successfully")
+        return call.ok(charge_result_view(result, phy_id), message)
+
+    async def produce(record: AnswerRecorder | None) -> Response:
+        # With an Idempotency-Key, the answer is built and stored inside the order's
+        # transaction: the order and its idempotency record commit together.
+        built: list[Response] = []
+
+        def record_answer(db: Database, result: ChargeResult) -> None:
+            assert record is not None
+            response = answer(result)
+            record(db, response)
+            built.append(response)
+
         try:
-            result = await ctx.service.start_charge(request)
+            result = await ctx.service.start_charge(
+                request, key_name=_key_name(call),
+                record_answer=record_answer if record is not None else None)
         except ServiceError as err:
             # With an Idempotency-Key, a definite refusal is an answer to store.
             if idem_key is None or err.status >= 500:
                 raise
             return call.error(err)
-        message = ("replaced previous order" if result.replaced_order is not None
-                   else "charge started successfully")
-        return call.ok(charge_result_view(result, phy_id), message)
+        return built[-1] if built else answer(result)
 
     if idem_key is None or call.key is None:
-        return await produce()
+        return await produce(None)
     fingerprint = request_fingerprint(call.request.url.path, body)
     return await ctx.idempotency.run(call.key.name, idem_key, fingerprint, call.now, produce)
 
 
+def _key_name(call: Call) -> str | None:
+    return None if call.key is None else call.key.name
+
+
 async def stop_charge(ctx: ApiContext, call: Call) -> Response:
     phy_id = call.path("phy_id")
-    order = await ctx.service.stop_charge(parse_stop(phy_id, call.json()))
+    order = await ctx.service.stop_charge(parse_stop(phy_id, call.json()),
+                                          key_name=_key_name(call))
     message = "order cancelled" if order.status is OrderState.CANCELLED else "stop requested"
     return call.ok(order_view(order, phy_id), message)
 
@@ -164,19 +186,21 @@ async def stop_charge(ctx: ApiContext, call: Call) -> Response:
 async def set_params(ctx: ApiContext, call: Call) -> Response:
     body = parse_params(call.json())
     command = await ctx.service.set_params(call.path("phy_id"), body.params,
-                                           socket_no=body.socket_no)
+                                           socket_no=body.socket_no, key_name=_key_name(call))
     return call.ok(command_view(command), "parameters queued")
 
 
 async def query_params(ctx: ApiContext, call: Call) -> Response:
     socket_no = SOCKET_NO_QUERY.parse(call.query)
     command = await ctx.service.query_params(call.path("phy_id"),
-                                             socket_no=1 if socket_no is None else socket_no)
+                                             socket_no=1 if socket_no is None else socket_no,
+                                             key_name=_key_name(call))
     return call.ok(command_view(command), "parameter query queued")
 
 
 async def start_ota(ctx: ApiContext, call: Call) -> Response:
-    command = await ctx.service.start_ota(call.path("phy_id"), parse_ota(call.json()))
+    command = await ctx.service.start_ota(call.path("phy_id"), parse_ota(call.json()),
+                                          key_name=_key_name(call))
     return call.ok(command_view(command), "firmware update queued")
 
 
@@ -260,7 +284,9 @@ async def _once(ctx: ApiContext, call: Call, body: Mapping[str, object],
     if idem_key is None or call.key is None:
         return await produce()
 
-    async def answer() -> Response:
+    async def answer(_: AnswerRecorder) -> Response:
+        # The answer is stored after the change commits; a crash in between cannot
+        # credit twice, because the ledger keeps the Idempotency-Key with the entry.
         try:
             return await produce()
         except ServiceError as err:
@@ -270,10 +296,6 @@ async def _once(ctx: ApiContext, call: Call, body: Mapping[str, object],
 
     fingerprint = request_fingerprint(call.request.url.path, body)
     return await ctx.idempotency.run(call.key.name, idem_key, fingerprint, call.now, answer)
-
-
-def _key_name(call: Call) -> str | None:
-    return None if call.key is None else call.key.name
 
 
 async def create_card(ctx: ApiContext, call: Call) -> Response:
@@ -371,7 +393,7 @@ async def list_events(ctx: ApiContext, call: Call) -> Response:
 
 
 async def redeliver_event(ctx: ApiContext, call: Call) -> Response:
-    event = await ctx.service.redeliver(call.path("event_id"))
+    event = await ctx.service.redeliver(call.path("event_id"), key_name=_key_name(call))
     return call.ok(event_view(event), "event queued for delivery")
 
 

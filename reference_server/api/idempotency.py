@@ -14,6 +14,13 @@
 # request (5xx, and the 400/401/413/429 given before the service was asked) are
 # not stored, so a retry after them is a real retry.
 #
+# One transaction with the order (api.md §11.4): run() hands the request a recorder;
+# the charge handler calls it inside the order's own transaction, so the order and
+# its stored answer commit together or not at all. Were they separate, a crash (or a
+# failed write) between them would leave an order whose retry creates a second one.
+# An answer the request did not record that way (a refusal: no order exists) is
+# stored on its own afterwards.
+#
 # Conflicts: each stored answer keeps a fingerprint of the request (path and
 # parsed body). The same key with a different fingerprint is refused with 422
 # idempotency_key_reused (IdempotencyKeyReused explains the choice of status).
@@ -31,14 +38,17 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from ..logs import Logger
-    from ..storage import AsyncDatabase
+    from ..storage import AsyncDatabase, Database
 
-__all__ = ["IDEMPOTENCY_REPLAYED_HEADER", "IdempotencyStore", "KeyedLocks"]
+__all__ = ["IDEMPOTENCY_REPLAYED_HEADER", "AnswerRecorder", "IdempotencyStore", "KeyedLocks"]
 
 #: Set to ``true`` on a replayed answer.
 IDEMPOTENCY_REPLAYED_HEADER = "Idempotency-Replayed"
 
 _K = TypeVar("_K", bound=Hashable)
+
+#: Stores an answer inside the caller's open transaction (see run()).
+AnswerRecorder = Callable[["Database", "Response"], None]
 
 
 class KeyedLocks(Generic[_K]):
@@ -85,7 +95,7 @@ class IdempotencyStore:
         self._locks: KeyedLocks[tuple[str, str]] = KeyedLocks()
 
     async def run(self, key_name: str, idem_key: str, fingerprint: str, now: int,
-                  produce: Callable[[], Awaitable[Response]]) -> Response:
+                  produce: Callable[[AnswerRecorder], Awaitable[Response]]) -> Response:
         """The stored answer for this key, or *produce*'s answer, stored.
 
         Args:
@@ -93,7 +103,9 @@ class IdempotencyStore:
             idem_key: The ``Idempotency-Key`` header.
             fingerprint: What the request asks for (see ``request_fingerprint``).
             now: The current Unix time.
-            produce: Runs the request; its answer is stored unless it is a 5xx.
+            produce: Runs the request with a recorder to call inside the
+                transaction that makes its change; an answer it did not record
+                that way is stored afterwards unless it is a 5xx.
 
         Raises:
             IdempotencyKeyReused: The key was used with another fingerprint.
@@ -105,15 +117,23 @@ class IdempotencyStore:
                     raise IdempotencyKeyReused()
                 return json_response(stored.response_json.encode(), status=stored.status_code,
                                      headers={IDEMPOTENCY_REPLAYED_HEADER: "true"})
-            response = await produce()
-            if response.status_code < 500:
+            recorded: list[Response] = []
+
+            def record(db: Database, response: Response) -> None:
+                db.put_idempotency(
+                    key_name, idem_key, now, ttl=self.ttl, status_code=response.status_code,
+                    response_json=bytes(response.body).decode(), request_hash=fingerprint)
+                recorded.append(response)
+
+            response = await produce(record)
+            if response.status_code < 500 and not any(r is response for r in recorded):
                 try:
                     await self._db.put_idempotency(
                         key_name, idem_key, now, ttl=self.ttl, status_code=response.status_code,
                         response_json=bytes(response.body).decode(), request_hash=fingerprint)
                 except Exception as err:
-                    # The order exists: answering 500 now would invite the retry
-                    # that creates a second one. Answer, and report the lost record.
+                    # The request was answered: answering 500 now would invite a
+                    # retry that may get another answer. Answer, and report it.
                     self._logger.error("idempotency answer not stored", key_name=key_name,
                                        error=type(err).__name__)
             return response

@@ -28,7 +28,7 @@ from .parse import (
     STOP_BODY,
     TOPUP_BODY,
 )
-from .routes import PATH_PARAMETERS, ROUTES, RouteSpec, path_parameters
+from .routes import PATH_PARAMETERS, ROUTES, RouteSpec, path_parameters, route_role
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -130,6 +130,7 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "final_amount_cents": _t("int?"), "refund_cents": _t("int?"),
         "energy_fee_cents": _t("int?"), "service_fee_cents": _t("int?"),
         "card_no": _t("str?"), "stop_reason": _t("str?"),
+        "key_name": _t("str?", "The API key that created it; null for a card swipe."),
         "created_at": _t("int"), "updated_at": _t("int")}),
     "OrderPage": _page("One page of orders, newest first.", "Order"),
     "ProgressSample": _object("One progress report.", {
@@ -145,7 +146,9 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "reason": _t("str?", "Why it failed or expired."),
         "result": {"description": "The device's answer (parameter queries), or null."},
         "attempts": _t("int"), "order_no": _t("str?"), "created_at": _t("int"),
-        "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int")}),
+        "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int"),
+        "key_name": _t("str?", "The API key that asked for it; null when the server "
+                               "or a device did.")}),
     "Card": _object("A card of the registry (api.md §10.8, §11.1).", {
         "card_no": _t("str"), "balance_cents": _t("int"), "balance": _t("num", "Yuan."),
         "held_cents": _t("int", "Reserved by open card orders (their holds)."),
@@ -199,13 +202,15 @@ _BODIES: tuple[BodySpec, ...] = (CHARGE_BODY, POWER_TIER_BODY, STOP_BODY, PARAMS
 _ERROR_TEXT: Mapping[int, str] = {
     400: "invalid_argument: a field is missing, mistyped or out of range (data.field).",
     401: "unauthorized: missing or unknown X-Api-Key, or a bad signature (data.reason).",
+    403: "forbidden: the key lacks the route's role (data.required_role; x-required-role).",
     404: "Not found (device_not_found, order_not_found, …).",
     405: "method_not_allowed.",
     409: "port_busy (data: current_order, port_no, status); card_exists; "
          "insufficient_balance (data: requested_cents, available_cents).",
     413: "payload_too_large: the body is over max_body_bytes (64 KiB).",
     422: "port_fault, device_rejected or idempotency_key_reused.",
-    429: "rate_limited: per-key or per-device limit (data.scope); see Retry-After.",
+    429: "rate_limited: per-key, per-device or failed-authentication limit (data.scope); "
+         "see Retry-After.",
     500: "internal: a server bug; quote the request_id.",
     503: "unavailable: the server is starting or stopping.",
 }
@@ -274,7 +279,7 @@ def _operation(route: RouteSpec) -> dict[str, object]:
     if route.auth:
         # Signed requests are hashed over the body, so every authenticated route reads
         # it and can answer 413.
-        errors |= {401, 413, 429}
+        errors |= {401, 403, 413, 429}
     if route.bodies or route.query or route.idempotent:
         errors |= {400}
     responses: dict[str, object] = {"200": _success_response(route)}
@@ -284,7 +289,12 @@ def _operation(route: RouteSpec) -> dict[str, object]:
     op: dict[str, object] = {"operationId": route.name, "summary": route.summary,
                              "tags": [route.tag], "responses": responses,
                              "security": _SECURITY if route.auth else []}
-    if route.description:
+    if route.auth:
+        role = route_role(route.name)
+        op["x-required-role"] = role
+        op["description"] = " ".join(
+            filter(None, (route.description, f"Role: {role} (api.md §11.4).")))
+    elif route.description:
         op["description"] = route.description
     params = _parameters(route)
     if params:

@@ -1,5 +1,6 @@
-# Token buckets for the API's rate limits (api.md §6.2): one bucket per API key for
-# every route, one per device for the command endpoints.
+# Token buckets for the API's rate limits (api.md §6.2, §11.3): one bucket per API
+# key for every route (charged once the request authenticated), one per device for
+# the command endpoints, and one per remote address for failed authentications.
 #
 # A bucket holds up to ``burst`` tokens and gains ``rate`` tokens per second; a
 # request takes one or is refused with the time until the next token. The time is
@@ -73,6 +74,21 @@ class TokenBucketLimiter:
             bucket.tokens -= 1.0
             return None
         return max(1, math.ceil((1.0 - bucket.tokens) / self.rate))
+
+    def check(self, key: str, now: float) -> int | None:
+        """Whether *key*'s bucket holds a token, without taking it.
+
+        Returns:
+            None if it does, else the whole seconds (≥ 1) until it will.
+        """
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return None
+        tokens = min(float(self.burst),
+                     bucket.tokens + max(0.0, now - bucket.updated) * self.rate)
+        if tokens >= 1.0:
+            return None
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
 
     def _evict(self, now: float) -> None:
         buckets = self._buckets

@@ -6,10 +6,16 @@
 # OpenAPI document (openapi.py renders the rows), so the two cannot drift; a test
 # compares them. The table holds no code, so the document can be built without
 # an application (for the docs).
+#
+# Roles (api.md §11.4): ROUTE_ROLES names the role each authenticated route needs,
+# one line per route name. A route missing from it needs ``admin``, so a route added
+# without a thought about its role is closed to every narrower key, never open.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .fields import BodySpec, QuerySpec
 from .parse import (
@@ -34,7 +40,11 @@ from .parse import (
     TOPUP_BODY,
 )
 
-__all__ = ["API_PREFIX", "PATH_PARAMETERS", "ROUTES", "RouteSpec", "path_parameters"]
+if TYPE_CHECKING:
+    from ..config import Role
+
+__all__ = ["API_PREFIX", "PATH_PARAMETERS", "ROUTES", "ROUTE_ROLES", "RouteSpec",
+           "path_parameters", "route_role"]
 
 #: Base path of the third-party API (api.md §6).
 API_PREFIX = "/api/v1/third"
@@ -88,6 +98,37 @@ class RouteSpec:
     raw_media_type: str | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
+
+
+#: The role each authenticated route needs, by route name (api.md §11.4): ``read``
+#: for looking, ``operate`` for charging and device commands, ``cards`` for the card
+#: registry, ``firmware`` for OTA, ``admin`` for provisioning, redelivery and keys.
+ROUTE_ROLES: Mapping[str, Role] = {
+    "start_charge": "operate",
+    "stop_charge": "operate",
+    "set_params": "operate",
+    "query_params": "operate",
+    "start_ota": "firmware",
+    "get_command": "read",
+    "get_device": "read",
+    "list_devices": "read",
+    "list_orders": "read",
+    "get_order": "read",
+    "get_order_progress": "read",
+    "list_events": "read",
+    "create_card": "cards",
+    "get_card": "cards",
+    "list_card_ledger": "cards",
+    "top_up_card": "cards",
+    "adjust_card": "cards",
+    "set_card_status": "cards",
+    "redeliver_event": "admin",
+}
+
+
+def route_role(name: str) -> Role:
+    """The role route *name* needs: its :data:`ROUTE_ROLES` entry, else ``admin``."""
+    return ROUTE_ROLES.get(name, "admin")
 
 
 def path_parameters(path: str) -> list[str]:

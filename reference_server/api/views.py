@@ -128,6 +128,7 @@ def order_view(order: OrderRecord, phy_id: str) -> dict[str, object]:
         "service_fee_cents": order.service_fee_amount,
         "card_no": order.card_no,
         "stop_reason": order.stop_reason,
+        "key_name": order.key_name,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
     }
@@ -180,6 +181,7 @@ def command_view(command: CommandRecord) -> dict[str, object]:
         "sent_at": command.sent_at,
         "finished_at": command.finished_at,
         "expires_at": command.expires_at,
+        "key_name": command.key_name,
     }
 
 

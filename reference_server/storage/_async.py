@@ -452,9 +452,13 @@ class AsyncDatabase:
         """
         return await self.run(Database.mark_delivery_dead, event_seq, error=error)
 
-    async def redeliver(self, event_id: str, now: int) -> bool:
+    async def redeliver(self, event_id: str, now: int, *, key_name: str | None = None) -> bool:
         """Queue one event for delivery again, due at *now*, attempts reset."""
-        return await self.run(Database.redeliver, event_id, now)
+        return await self.run(Database.redeliver, event_id, now, key_name=key_name)
+
+    async def prune_retained(self, *, before: int, batch: int) -> int:
+        """Delete one batch of rows past retention (see :meth:`Database.prune_retained`)."""
+        return await self.run(Database.prune_retained, before=before, batch=batch)
 
     async def create_card(self, card_no: str, now: int, *, balance_cents: int = 0,
                           status: CardStatus = CardStatus.ACTIVE,
@@ -536,6 +540,10 @@ class AsyncDatabase:
     async def put_setting(self, name: str, value: str) -> None:
         """Set a ``settings`` value."""
         return await self.run(Database.put_setting, name, value)
+
+    async def delete_setting(self, name: str) -> bool:
+        """Remove a ``settings`` row. Returns whether it existed."""
+        return await self.run(Database.delete_setting, name)
 
     async def ensure_setting(self, name: str, value: str) -> tuple[str, bool]:
         """Store *value* unless the setting exists (the generated API key)."""

@@ -13,7 +13,11 @@
 # On open the file gets WAL (readers never block the writer), synchronous=NORMAL
 # (durable at each checkpoint, never corrupt; the WAL trade-off SQLite recommends),
 # foreign keys on and a busy timeout, then migrate() brings the schema up to date.
-# close() checkpoints and truncates the WAL. Tables are STRICT, so a float where an
+# close() checkpoints and truncates the WAL. A new database file is created with
+# mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the mode of
+# the database file), because it holds API-key hashes, card balances and every
+# order; an existing file keeps its mode (the server warns when others can read it).
+# Tables are STRICT, so a float where an
 # integer unit belongs (api.md §3) is refused by SQLite itself.
 #
 # SQL text lives in _sql.py; this file binds parameters and converts rows to the
@@ -245,6 +249,7 @@ class Database:
         in_memory = name == ":memory:"
         if not in_memory:
             Path(name).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(name)
         conn = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None,
                                check_same_thread=False, cached_statements=256)
         ready = False
@@ -491,6 +496,7 @@ class Database:
             "requested_energy_wh": order.requested_energy_wh,
             "power_tiers_json": order.power_tiers_json, "card_no": order.card_no,
             "business_no": order.business_no, "created_at": order.created_at,
+            "key_name": order.key_name,
         }
         with self.transaction():
             try:
@@ -615,7 +621,7 @@ class Database:
                 "id": command_id, "device_id": command.device_id, "phy_id": command.phy_id,
                 "kind": command.kind, "payload_json": dump_json(dict(command.payload)),
                 "order_no": command.order_no, "created_at": command.created_at,
-                "expires_at": command.expires_at})
+                "expires_at": command.expires_at, "key_name": command.key_name})
             record = self.get_command(command_id)
         assert record is not None
         return record
@@ -815,16 +821,35 @@ class Database:
             return self._conn.execute(sql.MARK_DELIVERY_DEAD, {
                 "seq": event_seq, "error": error}).rowcount == 1
 
-    def redeliver(self, event_id: str, now: int) -> bool:
+    def redeliver(self, event_id: str, now: int, *, key_name: str | None = None) -> bool:
         """Queue one event for delivery again, due at *now*, attempts reset.
+
+        Args:
+            event_id: The event.
+            now: When it is due.
+            key_name: The API key that asked (kept on the delivery for audit).
 
         Returns:
             False if there is no such event.
         """
         with self.transaction():
-            rows = self._conn.execute(sql.REDELIVER_EVENT,
-                                      {"event_id": event_id, "now": now}).fetchall()
+            rows = self._conn.execute(sql.REDELIVER_EVENT, {
+                "event_id": event_id, "now": now, "key_name": key_name}).fetchall()
         return bool(rows)
+
+    def prune_retained(self, *, before: int, batch: int) -> int:
+        """Delete one batch of rows older than *before* from ``events`` (with their
+        delivered webhook rows), ``order_progress`` and ``cmd_logs`` (retention_days,
+        api.md §11.4). Undelivered events and the events of open orders are kept;
+        orders and cards are never touched.
+
+        Returns:
+            The rows deleted; less than *batch* per table means that table is done.
+        """
+        params = {"before": before, "limit": batch}
+        with self.transaction():
+            return sum(self._conn.execute(text, params).rowcount for text in (
+                sql.PRUNE_EVENTS_BATCH, sql.PRUNE_PROGRESS_BATCH, sql.PRUNE_CMD_LOGS_BATCH))
 
     # --- cards -----------------------------------------------------------------------------
 
@@ -1080,6 +1105,16 @@ class Database:
         with self.transaction():
             self._conn.execute(sql.UPSERT_SETTING, (name, value))
 
+    def delete_setting(self, name: str) -> bool:
+        """Remove a ``settings`` row, overwriting its bytes in the file (``secure_delete``:
+        the row may have held a secret). Returns whether it existed."""
+        self._conn.execute("PRAGMA secure_delete = ON")
+        try:
+            with self.transaction():
+                return self._conn.execute(sql.DELETE_SETTING, (name,)).rowcount == 1
+        finally:
+            self._conn.execute("PRAGMA secure_delete = OFF")
+
     def ensure_setting(self, name: str, value: str) -> tuple[str, bool]:
         """Store *value* unless the setting exists (the generated API key).
 
@@ -1093,6 +1128,16 @@ class Database:
             stored = self.get_setting(name)
         assert stored is not None
         return stored, created
+
+
+def _create_private(name: str) -> None:
+    """Create the database file with mode 0600 if it does not exist yet."""
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(name, 0o600)  # whatever the umask left
 
 
 def _page(rows: list[_T], limit: int, list_name: str, key: Callable[[_T], int]) -> Page[_T]:

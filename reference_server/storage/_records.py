@@ -196,6 +196,8 @@ class NewOrder:
     card_no: str | None = None
     business_no: int | None = None
     created_at: int
+    #: The API key that asked for it (None: a card swipe at the device).
+    key_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,7 +210,8 @@ class OrderRecord:
     ``device_amount`` (what the device reported, for reconciliation only).
     ``end_reason`` is the contract's code, ``end_reason_raw`` the protocol's;
     ``stop_reason`` the API caller's free text; ``start_time``/``end_time`` the
-    server's receipt times.
+    server's receipt times; ``key_name`` the API key that created it (None for a
+    card swipe).
     """
 
     id: int
@@ -242,6 +245,7 @@ class OrderRecord:
     end_time: int | None
     created_at: int
     updated_at: int
+    key_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -276,6 +280,7 @@ class NewCommand:
         expires_at: When it expires if still queued (now + ``command_ttl``).
         order_no: The order it belongs to, if any.
         id: The command id; a random one when None.
+        key_name: The API key that asked for it (None: the server or a device).
     """
 
     device_id: int
@@ -286,13 +291,15 @@ class NewCommand:
     expires_at: int
     order_no: str | None = None
     id: str | None = None
+    key_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandRecord:
     """A ``commands`` row. ``msg_id`` is the wire message id of the last send (so a
     resend reuses it), ``attempts`` how often it was written, ``result_json`` the
-    device's answer (parameter queries), ``reason`` why it failed or expired."""
+    device's answer (parameter queries), ``reason`` why it failed or expired,
+    ``key_name`` the API key that asked for it (None: the server or a device)."""
 
     id: str
     device_id: int
@@ -309,6 +316,7 @@ class CommandRecord:
     sent_at: int | None
     finished_at: int | None
     expires_at: int
+    key_name: str | None = None
 
     def payload(self) -> dict[str, object]:
         """``payload_json`` parsed."""

@@ -283,11 +283,23 @@ SELECT card_no, 'adjust', balance_cents, 'opening balance',
 FROM cards WHERE balance_cents <> 0 ORDER BY card_no;
 """
 
+# Keys and audit (api.md §11.4): which API key created an order, queued a command or
+# asked for a redelivery (NULL: the server or a device did); and the indexes that let
+# retention pruning (retention_days) find old rows without walking the tables.
+_V4 = """
+ALTER TABLE orders ADD COLUMN key_name TEXT;
+ALTER TABLE commands ADD COLUMN key_name TEXT;
+ALTER TABLE webhook_deliveries ADD COLUMN key_name TEXT;
+CREATE INDEX events_created ON events (created_at);
+CREATE INDEX order_progress_at ON order_progress (at);
+"""
+
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
     Migration(2, "routine webhook deliveries after the others; claim index", _V2),
     Migration(3, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V3),
+    Migration(4, "key_name on orders, commands and redeliveries; retention indexes", _V4),
 )
 
 #: The schema version this code writes.

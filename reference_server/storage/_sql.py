@@ -99,16 +99,16 @@ _ORDER_MUTABLE = (
     "service_fee_amount", "device_amount", "end_reason", "end_reason_raw", "business_no",
     "card_no", "stop_reason", "start_time", "end_time", "updated_at",
 )
-ORDER_COLUMNS = ("id, order_no, device_id, socket_no, port_no, created_at, "
+ORDER_COLUMNS = ("id, order_no, device_id, socket_no, port_no, created_at, key_name, "
                  + ", ".join(_ORDER_MUTABLE))
 
 INSERT_ORDER = """
 INSERT INTO orders (order_no, device_id, socket_no, port_no, status, charge_mode, amount,
                     price_per_kwh, service_fee, requested_duration_sec, requested_energy_wh,
-                    power_tiers_json, card_no, business_no, created_at, updated_at)
+                    power_tiers_json, card_no, business_no, created_at, updated_at, key_name)
 VALUES (:order_no, :device_id, :socket_no, :port_no, 'pending', :charge_mode, :amount,
         :price_per_kwh, :service_fee, :requested_duration_sec, :requested_energy_wh,
-        :power_tiers_json, :card_no, :business_no, :created_at, :created_at)"""
+        :power_tiers_json, :card_no, :business_no, :created_at, :created_at, :key_name)"""
 
 SELECT_ORDER_BY_NO = f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_no = ?"
 
@@ -172,13 +172,14 @@ FROM order_progress WHERE order_no = ? ORDER BY id"""
 # --- commands ------------------------------------------------------------------------------
 
 COMMAND_COLUMNS = ("id, device_id, phy_id, kind, payload_json, status, reason, result_json, "
-                   "msg_id, attempts, order_no, created_at, sent_at, finished_at, expires_at")
+                   "msg_id, attempts, order_no, created_at, sent_at, finished_at, expires_at, "
+                   "key_name")
 
 INSERT_COMMAND = """
 INSERT INTO commands (id, device_id, phy_id, kind, payload_json, status, order_no, created_at,
-                      expires_at)
+                      expires_at, key_name)
 VALUES (:id, :device_id, :phy_id, :kind, :payload_json, 'queued', :order_no, :created_at,
-        :expires_at)"""
+        :expires_at, :key_name)"""
 
 SELECT_COMMAND = f"SELECT {COMMAND_COLUMNS} FROM commands WHERE id = ?"
 
@@ -298,11 +299,11 @@ WHERE event_seq = :seq AND status = 'pending'"""
 
 # POST /events/{id}/redeliver: a fresh pending delivery, whatever happened before.
 REDELIVER_EVENT = """
-INSERT INTO webhook_deliveries (event_seq, device_phy_id, next_attempt_at)
-SELECT seq, device_phy_id, :now FROM events WHERE event_id = :event_id
+INSERT INTO webhook_deliveries (event_seq, device_phy_id, next_attempt_at, key_name)
+SELECT seq, device_phy_id, :now, :key_name FROM events WHERE event_id = :event_id
 ON CONFLICT (event_seq) DO UPDATE SET status = 'pending', attempts = 0,
     next_attempt_at = excluded.next_attempt_at, last_error = NULL, delivered_at = NULL,
-    latency_ms = NULL
+    latency_ms = NULL, key_name = excluded.key_name
 RETURNING event_seq"""
 
 # --- cards and their ledger (api.md §11.1; the ledger migration explains the sums) ----------
@@ -362,6 +363,27 @@ DELETE FROM api_nonces WHERE key_name = ? AND nonce = ? AND seen_at <= ?"""
 INSERT_NONCE = """
 INSERT INTO api_nonces (key_name, nonce, seen_at) VALUES (?, ?, ?)
 ON CONFLICT (key_name, nonce) DO NOTHING"""
+# Retention (retention_days, api.md §11.4), one bounded batch per statement. Events
+# go with their delivery rows (ON DELETE CASCADE), never while a delivery is pending
+# or dead (undelivered: GET /events and redelivery must still find it), nor while
+# their order is open (its next event ids continue from the count of its events).
+PRUNE_EVENTS_BATCH = """
+DELETE FROM events WHERE seq IN (
+    SELECT seq FROM events e
+    WHERE e.created_at < :before
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                      WHERE d.event_seq = e.seq AND d.status IN ('pending', 'dead'))
+      AND (e.order_no IS NULL OR NOT EXISTS (
+          SELECT 1 FROM orders o WHERE o.order_no = e.order_no
+                                   AND o.status IN ('pending', 'charging', 'stopping')))
+    ORDER BY seq LIMIT :limit)"""
+PRUNE_PROGRESS_BATCH = """
+DELETE FROM order_progress WHERE id IN (
+    SELECT id FROM order_progress WHERE at < :before ORDER BY at LIMIT :limit)"""
+PRUNE_CMD_LOGS_BATCH = """
+DELETE FROM cmd_logs WHERE id IN (
+    SELECT id FROM cmd_logs WHERE created_at < :before ORDER BY created_at LIMIT :limit)"""
+
 PRUNE_NONCES = "DELETE FROM api_nonces WHERE seen_at <= ?"
 
 IDEMPOTENCY_COLUMNS = "key_name, idem_key, status_code, response_json, request_hash, created_at"
@@ -382,6 +404,7 @@ SELECT_SETTING = "SELECT value FROM settings WHERE name = ?"
 UPSERT_SETTING = """
 INSERT INTO settings (name, value) VALUES (?, ?)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value"""
+DELETE_SETTING = "DELETE FROM settings WHERE name = ?"
 INSERT_SETTING_IF_ABSENT = """
 INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"""
 

@@ -1,1 +1,2 @@
-"""Faults and abuse (issue 12): each numbered story against the real server over loopback."""
+"""Faults and abuse: each numbered story of the trust issue reproduced against the real
+server over loopback, with the fixed behaviour asserted."""

@@ -99,12 +99,14 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def server_running(config: Config) -> AsyncIterator[RunningServer]:
+async def server_running(config: Config, *, clock: Callable[[], float] = time.time,
+                         announce: io.StringIO | None = None) -> AsyncIterator[RunningServer]:
     log = io.StringIO()
+    announced = announce if announce is not None else io.StringIO()
     async with trio.open_nursery() as nursery:
         addresses: ServerAddresses = await nursery.start(
-            lambda task_status: run_server(config, logger=Logger("debug", log),
-                                           announce=io.StringIO(), task_status=task_status))
+            lambda task_status: run_server(config, logger=Logger("debug", log), clock=clock,
+                                           announce=announced, task_status=task_status))
         async with httpx.AsyncClient(
                 base_url=f"http://{addresses.http_host}:{addresses.http_port}",
                 headers={"X-Api-Key": API_KEY}, timeout=10) as api:

@@ -9,6 +9,7 @@ import pytest
 
 from reference_server.config import (
     GENERATED_API_KEY_NAME,
+    ROLES,
     ApiKey,
     Config,
     ConfigError,
@@ -241,7 +242,8 @@ def test_secrets_never_in_repr_or_redacted() -> None:
     shown = repr(config) + json.dumps(config.redacted()) + repr(config.api_keys)
     for secret in ("KEY-AAAA", "SECRET-BBBB", "WH-CCCC", "PASS-DDDD", "TOK-EEEE"):
         assert secret not in shown
-    assert [{"name": config.api_keys[0].name, "signed": True}] == config.redacted()["api_keys"]
+    assert [{"name": config.api_keys[0].name, "signed": True, "roles": list(ROLES)}] == (
+        config.redacted()["api_keys"])
     assert "hook.example/p" in str(config.redacted()["webhook_url"])
 
 
@@ -326,6 +328,11 @@ def test_secret_values_are_not_echoed_in_errors(tmp_path: Path) -> None:
     ('[[api_keys]]\nname = "a"\nkey = "k"\n[[api_keys]]\nname = "b"\nkey = "k"\n',
      "api_keys"),
     ("api_keys = [1]\n", "api_keys[0]"),
+    ('[[api_keys]]\nname = "n"\nkey = "k"\nroles = ["root"]\n', "api_keys[0].roles"),
+    ('[[api_keys]]\nname = "n"\nkey = "k"\nroles = []\n', "api_keys[0].roles"),
+    ('[[api_keys]]\nname = "n"\nkey = "k"\nroles = "read"\n', "api_keys[0].roles"),
+    ("retention_days = 0\n", "retention_days"),
+    ("rate_limit_auth_failures = 0\n", "rate_limit_auth_failures"),
     ("[webhook]\nurl = 'http://x'\n", "webhook"),
     ("tcp_port = \n", "config"),
 ])
@@ -336,6 +343,27 @@ def test_bad_toml_names_the_key(tmp_path: Path, text: str, key: str) -> None:
         load_config(["--config", str(path)], {})
 
     assert key == info.value.key
+
+
+def test_api_key_roles(tmp_path: Path) -> None:
+    path = _toml(tmp_path, '[[api_keys]]\nname = "r"\nkey = "k1"\nroles = ["read", "cards"]\n'
+                           '[[api_keys]]\nname = "all"\nkey = "k2"\n')
+
+    config = load_config(["--config", str(path)], {})
+
+    assert [frozenset({"read", "cards"}), frozenset(ROLES)] == [k.roles for k in config.api_keys]
+    assert [["read", "cards"], list(ROLES)] == [k["roles"] for k in config.redacted()["api_keys"]]
+
+
+def test_generated_api_key_by_hash() -> None:
+    digest = "ab" * 32
+    config = with_generated_api_key(Config(), key_sha256=digest)
+
+    assert bytes.fromhex(digest) == config.api_keys[0].digest()
+    assert "" == config.api_keys[0].key
+    for bad in ("ab", "zz" * 32):
+        with pytest.raises(ValueError):
+            with_generated_api_key(Config(), key_sha256=bad)
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
