@@ -18,7 +18,7 @@ The wire messages of each protocol are in :mod:`bkvcodec.bkv` and
 """
 from __future__ import annotations
 
-from ._billing import Bill, Tariff, TariffKind, compute_bill, tariff_kind
+from ._billing import Bill, Tariff, TariffKind, compute_bill
 from ._commands import (
     Command,
     FirmwareTarget,
@@ -199,7 +199,6 @@ __all__ = [
     "frame_to_json",
     "message_name",
     "sign",
-    "tariff_kind",
     "verify_signature",
     "verify_webhook",
 ]

@@ -17,7 +17,7 @@ from ._commands import PowerTierSpec
 from ._errors import LocalProtocolError
 from ._events import ChargeMode
 
-__all__ = ["Bill", "Tariff", "TariffKind", "compute_bill", "round_half_up", "tariff_kind"]
+__all__ = ["Bill", "Tariff", "TariffKind", "compute_bill", "round_half_up"]
 
 
 def round_half_up(numerator: int, denominator: int) -> int:
@@ -42,25 +42,24 @@ class TariffKind(enum.Enum):
     #: The prepaid amount (0 when nothing was prepaid).
     FLAT = "flat"
 
+    @classmethod
+    def for_order(cls, charge_mode: ChargeMode, *, price_per_kwh_cents: int,
+                  amount_cents: int | None, card: bool = False) -> TariffKind:
+        """The tariff of a new order (api.md §11.1).
 
-def tariff_kind(charge_mode: ChargeMode, *, price_per_kwh_cents: int,
-                amount_cents: int | None, card: bool = False) -> TariffKind:
-    """The tariff of a new order (api.md §11.1).
-
-    A power-tier order is billed by its tiers, whose prices it carries, even when a
-    default energy price is configured. Otherwise a price per kWh bills by energy; a
-    time order with a prepaid amount bills by time unless it is a card order (the
-    card's amount is its balance, not a price); everything else is flat.
-
-    .. versionadded:: 0.1.0
-    """
-    if charge_mode is ChargeMode.POWER_TIERS:
-        return TariffKind.TIERS
-    if price_per_kwh_cents > 0:
-        return TariffKind.ENERGY
-    if charge_mode is ChargeMode.TIME and amount_cents is not None and not card:
-        return TariffKind.TIME
-    return TariffKind.FLAT
+        A power-tier order is billed by its tiers, whose prices it carries, even
+        when a default energy price is configured. Otherwise a price per kWh bills
+        by energy; a time order with a prepaid amount bills by time unless it is a
+        card order (the card's amount is its balance, not a price); everything else
+        is flat.
+        """
+        if charge_mode is ChargeMode.POWER_TIERS:
+            return cls.TIERS
+        if price_per_kwh_cents > 0:
+            return cls.ENERGY
+        if charge_mode is ChargeMode.TIME and amount_cents is not None and not card:
+            return cls.TIME
+        return cls.FLAT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

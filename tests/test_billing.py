@@ -17,7 +17,6 @@ from bkvcodec import (
     Tariff,
     TariffKind,
     compute_bill,
-    tariff_kind,
 )
 from bkvcodec._billing import tiers_fee
 from bkvcodec._commands import PowerTierSpec
@@ -44,7 +43,7 @@ TIERS = (PowerTierSpec(max_power_w=1000, price_cents=100, minutes=60),
 ])
 def test_the_tariff_of_a_new_order(mode: ChargeMode, price: int, amount: int | None,
                                    card: bool, expected: TariffKind) -> None:
-    kind = tariff_kind(mode, price_per_kwh_cents=price, amount_cents=amount, card=card)
+    kind = TariffKind.for_order(mode, price_per_kwh_cents=price, amount_cents=amount, card=card)
 
     assert expected == kind
 
