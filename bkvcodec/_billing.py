@@ -143,7 +143,7 @@ def tiers_fee(tiers: Sequence[PowerTierSpec], tier_minutes: Sequence[int]) -> in
     if any(minutes < 0 for minutes in tier_minutes):
         raise LocalProtocolError("minutes per tier must not be negative")
     total = sum((Fraction(used * tier.price_cents, tier.minutes)
-                 for tier, used in zip(tiers, tier_minutes)), Fraction(0))
+                 for tier, used in zip(tiers, tier_minutes, strict=False)), Fraction(0))
     return round_half_up(total.numerator, total.denominator)
 
 
