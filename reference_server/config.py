@@ -49,6 +49,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "LogLevel",
+    "SqliteSynchronous",
     "argument_parser",
     "describe_settings",
     "generate_api_key",
@@ -60,8 +61,11 @@ __all__ = [
 BusyPortPolicy = Literal["reject", "replace"]
 #: Log levels, as written in the configuration.
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+#: SQLite ``PRAGMA synchronous`` of every connection (api.md §11.1).
+SqliteSynchronous = Literal["full", "normal"]
 
 _POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
+_SYNCHRONOUS: dict[str, SqliteSynchronous] = {"full": "full", "normal": "normal"}
 _LOG_LEVELS: dict[str, LogLevel] = {
     "debug": "debug", "info": "info", "warning": "warning", "error": "error",
     "critical": "critical",
@@ -156,6 +160,12 @@ class Config:
         idempotency_ttl: How long an ``Idempotency-Key`` answer is replayed (§6.3).
         default_price_per_kwh: Tariff when a request has none, cents/kWh (§5).
         default_service_fee: Service fee when a request has none, per mille (§5).
+        sqlite_synchronous: ``full`` (a commit is on disk before anything it
+            stores is acknowledged, also across a power loss) or ``normal`` (WAL
+            checkpoints only; a power loss may undo the last commits) (§11.1).
+        rated_power_w: A port's rated power; device reports of more energy than
+            this × the reported time × 1.2, or of more power than this × 1.2, are
+            capped and raise ``order.anomaly`` (§11.1).
         config_file: The TOML file that was read, if any (informational).
     """
 
@@ -188,6 +198,8 @@ class Config:
     idempotency_ttl: int = _DAY
     default_price_per_kwh: int = 0
     default_service_fee: int = 0
+    sqlite_synchronous: SqliteSynchronous = "full"
+    rated_power_w: int = 3500
     config_file: Path | None = None
 
     def offline_after_for(self, protocol: str) -> int:
@@ -288,6 +300,10 @@ _KEYS: dict[str, _Key] = dict([
     _key("idempotency_ttl", "seconds an Idempotency-Key answer is replayed (86400)"),
     _key("default_price_per_kwh", "price when a request has none, cents/kWh (0)"),
     _key("default_service_fee", "service fee when a request has none, per mille (0)"),
+    # Money (api.md §11.1).
+    _key("sqlite_synchronous", "SQLite synchronous mode of money commits: full or normal",
+         metavar="MODE"),
+    _key("rated_power_w", "rated power of a port in W, the plausibility cap (3500)"),
 ])
 
 
@@ -539,6 +555,17 @@ def _get_log_level(raw: Mapping[str, _Value], default: LogLevel) -> LogLevel:
     return level
 
 
+def _get_synchronous(raw: Mapping[str, _Value],
+                     default: SqliteSynchronous) -> SqliteSynchronous:
+    value = _get_opt_str(raw, "sqlite_synchronous")
+    if value is None:
+        return default
+    mode = _SYNCHRONOUS.get(value.lower())
+    if mode is None:
+        _bad("sqlite_synchronous", "'full' or 'normal'", raw["sqlite_synchronous"])
+    return mode
+
+
 def _get_webhook_url(raw: Mapping[str, _Value]) -> str | None:
     value = _get_opt_str(raw, "webhook_url")
     if value is None:
@@ -594,6 +621,8 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         default_price_per_kwh=_get_int(raw, "default_price_per_kwh", d.default_price_per_kwh,
                                        low=0),
         default_service_fee=_get_int(raw, "default_service_fee", d.default_service_fee, low=0),
+        sqlite_synchronous=_get_synchronous(raw, d.sqlite_synchronous),
+        rated_power_w=_get_int(raw, "rated_power_w", d.rated_power_w),
         config_file=config_file,
     )
 

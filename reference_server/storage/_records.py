@@ -20,7 +20,7 @@ from bkvcodec import OrderState
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from bkvcodec import ChargeMode, Direction, EndReason, PortState, ProtocolFamily
+    from bkvcodec import ChargeMode, Direction, EndReason, PortState, ProtocolFamily, TariffKind
 
 __all__ = [
     "OPEN_ORDER_STATES",
@@ -177,6 +177,8 @@ class NewOrder:
     Units: ``amount`` cents (None: nothing prepaid), ``price_per_kwh`` cents,
     ``service_fee`` per mille, ``requested_duration_sec`` seconds,
     ``requested_energy_wh`` Wh; ``power_tiers_json`` the mode-3 tiers as given.
+    ``tariff`` bills the order (api.md §11.1); None derives it with
+    :meth:`bkvcodec.TariffKind.for_order`.
     """
 
     order_no: str
@@ -193,6 +195,7 @@ class NewOrder:
     card_no: str | None = None
     business_no: int | None = None
     created_at: int
+    tariff: TariffKind | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -205,7 +208,7 @@ class OrderRecord:
     ``device_amount`` (what the device reported, for reconciliation only).
     ``end_reason`` is the contract's code, ``end_reason_raw`` the protocol's;
     ``stop_reason`` the API caller's free text; ``start_time``/``end_time`` the
-    server's receipt times.
+    server's receipt times. ``tariff`` is the tariff that bills the order (api.md §11.1).
     """
 
     id: int
@@ -239,6 +242,7 @@ class OrderRecord:
     end_time: int | None
     created_at: int
     updated_at: int
+    tariff: TariffKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -239,10 +239,29 @@ CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (routine, event_se
     WHERE status = 'pending';
 """
 
+# Every order names the tariff that bills it (api.md §11.1): energy, time, tiers or
+# flat, fixed at creation. Existing rows get a derived value: an ended order the
+# tariff its bill followed before this version (energy with a price, time with a
+# prepaid amount and a duration, else flat; tier prices were not billed then), an
+# open order the tariff it will now be settled by.
+_V3 = """
+ALTER TABLE orders ADD COLUMN tariff TEXT NOT NULL DEFAULT 'flat'
+    CHECK (tariff IN ('energy', 'time', 'tiers', 'flat'));
+UPDATE orders SET tariff = CASE
+    WHEN status IN ('pending', 'charging', 'stopping') AND charge_mode = 3 THEN 'tiers'
+    WHEN price_per_kwh > 0 THEN 'energy'
+    WHEN status IN ('pending', 'charging', 'stopping') THEN
+        CASE WHEN charge_mode = 1 AND amount IS NOT NULL AND card_no IS NULL THEN 'time'
+             ELSE 'flat' END
+    WHEN amount IS NOT NULL AND requested_duration_sec > 0 THEN 'time'
+    ELSE 'flat' END;
+"""
+
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
     Migration(2, "routine webhook deliveries after the others; claim index", _V2),
+    Migration(3, "orders.tariff: the tariff that bills each order", _V3),
 )
 
 #: The schema version this code writes.
