@@ -48,12 +48,12 @@ class TariffKind(enum.Enum):
         """The tariff of a new order (api.md §11.1).
 
         A power-tier order is billed by its tiers, whose prices it carries, even
-        when a default energy price is configured. Otherwise a price per kWh bills
-        by energy; a time order with a prepaid amount bills by time unless it is a
-        card order (the card's amount is its balance, not a price); everything else
-        is flat.
+        when a default energy price is configured (a card order carries none).
+        Otherwise a price per kWh bills by energy; a time order with a prepaid
+        amount bills by time unless it is a card order (the card's amount is its
+        balance, not a price); everything else is flat.
         """
-        if charge_mode is ChargeMode.POWER_TIERS:
+        if charge_mode is ChargeMode.POWER_TIERS and not card:
             return cls.TIERS
         if price_per_kwh_cents > 0:
             return cls.ENERGY

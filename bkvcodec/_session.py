@@ -444,6 +444,12 @@ class ChargingSession:
         """The port reported not charging (idle, or plugged but off) during the order."""
         return self._handle(_Input(SessionInput.PORT_IDLE, now))
 
+    @property
+    def events_emitted(self) -> int:
+        """How many events the session has produced: the *events_emitted* of a
+        :meth:`resume` that must not repeat an event id."""
+        return self._sequence
+
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called, or None."""
         return min(self._deadlines.values(), default=None)

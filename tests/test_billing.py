@@ -33,6 +33,7 @@ TIERS = (PowerTierSpec(max_power_w=1000, price_cents=100, minutes=60),
 @pytest.mark.parametrize(("mode", "price", "amount", "card", "expected"), [
     (ChargeMode.POWER_TIERS, 150, 500, False, TariffKind.TIERS),
     (ChargeMode.POWER_TIERS, 0, None, False, TariffKind.TIERS),
+    (ChargeMode.POWER_TIERS, 0, 500, True, TariffKind.FLAT),
     (ChargeMode.TIME, 150, 500, False, TariffKind.ENERGY),
     (ChargeMode.ENERGY, 1, None, False, TariffKind.ENERGY),
     (ChargeMode.TIME, 0, 500, False, TariffKind.TIME),
@@ -154,6 +155,7 @@ def test_a_session_bills_the_tier_minutes_of_its_settlement() -> None:
     assert (117, TariffKind.TIERS) == (completed.bill.final_cents, completed.bill.tariff)
     assert [] == again
     assert (30, 20) == session.tier_minutes
+    assert 5 == session.events_emitted  # created, started, progress, ended, completed
 
 
 def test_a_bkv_gateway_reports_minutes_per_tier_with_gn_0x18() -> None:
