@@ -1,0 +1,1 @@
+"""Faults and abuse against the real server over loopback (issue 12's stories)."""
