@@ -35,9 +35,9 @@ class TariffKind(enum.Enum):
 
     #: A price per kWh (and a service fee per mille on it).
     ENERGY = "energy"
-    #: The used share of the prepaid amount: amount × used seconds ÷ ordered seconds.
+    #: The used share of the prepaid amount (amount × used seconds ÷ ordered seconds).
     TIME = "time"
-    #: Power tiers: Σ minutes charged in tier i × tier price ÷ tier minutes.
+    #: By power tier (Σ minutes charged in tier i × tier price ÷ tier minutes).
     TIERS = "tiers"
     #: The prepaid amount (0 when nothing was prepaid).
     FLAT = "flat"
@@ -153,7 +153,8 @@ def compute_bill(tariff: Tariff, *, energy_centikwh: int, used_s: int,
 
     By the tariff's :attr:`~Tariff.effective_kind`: energy fee = energy × price,
     service = energy fee × ‰; time = the used share of the prepaid amount; tiers =
-    :func:`tiers_fee` of *tier_minutes* (the minutes per tier the device reported);
+    Σ *tier_minutes* [i] × tier price ÷ tier minutes (the minutes per tier the device
+    reported, rounded half up once; minutes of tiers the order lacks are free);
     flat = the prepaid amount. The final amount is capped at the prepaid amount.
 
     Raises:

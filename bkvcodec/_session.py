@@ -446,8 +446,8 @@ class ChargingSession:
 
     @property
     def events_emitted(self) -> int:
-        """How many events the session has produced: the *events_emitted* of a
-        :meth:`resume` that must not repeat an event id."""
+        """The number of events the session has produced (the *events_emitted* of a
+        :meth:`resume` that must not repeat an event id)."""
         return self._sequence
 
     def next_deadline(self) -> float | None:
