@@ -13,13 +13,16 @@ from bkvcodec import (
     MeterReading,
     OrderCompleted,
     ProtocolFamily,
+    ServerConnection,
     SettlementReported,
     Tariff,
     TariffKind,
     compute_bill,
+    encode,
 )
 from bkvcodec._billing import tiers_fee
 from bkvcodec._commands import PowerTierSpec
+from bkvcodec.bkv import BkvFrame, CardChargeEnd
 
 from .helpers import DevicePair
 
@@ -194,3 +197,19 @@ def test_a_plain_bkv_charge_end_has_no_tier_minutes() -> None:
 
     assert isinstance(settled, SettlementReported)
     assert (None, None) == (settled.tier_minutes, settled.amount_cents)
+
+
+@pytest.mark.parametrize(("billing_mode", "expected"), [(3, ((12, 3), 45)), (1, (None, None))])
+def test_a_card_charge_end_in_power_mode_reports_its_tier_minutes(
+        billing_mode: int, expected: tuple[tuple[int, ...] | None, int | None]) -> None:
+    frame = BkvFrame(gateway_id=GATEWAY, message=CardChargeEnd(
+        socket_no=1, socket_version=b"\xff\xff", temperature_c=30, rssi=30, port=0,
+        status=1, business_no=5, power_dw=0, current_ma=0, energy_wh=100, duration_min=15,
+        card_no=bytes.fromhex("0102030405ab"), card_type=0, billing_mode=billing_mode,
+        amount_fen=45 if billing_mode == 3 else 0, settlement_power_dw=0,
+        tier_durations_min=(12, 3) if billing_mode == 3 else ()))
+
+    [settled] = ServerConnection().receive_data(encode(frame), T0)
+
+    assert isinstance(settled, SettlementReported)
+    assert expected == (settled.tier_minutes, settled.amount_cents)
