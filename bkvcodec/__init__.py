@@ -18,7 +18,7 @@ The wire messages of each protocol are in :mod:`bkvcodec.bkv` and
 """
 from __future__ import annotations
 
-from ._billing import Bill, Tariff, compute_bill
+from ._billing import Bill, Tariff, TariffKind, compute_bill
 from ._commands import (
     Command,
     FirmwareTarget,
@@ -185,6 +185,7 @@ __all__ = [
     "StopCharging",
     "StreamItem",
     "Tariff",
+    "TariffKind",
     "UnidentifiedStream",
     "UnknownMessage",
     "UpgradeRequested",

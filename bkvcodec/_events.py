@@ -238,6 +238,8 @@ class SettlementReported(Event):
         end_reason_raw: The protocol's own code, when it sends one.
         amount_cents: What the device billed, when it bills (GN power and card
             modes).
+        tier_minutes: Minutes charged in each power tier, as the device reports
+            them (GN ``0x18`` and ``0x0C``); None when the report has none.
     """
 
     phy_id: str
@@ -251,6 +253,7 @@ class SettlementReported(Event):
     peak_power_dw: int | None = None
     amount_cents: int | None = None
     card_no: str | None = None
+    tier_minutes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
 
@@ -328,6 +328,8 @@ class ChargingSession:
         self.energy_centikwh = 0
         self.peak_power_dw = 0
         self.last_reading: MeterReading | None = None
+        #: Minutes per power tier from the settlement (tiers orders).
+        self.tier_minutes: tuple[int, ...] = ()
         self._sequence = 0
         self._events: list[OrderEvent] = []
         self._last_progress_duration: int | None = None
@@ -421,8 +423,15 @@ class ChargingSession:
         return self._handle(_Input(SessionInput.STOP_FAILED, now))
 
     def settlement(self, now: float, reading: MeterReading, *, end_reason: EndReason,
-                   end_reason_raw: int | None = None) -> list[OrderEvent]:
-        """The device's end-of-charge report: the order is settled (once)."""
+                   end_reason_raw: int | None = None,
+                   tier_minutes: Sequence[int] | None = None) -> list[OrderEvent]:
+        """The device's end-of-charge report: the order is settled (once).
+
+        *tier_minutes*, the minutes the device charged in each power tier, bill a
+        :attr:`~bkvcodec.TariffKind.TIERS` order.
+        """
+        if tier_minutes is not None and not self.state.is_terminal:
+            self.tier_minutes = tuple(tier_minutes)
         return self._handle(_Input(SessionInput.SETTLEMENT, now, reading=reading,
                                    end_reason=end_reason, end_reason_raw=end_reason_raw))
 
@@ -434,6 +443,12 @@ class ChargingSession:
     def port_idle(self, now: float) -> list[OrderEvent]:
         """The port reported not charging (idle, or plugged but off) during the order."""
         return self._handle(_Input(SessionInput.PORT_IDLE, now))
+
+    @property
+    def events_emitted(self) -> int:
+        """The number of events the session has produced (the *events_emitted* of a
+        :meth:`resume` that must not repeat an event id)."""
+        return self._sequence
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timeout` must next be called, or None."""
@@ -480,13 +495,13 @@ class ChargingSession:
     def _settle(self, now: float) -> Bill:
         self.end_time = now
         self.bill = compute_bill(self.tariff, energy_centikwh=self.energy_centikwh,
-                                 used_s=self.duration_s)
+                                 used_s=self.duration_s, tier_minutes=self.tier_minutes)
         return self.bill
 
     def _nothing_charged(self) -> Bill:
         amount = self.tariff.amount_cents or 0
         self.bill = Bill(energy_fee_cents=0, service_fee_cents=0, final_cents=0,
-                         refund_cents=amount)
+                         refund_cents=amount, tariff=self.tariff.effective_kind)
         return self.bill
 
 

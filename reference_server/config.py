@@ -52,6 +52,7 @@ __all__ = [
     "ConfigError",
     "LogLevel",
     "Role",
+    "SqliteSynchronous",
     "argument_parser",
     "describe_settings",
     "generate_api_key",
@@ -69,8 +70,11 @@ Role = Literal["read", "operate", "cards", "firmware", "admin"]
 #: Every role, in the order of api.md §11.4. A key configured without ``roles`` has all.
 ROLES: tuple[Role, ...] = ("read", "operate", "cards", "firmware", "admin")
 _ROLE_NAMES: dict[str, Role] = {role: role for role in ROLES}
+#: SQLite ``PRAGMA synchronous`` of every connection (api.md §11.1).
+SqliteSynchronous = Literal["full", "normal"]
 
 _POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
+_SYNCHRONOUS: dict[str, SqliteSynchronous] = {"full": "full", "normal": "normal"}
 _LOG_LEVELS: dict[str, LogLevel] = {
     "debug": "debug", "info": "info", "warning": "warning", "error": "error",
     "critical": "critical",
@@ -185,6 +189,12 @@ class Config:
         default_service_fee: Service fee when a request has none, per mille (§5).
         retention_days: Age in days after which events (delivered or dead),
             webhook deliveries, order progress and the frame log are pruned (§11.4).
+        sqlite_synchronous: ``full`` (a commit is on disk before anything it
+            stores is acknowledged, also across a power loss) or ``normal`` (WAL
+            checkpoints only; a power loss may undo the last commits) (§11.1).
+        rated_power_w: A port's rated power; device reports of more energy than
+            this × the reported time × 1.2, or of more power than this × 1.2, are
+            capped and raise ``order.anomaly`` (§11.1).
         config_file: The TOML file that was read, if any (informational).
     """
 
@@ -219,6 +229,8 @@ class Config:
     default_price_per_kwh: int = 0
     default_service_fee: int = 0
     retention_days: int = 30
+    sqlite_synchronous: SqliteSynchronous = "full"
+    rated_power_w: int = 3500
     config_file: Path | None = None
 
     def offline_after_for(self, protocol: str) -> int:
@@ -325,6 +337,10 @@ _KEYS: dict[str, _Key] = dict([
     _key("default_service_fee", "service fee when a request has none, per mille (0)"),
     _key("retention_days",
          "days events, deliveries, order progress and the frame log are kept (30)"),
+    # Money (api.md §11.1).
+    _key("sqlite_synchronous", "SQLite synchronous mode of money commits: full or normal",
+         metavar="MODE"),
+    _key("rated_power_w", "rated power of a port in W, the plausibility cap (3500)"),
 ])
 
 
@@ -594,6 +610,17 @@ def _get_log_level(raw: Mapping[str, _Value], default: LogLevel) -> LogLevel:
     return level
 
 
+def _get_synchronous(raw: Mapping[str, _Value],
+                     default: SqliteSynchronous) -> SqliteSynchronous:
+    value = _get_opt_str(raw, "sqlite_synchronous")
+    if value is None:
+        return default
+    mode = _SYNCHRONOUS.get(value.lower())
+    if mode is None:
+        _bad("sqlite_synchronous", "'full' or 'normal'", raw["sqlite_synchronous"])
+    return mode
+
+
 def _get_webhook_url(raw: Mapping[str, _Value]) -> str | None:
     value = _get_opt_str(raw, "webhook_url")
     if value is None:
@@ -652,6 +679,8 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
                                        low=0),
         default_service_fee=_get_int(raw, "default_service_fee", d.default_service_fee, low=0),
         retention_days=_get_int(raw, "retention_days", d.retention_days),
+        sqlite_synchronous=_get_synchronous(raw, d.sqlite_synchronous),
+        rated_power_w=_get_int(raw, "rated_power_w", d.rated_power_w),
         config_file=config_file,
     )
 

@@ -56,17 +56,20 @@ def _avg_power_w(energy_centikwh: int, duration_s: int) -> float:
     return round(energy_centikwh * 36000 / duration_s, 1) if duration_s > 0 else 0.0
 
 
-def order_event_data(event: OrderEvent, *, device_phy_id: str,
-                     amount_cents: int | None) -> tuple[str, dict[str, object]]:
+def order_event_data(event: OrderEvent, *, device_phy_id: str, amount_cents: int | None,
+                     tariff: str | None = None) -> tuple[str, dict[str, object]]:
     """The webhook type and payload of one order event.
 
     Args:
         event: What the order's session produced.
         device_phy_id: The order's device.
         amount_cents: The order's prepaid amount, repeated in settlement payloads.
+        tariff: The order's tariff (api.md §11.1), in every order payload when given.
     """
     common: dict[str, object] = {"order_no": event.order_no, "device_phy_id": device_phy_id,
                                  "socket_no": event.socket_no, "port_no": event.port_no}
+    if tariff is not None:
+        common["tariff"] = tariff
     if isinstance(event, OrderCreated):
         return "order.created", {**common, "charge_mode": int(event.charge_mode),
                                  "amount": event.amount_cents, "status": "pending"}

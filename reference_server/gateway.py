@@ -5,7 +5,9 @@
 # protocol requires come out at once, and the protocol-neutral events go to the
 # EventSink (the order service), which owns every decision. Settlements are
 # answered only after the sink has committed them (store, then acknowledge): if
-# the commit fails, the device hears nothing and repeats the report. Commands reach a
+# the commit fails, the connection is closed without those answers (api.md §11.1);
+# the device reconnects and repeats the report, which the sink, whose memory went
+# back to what the database holds, then processes once. Other connections carry on. Commands reach a
 # device through Gateway.send(), which encodes them on that device's connection.
 # A timer task per connection calls handle_timeout() at next_deadline().
 #
@@ -254,7 +256,13 @@ class Gateway:
             await self._write(link, link.connection.data_to_send(), "reply", phy_id)
             link.deadline_changed.set()
             if events:
-                await self.sink.device_events(link, events)
+                try:
+                    await self.sink.device_events(link, events)
+                except Exception as err:  # not stored: answer nothing, close this one
+                    self.log.error("reports not stored; closing the connection unanswered",
+                                   remote_addr=link.remote_addr, phy_id=phy_id,
+                                   held=len(link.connection.held()), error=repr(err))
+                    return
             # device_events returned: what it was given is committed.
             held = link.connection.held()
             if held:
@@ -343,5 +351,9 @@ class Gateway:
                           remote_addr=link.remote_addr, reports=len(withheld))
         with trio.move_on_after(1, shield=True):
             await trio.aclose_forcefully(link.stream)
-            await self.sink.link_closed(link, gone, dropped)
+            try:
+                await self.sink.link_closed(link, gone, dropped)
+            except Exception as err:  # e.g. the database is locked: log, never spread
+                self.log.error("connection end not stored", remote_addr=link.remote_addr,
+                               phy_ids=gone, error=repr(err))
 

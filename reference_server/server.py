@@ -78,7 +78,7 @@ async def run_server(config: Config, *, logger: Logger | None = None,
     """
     log = logger if logger is not None else Logger(config.log_level)
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
-    db = await AsyncDatabase.open(config.db_path)
+    db = await AsyncDatabase.open(config.db_path, synchronous=config.sqlite_synchronous)
     try:
         _check_file_mode(config, log)
         config = await _api_keys(config, db, log, announce or sys.stdout)

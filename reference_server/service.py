@@ -17,9 +17,19 @@
 # Time: the service reads a SteadyClock (clock.py) built on the injected wall clock,
 # so its timers (session deadlines, silence, command expiry) keep their length when
 # the wall clock steps; the timer task's own intervals count trio's monotonic clock.
+#
+# Memory never runs ahead of the database (api.md §11.1). A state change updates
+# the caches before its commit; each such update registers an undo with the
+# _Changes, and a failed commit runs them: the orders it touched are resumed from
+# their last stored row, as after a restart, popped commands and ports come back.
+# The gateway then closes the connection without the held answers, and the
+# device's retransmission finds the order as the database has it and settles it
+# once. Device reports are checked for plausibility first (money.py): an
+# implausible value is capped and raises order.anomaly.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 import uuid
@@ -49,6 +59,7 @@ from bkvcodec import (
     FirmwareProgress,
     FrameRejected,
     LocalProtocolError,
+    MeterReading,
     ModemIdentified,
     OrderCancelled,
     OrderCompleted,
@@ -59,6 +70,7 @@ from bkvcodec import (
     ParamsReported,
     PortState,
     PortStatusReported,
+    PowerTierSpec,
     ProgressReported,
     ProtocolFamily,
     QueryParams,
@@ -72,6 +84,7 @@ from bkvcodec import (
     StartOta,
     StopCharging,
     Tariff,
+    TariffKind,
     UnidentifiedStream,
     UnknownMessage,
     UpgradeRequested,
@@ -95,6 +108,7 @@ from .eventdata import order_event_data
 from .gateway import DeviceLink, Gateway
 from .logs import Logger
 from .metrics import Metrics
+from .money import Anomaly, backwards, cap_reading, cap_tier_minutes
 from .requests import AUTO_PORT, ChargeRequest, ChargeResult, FirmwareOta, OtaRequest, StopRequest
 from .storage import (
     OPEN_ORDER_STATES,
@@ -175,6 +189,11 @@ class _Order:
     device: _Device
     start_command: str | None = None
     stop_command: str | None = None
+    #: The link of the last meter report and that report as the device sent it.
+    reported_on: int | None = None
+    reported: MeterReading | None = None
+    #: The anomaly reasons already raised for progress reports (once per order).
+    anomalies: set[str] = field(default_factory=set)
 
 
 @dataclass(eq=False)
@@ -193,6 +212,10 @@ class _Changes:
     ops: list[_Op] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
     after: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: Put the caches back as they were, if the commit fails (newest first).
+    undo: list[Callable[[], None]] = field(default_factory=list)
+    #: The orders changed, with their last stored row.
+    touched: dict[str, tuple[_Order, OrderRecord]] = field(default_factory=dict)
 
     def write(self, op: _Op) -> None:
         self.ops.append(op)
@@ -393,12 +416,14 @@ class ChargingService:
                 raise PortBusy(holder.record.order_no, port_no, holder.session.state.value)
             replaced = holder.record.order_no
             self._stop(holder, now, "replaced by a new order", changes, key_name=key_name)
+        price = _default(request.price_per_kwh, self.config.default_price_per_kwh)
         tariff = Tariff(
-            amount_cents=request.amount_cents,
-            price_per_kwh_cents=_default(request.price_per_kwh,
-                                         self.config.default_price_per_kwh),
+            amount_cents=request.amount_cents, price_per_kwh_cents=price,
             service_fee_permille=_default(request.service_fee, self.config.default_service_fee),
-            duration_s=request.duration_s)
+            duration_s=request.duration_s,
+            kind=TariffKind.for_order(request.charge_mode, price_per_kwh_cents=price,
+                                      amount_cents=request.amount_cents),
+            power_tiers=request.power_tiers)
         order_no = self._next_order_no(now)
         command = StartCharging(
             command_id=_new_id("cmd"), phy_id=device.phy_id, port_no=port_no,
@@ -412,7 +437,8 @@ class ChargingService:
             requested_duration_sec=request.duration_s, requested_energy_wh=request.energy_wh,
             power_tiers_json=dump_json([dataclasses.asdict(t) for t in request.power_tiers])
             if request.power_tiers else None,
-            card_no=request.card_no, created_at=int(now), key_name=key_name)
+            card_no=request.card_no, created_at=int(now), key_name=key_name,
+            tariff=tariff.kind)
         online = self.is_online(device.phy_id)
         also: _Op | None = None
         if record_answer is not None:
@@ -626,6 +652,7 @@ class ChargingService:
                                             if phy_id in self._touches else None)
         if not device.online:
             device.online = True
+            changes.undo.append(lambda: setattr(device, "online", False))
             silent_at = now + self.config.offline_after_for(device.protocol.value)
             self._silence_check_at = min(self._silence_check_at, silent_at - TICK)
             changes.write(lambda db: db.set_device_online(phy_id, True, int(now)))
@@ -677,6 +704,7 @@ class ChargingService:
             business_no=event.business_no, updated_at=int(now))
         if old is None or _port_changed(old, port):
             self._ports[key] = port
+            changes.undo.append(lambda: self._restore_port(key, old))
             changes.write(lambda db: db.put_port(port))
         if old is None or old.status is not port.status:
             changes.events.append(self._device_event("port.status_changed", device.phy_id, now, {
@@ -689,6 +717,15 @@ class ChargingService:
                 and event.state is not PortState.FAULT
                 and order.session.state in (OrderState.CHARGING, OrderState.STOPPING)):
             self._order_input(order, order.session.port_idle(now), now, changes)
+
+    def _forget_command(self, command_id: str) -> None:
+        self._commands.pop(command_id, None)
+
+    def _restore_port(self, key: tuple[int, int, int], port: PortRecord | None) -> None:
+        if port is None:
+            self._ports.pop(key, None)
+        else:
+            self._ports[key] = port
 
     def _order_report(self, device: _Device,
                       event: StartConfirmed | ProgressReported | SettlementReported,
@@ -706,8 +743,9 @@ class ChargingService:
         session = order.session
         if isinstance(event, StartConfirmed):
             self._order_input(order, session.device_confirmed(now), now, changes)
-        elif isinstance(event, ProgressReported):
-            reading = event.reading
+            return
+        reading = self._plausible(order, event, now, changes)
+        if isinstance(event, ProgressReported):
             if not session.state.is_terminal:
                 sample = ProgressSample(
                     order_no=order.record.order_no, at=int(now), duration_sec=reading.duration_s,
@@ -716,10 +754,67 @@ class ChargingService:
                 changes.write(lambda db: db.add_progress(sample))
             self._order_input(order, session.progress(now, reading), now, changes)
         else:
+            settling = not session.state.is_terminal
+            tier_minutes = event.tier_minutes
+            if tier_minutes is not None and settling:
+                tier_minutes, capped = cap_tier_minutes(tier_minutes, reading.duration_s)
+                for anomaly in capped:
+                    self._anomaly(order, anomaly, "settlement", now, changes)
             self._order_input(order, session.settlement(
-                now, event.reading, end_reason=event.end_reason,
-                end_reason_raw=event.end_reason_raw), now, changes,
+                now, reading, end_reason=event.end_reason,
+                end_reason_raw=event.end_reason_raw, tier_minutes=tier_minutes), now, changes,
                 device_amount=event.amount_cents)
+            bill = session.bill
+            if (settling and bill is not None and bill.tariff is TariffKind.TIERS
+                    and event.amount_cents is not None
+                    and abs(event.amount_cents - bill.final_cents) > max(
+                        1, len(session.tariff.power_tiers))):
+                # The server's figure bills: the order's tier prices applied to the
+                # device's minutes; the device's own sum only cross-checks it.
+                self._anomaly(order, Anomaly(
+                    reason="device_amount_mismatch", field="final_amount_cents",
+                    reported=event.amount_cents, accepted=bill.final_cents),
+                    "settlement", now, changes)
+
+    def _plausible(self, order: _Order, event: ProgressReported | SettlementReported,
+                   now: float, changes: _Changes) -> MeterReading:
+        """The report's reading, capped where it cannot be true (api.md §11.1)."""
+        report = "settlement" if isinstance(event, SettlementReported) else "progress"
+        if order.session.state.is_terminal:
+            return event.reading
+        reading, anomalies = cap_reading(event.reading, self.config.rated_power_w)
+        link_id = order.device.link_id
+        if order.reported is not None and order.reported_on == link_id:
+            anomalies += backwards(order.reported, event.reading)
+        order.reported_on, order.reported = link_id, event.reading
+        for anomaly in anomalies:
+            self._anomaly(order, anomaly, report, now, changes)
+        return reading
+
+    def _anomaly(self, order: _Order, anomaly: Anomaly, report: str, now: float,
+                 changes: _Changes) -> None:
+        """Raise ``order.anomaly``: for a settlement always, for progress once per
+        reason and order."""
+        key = f"{anomaly.reason}:{anomaly.field}"
+        if report == "progress":
+            if key in order.anomalies:
+                return
+            order.anomalies.add(key)
+            changes.undo.append(lambda: order.anomalies.discard(key))
+        record = order.record
+        self.log.warning("implausible device report", order_no=record.order_no,
+                         device=order.device.phy_id, reason=anomaly.reason,
+                         field=anomaly.field, reported=anomaly.reported,
+                         accepted=anomaly.accepted)
+        changes.events.append(NewEvent(
+            event_id=f"order.anomaly-{record.order_no}-{_new_id('e')}",
+            event_type="order.anomaly", created_at=int(now),
+            device_phy_id=order.device.phy_id, order_no=record.order_no,
+            data={"order_no": record.order_no, "device_phy_id": order.device.phy_id,
+                  "socket_no": record.socket_no, "port_no": record.port_no,
+                  "tariff": record.tariff.value, "report": report,
+                  "reason": anomaly.reason, "field": anomaly.field,
+                  "reported": anomaly.reported, "accepted": anomaly.accepted}))
 
     def _alarm(self, device: _Device, event: AlarmRaised, now: float,
                changes: _Changes) -> None:
@@ -793,7 +888,10 @@ class ChargingService:
         tariff = Tariff(amount_cents=authorised,
                         price_per_kwh_cents=self.config.default_price_per_kwh,
                         service_fee_permille=self.config.default_service_fee,
-                        duration_s=card.duration)
+                        duration_s=card.duration,
+                        kind=TariffKind.for_order(
+                            mode, price_per_kwh_cents=self.config.default_price_per_kwh,
+                            amount_cents=card.balance_cents, card=True))
         order_no = self._next_order_no(now)
         command_id = _new_id("card")
         new_order = NewOrder(order_no=order_no, device_id=device.id, socket_no=event.socket_no,
@@ -802,7 +900,7 @@ class ChargingService:
                              service_fee=tariff.service_fee_permille,
                              requested_duration_sec=card.duration,
                              requested_energy_wh=card.energy_wh, card_no=card.card_no,
-                             created_at=int(now))
+                             created_at=int(now), tariff=tariff.kind)
         swiped.update(order_no=order_no, authorised_cents=authorised)
         # The order and its hold are committed now, on their own, so that they
         # exist before the device is told to charge (the answer runs after the
@@ -892,7 +990,8 @@ class ChargingService:
         if also is not None:
             changes.write(also)
         for order_event in first_events:
-            changes.events.append(self._order_event(device, new_order.amount, order_event, now))
+            changes.events.append(self._order_event(device, new_order.amount, order_event, now,
+                                                    tariff=tariff.effective_kind))
         # The start is sent only once the order is tracked: a device may answer it
         # before this task runs again.
         after, changes.after = changes.after, []
@@ -980,6 +1079,7 @@ class ChargingService:
         """Record what a session input produced: the order row and its events."""
         session = order.session
         record = order.record
+        changes.touched.setdefault(record.order_no, (order, record))
         reading = session.last_reading
         bill = session.bill
         updated = dataclasses.replace(
@@ -997,7 +1097,8 @@ class ChargingService:
         for event in events:
             if isinstance(event, OrderCompleted):
                 updated = dataclasses.replace(updated, end_reason_raw=event.end_reason_raw)
-            changes.events.append(self._order_event(order.device, record.amount, event, now))
+            changes.events.append(self._order_event(order.device, record.amount, event, now,
+                                                    tariff=record.tariff))
             self._log_order_event(order, event)
         if updated == record and not events:
             return
@@ -1029,6 +1130,8 @@ class ChargingService:
         if port is not None and port.order_no == record.order_no:
             cleared = dataclasses.replace(port, order_no=None, updated_at=int(now))
             self._ports[key] = cleared
+            held = port
+            changes.undo.append(lambda: self._ports.__setitem__(key, held))
             changes.write(lambda db: db.put_port(cleared))
 
     def _settle_card(self, order: _Order, card_no: str, final: int, now: float,
@@ -1094,20 +1197,11 @@ class ChargingService:
                     start = command
                 elif command.kind == "stop_charging":
                     stop = command
-        session = ChargingSession.resume(
-            order_no=record.order_no, device_phy_id=device.phy_id, socket_no=record.socket_no,
-            port_no=record.port_no, charge_mode=record.charge_mode,
-            tariff=Tariff(amount_cents=record.amount, price_per_kwh_cents=record.price_per_kwh,
-                          service_fee_permille=record.service_fee,
-                          duration_s=record.requested_duration_sec),
-            requested_duration_s=record.requested_duration_sec, timeouts=self._timeouts,
-            state=record.status, created_at=float(record.created_at),
+        session = self._stored_session(
+            record, device, now,
+            events_emitted=await self.db.order_event_count(record.order_no),
             command_sent_at=None if start is None or start.sent_at is None
-            else float(start.sent_at),
-            start_time=None if record.start_time is None else float(record.start_time),
-            duration_s=record.duration_sec, energy_centikwh=record.total_kwh,
-            peak_power_dw=record.peak_power,
-            events_emitted=await self.db.order_event_count(record.order_no), now=now)
+            else float(start.sent_at))
         order = _Order(record=record, session=session, device=device,
                        start_command=None if start is None else start.id,
                        stop_command=None if stop is None else stop.id)
@@ -1137,6 +1231,7 @@ class ChargingService:
         changes.write(lambda db: db.insert_command(new))
         open_command = _OpenCommand(command.command_id, new.kind, device, order_no)
         self._commands[command.command_id] = open_command
+        changes.undo.append(lambda: self._forget_command(command.command_id))
         changes.after.append(lambda: self._send(open_command, command))
 
     async def _dispatch(self, device: _Device) -> None:
@@ -1237,6 +1332,8 @@ class ChargingService:
         open_command = self._commands.pop(command_id, None)
         if open_command is not None:
             self.metrics.commands.labels(open_command.kind, status.value).inc()
+            kept = open_command
+            changes.undo.append(lambda: self._commands.__setitem__(command_id, kept))
         changes.write(lambda db: db.finish_command(command_id, status, int(now), reason=reason,
                                                    result=result))
 
@@ -1296,7 +1393,8 @@ class ChargingService:
         if not device.online:
             return
         device.online = False
-        device.link_id = None
+        link_id, device.link_id = device.link_id, None
+        changes.undo.append(lambda: _set_link(device, True, link_id))
         phy_id = device.phy_id
         changes.write(lambda db: db.set_device_online(phy_id, False, int(now)))
         changes.events.append(self._device_event("device.offline", phy_id, now,
@@ -1336,16 +1434,69 @@ class ChargingService:
         # Taken out of *changes* first: a change is applied once, even if the
         # object is committed again.
         ops, events, after = changes.ops, changes.events, changes.after
-        changes.ops, changes.events, changes.after = [], [], []
+        undo, touched = changes.undo, changes.touched
+        changes.ops, changes.events, changes.after, changes.undo = [], [], [], []
+        changes.touched = {}
         if ops or events:
             deliver = self.config.webhook_url is not None
-            await self.db.atomic(lambda db: _apply(db, ops, events, deliver=deliver))
+            try:
+                await self.db.atomic(lambda db: _apply(db, ops, events, deliver=deliver))
+            except Exception as err:
+                self._roll_back(undo, touched)
+                self.log.error("state change not stored; nothing of it is acknowledged",
+                               error=repr(err), orders=sorted(touched),
+                               events=[e.event_type for e in events])
+                raise
             for event in events:
                 self.metrics.events.labels(event.event_type).inc()
             if events:
                 self.on_events()
         for action in after:
             await action()
+
+    def _roll_back(self, undo: list[Callable[[], None]],
+                   touched: Mapping[str, tuple[_Order, OrderRecord]]) -> None:
+        """A commit failed: put the caches back to what the database holds."""
+        for action in reversed(undo):
+            action()
+        now = self.clock()
+        for order, stored in touched.values():
+            self._untrack(order)
+            order.record = stored
+            if stored.status.is_terminal:
+                continue
+            start = self._commands.get(order.start_command or "")
+            order.session = self._stored_session(
+                stored, order.device, now, events_emitted=order.session.events_emitted,
+                command_sent_at=None if start is None or start.handed_to is None else now)
+            self._track(order)
+
+    def _stored_session(self, record: OrderRecord, device: _Device, now: float, *,
+                        events_emitted: int, command_sent_at: float | None
+                        ) -> ChargingSession:
+        """The session of an open order as its row *record* stores it."""
+        return ChargingSession.resume(
+            order_no=record.order_no, device_phy_id=device.phy_id, socket_no=record.socket_no,
+            port_no=record.port_no, charge_mode=record.charge_mode,
+            tariff=self._stored_tariff(record),
+            requested_duration_s=record.requested_duration_sec, timeouts=self._timeouts,
+            state=record.status, created_at=float(record.created_at),
+            command_sent_at=command_sent_at,
+            start_time=None if record.start_time is None else float(record.start_time),
+            duration_s=record.duration_sec, energy_centikwh=record.total_kwh,
+            peak_power_dw=record.peak_power, events_emitted=events_emitted, now=now)
+
+    def _stored_tariff(self, record: OrderRecord) -> Tariff:
+        tiers: tuple[PowerTierSpec, ...] = ()
+        if record.power_tiers_json:
+            tiers = _tier_specs(record.power_tiers_json)
+        kind = record.tariff
+        if kind is TariffKind.TIERS and not tiers:
+            self.log.error("tier order without tiers; billed flat", order_no=record.order_no)
+            kind = TariffKind.FLAT
+        return Tariff(amount_cents=record.amount, price_per_kwh_cents=record.price_per_kwh,
+                      service_fee_permille=record.service_fee,
+                      duration_s=record.requested_duration_sec, kind=kind, power_tiers=tiers)
 
     def _check_ready(self) -> None:
         if not self._ready:
@@ -1404,9 +1555,9 @@ class ChargingService:
                         created_at=int(now), device_phy_id=phy_id)
 
     def _order_event(self, device: _Device, amount_cents: int | None, event: OrderEvent,
-                     now: float) -> NewEvent:
+                     now: float, *, tariff: TariffKind) -> NewEvent:
         event_type, data = order_event_data(event, device_phy_id=device.phy_id,
-                                            amount_cents=amount_cents)
+                                            amount_cents=amount_cents, tariff=tariff.value)
         return NewEvent(event_id=event.event_id, event_type=event_type, data=data,
                         created_at=int(event.at), device_phy_id=device.phy_id,
                         order_no=event.order_no)
@@ -1439,6 +1590,18 @@ def _port_changed(old: PortRecord, new: PortRecord) -> bool:
     return (old.status, old.power_w, old.voltage, old.fault_code, old.order_no,
             old.business_no) != (new.status, new.power_w, new.voltage, new.fault_code,
                                  new.order_no, new.business_no)
+
+
+def _set_link(device: _Device, online: bool, link_id: int | None) -> None:
+    device.online = online
+    device.link_id = link_id
+
+
+def _tier_specs(text: str) -> tuple[PowerTierSpec, ...]:
+    """The ``power_tiers_json`` of an order (written from the request's tiers)."""
+    value = json.loads(text)
+    assert isinstance(value, list)
+    return tuple(PowerTierSpec(**item) for item in value)
 
 
 def _default(value: int | None, default: int) -> int:

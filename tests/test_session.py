@@ -27,7 +27,7 @@ from bkvcodec import (
     SessionInput,
     SessionTimeouts,
 )
-from bkvcodec._billing import Bill, Tariff, compute_bill, round_half_up
+from bkvcodec._billing import Bill, Tariff, TariffKind, compute_bill, round_half_up
 from bkvcodec._session import _Input, transitions
 
 TERMINAL_EVENTS = (OrderCompleted, OrderFailed, OrderCancelled, OrderException)
@@ -154,7 +154,7 @@ def test_tc001_time_order_runs_to_settlement() -> None:
     assert (3600, 523, EndReason.NORMAL) == (completed.duration_s, completed.energy_centikwh,
                                              completed.end_reason)
     assert Bill(energy_fee_cents=785, service_fee_cents=79, final_cents=864,
-                refund_cents=136) == completed.bill
+                refund_cents=136, tariff=TariffKind.ENERGY) == completed.bill
     assert OrderState.COMPLETED == session.state
 
 
@@ -181,7 +181,7 @@ def test_tc002_remote_stop_bills_actual_use() -> None:
     assert isinstance(completed, OrderCompleted)
     assert EndReason.REMOTE_STOP == completed.end_reason
     assert Bill(energy_fee_cents=0, service_fee_cents=0, final_cents=333,
-                refund_cents=667) == completed.bill
+                refund_cents=667, tariff=TariffKind.TIME) == completed.bill
 
 
 def test_tc003_report_after_reconnect_includes_offline_time() -> None:
@@ -322,7 +322,7 @@ def test_stop_before_start_cancels() -> None:
 
     assert ["OrderCancelled"] == names(events)
     assert Bill(energy_fee_cents=0, service_fee_cents=0, final_cents=0,
-                refund_cents=1000) == session.bill
+                refund_cents=1000, tariff=TariffKind.ENERGY) == session.bill
 
 
 def test_stop_on_an_ended_order_is_a_local_error() -> None:
@@ -378,14 +378,14 @@ def test_energy_bill_is_capped_at_the_amount() -> None:
                                service_fee_permille=100), energy_centikwh=523, used_s=3600)
 
     assert Bill(energy_fee_cents=785, service_fee_cents=79, final_cents=500,
-                refund_cents=0) == bill
+                refund_cents=0, tariff=TariffKind.ENERGY) == bill
 
 
 def test_bill_without_prepaid_amount() -> None:
     bill = compute_bill(Tariff(price_per_kwh_cents=150), energy_centikwh=100, used_s=10)
 
     assert Bill(energy_fee_cents=150, service_fee_cents=0, final_cents=150,
-                refund_cents=0) == bill
+                refund_cents=0, tariff=TariffKind.ENERGY) == bill
 
 
 def test_negative_tariff_is_refused() -> None:

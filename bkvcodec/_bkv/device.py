@@ -68,7 +68,7 @@ from .._events import (
 )
 from .._jsonform import message_name
 from .._roles import DeviceInput, DeviceOutput
-from .._types import CHINA_STANDARD_TIME, Direction
+from .._types import CHINA_STANDARD_TIME, BinaryTime, Direction
 from . import messages as m
 from .codec import BkvFrame
 from .status import BkvPortStatus
@@ -93,6 +93,10 @@ _END_STATUS = {
     EndReason.NORMAL: int(BkvPortStatus.ONLINE | BkvPortStatus.LIMIT_REACHED
                           | BkvPortStatus.CHARGING),
 }
+
+#: The GN 0x18 end-reason code a gateway sends for each end reason (bkv.md §8.1).
+_END_CODES = {EndReason.NORMAL: 0, EndReason.FULL: 1, EndReason.USER_STOP: 4,
+              EndReason.REMOTE_STOP: 5, EndReason.FAULT: 6}
 
 
 @dataclass(slots=True)
@@ -200,7 +204,7 @@ class BkvDeviceRules:
                                 event.business_no or 0, r.power_dw, r.voltage_dv,
                                 r.current_ma, r.energy_centikwh, r.duration_s)
         if isinstance(event, SettlementReported):
-            return self._charge_end(event)
+            return self._charge_end(event, now)
         if isinstance(event, CardPresented):
             return self._card(event)
         if isinstance(event, AlarmRaised):
@@ -223,11 +227,25 @@ class BkvDeviceRules:
                                   temperature_c=30, rssi=30, ports=(group,))
         return self._up(m.StatusReport(sockets=(cluster,)))
 
-    def _charge_end(self, event: SettlementReported) -> bytes:
+    def _charge_end(self, event: SettlementReported, now: float) -> bytes:
         r = event.reading
         status = _END_STATUS.get(event.end_reason, int(BkvPortStatus.ONLINE))
         if event.end_reason is EndReason.FAULT:
             status |= int(BkvPortStatus.OVER_CURRENT)
+        if event.tier_minutes is not None:
+            # A power-tier session ends with GN 0x18: its reason code, the amount
+            # the gateway billed and the minutes it charged in each tier.
+            end = datetime.datetime.fromtimestamp(now, self.timezone)
+            return self._up(m.PowerChargeEnd(
+                socket_no=event.socket_no, socket_version=b"\xff\xff",
+                temperature_c=r.temperature_c or 30, rssi=30, port=event.port_no - 1,
+                status=status, business_no=event.business_no or 0, power_dw=r.power_dw,
+                current_ma=r.current_ma or 0, energy_wh=r.energy_centikwh * 10,
+                duration_min=r.duration_s // 60, end_time=BinaryTime.from_datetime(end),
+                end_reason=(event.end_reason_raw if event.end_reason_raw is not None
+                            else _END_CODES.get(event.end_reason, 0)),
+                amount_fen=event.amount_cents or 0, settlement_power_dw=r.power_dw,
+                tier_durations_min=event.tier_minutes))
         return self._up(m.ChargeEnd(
             socket_no=event.socket_no, socket_version=b"\xff\xff",
             temperature_c=r.temperature_c or 30, rssi=30, port=event.port_no - 1,

@@ -413,11 +413,14 @@ class BkvServerRules:
         self._stops.discard(key)
         amount = None
         card = None
+        tiers: tuple[int, ...] | None = None
         if isinstance(message, m.PowerChargeEnd):
             amount = message.amount_fen
+            tiers = message.tier_durations_min
         if isinstance(message, m.CardChargeEnd):
             card = message.card_no.hex()
             amount = message.amount_fen if message.billing_mode == 3 else None
+            tiers = message.tier_durations_min if message.billing_mode == 3 else None
         return SettlementReported(
             phy_id=gateway, socket_no=message.socket_no, port_no=port_no,
             order_no=self._orders.pop((gateway, message.socket_no, port_no,
@@ -427,7 +430,8 @@ class BkvServerRules:
                                  energy_centikwh=message.energy_wh // 10,
                                  power_dw=message.power_dw, current_ma=message.current_ma,
                                  temperature_c=message.temperature_c),
-            end_reason=reason, end_reason_raw=raw, amount_cents=amount, card_no=card)
+            end_reason=reason, end_reason_raw=raw, amount_cents=amount, card_no=card,
+            tier_minutes=tiers)
 
     def _fee_charge_end(self, gateway: str, message: m.FeeChargeEnd) -> SettlementReported:
         socket_no = message.socket_no or 1

@@ -120,12 +120,13 @@ class AsyncDatabase:
         self._leader: _Call[object] | None = None  # its caller runs the next batch
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *,
-                   busy_timeout: float = 5.0) -> AsyncDatabase:
+    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0,
+                   synchronous: str = "full") -> AsyncDatabase:
         """Open and migrate the database in a worker thread (see :meth:`Database.open`)."""
         limiter = trio.CapacityLimiter(1)
         database = await trio.to_thread.run_sync(
-            lambda: Database.open(path, busy_timeout=busy_timeout), limiter=limiter)
+            lambda: Database.open(path, busy_timeout=busy_timeout, synchronous=synchronous),
+            limiter=limiter)
         return cls(database, limiter=limiter)
 
     async def aclose(self) -> None:

@@ -10,8 +10,10 @@
 # on its own and joins the caller's transaction when there is one: a state change
 # and its outbox events are one `with db.transaction():` block (api.md §4).
 #
-# On open the file gets WAL (readers never block the writer), synchronous=NORMAL
-# (durable at each checkpoint, never corrupt; the WAL trade-off SQLite recommends),
+# On open the file gets WAL (readers never block the writer), synchronous=FULL by
+# default (a commit is on disk when it returns, so what the server acknowledges
+# after it survives a power loss; api.md §11.1) or NORMAL when configured (durable
+# at each checkpoint, never corrupt: a power loss may undo the last commits),
 # foreign keys on and a busy timeout, then migrate() brings the schema up to date.
 # close() checkpoints and truncates the WAL. A new database file is created with
 # mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the mode of
@@ -32,7 +34,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from bkvcodec import ChargeMode, Direction, EndReason, OrderState, PortState, ProtocolFamily
+from bkvcodec import (
+    ChargeMode,
+    Direction,
+    EndReason,
+    OrderState,
+    PortState,
+    ProtocolFamily,
+    TariffKind,
+)
 
 from . import _sql as sql
 from ._errors import (
@@ -76,6 +86,8 @@ __all__ = ["MIN_SQLITE_VERSION", "Database", "format_order_no"]
 MIN_SQLITE_VERSION = (3, 37, 0)
 
 _T = TypeVar("_T")
+#: The ``PRAGMA synchronous`` modes a server may choose (api.md §11.1).
+_SYNCHRONOUS_MODES = ("full", "normal")
 _ORDER_NO_PREFIX = "THD"
 #: Events whose webhooks wait while other devices' events are due (the schema's
 #: migration 2 says why), unless an event of another type of the same device waits
@@ -121,7 +133,8 @@ def _order(row: sqlite3.Row) -> OrderRecord:
     values = dict(zip(row.keys(), row, strict=True))
     reason = row["end_reason"]
     values.update(status=OrderState(row["status"]), charge_mode=ChargeMode(row["charge_mode"]),
-                  end_reason=None if reason is None else EndReason(reason))
+                  end_reason=None if reason is None else EndReason(reason),
+                  tariff=TariffKind(row["tariff"]))
     return OrderRecord(**values)
 
 
@@ -230,12 +243,14 @@ class Database:
     # --- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0) -> Database:
+    def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0,
+             synchronous: str = "full") -> Database:
         """Open (creating it and its directory if needed) and migrate the database.
 
         Args:
             path: The SQLite file, or ``":memory:"``.
             busy_timeout: Seconds to wait for another process's lock.
+            synchronous: SQLite's ``PRAGMA synchronous``: ``full`` or ``normal``.
 
         Raises:
             StorageError: SQLite is too old, or the file cannot use WAL.
@@ -245,6 +260,8 @@ class Database:
         if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
             raise StorageError(f"SQLite {sqlite3.sqlite_version} is too old; the server "
                                f"needs {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer")
+        if synchronous not in _SYNCHRONOUS_MODES:
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         name = os.fspath(path)
         in_memory = name == ":memory:"
         if not in_memory:
@@ -258,7 +275,8 @@ class Database:
             mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
             if mode != "wal" and not in_memory:
                 raise StorageError(f"{name}: cannot switch to WAL (journal_mode is {mode})")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # A fixed word from _SYNCHRONOUS_MODES: PRAGMA takes no parameters.
+            conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA journal_size_limit = 67108864")  # the WAL file after checkpoints
             migrate(conn)
@@ -497,6 +515,9 @@ class Database:
             "power_tiers_json": order.power_tiers_json, "card_no": order.card_no,
             "business_no": order.business_no, "created_at": order.created_at,
             "key_name": order.key_name,
+            "tariff": (order.tariff if order.tariff is not None else TariffKind.for_order(
+                order.charge_mode, price_per_kwh_cents=order.price_per_kwh,
+                amount_cents=order.amount, card=order.card_no is not None)).value,
         }
         with self.transaction():
             try:

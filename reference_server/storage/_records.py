@@ -20,7 +20,7 @@ from bkvcodec import OrderState
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from bkvcodec import ChargeMode, Direction, EndReason, PortState, ProtocolFamily
+    from bkvcodec import ChargeMode, Direction, EndReason, PortState, ProtocolFamily, TariffKind
 
 __all__ = [
     "OPEN_ORDER_STATES",
@@ -180,6 +180,8 @@ class NewOrder:
     Units: ``amount`` cents (None: nothing prepaid), ``price_per_kwh`` cents,
     ``service_fee`` per mille, ``requested_duration_sec`` seconds,
     ``requested_energy_wh`` Wh; ``power_tiers_json`` the mode-3 tiers as given.
+    ``tariff`` bills the order (api.md §11.1); None derives it with
+    :meth:`bkvcodec.TariffKind.for_order`.
     """
 
     order_no: str
@@ -198,6 +200,7 @@ class NewOrder:
     created_at: int
     #: The API key that asked for it (None: a card swipe at the device).
     key_name: str | None = None
+    tariff: TariffKind | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,7 +214,7 @@ class OrderRecord:
     ``end_reason`` is the contract's code, ``end_reason_raw`` the protocol's;
     ``stop_reason`` the API caller's free text; ``start_time``/``end_time`` the
     server's receipt times; ``key_name`` the API key that created it (None for a
-    card swipe).
+    card swipe); ``tariff`` the tariff that bills the order (api.md §11.1).
     """
 
     id: int
@@ -246,6 +249,7 @@ class OrderRecord:
     created_at: int
     updated_at: int
     key_name: str | None = None
+    tariff: TariffKind
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

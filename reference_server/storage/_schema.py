@@ -294,12 +294,31 @@ CREATE INDEX events_created ON events (created_at);
 CREATE INDEX order_progress_at ON order_progress (at);
 """
 
+# Every order names the tariff that bills it (api.md §11.1): energy, time, tiers or
+# flat, fixed at creation. Existing rows get a derived value: an ended order the
+# tariff its bill followed before this version (energy with a price, time with a
+# prepaid amount and a duration, else flat; tier prices were not billed then), an
+# open order the tariff it will now be settled by.
+_V5 = """
+ALTER TABLE orders ADD COLUMN tariff TEXT NOT NULL DEFAULT 'flat'
+    CHECK (tariff IN ('energy', 'time', 'tiers', 'flat'));
+UPDATE orders SET tariff = CASE
+    WHEN status IN ('pending', 'charging', 'stopping') AND charge_mode = 3 THEN 'tiers'
+    WHEN price_per_kwh > 0 THEN 'energy'
+    WHEN status IN ('pending', 'charging', 'stopping') THEN
+        CASE WHEN charge_mode = 1 AND amount IS NOT NULL AND card_no IS NULL THEN 'time'
+             ELSE 'flat' END
+    WHEN amount IS NOT NULL AND requested_duration_sec > 0 THEN 'time'
+    ELSE 'flat' END;
+"""
+
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
     Migration(2, "routine webhook deliveries after the others; claim index", _V2),
     Migration(3, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V3),
     Migration(4, "key_name on orders, commands and redeliveries; retention indexes", _V4),
+    Migration(5, "orders.tariff: the tariff that bills each order", _V5),
 )
 
 #: The schema version this code writes.

@@ -99,16 +99,18 @@ _ORDER_MUTABLE = (
     "service_fee_amount", "device_amount", "end_reason", "end_reason_raw", "business_no",
     "card_no", "stop_reason", "start_time", "end_time", "updated_at",
 )
-ORDER_COLUMNS = ("id, order_no, device_id, socket_no, port_no, created_at, key_name, "
+ORDER_COLUMNS = ("id, order_no, device_id, socket_no, port_no, created_at, key_name, tariff, "
                  + ", ".join(_ORDER_MUTABLE))
 
 INSERT_ORDER = """
 INSERT INTO orders (order_no, device_id, socket_no, port_no, status, charge_mode, amount,
                     price_per_kwh, service_fee, requested_duration_sec, requested_energy_wh,
-                    power_tiers_json, card_no, business_no, created_at, updated_at, key_name)
+                    power_tiers_json, card_no, business_no, created_at, updated_at, key_name,
+                    tariff)
 VALUES (:order_no, :device_id, :socket_no, :port_no, 'pending', :charge_mode, :amount,
         :price_per_kwh, :service_fee, :requested_duration_sec, :requested_energy_wh,
-        :power_tiers_json, :card_no, :business_no, :created_at, :created_at, :key_name)"""
+        :power_tiers_json, :card_no, :business_no, :created_at, :created_at, :key_name,
+        :tariff)"""
 
 SELECT_ORDER_BY_NO = f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_no = ?"
 

@@ -30,7 +30,8 @@ from ..simulator import DeviceProfile, DeviceSpec, Fleet, SimClock, SimDevice
 from .receiver import Receiver, data_of, receiver_running
 from .report import Item, Report, Verdict
 
-__all__ = ["API_KEY", "ExternalServer", "Plan", "PlanSettings", "Step", "run_plan"]
+__all__ = ["API_KEY", "PLAN_RATED_POWER_W", "ExternalServer", "Plan", "PlanSettings", "Step",
+           "run_plan"]
 
 #: The plan's API key (test-plan.md §3.1).
 API_KEY = "test-api-key"
@@ -39,6 +40,9 @@ PLAN_CADENCE = 11.0
 #: The plan's offline rule: 30 s without a frame (api.md §7 "the test-plan runner
 #: configures offline_after = 30").
 PLAN_OFFLINE_AFTER = 30
+#: The plan's TC001 meters 5.23 kWh in one hour on one port: above the contract's
+#: default rating of 3,500 W (api.md §11.1), so the runner rates ports higher.
+PLAN_RATED_POWER_W = 7000
 API_BASE = "/api/v1/third"
 #: The library's minimum spacing of commands to one device, plus margin.
 COMMAND_SPACING_S = 0.6
@@ -319,7 +323,8 @@ async def _server(settings: PlanSettings, webhook_url: str, secret: str
             Config(), tcp_host="127.0.0.1", tcp_port=0, http_host="127.0.0.1", http_port=0,
             db_path=db_path, api_keys=(ApiKey("test-plan", API_KEY),),
             webhook_url=webhook_url, webhook_secret=secret,
-            offline_after=PLAN_OFFLINE_AFTER, log_level="warning",
+            offline_after=PLAN_OFFLINE_AFTER, rated_power_w=PLAN_RATED_POWER_W,
+            log_level="warning",
             default_price_per_kwh=150, default_service_fee=100)
         async with trio.open_nursery() as nursery:
             addresses = await nursery.start(

@@ -37,6 +37,11 @@ def e2e_config(db_path: Path, webhook_url: str | None, **overrides: Any) -> Conf
         "webhook_url": webhook_url, "webhook_secret": WEBHOOK_SECRET,
         "offline_after": 3, "start_timeout": 5, "command_ttl": 5,
         "webhook_max_backoff": 1, "device_command_rate": 5,
+        # The scenarios meter round figures (TC001: 5.23 kWh in one hour, TC003:
+        # 2.9 kWh in 12 minutes), far above what the contract's default rating of
+        # 3,500 W per port accepts as plausible (api.md §11.1); tests/faults/ checks
+        # the default.
+        "rated_power_w": 20_000,
     }
     settings.update(overrides)
     return replace(Config(), **settings)

@@ -116,8 +116,49 @@ def test_open_creates_directories_and_uses_wal(db_path: Path, db: Database) -> N
 
     assert db_path.is_file()
     assert "wal" == journal_mode
-    assert 1 == db._conn.execute("PRAGMA synchronous").fetchone()[0]  # NORMAL
+    assert 2 == db._conn.execute("PRAGMA synchronous").fetchone()[0]  # FULL, the default
     assert 1 == db._conn.execute("PRAGMA foreign_keys").fetchone()[0]
+
+
+def test_open_applies_the_configured_synchronous_mode(tmp_path: Path) -> None:
+    normal = Database.open(tmp_path / "normal.db", synchronous="normal")
+    try:
+        assert 1 == normal._conn.execute("PRAGMA synchronous").fetchone()[0]  # NORMAL
+    finally:
+        normal.close()
+    with pytest.raises(ValueError, match="synchronous"):
+        Database.open(tmp_path / "off.db", synchronous="off")
+
+
+def test_the_tariff_migration_derives_the_tariff_of_existing_orders(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "v2.db", isolation_level=None)
+    try:
+        migrate(conn, MIGRATIONS[:2])
+        conn.execute("INSERT INTO devices (phy_id, protocol, created_at, updated_at) "
+                     "VALUES ('GW', 'bkv', 0, 0)")
+        rows = [  # (order_no, status, charge_mode, amount, price, duration, card_no)
+            ("E", "completed", 1, 1000, 150, 3600, None),
+            ("T", "completed", 1, 1000, 0, 3600, None),
+            ("OLDTIERS", "completed", 3, 1000, 0, None, None),
+            ("F", "completed", 4, 1000, 0, None, None),
+            ("OPENTIERS", "charging", 3, 1000, 150, None, None),
+            ("OPENTIME", "pending", 1, 500, 0, 600, None),
+            ("OPENCARD", "stopping", 1, 500, 0, 600, "c1"),
+        ]
+        for port, (order_no, status, mode, amount, price, duration, card) in enumerate(rows):
+            conn.execute(
+                "INSERT INTO orders (order_no, device_id, port_no, status, charge_mode, amount,"
+                " price_per_kwh, requested_duration_sec, card_no, created_at, updated_at)"
+                " VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+                (order_no, port + 1, status, mode, amount, price, duration, card))
+
+        migrate(conn)
+        tariffs = dict(conn.execute("SELECT order_no, tariff FROM orders").fetchall())
+    finally:
+        conn.close()
+
+    assert {"E": "energy", "T": "time", "OLDTIERS": "flat", "F": "flat",
+            "OPENTIERS": "tiers", "OPENTIME": "time", "OPENCARD": "flat"} == tariffs
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
