@@ -41,6 +41,7 @@ from .parse import (
     idempotency_key,
     parse_card,
     parse_charge,
+    parse_device,
     parse_json_object,
     parse_ota,
     parse_params,
@@ -55,6 +56,7 @@ from .views import (
     device_summary_view,
     device_view,
     event_view,
+    identity_view,
     order_view,
     progress_view,
 )
@@ -202,6 +204,23 @@ async def list_devices(ctx: ApiContext, call: Call) -> Response:
                     "next_cursor": page.next_cursor})
 
 
+async def provision_device(ctx: ApiContext, call: Call) -> Response:
+    body = parse_device(call.json())
+    identity, created = await ctx.service.provision_device(
+        body.device_phy_id, protocol=body.protocol, iccid=body.iccid)
+    response = call.ok(identity_view(identity.phy_id, identity),
+                       "device provisioned" if created else "device updated")
+    if created:
+        response.status_code = 201
+    return response
+
+
+async def deprovision_device(ctx: ApiContext, call: Call) -> Response:
+    phy_id = call.path("phy_id")
+    await ctx.service.deprovision_device(phy_id)
+    return call.ok(identity_view(phy_id, None), "device deprovisioned")
+
+
 # --- orders --------------------------------------------------------------------------------
 
 async def _phy_ids(ctx: ApiContext, orders: Iterable[OrderRecord]) -> dict[int, str]:
@@ -324,7 +343,8 @@ def _limit(call: Call) -> int:
 HANDLERS: Mapping[str, Handler] = {
     fn.__name__: fn for fn in (
         start_charge, stop_charge, set_params, query_params, start_ota, get_command,
-        get_device, list_devices, get_order, list_orders, get_order_progress,
+        get_device, list_devices, provision_device, deprovision_device, get_order,
+        list_orders, get_order_progress,
         put_card, get_card, top_up_card, list_events, redeliver_event,
         healthz, readyz, metrics, openapi)
 }

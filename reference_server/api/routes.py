@@ -19,6 +19,7 @@ from .parse import (
     CREATED_FROM_QUERY,
     CREATED_TO_QUERY,
     CURSOR_QUERY,
+    DEVICE_BODY,
     DEVICE_PHY_ID_QUERY,
     FIRMWARE_OTA_BODY,
     FTP_OTA_BODY,
@@ -70,6 +71,9 @@ class RouteSpec:
         errors: Error statuses particular to the route (auth, rate-limit, body and
             validation errors are added from the flags above).
         description: More words for the document.
+        role: The API-key role the route needs (api.md §11.4), when it is narrower
+            than the route's tag implies; None: decided by the key checks.
+        success_status: The HTTP status of a success (201 for a creation).
     """
 
     name: str
@@ -86,6 +90,8 @@ class RouteSpec:
     raw_media_type: str | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
+    role: str | None = None
+    success_status: int = 200
 
 
 def path_parameters(path: str) -> list[str]:
@@ -119,6 +125,20 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(name="list_devices", method="GET", path=f"{_P}/devices",
               summary="List devices", tag="devices",
               query=(ONLINE_QUERY, PROTOCOL_QUERY, *_PAGE), data="DevicePage"),
+    RouteSpec(name="provision_device", method="POST", path=f"{_P}/devices",
+              summary="Provision a device id", tag="devices", bodies=(DEVICE_BODY,),
+              data="DeviceIdentity", role="admin", success_status=201,
+              description="Under device_policy known only provisioned ids are served "
+                          "(api.md §11.2). An iccid given binds the device to that SIM, "
+                          "replacing an earlier binding (a SIM swap). 201 when the id was "
+                          "not provisioned before, 200 when it was (its fields updated). "
+                          "The device row itself is created when the device connects."),
+    RouteSpec(name="deprovision_device", method="DELETE", path=f"{_P}/devices/{{phy_id}}",
+              summary="Withdraw a device id's provisioning and ICCID binding",
+              tag="devices", data="DeviceIdentity", role="admin", errors=(404, 503),
+              description="The device's history (orders, events) is kept. Under "
+                          "device_policy known its live connection is closed; its next "
+                          "ICCID is bound afresh (iccid_binding pin)."),
     RouteSpec(name="set_params", method="POST", path=f"{_P}/devices/{{phy_id}}/params",
               summary="Queue a parameter change", tag="commands", device_command=True,
               bodies=(PARAMS_BODY,), data="Command", errors=(404, 422, 503),
