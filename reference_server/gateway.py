@@ -436,6 +436,7 @@ class Gateway:
         now = self.clock()
         admitted: list[ConnectionEvent] = []
         verdict = _Verdict.SERVE
+        refused: set[str] = set()  # one refusal per id and read, not per event
         for event in events:
             if isinstance(event, FrameRejected):
                 self._rejected += 1
@@ -466,11 +467,12 @@ class Gateway:
                     return [], _Verdict.CLOSE
                 admitted.append(event)
                 continue
-            if isinstance(event, _CONNECTION_EVENTS):
+            if isinstance(event, _CONNECTION_EVENTS) or phy_id in refused:
                 continue  # about a frame refused earlier: nothing to hand on
             if link.phy_ids and not self._may_add(link, phy_id):
                 self._refuse_frame(link, phy_id, "second_id",
                                    "frame names a second device on one connection")
+                refused.add(phy_id)
                 verdict = _Verdict.WITHHOLD
                 continue
             if not await self._admit_device(link, phy_id, _presented_iccid(link, phy_id, events),
