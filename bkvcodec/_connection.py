@@ -34,7 +34,7 @@ from ._events import (
     StartConfirmed,
 )
 from ._roles import ConnectionEvent, ServerRules
-from ._tracker import CommandTiming, CommandTracker, InFlight, MessageIds
+from ._tracker import CommandTiming, CommandTracker, InFlight, MessageIds, remember
 from ._types import CHINA_STANDARD_TIME, Direction, ProtocolFamily
 
 __all__ = ["ServerConnection"]
@@ -158,7 +158,7 @@ class ServerConnection:
                 if event.phy_id is not None:
                     self.phy_ids.add(event.phy_id)
                 if isinstance(event, CardPresented):
-                    self._cards[event.request_id] = event
+                    remember(self._cards, event.request_id, event)
             events += produced
         if self._waiting and self._rules is not None:
             waiting, self._waiting = self._waiting, []

@@ -9,10 +9,27 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ._errors import LocalProtocolError
 
-__all__ = ["CommandTiming", "CommandTracker", "InFlight", "MessageIds"]
+K = TypeVar("K")
+V = TypeVar("V")
+
+#: Card requests a connection keeps waiting for an answer; a device that swipes
+#: faster than the application answers loses its oldest requests (it times out and
+#: the holder swipes again), never the connection's memory.
+MAX_PENDING_CARDS = 64
+
+
+def remember(table: dict[K, V], key: K, value: V, limit: int = MAX_PENDING_CARDS) -> None:
+    """Put *key* in *table*, forgetting the oldest entries beyond *limit*."""
+    table[key] = value
+    while len(table) > limit:
+        del table[next(iter(table))]
+
+__all__ = ["MAX_PENDING_CARDS", "CommandTiming", "CommandTracker", "InFlight", "MessageIds",
+           "remember"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

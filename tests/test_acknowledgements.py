@@ -8,6 +8,7 @@ import pytest
 
 from bkvcodec import (
     AnswerWithheld,
+    CardPresented,
     CommandDropped,
     DeviceHeartbeat,
     Direction,
@@ -25,6 +26,7 @@ from bkvcodec import (
 )
 from bkvcodec import ap3000 as a
 from bkvcodec import bkv as b
+from bkvcodec._tracker import MAX_PENDING_CARDS
 
 from .helpers import DevicePair
 
@@ -235,3 +237,19 @@ def test_held_answers_are_bounded(protocol: ProtocolFamily, phy_id: str) -> None
     assert AnswerWithheld(phy_id=phy_id, event=first) == given_up
     assert given_up.event is first
     assert [id(second), id(third)] == [id(event) for event in pair.server.held()]
+
+
+@pytest.mark.parametrize(("protocol", "phy_id"), PROTOCOLS)
+def test_unanswered_card_requests_are_bounded(protocol: ProtocolFamily, phy_id: str) -> None:
+    pair = DevicePair(protocol, phy_id)
+    pair.connect(T0)
+    card = "000000000002" if protocol is ProtocolFamily.BKV else "2056062429"
+    presented = [pair.device_sends(CardPresented(phy_id=phy_id, socket_no=1, port_no=1,
+                                                 card_no=card, request_id=n), T0)[0]
+                 for n in range(MAX_PENDING_CARDS + 1)]
+
+    # The oldest request was forgotten; the newest can still be answered.
+    with pytest.raises(LocalProtocolError, match="no card request"):
+        pair.server.answer_card(presented[0].request_id, accept=False, now=T0)
+    pair.server.answer_card(presented[-1].request_id, accept=False, now=T0)
+    assert pair.server.data_to_send()

@@ -64,7 +64,7 @@ from .._events import (
     UpgradeRequested,
 )
 from .._roles import ConnectionEvent, RulesContext
-from .._tracker import CommandTiming, MessageIds
+from .._tracker import CommandTiming, MessageIds, remember
 from .._types import Direction, ProtocolFamily
 from . import messages as a
 from .codec import Ap3000Frame, check_downlink
@@ -411,7 +411,7 @@ class Ap3000ServerRules:
 
     def _card(self, frame: Ap3000Frame, message: a.Ap3000CardSwipe) -> CardPresented:
         self._card_requests += 1
-        self._cards[self._card_requests] = frame
+        remember(self._cards, self._card_requests, frame)
         balance_only = message.port == 0xFF
         return CardPresented(
             phy_id=frame.phy_id, socket_no=1,

@@ -69,7 +69,7 @@ from .._events import (
 )
 from .._jsonform import message_name
 from .._roles import ConnectionEvent, RulesContext
-from .._tracker import CommandTiming, MessageIds
+from .._tracker import CommandTiming, MessageIds, remember
 from .._types import BcdTime, Direction, ProtocolFamily
 from . import messages as m
 from .codec import BkvFrame, check_downlink
@@ -463,7 +463,7 @@ class BkvServerRules:
         balance_only = isinstance(message, m.CardBalanceQuery)
         self._card_requests += 1
         request_id = self._card_requests
-        self._cards_pending[request_id] = message
+        remember(self._cards_pending, request_id, message)
         return CardPresented(phy_id=gateway, socket_no=message.socket_no,
                              port_no=message.port + 1, card_no=message.card_no.hex(),
                              request_id=request_id, balance_only=balance_only)
