@@ -34,7 +34,7 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal, NoReturn, TypeVar
 
 from bkvcodec import __version__ as bkvcodec_version
 
@@ -50,9 +50,12 @@ __all__ = [
     "BusyPortPolicy",
     "Config",
     "ConfigError",
+    "DevicePolicy",
+    "IccidBinding",
     "LogLevel",
     "Role",
     "SqliteSynchronous",
+    "TakeoverPolicy",
     "argument_parser",
     "describe_settings",
     "generate_api_key",
@@ -75,6 +78,16 @@ SqliteSynchronous = Literal["full", "normal"]
 
 _POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
 _SYNCHRONOUS: dict[str, SqliteSynchronous] = {"full": "full", "normal": "normal"}
+#: Which device ids are served (api.md §11.2): any (``open``) or provisioned ones only.
+DevicePolicy = Literal["open", "known"]
+#: Whether the first ICCID a device presents is bound to it (api.md §11.2).
+IccidBinding = Literal["pin", "off"]
+#: Which connection stays when a live device is named from another address (§11.2).
+TakeoverPolicy = Literal["replace", "keep"]
+
+_DEVICE_POLICIES: dict[str, DevicePolicy] = {"open": "open", "known": "known"}
+_ICCID_BINDINGS: dict[str, IccidBinding] = {"pin": "pin", "off": "off"}
+_TAKEOVER_POLICIES: dict[str, TakeoverPolicy] = {"replace": "replace", "keep": "keep"}
 _LOG_LEVELS: dict[str, LogLevel] = {
     "debug": "debug", "info": "info", "warning": "warning", "error": "error",
     "critical": "critical",
@@ -91,6 +104,8 @@ GENERATED_API_KEY_SETTING = "generated_api_key_sha256"
 LEGACY_GENERATED_API_KEY_SETTING = "generated_api_key"
 #: The name given to the generated API key (``api_nonces.key_name`` etc.).
 GENERATED_API_KEY_NAME = "generated"
+
+_C = TypeVar("_C", bound=str)
 
 _REDACTED = "<redacted>"
 _MAX_PORT = 65535
@@ -195,6 +210,23 @@ class Config:
         rated_power_w: A port's rated power; device reports of more energy than
             this × the reported time × 1.2, or of more power than this × 1.2, are
             capped and raise ``order.anomaly`` (§11.1).
+        device_policy: ``open`` serves any device id, ``known`` only provisioned
+            ones (api.md §11.2).
+        known_devices: Device ids provisioned at start (besides ``POST /devices``).
+        iccid_binding: ``pin`` binds a device to the first ICCID it presents and
+            quarantines a connection presenting another; ``off`` does not (§11.2).
+        takeover_policy: When a live device is named by a new connection from
+            another address: ``replace`` the old connection or ``keep`` it (§11.2).
+        max_connections: Most device connections at once; None = the descriptor
+            limit minus 256 kept for HTTP, SQLite and webhooks (§11.3).
+        max_connections_per_ip: Most device connections from one address; 0 = no
+            limit (§11.3).
+        unidentified_timeout: Close a connection without a valid frame after this
+            long (§11.3).
+        unidentified_max_bytes: Close a connection without a valid frame after this
+            many bytes; also the most garbage a connection gets logged (§11.3).
+        frame_log_max_bytes: Bytes of one connection stored in ``cmd_logs`` per hour;
+            beyond, frames are counted, not stored (§11.3).
         config_file: The TOML file that was read, if any (informational).
     """
 
@@ -231,6 +263,15 @@ class Config:
     retention_days: int = 30
     sqlite_synchronous: SqliteSynchronous = "full"
     rated_power_w: int = 3500
+    device_policy: DevicePolicy = "open"
+    known_devices: tuple[str, ...] = ()
+    iccid_binding: IccidBinding = "pin"
+    takeover_policy: TakeoverPolicy = "replace"
+    max_connections: int | None = None
+    max_connections_per_ip: int = 0
+    unidentified_timeout: int = 30
+    unidentified_max_bytes: int = 4096
+    frame_log_max_bytes: int = 1024 * 1024
     config_file: Path | None = None
 
     def offline_after_for(self, protocol: str) -> int:
@@ -341,6 +382,19 @@ _KEYS: dict[str, _Key] = dict([
     _key("sqlite_synchronous", "SQLite synchronous mode of money commits: full or normal",
          metavar="MODE"),
     _key("rated_power_w", "rated power of a port in W, the plausibility cap (3500)"),
+    # Identity and resources (api.md §11.2, §11.3).
+    _key("device_policy", "devices served: open (any id) or known (provisioned ids)",
+         metavar="POLICY"),
+    _key("known_devices", "device ids provisioned at start, comma-separated",
+         metavar="ID,ID"),
+    _key("iccid_binding", "pin a device to its first ICCID, or off", metavar="MODE"),
+    _key("takeover_policy", "a live device named from another address: replace or keep",
+         metavar="POLICY"),
+    _key("max_connections", "most device connections (descriptor limit - 256)"),
+    _key("max_connections_per_ip", "most device connections per address (0: no limit)"),
+    _key("unidentified_timeout", "seconds a connection may go without a valid frame (30)"),
+    _key("unidentified_max_bytes", "bytes a connection may send without a valid frame (4096)"),
+    _key("frame_log_max_bytes", "frame-log bytes stored per connection per hour (1048576)"),
 ])
 
 
@@ -600,6 +654,38 @@ def _get_policy(raw: Mapping[str, _Value], default: BusyPortPolicy) -> BusyPortP
     return policy
 
 
+def _get_choice(raw: Mapping[str, _Value], name: str, choices: Mapping[str, _C],
+                default: _C) -> _C:
+    value = _get_opt_str(raw, name)
+    if value is None:
+        return default
+    choice = choices.get(value.lower())
+    if choice is None:
+        _bad(name, " or ".join(repr(c) for c in choices), raw[name])
+    return choice
+
+
+def _get_id_list(raw: Mapping[str, _Value], name: str) -> tuple[str, ...]:
+    item = raw.get(name)
+    if item is None:
+        return ()
+    value = item.value
+    items: list[object]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        _bad(name, "a list of device ids", item)
+    ids: list[str] = []
+    for entry in items:
+        if (not isinstance(entry, str) or not entry or len(entry) > 64
+                or not entry.isalnum() or not entry.isascii()):
+            _bad(name, "device ids of letters and digits", item)
+        ids.append(entry)
+    return tuple(dict.fromkeys(ids))
+
+
 def _get_log_level(raw: Mapping[str, _Value], default: LogLevel) -> LogLevel:
     value = _get_opt_str(raw, "log_level")
     if value is None:
@@ -681,6 +767,19 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         retention_days=_get_int(raw, "retention_days", d.retention_days),
         sqlite_synchronous=_get_synchronous(raw, d.sqlite_synchronous),
         rated_power_w=_get_int(raw, "rated_power_w", d.rated_power_w),
+        device_policy=_get_choice(raw, "device_policy", _DEVICE_POLICIES, d.device_policy),
+        known_devices=_get_id_list(raw, "known_devices"),
+        iccid_binding=_get_choice(raw, "iccid_binding", _ICCID_BINDINGS, d.iccid_binding),
+        takeover_policy=_get_choice(raw, "takeover_policy", _TAKEOVER_POLICIES,
+                                    d.takeover_policy),
+        max_connections=_get_opt_int(raw, "max_connections", low=1),
+        max_connections_per_ip=_get_int(raw, "max_connections_per_ip",
+                                        d.max_connections_per_ip, low=0),
+        unidentified_timeout=_get_int(raw, "unidentified_timeout", d.unidentified_timeout),
+        unidentified_max_bytes=_get_int(raw, "unidentified_max_bytes",
+                                        d.unidentified_max_bytes),
+        frame_log_max_bytes=_get_int(raw, "frame_log_max_bytes", d.frame_log_max_bytes,
+                                     low=0),
         config_file=config_file,
     )
 

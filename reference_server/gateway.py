@@ -14,14 +14,30 @@
 # Isolation: a connection's failure (garbage, a slow reader, a bug in a handler)
 # closes that connection only. Reads are bounded by ``idle_timeout``, writes by
 # ``write_timeout``, and the decoder bounds buffered bytes by max_frame_size.
-# A new connection naming a phy_id replaces the old one, which is closed
-# (api.md §7: IP change, reconnect).
+#
+# Identity (api.md §11.2): before a read's events reach the sink, _admit() checks
+# each device id the connection names for the first time: the device policy
+# (``known``: provisioned ids only), the ICCID binding, and whether the id is a
+# second one on a connection that may carry only one (identity.py says which may
+# carry several). A new connection naming a phy_id replaces the old one, which is
+# closed (api.md §7: IP change, reconnect); when the old one carried a frame within
+# offline_after and the new one comes from another address, that is a takeover:
+# reported, and resolved by ``takeover_policy``. A refused read is not answered: the
+# answers the library queued for it are discarded.
+#
+# Resources (api.md §11.3): connections over ``max_connections`` (in total) or
+# ``max_connections_per_ip`` are closed at once; a connection without one valid
+# frame within ``unidentified_timeout`` seconds or ``unidentified_max_bytes`` bytes
+# is closed; the frame log stores at most ``frame_log_max_bytes`` of a connection
+# per hour, and at most ``unidentified_max_bytes`` of reads that carried no frame.
 from __future__ import annotations
 
 import itertools
+import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 import trio
@@ -29,19 +45,53 @@ import trio
 from bkvcodec import (
     AnswerWithheld,
     Command,
+    CommandAcknowledged,
     CommandDropped,
+    CommandRejected,
+    CommandTimedOut,
     ConnectionEvent,
+    DeviceHeartbeat,
     Direction,
+    FirmwareProgress,
     FrameRejected,
+    ModemIdentified,
     ServerConnection,
     UnidentifiedStream,
 )
 
+from .config import PROTOCOL_OFFLINE_AFTER, DevicePolicy, IccidBinding, TakeoverPolicy
+from .identity import MAX_IDS_PER_HOST, DeviceIdentities, is_ap3000_host
 from .logs import Logger
+from .metrics import Metrics
 
-__all__ = ["DeviceLink", "EventSink", "Gateway", "GatewaySettings", "GatewayStatistics"]
+__all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "Gateway", "GatewaySettings",
+           "GatewayStatistics", "default_max_connections"]
 
 _READ_SIZE = 65536
+#: Descriptors kept for HTTP, SQLite and webhooks (api.md §11.3).
+DESCRIPTOR_RESERVE = 256
+#: The frame log's budget window (``frame_log_max_bytes`` per connection per hour).
+_LOG_WINDOW = 3600.0
+#: Events about this connection's own commands and answers, not a device's report:
+#: they name no new device.
+_CONNECTION_EVENTS = (AnswerWithheld, CommandAcknowledged, CommandRejected, CommandTimedOut,
+                      CommandDropped, FirmwareProgress)
+
+
+def default_max_connections() -> int:
+    """The process's descriptor limit minus :data:`DESCRIPTOR_RESERVE` (at least 1)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(soft - DESCRIPTOR_RESERVE, 1)
+
+
+class _Verdict(Enum):
+    """What becomes of one read (see Gateway._admit)."""
+
+    SERVE = "serve"        #: answer it and hand its events on
+    WITHHOLD = "withhold"  #: hand on what was admitted, but send no answers
+    CLOSE = "close"        #: nothing of it: close the connection
 
 
 class EventSink(Protocol):
@@ -69,11 +119,32 @@ class GatewaySettings:
             send ``link`` every 30 s, BKV gateways a heartbeat every 60 s.
         write_timeout: Close a connection whose peer does not take our bytes.
         max_frame_size: Passed to each connection's decoder.
+        device_policy: ``open`` or ``known`` (api.md §11.2).
+        iccid_binding: ``pin`` or ``off``.
+        takeover_policy: ``replace`` or ``keep``.
+        offline_after: Seconds per protocol within which a connection that carried a
+            frame counts as alive (takeover).
+        max_connections: Most connections at once (None: no limit).
+        max_connections_per_ip: Most connections per remote address (0: no limit).
+        unidentified_timeout: Seconds a connection may go without a valid frame.
+        unidentified_max_bytes: Bytes a connection may send without a valid frame;
+            also the most bytes of frameless reads the frame log stores.
+        frame_log_max_bytes: Bytes per connection per hour the frame log stores.
     """
 
     idle_timeout: float = 300.0
     write_timeout: float = 10.0
     max_frame_size: int = 32 * 1024
+    device_policy: DevicePolicy = "open"
+    iccid_binding: IccidBinding = "pin"
+    takeover_policy: TakeoverPolicy = "replace"
+    offline_after: Mapping[str, float] = field(
+        default_factory=lambda: dict(PROTOCOL_OFFLINE_AFTER))
+    max_connections: int | None = None
+    max_connections_per_ip: int = 0
+    unidentified_timeout: float = 30.0
+    unidentified_max_bytes: int = 4096
+    frame_log_max_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +157,7 @@ class GatewayStatistics:
     frames_in: int
     frames_rejected: int
     bytes_out: int
+    refused: int
 
 
 @dataclass(eq=False)
@@ -97,6 +169,8 @@ class DeviceLink:
     stream: trio.abc.Stream
     connection: ServerConnection
     opened_at: float
+    #: The remote address without the port (takeovers, the per-address limit).
+    host: str = ""
     send_lock: trio.Lock = field(default_factory=trio.Lock)
     deadline_changed: trio.Event = field(default_factory=trio.Event)
     cancel_scope: trio.CancelScope | None = None
@@ -105,6 +179,16 @@ class DeviceLink:
     write_failed: bool = False
     #: The device ids this connection currently speaks for (in the order first seen).
     phy_ids: dict[str, None] = field(default_factory=dict)
+    #: The ICCID the modem announced (AP3000), if any.
+    iccid: str | None = None
+    #: A valid frame arrived; until then the unidentified budgets apply.
+    identified: bool = False
+    unidentified_bytes: int = 0
+    #: When the last read with a frame arrived (clock time).
+    last_frame_at: float = 0.0
+    garbage_logged: int = 0
+    log_window_start: float = 0.0
+    log_window_bytes: int = 0
 
     def close(self) -> None:
         """Stop serving this connection (its task closes the socket)."""
@@ -123,18 +207,27 @@ class Gateway:
     """Accepts device connections and routes their events and commands."""
 
     def __init__(self, sink: EventSink, logger: Logger, settings: GatewaySettings | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 identities: DeviceIdentities | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.sink = sink
         self.log = logger
         self.settings = settings or GatewaySettings()
         self.clock = clock
+        #: Provisioned ids and ICCID bindings; without it every id is unprovisioned
+        #: (refused under ``known``) and no ICCID is bound.
+        self.identities = identities
+        self.metrics = metrics if metrics is not None else Metrics()
         self._links: dict[str, DeviceLink] = {}
         self._open: set[DeviceLink] = set()
+        self._per_host: dict[str, int] = {}
         self._ids = itertools.count(1)
         self._accepted = 0
         self._frames_in = 0
         self._rejected = 0
         self._bytes_out = 0
+        self._refused = 0
+        self._connections_refused = 0
 
     # --- public ----------------------------------------------------------------------
 
@@ -152,6 +245,21 @@ class Gateway:
     def link_for(self, phy_id: str) -> DeviceLink | None:
         """The connection that last carried *phy_id*."""
         return self._links.get(phy_id)
+
+    def disconnect(self, phy_id: str, reason: str) -> bool:
+        """Close the connection that carries *phy_id* (e.g. its provisioning was
+        withdrawn).
+
+        Returns:
+            False when no connection carries it.
+        """
+        link = self._links.get(phy_id)
+        if link is None or link.closed:
+            return False
+        self.log.warning("connection will close", remote_addr=link.remote_addr,
+                         device=phy_id, reason=reason)
+        link.close()
+        return True
 
     async def send(self, phy_id: str, command: Command) -> bool:
         """Encode *command* on the device's connection and write what is due.
@@ -196,7 +304,8 @@ class Gateway:
         """Current counters."""
         return GatewayStatistics(connections=len(self._open), devices=len(self._links),
                                  accepted=self._accepted, frames_in=self._frames_in,
-                                 frames_rejected=self._rejected, bytes_out=self._bytes_out)
+                                 frames_rejected=self._rejected, bytes_out=self._bytes_out,
+                                 refused=self._refused)
 
     # --- one connection -------------------------------------------------------------------
 
@@ -204,15 +313,21 @@ class Gateway:
         """Serve one device connection until it closes or fails."""
         try:
             peer = stream.socket.getpeername()
-            remote = f"{peer[0]}:{peer[1]}"
+            host, remote = str(peer[0]), f"{peer[0]}:{peer[1]}"
         except OSError:
-            remote = "unknown"
+            host = remote = "unknown"
+        over = self._over_limit(host)
+        if over is not None:
+            self._refuse_connection(over, remote)
+            await trio.aclose_forcefully(stream)
+            return
         link = DeviceLink(link_id=next(self._ids), remote_addr=remote, stream=stream,
                           connection=ServerConnection(
                               max_frame_size=self.settings.max_frame_size),
-                          opened_at=self.clock())
+                          opened_at=self.clock(), host=host)
         self._accepted += 1
         self._open.add(link)
+        self._per_host[host] = self._per_host.get(host, 0) + 1
         self.log.info("TCP connection accepted", remote_addr=remote, link=link.link_id)
         try:
             async with trio.open_nursery() as nursery:
@@ -225,81 +340,250 @@ class Gateway:
         finally:
             await self._close(link)
 
+    def _over_limit(self, host: str) -> str | None:
+        """The limit a new connection from *host* would pass, if any."""
+        limit = self.settings.max_connections
+        if limit is not None and len(self._open) >= limit:
+            return "max_connections"
+        per_ip = self.settings.max_connections_per_ip
+        if per_ip and self._per_host.get(host, 0) >= per_ip:
+            return "max_connections_per_ip"
+        return None
+
+    def _refuse_connection(self, reason: str, remote: str) -> None:
+        self.metrics.connections_refused.labels(reason).inc()
+        self._connections_refused += 1
+        # A flood must not flood the log: the first refusal, then every 1000th.
+        count = self._connections_refused
+        if count == 1 or count % 1000 == 0:
+            self.log.warning("connection refused", remote_addr=remote, reason=reason,
+                             refused_so_far=count)
+
     async def _read_loop(self, link: DeviceLink) -> None:
-        identified = False
+        settings = self.settings
+        identify_by = trio.current_time() + settings.unidentified_timeout
         while not link.closed:
             data: bytes | bytearray = b""
-            with trio.move_on_after(self.settings.idle_timeout) as scope:
+            read_by = trio.current_time() + settings.idle_timeout
+            if not link.identified:
+                read_by = min(read_by, identify_by)
+            with trio.move_on_at(read_by) as scope:
                 try:
                     data = await link.stream.receive_some(_READ_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as err:
                     self.log.info("TCP read error", error=repr(err), remote_addr=link.remote_addr)
                     return
             if scope.cancelled_caught:
-                self.log.info("connection will close", remote_addr=link.remote_addr,
-                              reason="idle")
+                if not link.identified:
+                    self._close_unidentified(link, "unidentified_timeout")
+                else:
+                    self.log.info("connection will close", remote_addr=link.remote_addr,
+                                  reason="idle")
                 return
             if not data:
                 self.log.info("TCP read error", error="EOF", remote_addr=link.remote_addr)
                 return
             data = bytes(data)
+            was_protocol = link.protocol
             events = link.connection.receive_data(data, self.clock())
-            if not identified and link.protocol is not None:
-                identified = True
+            if was_protocol is None and link.protocol is not None:
                 self.log.info("Protocol identified", protocol=link.protocol,
                               remote_addr=link.remote_addr)
             # Route the device to this link before answering, so that a command
             # sent right after the answer finds it.
-            phy_id = self._note(link, events)
-            self.sink.traffic(link, Direction.UP, data, [type(e).__name__ for e in events],
-                              phy_id)
-            await self._write(link, link.connection.data_to_send(), "reply", phy_id)
+            admitted, verdict = await self._admit(link, events)
+            phy_id = next(iter(link.phy_ids), None)
+            self._log_traffic(link, Direction.UP, data, [type(e).__name__ for e in events],
+                              phy_id, frames=_has_frame(events))
+            answers = link.connection.data_to_send()
+            if verdict is _Verdict.CLOSE:
+                link.close()
+                return
+            if not link.identified:
+                link.unidentified_bytes += len(data)
+                if link.unidentified_bytes > settings.unidentified_max_bytes:
+                    self._close_unidentified(link, "unidentified_bytes")
+                    return
+            if verdict is _Verdict.SERVE:
+                await self._write(link, answers, "reply", phy_id)
+            elif answers:
+                self.log.info("answers withheld for refused frames",
+                              remote_addr=link.remote_addr, bytes=len(answers))
             link.deadline_changed.set()
-            if events:
+            if admitted:
                 try:
-                    await self.sink.device_events(link, events)
+                    await self.sink.device_events(link, admitted)
                 except Exception as err:  # not stored: answer nothing, close this one
                     self.log.error("reports not stored; closing the connection unanswered",
                                    remote_addr=link.remote_addr, phy_id=phy_id,
                                    held=len(link.connection.held()), error=repr(err))
                     return
-            # device_events returned: what it was given is committed.
-            held = link.connection.held()
+            # device_events returned: what it was given is committed. Answers held
+            # for frames that were refused stay unanswered.
+            held = [event for event in link.connection.held() if event.phy_id in link.phy_ids]
             if held:
                 for event in held:
                     link.connection.acknowledge(event)
                 await self._write(link, link.connection.data_to_send(), "acknowledgement",
                                   phy_id)
 
-    def _note(self, link: DeviceLink, events: list[ConnectionEvent]) -> str | None:
-        """Count and route what a read carried; returns the device it named, if any."""
-        named: str | None = None
+    def _close_unidentified(self, link: DeviceLink, reason: str) -> None:
+        self.metrics.connections_refused.labels(reason).inc()
+        self.log.warning("connection will close", remote_addr=link.remote_addr,
+                         reason=reason, bytes=link.unidentified_bytes)
+
+    # --- identity (api.md §11.2) ------------------------------------------------------------
+
+    async def _admit(self, link: DeviceLink,
+                     events: list[ConnectionEvent]) -> tuple[list[ConnectionEvent], _Verdict]:
+        """Count what a read carried and decide what of it is served.
+
+        Returns:
+            The events to hand to the sink, and the read's verdict.
+        """
+        now = self.clock()
+        admitted: list[ConnectionEvent] = []
+        verdict = _Verdict.SERVE
+        refused: set[str] = set()  # one refusal per id and read, not per event
         for event in events:
             if isinstance(event, FrameRejected):
                 self._rejected += 1
                 self.log.warning("frame rejected", remote_addr=link.remote_addr,
                                  reason=event.error.code)
+                admitted.append(event)
                 continue
             if isinstance(event, UnidentifiedStream):
                 self.log.warning("connection speaks no known protocol",
-                                 remote_addr=link.remote_addr, head=event.head.hex())
+                                 remote_addr=link.remote_addr, head=event.head[:64].hex())
+                admitted.append(event)
+                continue
+            if isinstance(event, ModemIdentified):
+                link.iccid = event.iccid
+                for carried in list(link.phy_ids):
+                    if not await self._iccid_matches(link, carried, event.iccid):
+                        return [], _Verdict.CLOSE
+                admitted.append(event)
                 continue
             self._frames_in += 1
+            link.identified = True
+            link.last_frame_at = now
             phy_id = event.phy_id
-            if phy_id is not None:
-                named = phy_id
-                old = self._links.get(phy_id)
-                if old is not link:
-                    self._links[phy_id] = link
-                    link.phy_ids[phy_id] = None
-                    if old is not None:
-                        old.phy_ids.pop(phy_id, None)
-                    if old is not None and not old.closed:
-                        self.log.info("connection replaced", phy_id=phy_id,
-                                      old_remote_addr=old.remote_addr,
-                                      remote_addr=link.remote_addr)
-                        old.close()
-        return named
+            if phy_id is None or phy_id in link.phy_ids:
+                if (isinstance(event, DeviceHeartbeat) and event.iccid
+                        and event.phy_id is not None
+                        and not await self._iccid_matches(link, event.phy_id, event.iccid)):
+                    return [], _Verdict.CLOSE
+                admitted.append(event)
+                continue
+            if isinstance(event, _CONNECTION_EVENTS) or phy_id in refused:
+                continue  # about a frame refused earlier: nothing to hand on
+            if link.phy_ids and not self._may_add(link, phy_id):
+                self._refuse_frame(link, phy_id, "second_id",
+                                   "frame names a second device on one connection")
+                refused.add(phy_id)
+                verdict = _Verdict.WITHHOLD
+                continue
+            if not await self._admit_device(link, phy_id, _presented_iccid(link, phy_id, events),
+                                            now):
+                return [], _Verdict.CLOSE
+            admitted.append(event)
+        return admitted, verdict
+
+    def _may_add(self, link: DeviceLink, phy_id: str) -> bool:
+        """Whether *link*, which names other ids, may name *phy_id* too (an AP3000
+        host relaying its slaves, identity.py)."""
+        if link.protocol != "ap3000" or len(link.phy_ids) >= MAX_IDS_PER_HOST:
+            return False
+        return is_ap3000_host(phy_id) or any(is_ap3000_host(p) for p in link.phy_ids)
+
+    async def _admit_device(self, link: DeviceLink, phy_id: str, iccid: str | None,
+                            now: float) -> bool:
+        """The first frame of *link* naming *phy_id*: route it here, or refuse it
+        (False: close *link*)."""
+        settings = self.settings
+        identities = self.identities
+        if settings.device_policy == "known" and (
+                identities is None or not identities.provisioned(phy_id)):
+            self._refuse_frame(link, phy_id, "unknown", "device not provisioned")
+            return False
+        if iccid is not None and not await self._iccid_matches(link, phy_id, iccid):
+            return False
+        old = self._links.get(phy_id)
+        if old is not None and old is not link and not old.closed:
+            window = settings.offline_after.get(link.protocol or "", 0.0)
+            if old.host != link.host and now - old.last_frame_at <= window:
+                action = settings.takeover_policy
+                self.log.warning("device takeover", device=phy_id,
+                                 old_remote_addr=old.remote_addr,
+                                 remote_addr=link.remote_addr, action=action)
+                await self._record("device.takeover", phy_id, {
+                    "old_remote_addr": old.remote_addr, "remote_addr": link.remote_addr,
+                    "action": action})
+                if action == "keep":
+                    self._refuse_frame(link, phy_id, "takeover_kept",
+                                       "device is live on another connection")
+                    return False
+        self._links[phy_id] = link
+        link.phy_ids[phy_id] = None
+        if old is not None and old is not link:
+            old.phy_ids.pop(phy_id, None)
+            if not old.closed:
+                self.log.info("connection replaced", phy_id=phy_id,
+                              old_remote_addr=old.remote_addr, remote_addr=link.remote_addr)
+                old.close()
+        return True
+
+    async def _iccid_matches(self, link: DeviceLink, phy_id: str, iccid: str) -> bool:
+        """Check *iccid*, presented on *link* for *phy_id*, against the binding (the
+        first one presented is bound). A mismatch raises ``device.identity_conflict``."""
+        identities = self.identities
+        if self.settings.iccid_binding != "pin" or identities is None:
+            return True
+        bound = identities.bound_iccid(phy_id)
+        if bound is None:
+            bound = await identities.bind(phy_id, iccid, link.connection.protocol)
+        if bound == iccid:
+            return True
+        self._refuse_frame(link, phy_id, "identity_conflict", "ICCID does not match the device")
+        await self._record("device.identity_conflict", phy_id, {
+            "bound_iccid": bound, "presented_iccid": iccid, "remote_addr": link.remote_addr})
+        return False
+
+    def _refuse_frame(self, link: DeviceLink, phy_id: str, reason: str, words: str) -> None:
+        self._refused += 1
+        self.metrics.devices_refused.labels(reason).inc()
+        self.log.warning("device refused", device=phy_id[:64], remote_addr=link.remote_addr,
+                         reason=reason, detail=words)
+
+    async def _record(self, event_type: str, phy_id: str, data: dict[str, object]) -> None:
+        if self.identities is not None:
+            try:
+                await self.identities.record(event_type, phy_id, data)
+            except Exception as err:  # the decision stands; the event is logged
+                self.log.error("event not recorded", event_type=event_type, device=phy_id,
+                               error=repr(err))
+
+    # --- the frame log (api.md §11.3) ---------------------------------------------------------
+
+    def _log_traffic(self, link: DeviceLink, direction: Direction, data: bytes,
+                     kinds: list[str], phy_id: str | None, *, frames: bool) -> None:
+        """Hand *data* to the frame log within the connection's budgets."""
+        settings = self.settings
+        if not frames:
+            room = settings.unidentified_max_bytes - link.garbage_logged
+            if room <= 0:
+                self.metrics.frame_log_skipped.labels("garbage").inc()
+                return
+            data = data[:room]
+            link.garbage_logged += len(data)
+        now = self.clock()
+        if now - link.log_window_start >= _LOG_WINDOW:
+            link.log_window_start, link.log_window_bytes = now, 0
+        if link.log_window_bytes + len(data) > settings.frame_log_max_bytes:
+            self.metrics.frame_log_skipped.labels("budget").inc()
+            return
+        link.log_window_bytes += len(data)
+        self.sink.traffic(link, direction, data, kinds, phy_id)
 
     async def _timers(self, link: DeviceLink) -> None:
         while not link.closed:
@@ -320,7 +604,7 @@ class Gateway:
                      phy_id: str | None = None) -> None:
         if not data or link.closed:
             return
-        self.sink.traffic(link, Direction.DOWN, data, [kind], phy_id)
+        self._log_traffic(link, Direction.DOWN, data, [kind], phy_id, frames=True)
         async with link.send_lock:
             with trio.move_on_after(self.settings.write_timeout) as scope:
                 try:
@@ -338,6 +622,11 @@ class Gateway:
     async def _close(self, link: DeviceLink) -> None:
         link.closed = True
         self._open.discard(link)
+        left = self._per_host.get(link.host, 1) - 1
+        if left > 0:
+            self._per_host[link.host] = left
+        else:
+            self._per_host.pop(link.host, None)
         gone = list(link.phy_ids)
         for phy_id in gone:
             del self._links[phy_id]
@@ -357,3 +646,21 @@ class Gateway:
                 self.log.error("connection end not stored", remote_addr=link.remote_addr,
                                phy_ids=gone, error=repr(err))
 
+
+
+def _has_frame(events: list[ConnectionEvent]) -> bool:
+    """Whether a read's events include a decoded frame (not only garbage)."""
+    return any(not isinstance(e, FrameRejected | UnidentifiedStream | ModemIdentified)
+               for e in events)
+
+
+def _presented_iccid(link: DeviceLink, phy_id: str,
+                     events: list[ConnectionEvent]) -> str | None:
+    """The ICCID presented for *phy_id*: the modem's announcement, else a heartbeat
+    of the same read (BKV gateways send theirs first)."""
+    if link.iccid is not None:
+        return link.iccid
+    for event in events:
+        if isinstance(event, DeviceHeartbeat) and event.phy_id == phy_id and event.iccid:
+            return event.iccid
+    return None

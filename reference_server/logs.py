@@ -2,16 +2,91 @@
 # the fields of the event, the plan's messages kept verbatim. A plain function,
 # not the logging module's machinery: the server logs little, always structured,
 # and must never log a secret (callers pass only what is safe).
+#
+# Logging never blocks the event loop (api.md §11.3). A write to stderr blocks when
+# whoever reads it stalls (a full pipe, a stopped terminal, a slow collector); done
+# on the trio thread, that froze every connection's heartbeats. So a line for the
+# process's stderr is formatted by the caller and put on a bounded queue; one daemon
+# thread writes and flushes. When the queue is full the line is dropped and
+# counted (``iot_log_lines_dropped_total``): losing log lines is the lesser harm.
+# A logger given its own stream (tests, tools: an io.StringIO that cannot stall)
+# writes at once unless told otherwise.
 from __future__ import annotations
 
+import atexit
 import json
+import queue
 import sys
+import threading
 import time
 from typing import TextIO
 
-__all__ = ["LEVELS", "Logger"]
+__all__ = ["LEVELS", "LOG_QUEUE_SIZE", "Logger"]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+#: Lines waiting for the writer thread; beyond, lines are dropped and counted.
+LOG_QUEUE_SIZE = 10_000
+#: At exit, wait at most this long for the queued lines to be written.
+_EXIT_DRAIN_SECONDS = 2.0
+
+
+class _BackgroundWriter:
+    """A bounded queue of lines and the daemon thread that writes them to a stream."""
+
+    def __init__(self, stream: TextIO | None, size: int) -> None:
+        #: None: the process's stderr as it is at each write.
+        self.stream = stream
+        self.dropped = 0
+        self._queue: queue.Queue[str] = queue.Queue(maxsize=size)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def put(self, line: str) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="log-writer",
+                                                    daemon=True)
+                    self._thread.start()
+                    atexit.register(self.drain, _EXIT_DRAIN_SECONDS)
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to *timeout* seconds for the queued lines to be written."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks
+
+    def _run(self) -> None:
+        while True:
+            line = self._queue.get()
+            stream = self.stream if self.stream is not None else sys.stderr
+            try:
+                stream.write(line)
+                if self._queue.empty():
+                    stream.flush()
+            except (OSError, ValueError):
+                pass
+            finally:
+                self._queue.task_done()
+
+
+_stderr_writer: _BackgroundWriter | None = None
+_stderr_lock = threading.Lock()
+
+
+def _stderr() -> _BackgroundWriter:
+    """The one background writer of the process's stderr."""
+    global _stderr_writer
+    with _stderr_lock:
+        if _stderr_writer is None:
+            _stderr_writer = _BackgroundWriter(None, LOG_QUEUE_SIZE)
+        return _stderr_writer
 
 
 class Logger:
@@ -20,13 +95,36 @@ class Logger:
     Args:
         level: The lowest level written (``debug``, ``info``, ``warning``, ``error``).
         stream: Where to write (stderr by default).
+        background: Write through the bounded queue and its writer thread, so a
+            stalled reader never blocks the caller. Default: True for stderr,
+            False for a stream given here.
     """
 
-    def __init__(self, level: str = "info", stream: TextIO | None = None) -> None:
+    def __init__(self, level: str = "info", stream: TextIO | None = None, *,
+                 background: bool | None = None) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown log level {level!r}")
         self.threshold = LEVELS[level]
         self.stream = stream if stream is not None else sys.stderr
+        if background is None:
+            background = stream is None
+        self._writer: _BackgroundWriter | None = None
+        if background:
+            self._writer = (_stderr() if stream is None
+                            else _BackgroundWriter(self.stream, LOG_QUEUE_SIZE))
+
+    @property
+    def dropped(self) -> int:
+        """Lines dropped because the writer's queue was full."""
+        return 0 if self._writer is None else self._writer.dropped
+
+    def drain(self, timeout: float = _EXIT_DRAIN_SECONDS) -> bool:
+        """Wait up to *timeout* seconds for queued lines to be written.
+
+        Returns:
+            True when nothing is left in the queue.
+        """
+        return True if self._writer is None else self._writer.drain(timeout)
 
     def log(self, level: str, msg: str, **fields: object) -> None:
         """Write one line if *level* passes the threshold.
@@ -38,8 +136,12 @@ class Logger:
             return
         record: dict[str, object] = {"ts": round(time.time(), 3), "level": level, "msg": msg}
         record.update(fields)
+        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        if self._writer is not None:
+            self._writer.put(line)
+            return
         try:
-            self.stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+            self.stream.write(line)
             self.stream.flush()
         except (OSError, ValueError):
             pass

@@ -4,9 +4,11 @@
 # read at scrape time through callbacks instead of being updated everywhere.
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -50,6 +52,26 @@ class Metrics:
             "iot_device_handling_seconds",
             "Time from a device read to its events being handled and stored.",
             buckets=_LATENCY_BUCKETS, registry=r)
+        # Identity and resources (api.md §11.2, §11.3).
+        self.devices_refused = Counter(
+            "iot_devices_refused",
+            "Frames refused for the device they name, by reason: unknown (device_policy "
+            "known), identity_conflict (ICCID), second_id (a second id on one connection), "
+            "takeover_kept (takeover_policy keep).",
+            ["reason"], registry=r)
+        self.connections_refused = Counter(
+            "iot_connections_refused",
+            "Device connections closed at once or early, by reason: max_connections, "
+            "max_connections_per_ip, unidentified_timeout, unidentified_bytes.",
+            ["reason"], registry=r)
+        self.frame_log_skipped = Counter(
+            "iot_frame_log_skipped",
+            "Reads and writes not stored in cmd_logs, by reason: budget "
+            "(frame_log_max_bytes), garbage (beyond unidentified_max_bytes).",
+            ["reason"], registry=r)
+        self._log_lines_dropped = _CallbackCounter(
+            "iot_log_lines_dropped", "Log lines dropped because the log reader stalled.")
+        r.register(self._log_lines_dropped)
         self._connections = Gauge("iot_device_connections", "Open device TCP connections.",
                                   registry=r)
         self._devices_online = Gauge("iot_devices_online",
@@ -64,6 +86,25 @@ class Metrics:
         self._devices_online.set_function(devices_online)
         self._deliveries_pending.set_function(deliveries_pending)
 
+    def watch_log(self, dropped: Callable[[], float]) -> None:
+        """Read ``iot_log_lines_dropped_total`` from this callback at each scrape."""
+        self._log_lines_dropped.read = dropped
+
     def exposition(self) -> bytes:
         """The current values in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class _CallbackCounter(Collector):
+    """A counter whose value is read from a callback (a count kept elsewhere)."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.read: Callable[[], float] = lambda: 0.0
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation, value=self.read())
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(self.name, self.documentation)

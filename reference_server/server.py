@@ -26,14 +26,15 @@ from .config import (
     hash_api_key,
     with_generated_api_key,
 )
-from .gateway import Gateway, GatewaySettings
+from .gateway import Gateway, GatewaySettings, default_max_connections
+from .identity import DeviceIdentities
 from .logs import Logger
 from .metrics import Metrics
 from .service import ChargingService
 from .storage import AsyncDatabase
 from .webhooks import WebhookDeliverer
 
-__all__ = ["ServerAddresses", "main_async", "run_server"]
+__all__ = ["ServerAddresses", "gateway_settings", "main_async", "run_server"]
 
 #: How often the server process runs a full garbage collection itself (seconds).
 #:
@@ -86,15 +87,18 @@ async def run_server(config: Config, *, logger: Logger | None = None,
         metrics = Metrics()
         service = ChargingService(db, config, log, metrics, clock=clock)
         deliverer = WebhookDeliverer(db, config, log, metrics, clock=clock)
-        idle = max(config.offline_after_for("bkv"), config.offline_after_for("ap3000"))
+        identities = DeviceIdentities(db, clock=clock)
+        identities.record = service.record_device_event
+        await identities.load(config.known_devices)
         # The service's steady clock: connection timers keep their length when the
         # wall clock steps, as the service's do.
-        gateway = Gateway(service, log, GatewaySettings(idle_timeout=idle + _IDLE_MARGIN),
-                          clock=service.clock)
+        gateway = Gateway(service, log, gateway_settings(config), clock=service.clock,
+                          identities=identities, metrics=metrics)
         service.attach(gateway, deliverer.wake)
         metrics.watch(connections=lambda: gateway.statistics().connections,
                       devices_online=lambda: gateway.statistics().devices,
                       deliveries_pending=lambda: service.deliveries_pending)
+        metrics.watch_log(lambda: log.dropped)
         await service.start()
         await db.release_delivery_claims(int(clock()))
         async with trio.open_nursery() as nursery:
@@ -133,6 +137,22 @@ def _check_file_mode(config: Config, log: Logger) -> None:
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning("database file is readable by others", path=str(path),
                         mode=oct(stat.S_IMODE(mode)), advice="chmod 600")
+
+
+def gateway_settings(config: Config) -> GatewaySettings:
+    """The gateway's limits from the configuration (api.md §7, §11.2, §11.3)."""
+    idle = max(config.offline_after_for("bkv"), config.offline_after_for("ap3000"))
+    return GatewaySettings(
+        idle_timeout=idle + _IDLE_MARGIN,
+        device_policy=config.device_policy, iccid_binding=config.iccid_binding,
+        takeover_policy=config.takeover_policy,
+        offline_after={p: config.offline_after_for(p) for p in ("bkv", "ap3000")},
+        max_connections=(config.max_connections if config.max_connections is not None
+                         else default_max_connections()),
+        max_connections_per_ip=config.max_connections_per_ip,
+        unidentified_timeout=config.unidentified_timeout,
+        unidentified_max_bytes=config.unidentified_max_bytes,
+        frame_log_max_bytes=config.frame_log_max_bytes)
 
 
 async def _api_keys(config: Config, db: AsyncDatabase, log: Logger, announce: TextIO) -> Config:

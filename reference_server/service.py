@@ -106,6 +106,7 @@ from .errors import (
 )
 from .eventdata import order_event_data
 from .gateway import DeviceLink, Gateway
+from .identity import DeviceIdentities
 from .logs import Logger
 from .metrics import Metrics
 from .money import Anomaly, backwards, cap_reading, cap_tier_minutes
@@ -120,6 +121,7 @@ from .storage import (
     CommandRecord,
     CommandStatus,
     Database,
+    DeviceIdentity,
     DeviceRecord,
     DeviceTouch,
     EventRecord,
@@ -544,6 +546,50 @@ class ChargingService:
                                ftp_port=request.ftp_port, target=request.target)
         _check_expressible(device.protocol, command, "body")
         return await self._queue(device, command, key_name=key_name)
+
+    # --- device identity (api.md §11.2) -----------------------------------------------------
+
+    async def provision_device(self, phy_id: str, *, protocol: ProtocolFamily | None = None,
+                               iccid: str | None = None) -> tuple[DeviceIdentity, bool]:
+        """``POST /devices``: serve *phy_id* under ``device_policy = known``; an
+        *iccid* given binds the device to it (replacing a binding: a SIM swap).
+
+        Returns:
+            The identity and whether it was provisioned now.
+        """
+        identities = self._identities()
+        identity, created = await identities.provision(
+            phy_id, protocol=protocol, iccid=iccid)
+        self.log.info("device provisioned", device=phy_id, created=created,
+                      iccid_bound=identity.bound_iccid is not None)
+        return identity, created
+
+    async def deprovision_device(self, phy_id: str) -> None:
+        """``DELETE /devices/{phy_id}``: withdraw provisioning and the ICCID binding;
+        under ``device_policy = known`` its live connection is closed.
+
+        Raises:
+            DeviceNotFound: *phy_id* was neither provisioned nor bound.
+        """
+        identities = self._identities()
+        if not await identities.deprovision(phy_id):
+            raise DeviceNotFound(phy_id)
+        self.log.info("device deprovisioned", device=phy_id)
+        if self.config.device_policy == "known" and self.gateway is not None:
+            self.gateway.disconnect(phy_id, "deprovisioned")
+
+    def _identities(self) -> DeviceIdentities:
+        self._check_ready()
+        if self.gateway is None or self.gateway.identities is None:
+            raise Unavailable("device identities are not loaded")
+        return self.gateway.identities
+
+    async def record_device_event(self, event_type: str, phy_id: str,
+                                  data: Mapping[str, object]) -> None:
+        """Record one device event (the gateway's identity decisions) in the outbox."""
+        changes = _Changes()
+        changes.events.append(self._device_event(event_type, phy_id, self.clock(), data))
+        await self._commit(changes)
 
     async def redeliver(self, event_id: str, *, key_name: str | None = None) -> EventRecord:
         """Queue one recorded event for webhook delivery again; the delivery keeps

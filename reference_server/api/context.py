@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    from bkvcodec import ProtocolFamily
+
     from ..config import Config
     from ..logs import Logger
     from ..metrics import Metrics
     from ..requests import ChargeRequest, ChargeResult, OtaRequest, StopRequest
     from ..service import ChargingService
-    from ..storage import AsyncDatabase, CommandRecord, Database, EventRecord, OrderRecord
+    from ..storage import (
+        AsyncDatabase,
+        CommandRecord,
+        Database,
+        DeviceIdentity,
+        EventRecord,
+        OrderRecord,
+    )
     from .auth import Authenticator
     from .idempotency import IdempotencyStore
     from .ratelimit import TokenBucketLimiter
@@ -67,6 +76,15 @@ class ChargingOperations(Protocol):
 
     async def redeliver(self, event_id: str, *, key_name: str | None = None) -> EventRecord:
         """Queue one recorded event for delivery again."""
+        ...
+
+    async def provision_device(self, phy_id: str, *, protocol: ProtocolFamily | None = None,
+                               iccid: str | None = None) -> tuple[DeviceIdentity, bool]:
+        """Provision a device id (api.md §11.2)."""
+        ...
+
+    async def deprovision_device(self, phy_id: str) -> None:
+        """Withdraw a device id's provisioning and ICCID binding."""
         ...
 
 

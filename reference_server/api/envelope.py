@@ -27,7 +27,8 @@ __all__ = [
     "JSON_MEDIA_TYPE", "REQUEST_ID_HEADER", "ApiError", "Forbidden", "HttpError",
     "IdempotencyKeyReused",
     "InternalError",
-    "MethodNotAllowed", "PayloadTooLarge", "RateLimited", "RouteNotFound", "Unauthorized",
+    "MethodNotAllowed", "PayloadTooLarge", "RateLimited", "RequestTimeout", "RouteNotFound",
+    "Unauthorized",
     "encode_json", "envelope", "error_response", "json_response", "new_request_id",
     "remember_request_id",
     "request_id_of", "success",
@@ -110,6 +111,20 @@ class PayloadTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the request body is larger than {limit} bytes", {"limit": limit},
                          headers={"Connection": "close"})
+
+
+class RequestTimeout(ApiError):
+    """The body did not arrive within the body read timeout (api.md §11.3: 30 s).
+
+    The connection is closed after the answer.
+    """
+
+    status = 408
+    error = "request_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the request body did not arrive within {seconds:g} s",
+                         {"timeout_s": seconds}, headers={"Connection": "close"})
 
 
 class IdempotencyKeyReused(ApiError):

@@ -48,6 +48,7 @@ from .parse import (
     parse_card,
     parse_card_status,
     parse_charge,
+    parse_device,
     parse_json_object,
     parse_ota,
     parse_params,
@@ -62,6 +63,7 @@ from .views import (
     device_summary_view,
     device_view,
     event_view,
+    identity_view,
     ledger_entry_view,
     order_view,
     progress_view,
@@ -231,6 +233,23 @@ async def list_devices(ctx: ApiContext, call: Call) -> Response:
         limit=_limit(call), cursor=CURSOR_QUERY.parse(call.query))
     return call.ok({"items": [device_summary_view(d) for d in page.items],
                     "next_cursor": page.next_cursor})
+
+
+async def provision_device(ctx: ApiContext, call: Call) -> Response:
+    body = parse_device(call.json())
+    identity, created = await ctx.service.provision_device(
+        body.device_phy_id, protocol=body.protocol, iccid=body.iccid)
+    response = call.ok(identity_view(identity.phy_id, identity),
+                       "device provisioned" if created else "device updated")
+    if created:
+        response.status_code = 201
+    return response
+
+
+async def deprovision_device(ctx: ApiContext, call: Call) -> Response:
+    phy_id = call.path("phy_id")
+    await ctx.service.deprovision_device(phy_id)
+    return call.ok(identity_view(phy_id, None), "device deprovisioned")
 
 
 # --- orders --------------------------------------------------------------------------------
@@ -437,7 +456,8 @@ def _limit(call: Call) -> int:
 HANDLERS: Mapping[str, Handler] = {
     fn.__name__: fn for fn in (
         start_charge, stop_charge, set_params, query_params, start_ota, get_command,
-        get_device, list_devices, get_order, list_orders, get_order_progress,
+        get_device, list_devices, provision_device, deprovision_device, get_order,
+        list_orders, get_order_progress,
         create_card, get_card, list_card_ledger, top_up_card, adjust_card, set_card_status,
         list_events, redeliver_event,
         healthz, readyz, metrics, openapi)

@@ -20,6 +20,7 @@ from .parse import (
     CARD_BODY,
     CARD_STATUS_BODY,
     CHARGE_BODY,
+    DEVICE_BODY,
     FIRMWARE_OTA_BODY,
     FTP_OTA_BODY,
     IDEMPOTENCY_KEY_HEADER,
@@ -175,6 +176,11 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
     "EventPage": _object("Events after the given sequence number.", {
         "items": {"type": "array", "items": _ref("Event")},
         "next_after": _t("int", "The last seq returned (the given after if none).")}),
+    "DeviceIdentity": _object("A device id's provisioning and ICCID binding (api.md §11.2).", {
+        "device_phy_id": _t("str"),
+        "provisioned": _t("bool", "Served under device_policy known."),
+        "protocol": _t("str?"), "bound_iccid": _t("str?", "The SIM the device is bound to."),
+        "created_at": _t("int?"), "updated_at": _t("int?")}),
     "Health": _object("Liveness.", {"status": _t("str", "ok")}),
     "Readiness": _object("Readiness.", {"ready": _t("bool"), "service": _t("bool"),
                                         "database": _t("bool")}),
@@ -191,7 +197,7 @@ _ERROR_ENVELOPE = _object("An error (api.md §6): code = the HTTP status.", {
     "error": _t("str", "Machine code: invalid_argument, unauthorized, not_found, "
                        "device_not_found, order_not_found, command_not_found, "
                        "event_not_found, card_not_found, method_not_allowed, port_busy, "
-                       "card_exists, insufficient_balance, "
+                       "card_exists, insufficient_balance, request_timeout, "
                        "payload_too_large, port_fault, device_rejected, "
                        "idempotency_key_reused, rate_limited, internal, unavailable."),
     "data": {"type": ["object", "null"],
@@ -200,7 +206,7 @@ _ERROR_ENVELOPE = _object("An error (api.md §6): code = the HTTP status.", {
 
 _BODIES: tuple[BodySpec, ...] = (CHARGE_BODY, POWER_TIER_BODY, STOP_BODY, PARAMS_BODY,
                                  FTP_OTA_BODY, FIRMWARE_OTA_BODY, CARD_BODY, TOPUP_BODY,
-                                 ADJUST_BODY, CARD_STATUS_BODY)
+                                 ADJUST_BODY, CARD_STATUS_BODY, DEVICE_BODY)
 
 _ERROR_TEXT: Mapping[int, str] = {
     400: "invalid_argument: a field is missing, mistyped or out of range (data.field).",
@@ -210,6 +216,7 @@ _ERROR_TEXT: Mapping[int, str] = {
     405: "method_not_allowed.",
     409: "port_busy (data: current_order, port_no, status); card_exists; "
          "insufficient_balance (data: requested_cents, available_cents).",
+    408: "request_timeout: the body did not arrive within 30 s.",
     413: "payload_too_large: the body is over max_body_bytes (64 KiB).",
     422: "port_fault, device_rejected or idempotency_key_reused.",
     429: "rate_limited: per-key, per-device or failed-authentication limit (data.scope); "
@@ -281,11 +288,13 @@ def _operation(route: RouteSpec) -> dict[str, object]:
     errors = set(route.errors)
     if route.auth:
         # Signed requests are hashed over the body, so every authenticated route reads
-        # it and can answer 413.
-        errors |= {401, 403, 413, 429}
+        # it and can answer 408 and 413.
+        errors |= {401, 403, 408, 413, 429}
     if route.bodies or route.query or route.idempotent:
         errors |= {400}
-    responses: dict[str, object] = {"200": _success_response(route)}
+    responses: dict[str, object] = {str(route.success_status): _success_response(route)}
+    if route.success_status == 201:
+        responses["200"] = _success_response(route)
     for status in sorted(errors):
         responses[str(status)] = _error_response(status)
     responses["default"] = _error_response(500)

@@ -21,11 +21,13 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+import trio
+
 from bkvcodec import ChargeMode, FirmwareTarget, OrderState, PowerTierSpec, ProtocolFamily
 
 from ..requests import AUTO_PORT, ChargeRequest, FirmwareOta, FtpOta, OtaRequest, StopRequest
 from ..storage import DEFAULT_LIMIT, MAX_LIMIT, CardStatus
-from .envelope import PayloadTooLarge
+from .envelope import PayloadTooLarge, RequestTimeout
 from .fields import (
     BodySpec,
     BoolQuery,
@@ -50,12 +52,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ADJUST_BODY",
     "AFTER_QUERY",
+    "BODY_READ_TIMEOUT",
     "CARD_BODY",
     "CARD_STATUS_BODY",
     "CHARGE_BODY",
     "CREATED_FROM_QUERY",
     "CREATED_TO_QUERY",
     "CURSOR_QUERY",
+    "DEVICE_BODY",
     "DEVICE_PHY_ID_QUERY",
     "FIRMWARE_OTA_BODY",
     "FTP_OTA_BODY",
@@ -73,6 +77,7 @@ __all__ = [
     "TOPUP_BODY",
     "BalanceChange",
     "CardBody",
+    "DeviceBody",
     "ParamsBody",
     "check_path_id",
     "idempotency_key",
@@ -80,6 +85,7 @@ __all__ = [
     "parse_card",
     "parse_card_status",
     "parse_charge",
+    "parse_device",
     "parse_json_object",
     "parse_ota",
     "parse_params",
@@ -93,6 +99,8 @@ __all__ = [
 MAX_DURATION_S = 7 * 24 * 3600
 #: Largest ``energy_wh``: 1 MWh, far beyond any e-bike charge.
 MAX_ENERGY_WH = 1_000_000
+#: Seconds a request body may take to arrive (api.md §11.3).
+BODY_READ_TIMEOUT = 30.0
 #: Largest amount of money in cents (prepaid amounts, balances, top-ups): 1 million yuan.
 MAX_CENTS = 100_000_000
 #: Largest ``price_per_kwh`` in cents: 1000 yuan/kWh.
@@ -214,31 +222,48 @@ _NEW_CARD_STATUS = ChoiceField("status", tuple(_STATUSES), "blocked cards are re
 CARD_STATUS_BODY = BodySpec("CardStatusRequest", "POST /cards/{card_no}/status.",
                             (_NEW_CARD_STATUS,), required=("status",))
 
+_DEVICE_ID = StrField("device_phy_id", MAX_PATH_ID_LENGTH,
+                      "The device's printed id (api.md §2).", pattern="^[0-9A-Za-z]+$")
+_DEVICE_PROTOCOL = ChoiceField("protocol", tuple(p.value for p in ProtocolFamily),
+                               "The device's protocol (informational).")
+_DEVICE_ICCID = StrField("iccid", 32, "The SIM's ICCID: binds the device to it (a SIM swap "
+                                      "rebinds).", pattern="^[0-9A-Za-z]+$")
+DEVICE_BODY = BodySpec("DeviceProvisioning",
+                       "POST /devices: provision a device id (api.md §11.2).",
+                       (_DEVICE_ID, _DEVICE_PROTOCOL, _DEVICE_ICCID),
+                       required=("device_phy_id",))
+
 
 # --- reading the body ----------------------------------------------------------------------
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, *,
+                    timeout: float = BODY_READ_TIMEOUT) -> bytes:
     """The request body, read chunk by chunk and refused as soon as it passes *limit*.
 
     A declared ``Content-Length`` over the limit is refused before anything is
-    read, so a large upload costs nothing.
+    read, so a large upload costs nothing. A body trickled in slowly holds a task
+    and a descriptor, so the whole body must arrive within *timeout* seconds.
 
     Raises:
         PayloadTooLarge: The body is longer than *limit* bytes.
+        RequestTimeout: The body did not arrive within *timeout*.
     """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(limit)
     chunks: list[bytes] = []
     size = 0
-    # aclosing: leaving the loop early must close the generator here, not in a
-    # finaliser later.
-    async with contextlib.aclosing(request.stream()) as stream:
-        async for chunk in stream:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(limit)
-            chunks.append(chunk)
+    with trio.move_on_after(timeout) as scope:
+        # aclosing: leaving the loop early must close the generator here, not in a
+        # finaliser later.
+        async with contextlib.aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(limit)
+                chunks.append(chunk)
+    if scope.cancelled_caught:
+        raise RequestTimeout(timeout)
     return b"".join(chunks)
 
 
@@ -411,6 +436,27 @@ def parse_card(body: Mapping[str, object]) -> CardBody:
                     status=CardStatus.ACTIVE if status is None else _STATUSES[status],
                     charge_mode=None if mode is None else ChargeMode(mode),
                     duration=_CARD_DURATION.take(body), energy_wh=_CARD_ENERGY.take(body))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceBody:
+    """A validated ``POST /devices`` body."""
+
+    device_phy_id: str
+    protocol: ProtocolFamily | None
+    iccid: str | None
+
+
+def parse_device(body: Mapping[str, object]) -> DeviceBody:
+    """``POST /devices`` → :class:`DeviceBody`.
+
+    Raises:
+        InvalidArgument: A field is missing, mistyped or out of range.
+    """
+    protocol = _DEVICE_PROTOCOL.take(body)
+    return DeviceBody(device_phy_id=_DEVICE_ID.require(body),
+                      protocol=None if protocol is None else ProtocolFamily(protocol),
+                      iccid=_DEVICE_ICCID.take(body))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,6 +27,7 @@ from .parse import (
     CREATED_FROM_QUERY,
     CREATED_TO_QUERY,
     CURSOR_QUERY,
+    DEVICE_BODY,
     DEVICE_PHY_ID_QUERY,
     FIRMWARE_OTA_BODY,
     FTP_OTA_BODY,
@@ -82,6 +83,7 @@ class RouteSpec:
         errors: Error statuses particular to the route (auth, rate-limit, body and
             validation errors are added from the flags above).
         description: More words for the document.
+        success_status: The HTTP status of a success (201 for a creation).
     """
 
     name: str
@@ -98,6 +100,7 @@ class RouteSpec:
     raw_media_type: str | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
+    success_status: int = 200
 
 
 #: The role each authenticated route needs, by route name (api.md §11.4): ``read``
@@ -123,6 +126,8 @@ ROUTE_ROLES: Mapping[str, Role] = {
     "adjust_card": "cards",
     "set_card_status": "cards",
     "redeliver_event": "admin",
+    "provision_device": "admin",
+    "deprovision_device": "admin",
 }
 
 
@@ -162,6 +167,20 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(name="list_devices", method="GET", path=f"{_P}/devices",
               summary="List devices", tag="devices",
               query=(ONLINE_QUERY, PROTOCOL_QUERY, *_PAGE), data="DevicePage"),
+    RouteSpec(name="provision_device", method="POST", path=f"{_P}/devices",
+              summary="Provision a device id", tag="devices", bodies=(DEVICE_BODY,),
+              data="DeviceIdentity", success_status=201,
+              description="Under device_policy known only provisioned ids are served "
+                          "(api.md §11.2). An iccid given binds the device to that SIM, "
+                          "replacing an earlier binding (a SIM swap). 201 when the id was "
+                          "not provisioned before, 200 when it was (its fields updated). "
+                          "The device row itself is created when the device connects."),
+    RouteSpec(name="deprovision_device", method="DELETE", path=f"{_P}/devices/{{phy_id}}",
+              summary="Withdraw a device id's provisioning and ICCID binding",
+              tag="devices", data="DeviceIdentity", errors=(404, 503),
+              description="The device's history (orders, events) is kept. Under "
+                          "device_policy known its live connection is closed; its next "
+                          "ICCID is bound afresh (iccid_binding pin)."),
     RouteSpec(name="set_params", method="POST", path=f"{_P}/devices/{{phy_id}}/params",
               summary="Queue a parameter change", tag="commands", device_command=True,
               bodies=(PARAMS_BODY,), data="Command", errors=(404, 422, 503),

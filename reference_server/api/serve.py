@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["parse_bound_address", "serve_http"]
 
+#: Seconds hypercorn waits for one read from a client socket.
+_READ_TIMEOUT = 30
+
 
 class _ForwardToLogger(logging.Handler):
     """Hands hypercorn's error-log records to our JSON logger."""
@@ -53,6 +56,9 @@ def _hypercorn_config(host: str, port: int, logger: Logger | None) -> HypercornC
         error_log.addHandler(_ForwardToLogger(logger))
         config.errorlog = error_log
     config.include_server_header = False
+    # A socket read (request line, headers, body) waits at most this long; the
+    # whole body must also arrive within parse.BODY_READ_TIMEOUT (api.md §11.3).
+    config.read_timeout = _READ_TIMEOUT
     return config
 
 

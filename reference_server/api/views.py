@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         CardLedgerEntry,
         CardRecord,
         CommandRecord,
+        DeviceIdentity,
         DeviceRecord,
         EventRecord,
         OrderRecord,
@@ -36,6 +37,7 @@ __all__ = [
     "device_summary_view",
     "device_view",
     "event_view",
+    "identity_view",
     "ledger_entry_view",
     "order_view",
     "port_view",
@@ -198,6 +200,17 @@ def event_view(event: EventRecord) -> dict[str, object]:
         "timestamp": event.created_at,
         "data": event.data(),
     }
+
+
+def identity_view(phy_id: str, identity: DeviceIdentity | None) -> dict[str, object]:
+    """A device id's provisioning and ICCID binding (api.md §11.2); None: withdrawn."""
+    if identity is None:
+        return {"device_phy_id": phy_id, "provisioned": False, "protocol": None,
+                "bound_iccid": None, "created_at": None, "updated_at": None}
+    return {"device_phy_id": identity.phy_id, "provisioned": identity.provisioned,
+            "protocol": None if identity.protocol is None else identity.protocol.value,
+            "bound_iccid": identity.bound_iccid, "created_at": identity.created_at,
+            "updated_at": identity.updated_at}
 
 
 def card_view(card: CardRecord) -> dict[str, object]:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         CommandRecord,
         CommandStatus,
         DeliveryRecord,
+        DeviceIdentity,
         DeviceRecord,
         DeviceTouch,
         EventRecord,
@@ -264,6 +265,26 @@ class AsyncDatabase:
     async def set_device_online(self, phy_id: str, online: bool, now: int) -> bool:
         """Set the device's ``online`` flag."""
         return await self.run(Database.set_device_online, phy_id, online, now)
+
+    async def list_identities(self) -> list[DeviceIdentity]:
+        """Every ``device_identities`` row."""
+        return await self.run(Database.list_identities)
+
+    async def provision_device(self, phy_id: str, now: int, *,
+                               protocol: ProtocolFamily | None = None,
+                               iccid: str | None = None) -> tuple[DeviceIdentity, bool]:
+        """Provision *phy_id*; an *iccid* given binds it."""
+        return await self.run(Database.provision_device, phy_id, now, protocol=protocol,
+                              iccid=iccid)
+
+    async def deprovision_device(self, phy_id: str) -> bool:
+        """Withdraw *phy_id*'s provisioning and its ICCID binding."""
+        return await self.run(Database.deprovision_device, phy_id)
+
+    async def bind_iccid(self, phy_id: str, iccid: str, now: int, *,
+                         protocol: ProtocolFamily | None = None) -> DeviceIdentity:
+        """Bind *phy_id* to *iccid* unless it is bound already."""
+        return await self.run(Database.bind_iccid, phy_id, iccid, now, protocol=protocol)
 
     async def touch_devices(self, updates: Sequence[DeviceTouch]) -> int:
         """Record a batch of frames' liveness (``last_seen_at``, ``rssi``) in one transaction,

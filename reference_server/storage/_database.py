@@ -64,6 +64,7 @@ from ._records import (
     CommandStatus,
     DeliveryRecord,
     DeliveryStatus,
+    DeviceIdentity,
     DeviceRecord,
     DeviceTouch,
     EventRecord,
@@ -121,6 +122,14 @@ def _device(row: sqlite3.Row) -> DeviceRecord:
     values = dict(zip(row.keys(), row, strict=True))
     values.update(protocol=ProtocolFamily(row["protocol"]), online=bool(row["online"]))
     return DeviceRecord(**values)
+
+
+def _identity(row: sqlite3.Row) -> DeviceIdentity:
+    protocol = row["protocol"]
+    return DeviceIdentity(phy_id=row["phy_id"], provisioned=bool(row["provisioned"]),
+                          protocol=None if protocol is None else ProtocolFamily(protocol),
+                          bound_iccid=row["bound_iccid"], created_at=row["created_at"],
+                          updated_at=row["updated_at"])
 
 
 def _port(row: sqlite3.Row) -> PortRecord:
@@ -421,6 +430,49 @@ class Database:
             cur = self._conn.execute(sql.SET_DEVICE_ONLINE,
                                      {"phy_id": phy_id, "online": int(online), "now": now})
             return cur.rowcount == 1
+
+    def list_identities(self) -> list[DeviceIdentity]:
+        """Every ``device_identities`` row (provisioned ids and ICCID bindings)."""
+        return [_identity(r) for r in self._conn.execute(sql.SELECT_IDENTITIES)]
+
+    def provision_device(self, phy_id: str, now: int, *,
+                         protocol: ProtocolFamily | None = None,
+                         iccid: str | None = None) -> tuple[DeviceIdentity, bool]:
+        """Provision *phy_id* (``device_policy = known``); an *iccid* given binds it.
+
+        Returns:
+            The identity and whether it was provisioned now (False: it already was).
+        """
+        params = {"phy_id": phy_id, "now": now, "iccid": iccid,
+                  "protocol": None if protocol is None else protocol.value}
+        with self.transaction():
+            before = self._conn.execute(sql.SELECT_IDENTITY, (phy_id,)).fetchone()
+            self._conn.execute(sql.PROVISION_DEVICE, params)
+            row = self._conn.execute(sql.SELECT_IDENTITY, (phy_id,)).fetchone()
+        return _identity(row), before is None or not before["provisioned"]
+
+    def deprovision_device(self, phy_id: str) -> bool:
+        """Withdraw *phy_id*'s provisioning and its ICCID binding.
+
+        Returns:
+            False when the id had neither.
+        """
+        with self.transaction():
+            return self._conn.execute(sql.DELETE_IDENTITY, (phy_id,)).rowcount == 1
+
+    def bind_iccid(self, phy_id: str, iccid: str, now: int, *,
+                   protocol: ProtocolFamily | None = None) -> DeviceIdentity:
+        """Bind *phy_id* to *iccid* unless it is bound already.
+
+        Returns:
+            The identity; its ``bound_iccid`` is the earlier ICCID, if there was one.
+        """
+        params = {"phy_id": phy_id, "iccid": iccid, "now": now,
+                  "protocol": None if protocol is None else protocol.value}
+        with self.transaction():
+            self._conn.execute(sql.BIND_ICCID, params)
+            row = self._conn.execute(sql.SELECT_IDENTITY, (phy_id,)).fetchone()
+        return _identity(row)
 
     def touch_devices(self, updates: Sequence[DeviceTouch]) -> int:
         """Record a batch of frames' liveness (``last_seen_at``, ``rssi``) in one

@@ -34,6 +34,7 @@ __all__ = [
     "CommandStatus",
     "DeliveryRecord",
     "DeliveryStatus",
+    "DeviceIdentity",
     "DeviceRecord",
     "DeviceTouch",
     "EventRecord",
@@ -132,6 +133,25 @@ class DeviceRecord:
     iccid: str | None
     rssi: int | None
     online: bool
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceIdentity:
+    """A ``device_identities`` row (api.md §11.2).
+
+    Attributes:
+        phy_id: The device's printed id.
+        provisioned: Served under ``device_policy = known``.
+        protocol: The protocol given when it was provisioned, if any.
+        bound_iccid: The ICCID the device is bound to (``iccid_binding = pin``).
+    """
+
+    phy_id: str
+    provisioned: bool
+    protocol: ProtocolFamily | None
+    bound_iccid: str | None
     created_at: int
     updated_at: int
 

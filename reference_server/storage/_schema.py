@@ -312,6 +312,27 @@ UPDATE orders SET tariff = CASE
     ELSE 'flat' END;
 """
 
+# Device identity (api.md §11.2): which ids are provisioned (device_policy known)
+# and the ICCID each device is bound to (iccid_binding pin). A table of its own, not
+# columns of devices: a device can be provisioned before it ever connects (devices
+# rows are created by connecting, with a protocol), and withdrawing provisioning
+# must not touch the device's history. A device that already reported an ICCID is
+# bound to the one it last reported.
+_V6 = """
+CREATE TABLE device_identities (
+    phy_id       TEXT    PRIMARY KEY,
+    provisioned  INTEGER NOT NULL DEFAULT 0 CHECK (provisioned IN (0, 1)),
+    protocol     TEXT    CHECK (protocol IN ('bkv', 'ap3000')),
+    bound_iccid  TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+) STRICT;
+INSERT INTO device_identities (phy_id, provisioned, protocol, bound_iccid, created_at,
+                               updated_at)
+SELECT phy_id, 0, protocol, iccid, updated_at, updated_at FROM devices
+WHERE iccid IS NOT NULL AND iccid != '';
+"""
+
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema (api.md §8)", _V1),
@@ -319,6 +340,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V3),
     Migration(4, "key_name on orders, commands and redeliveries; retention indexes", _V4),
     Migration(5, "orders.tariff: the tariff that bills each order", _V5),
+    Migration(6, "device identities: provisioning and ICCID binding (api.md §11.2)", _V6),
 )
 
 #: The schema version this code writes.

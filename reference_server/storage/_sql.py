@@ -37,6 +37,28 @@ UPDATE devices SET protocol = :protocol,
                    updated_at = :now
 WHERE phy_id = :phy_id"""
 
+# Device identities (api.md §11.2).
+IDENTITY_COLUMNS = "phy_id, provisioned, protocol, bound_iccid, created_at, updated_at"
+SELECT_IDENTITIES = f"SELECT {IDENTITY_COLUMNS} FROM device_identities ORDER BY phy_id"
+SELECT_IDENTITY = f"SELECT {IDENTITY_COLUMNS} FROM device_identities WHERE phy_id = ?"
+# Provisioning: given fields replace the stored ones (an ICCID given rebinds).
+PROVISION_DEVICE = """
+INSERT INTO device_identities (phy_id, provisioned, protocol, bound_iccid, created_at,
+                               updated_at)
+VALUES (:phy_id, 1, :protocol, :iccid, :now, :now)
+ON CONFLICT (phy_id) DO UPDATE SET provisioned = 1,
+                                   protocol = COALESCE(:protocol, protocol),
+                                   bound_iccid = COALESCE(:iccid, bound_iccid),
+                                   updated_at = :now"""
+DELETE_IDENTITY = "DELETE FROM device_identities WHERE phy_id = ?"
+# The first ICCID wins: a bound one is never replaced here.
+BIND_ICCID = """
+INSERT INTO device_identities (phy_id, provisioned, protocol, bound_iccid, created_at,
+                               updated_at)
+VALUES (:phy_id, 0, :protocol, :iccid, :now, :now)
+ON CONFLICT (phy_id) DO UPDATE SET bound_iccid = :iccid, updated_at = :now
+WHERE bound_iccid IS NULL"""
+
 # The heartbeat batch: last_seen_at only moves forwards, whatever order the batch has.
 TOUCH_DEVICE = """
 UPDATE devices SET last_seen_at = MAX(COALESCE(last_seen_at, 0), :seen_at),

@@ -394,7 +394,7 @@ async def test_not_found(tmp_path: Path) -> None:
 async def test_wrong_method_is_405_with_allow(tmp_path: Path) -> None:
     with trio.fail_after(TIMEOUT):
         async with running_api(tmp_path) as api:
-            delete = await api.client.delete(f"{BASE}/devices/{GW1}")
+            delete = await api.client.delete(f"{BASE}/orders/THD0000000000000")
             put = await api.client.put(f"{BASE}/devices/{GW1}/params", json={})
 
             assert_error(delete, 405, "method_not_allowed")
