@@ -380,3 +380,16 @@ def test_case_insensitive_choices_and_port_zero() -> None:
 
     assert ("warning", "replace", 0, 0) == (config.log_level, config.busy_port_policy,
                                             config.tcp_port, config.http_port)
+
+
+def test_the_documented_production_configuration_loads_with_every_safeguard_on() -> None:
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "production.toml"
+
+    config = load_config(["--config", str(path)], {})
+
+    assert ("known", "pin", "keep", "full") == (
+        config.device_policy, config.iccid_binding, config.takeover_policy,
+        config.sqlite_synchronous)
+    assert config.known_devices and config.max_connections
+    assert all(key.secret and key.roles and "admin" not in key.roles
+               for key in config.api_keys if key.name != "operations")
