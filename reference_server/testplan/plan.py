@@ -296,6 +296,9 @@ async def tc005(plan: Plan, c: Checks) -> None:
 async def exception_1(plan: Plan, c: Checks) -> None:
     """Exception 1: the charge command waits for an offline device."""
     device = plan.fast["82210225000603"]
+    # Online first: the device is answered before the server has recorded it, so
+    # "offline" read too early would be "not yet online".
+    await plan.wait_online(device)
     await device.drop_network(1800, close=True)
     while (await plan.data("GET", f"/devices/{device.phy_id}"))["online"]:
         await trio.sleep(0.05)
