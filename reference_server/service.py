@@ -115,6 +115,7 @@ from .storage import (
     OPEN_ORDER_STATES,
     ActiveOrderExists,
     AsyncDatabase,
+    CardExists,
     CardSettlement,
     CardStatus,
     CmdLogEntry,
@@ -124,6 +125,7 @@ from .storage import (
     DeviceIdentity,
     DeviceRecord,
     DeviceTouch,
+    DuplicateOrderNo,
     EventRecord,
     InsufficientFunds,
     NewCommand,
@@ -139,6 +141,9 @@ from .storage import (
 from .units import volts
 
 __all__ = ["ChargingService"]
+
+#: Storage errors that are the database refusing a change by its rules, not failing.
+_REFUSALS = (ActiveOrderExists, DuplicateOrderNo, CardExists, InsufficientFunds)
 
 #: The events that report on a device the connection has named.
 _DeviceReport: TypeAlias = (
@@ -1489,9 +1494,13 @@ class ChargingService:
                 await self.db.atomic(lambda db: _apply(db, ops, events, deliver=deliver))
             except Exception as err:
                 self._roll_back(undo, touched)
-                self.log.error("state change not stored; nothing of it is acknowledged",
-                               error=repr(err), orders=sorted(touched),
-                               events=[e.event_type for e in events])
+                # A refusal by the database's own rules (a port with an open order, a
+                # card without the money) is an answer the caller turns into a 409,
+                # not a failure of the store.
+                log = self.log.info if isinstance(err, _REFUSALS) else self.log.error
+                log("state change not stored; nothing of it is acknowledged",
+                    error=repr(err), orders=sorted(touched),
+                    events=[e.event_type for e in events])
                 raise
             for event in events:
                 self.metrics.events.labels(event.event_type).inc()
