@@ -18,7 +18,6 @@ import trio
 from .config import ConfigError, load_config
 from .server import main_async
 
-
 Entry = Callable[[list[str]], int]
 
 

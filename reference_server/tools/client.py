@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import httpx
 
@@ -43,9 +43,9 @@ class KeyRefused(ApiError):
 
 @dataclass(frozen=True, slots=True)
 class ApiAnswer:
-    """A success envelope: its ``data`` and the server's clock (``timestamp``)."""
+    """A success envelope: its ``data`` (JSON) and the server's clock (``timestamp``)."""
 
-    data: Any
+    data: object
     timestamp: int
 
 
@@ -88,17 +88,17 @@ class ApiClient:
     async def get(self, path: str, **params: str | int) -> ApiAnswer:
         return await self.call("GET", path, params=params)
 
-    async def all_pages(self, path: str, **params: str | int) -> list[Any]:
+    async def all_pages(self, path: str, **params: str | int) -> list[object]:
         """Every item of a paged list (``items`` and ``next_cursor``)."""
-        items: list[Any] = []
-        cursor: str | None = None
+        items: list[object] = []
+        page_params: dict[str, str | int] = {**params, "limit": 500}
         while True:
-            page_params = dict(params, limit=500) | ({"cursor": cursor} if cursor else {})
-            data = (await self.get(path, **page_params)).data
-            items += data["items"]
-            cursor = data.get("next_cursor")
-            if not cursor:
+            page = cast("dict[str, object]", (await self.get(path, **page_params)).data)
+            items += cast("list[object]", page["items"])
+            cursor = page.get("next_cursor")
+            if not isinstance(cursor, str) or not cursor:
                 return items
+            page_params["cursor"] = cursor
 
 
 @asynccontextmanager

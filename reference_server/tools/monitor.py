@@ -15,14 +15,14 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import NotRequired, TextIO, TypedDict, cast, final
 
 import trio
 
 from .client import ApiClient, ApiError, KeyRefused, ServerUnreachable, api_client
 
-__all__ = ["MonitorOptions", "main", "parse_arguments", "run_monitor", "take_snapshot",
-           "render_snapshot", "CLEAR_SCREEN"]
+__all__ = ["CLEAR_SCREEN", "DeviceSnapshot", "FleetSnapshot", "MonitorOptions", "main",
+           "parse_arguments", "render_snapshot", "run_monitor", "take_snapshot"]
 
 #: Cursor home, then clear the screen: the whole redraw, without scrolling.
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
@@ -111,30 +111,118 @@ def parse_arguments(argv: Sequence[str]) -> MonitorOptions:
 
 
 # --- the snapshot ----------------------------------------------------------------------------
+# The parts of the API's answers that the screen shows (the answers carry more).
 
-async def take_snapshot(client: ApiClient, options: MonitorOptions) -> dict[str, Any]:
+class PortData(TypedDict):
+    socket_no: int
+    port_no: int
+    status_name: str
+    power_w: int
+    voltage_v: float | None
+    fault_code: int
+    order_no: str | None
+
+
+class DeviceData(TypedDict):
+    device_phy_id: str
+    protocol: str
+    online: bool
+    last_seen_at: int | None
+    rssi: int | None
+    firmware: str | None
+    remote_addr: str | None
+    ports: NotRequired[list[PortData]]
+
+
+class OrderData(TypedDict):
+    order_no: str
+    device_phy_id: str
+    socket_no: int
+    port_no: int
+    status: str
+    start_time: int | None
+    created_at: int
+    duration_sec: int
+    total_kwh: float
+    current_power: float
+    amount: int | None
+
+
+class CommandData(TypedDict):
+    id: str
+    kind: str
+    status: str
+    attempts: int
+    created_at: int
+    order_no: str | None
+
+
+class DecodedFrameData(TypedDict):
+    message: str
+    fields: dict[str, object]
+
+
+class LoggedFrameData(TypedDict):
+    created_at: int
+    direction: str
+    cmd: str
+    frames: list[DecodedFrameData]
+
+
+@final  # so that "device" in snapshot tells the two apart
+class DeviceSnapshot(TypedDict):
+    """One device's screen (``--json`` prints it)."""
+
+    server: str
+    at: int
+    device: DeviceData
+    orders: list[OrderData]
+    pending_commands: list[CommandData]
+    frames: list[LoggedFrameData]
+
+
+@final
+class FleetSnapshot(TypedDict):
+    """The fleet's screen (``--json`` prints it)."""
+
+    server: str
+    at: int
+    devices: list[DeviceData]
+    orders: list[OrderData]
+
+
+def _items(data: object) -> list[object]:
+    return cast("list[object]", cast("dict[str, object]", data)["items"])
+
+
+async def take_snapshot(client: ApiClient, options: MonitorOptions
+                        ) -> DeviceSnapshot | FleetSnapshot:
     """Everything one screen shows, as the API answered it.
 
     Raises:
         ServerUnreachable, KeyRefused, ApiError: As :meth:`ApiClient.call`.
     """
     if options.phy_id is None:
-        devices = await client.get("/devices", limit=1)  # the server's clock, and a key check
-        return {"server": client.base_url, "at": devices.timestamp,
-                "devices": await client.all_pages("/devices"),
-                "orders": await client.all_pages("/orders", status=OPEN_ORDER_STATES)}
+        first = await client.get("/devices", limit=1)  # the server's clock, and a key check
+        return FleetSnapshot(
+            server=client.base_url, at=first.timestamp,
+            devices=cast("list[DeviceData]", await client.all_pages("/devices")),
+            orders=cast("list[OrderData]",
+                        await client.all_pages("/orders", status=OPEN_ORDER_STATES)))
     phy_id = options.phy_id
     device = await client.get(f"/devices/{phy_id}")
     orders = await client.get("/orders", device_phy_id=phy_id, status=OPEN_ORDER_STATES,
                               limit=50)
     commands = await client.get(f"/devices/{phy_id}/commands")
-    frames: list[Any] = []
+    frames: list[object] = []
     if options.frames:
-        frames = (await client.get(f"/devices/{phy_id}/frames", limit=options.frames)
-                  ).data["items"]
-    return {"server": client.base_url, "at": device.timestamp, "device": device.data,
-            "orders": orders.data["items"], "pending_commands": commands.data["items"],
-            "frames": frames}
+        frames = _items((await client.get(f"/devices/{phy_id}/frames",
+                                          limit=options.frames)).data)
+    return DeviceSnapshot(
+        server=client.base_url, at=device.timestamp, device=cast("DeviceData", device.data),
+        orders=cast("list[OrderData]", _items(orders.data)),
+        pending_commands=cast("list[CommandData]", _items(commands.data)),
+        frames=cast("list[LoggedFrameData]", frames))
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -169,7 +257,7 @@ def _money(cents: int | None) -> str:
     return "-" if cents is None else f"{cents / 100:.2f}"
 
 
-def _order_rows(orders: Sequence[dict[str, Any]], now: int, *, with_device: bool
+def _order_rows(orders: Sequence[OrderData], now: int, *, with_device: bool
                 ) -> list[list[object]]:
     rows: list[list[object]] = []
     for o in orders:
@@ -187,17 +275,19 @@ def _order_rows(orders: Sequence[dict[str, Any]], now: int, *, with_device: bool
 _ORDER_HEADER = ["socket/port", "status", "elapsed", "device s", "kWh", "power W", "prepaid"]
 
 
-def _device_lines(snapshot: dict[str, Any]) -> list[str]:
-    now = int(snapshot["at"])
+def _device_lines(snapshot: DeviceSnapshot) -> list[str]:
+    now = snapshot["at"]
     d = snapshot["device"]
+    ports = d.get("ports", [])
     state = "ONLINE" if d["online"] else "OFFLINE"
+    rssi = "-" if d["rssi"] is None else d["rssi"]
     lines = [f"device {d['device_phy_id']} ({d['protocol']})  {state}  "
-             f"last seen {_ago(d['last_seen_at'], now)}  rssi {d['rssi'] if d['rssi'] is not None else '-'}  "
+             f"last seen {_ago(d['last_seen_at'], now)}  rssi {rssi}  "
              f"firmware {d['firmware'] or '-'}  from {d['remote_addr'] or '-'}", ""]
-    lines.append(f"ports ({len(d['ports'])})")
+    lines.append(f"ports ({len(ports)})")
     lines += _table(["socket/port", "status", "power W", "voltage V", "fault", "order"],
                     [[f"{p['socket_no']}/{p['port_no']}", p["status_name"], p["power_w"],
-                      p["voltage_v"], p["fault_code"], p["order_no"]] for p in d["ports"]])
+                      p["voltage_v"], p["fault_code"], p["order_no"]] for p in ports])
     lines += ["", f"current orders ({len(snapshot['orders'])})"]
     if snapshot["orders"]:
         lines += _table(["order", *_ORDER_HEADER],
@@ -217,28 +307,30 @@ def _device_lines(snapshot: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _frame_words(frame: dict[str, Any]) -> str:
+def _frame_words(frame: DecodedFrameData) -> str:
     if frame["message"] == "FrameRejected":
         return f"rejected ({frame['fields'].get('error', '?')})"
     return str(frame["message"])
 
 
-def _fleet_lines(snapshot: dict[str, Any]) -> list[str]:
-    now = int(snapshot["at"])
+def _fleet_lines(snapshot: FleetSnapshot) -> list[str]:
+    now = snapshot["at"]
     devices = snapshot["devices"]
     orders = snapshot["orders"]
-    open_by_device: dict[str, list[dict[str, Any]]] = {}
+    open_by_device: dict[str, list[OrderData]] = {}
     for order in orders:
         open_by_device.setdefault(order["device_phy_id"], []).append(order)
     online = sum(1 for d in devices if d["online"])
     lines = [f"fleet: {len(devices)} devices, {online} online, {len(orders)} current orders",
              ""]
+    rows: list[list[object]] = []
+    for d in devices:
+        running = open_by_device.get(d["device_phy_id"], [])
+        rows.append([d["device_phy_id"], d["protocol"], "online" if d["online"] else "offline",
+                     _ago(d["last_seen_at"], now), d["rssi"], len(running),
+                     f"{sum(o['current_power'] for o in running):.1f}"])
     lines += _table(["device", "protocol", "state", "last seen", "rssi", "orders", "power W"],
-                    [[d["device_phy_id"], d["protocol"],
-                      "online" if d["online"] else "offline", _ago(d["last_seen_at"], now),
-                      d["rssi"], len(open_by_device.get(d["device_phy_id"], [])),
-                      f"{sum(o['current_power'] for o in open_by_device.get(d['device_phy_id'], [])):.1f}"]
-                     for d in devices])
+                    rows)
     lines += ["", f"current orders ({len(orders)})"]
     if orders:
         lines += _table(["order", "device", *_ORDER_HEADER],
@@ -246,9 +338,9 @@ def _fleet_lines(snapshot: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_snapshot(snapshot: dict[str, Any]) -> str:
+def render_snapshot(snapshot: DeviceSnapshot | FleetSnapshot) -> str:
     """The snapshot as the text a terminal shows (no escape codes)."""
-    moment = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(snapshot["at"])))
+    moment = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snapshot["at"]))
     body = _device_lines(snapshot) if "device" in snapshot else _fleet_lines(snapshot)
     return "\n".join([f"bkvcodec monitor  {snapshot['server']}  {moment}", "", *body]) + "\n"
 
