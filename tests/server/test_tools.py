@@ -29,6 +29,7 @@ from bkvcodec import (
 from reference_server.__main__ import COMMANDS, command_parser
 from reference_server.__main__ import main as cli
 from reference_server.api.openapi import DATA_SCHEMAS
+from reference_server.config import ApiKey
 from reference_server.simulator import Charger, Fleet, SimClock, bkv_gateway
 from reference_server.tools.batch import parse_arguments as batch_arguments
 from reference_server.tools.batch import percentile, run_batch
@@ -123,17 +124,27 @@ async def test_frames_and_pending_commands_are_served_decoded_and_documented(
 
 
 @pytest.mark.trio
-async def test_the_new_routes_need_only_the_read_role(tmp_path: Path) -> None:
-    document = json.loads((await _openapi(tmp_path)))
+async def test_a_read_only_key_may_watch_but_not_charge(tmp_path: Path) -> None:
+    keys = (ApiKey("e2e", API_KEY), ApiKey("watcher", "watch-key", roles=frozenset({"read"})))
+    config = e2e_config(tmp_path / "iot.db", None, api_keys=keys)
+    async with server_running(config) as server, trio.open_nursery() as nursery:
+        device = Device(ProtocolFamily.BKV, BKV_ID)
+        await device.connect(nursery, server.addresses.tcp_port)
+        await server.wait_online(BKV_ID)
+        watcher = {"X-Api-Key": "watch-key"}
+        statuses = [(await server.call("GET", f"/devices/{BKV_ID}/{route}",
+                                       headers=watcher)).status_code
+                    for route in ("frames", "commands")]
+        charge = await server.call("POST", f"/devices/{BKV_ID}/charge",
+                                   {"port_no": 1, "charge_mode": 1, "duration": 60},
+                                   headers=watcher)
+        document = (await server.api.get("/openapi.json")).json()
+        nursery.cancel_scope.cancel()
+    assert [200, 200] == statuses
+    assert 403 == charge.status_code
     for path in ("/api/v1/third/devices/{phy_id}/frames",
                  "/api/v1/third/devices/{phy_id}/commands"):
         assert "read" == document["paths"][path]["get"]["x-required-role"]
-
-
-async def _openapi(tmp_path: Path) -> str:
-    config = e2e_config(tmp_path / "iot.db", None)
-    async with server_running(config) as server:
-        return (await server.api.get("/openapi.json")).text
 
 
 # --- monitor ---------------------------------------------------------------------------------
