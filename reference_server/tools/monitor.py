@@ -364,17 +364,22 @@ async def run_monitor(options: MonitorOptions, out: TextIO, err: TextIO) -> int:
             try:
                 snapshot = await take_snapshot(client, options)
             except (ServerUnreachable, ApiError) as problem:
-                # A server that goes away mid-watch may come back: keep the screen
-                # and retry. A refused key, a first failure or --once ends the run.
                 if options.once or shown == 0 or isinstance(problem, KeyRefused):
                     print(f"monitor: {_problem(problem, options)}", file=err)
                     return 1
-                text = f"monitor: {_problem(problem, options)}; retrying\n"
+                # The server went away mid-watch; it may come back, so say so and retry.
+                message = f"monitor: {_problem(problem, options)}; retrying"
+                if options.as_json:
+                    print(message, file=err)
+                else:
+                    out.write(f"{CLEAR_SCREEN}{message}\n")
             else:
-                text = (json.dumps(snapshot, ensure_ascii=False) + "\n" if options.as_json
-                        else render_snapshot(snapshot))
-            refresh = not (options.once or options.as_json)
-            out.write(CLEAR_SCREEN + text if refresh else text)
+                if options.as_json:
+                    out.write(json.dumps(snapshot, ensure_ascii=False) + "\n")
+                elif options.once:
+                    out.write(render_snapshot(snapshot))
+                else:
+                    out.write(CLEAR_SCREEN + render_snapshot(snapshot))
             out.flush()
             shown += 1
             if options.once or (options.count is not None and shown >= options.count):
