@@ -31,6 +31,7 @@ from ..storage import CardExists as StoredCardExists
 from ..storage import InsufficientFunds
 from .context import ApiContext
 from .envelope import JSON_MEDIA_TYPE, error_response, success
+from .frameview import frame_log_view
 from .idempotency import AnswerRecorder
 from .parse import (
     AFTER_QUERY,
@@ -74,7 +75,7 @@ if TYPE_CHECKING:
 
     from ..config import ApiKey
     from ..requests import ChargeResult
-    from ..storage import Database, OrderRecord
+    from ..storage import Database, DeviceRecord, OrderRecord
 
 __all__ = ["HANDLERS", "NOT_FOUND", "Call", "Handler"]
 
@@ -250,6 +251,28 @@ async def deprovision_device(ctx: ApiContext, call: Call) -> Response:
     phy_id = call.path("phy_id")
     await ctx.service.deprovision_device(phy_id)
     return call.ok(identity_view(phy_id, None), "device deprovisioned")
+
+
+async def _device(ctx: ApiContext, call: Call) -> DeviceRecord:
+    phy_id = call.path("phy_id")
+    device = await ctx.db.get_device(phy_id)
+    if device is None:
+        raise DeviceNotFound(phy_id)
+    return device
+
+
+async def list_device_frames(ctx: ApiContext, call: Call) -> Response:
+    device = await _device(ctx, call)
+    entries = await ctx.db.list_cmd_logs(phy_id=device.phy_id, limit=_limit(call))
+    return call.ok({"device_phy_id": device.phy_id,
+                    "items": [frame_log_view(e) for e in entries]})
+
+
+async def list_pending_commands(ctx: ApiContext, call: Call) -> Response:
+    device = await _device(ctx, call)
+    commands = await ctx.db.queued_commands(device.id, call.now, include_sent=True)
+    return call.ok({"device_phy_id": device.phy_id,
+                    "items": [command_view(c) for c in commands]})
 
 
 # --- orders --------------------------------------------------------------------------------
@@ -456,7 +479,8 @@ def _limit(call: Call) -> int:
 HANDLERS: Mapping[str, Handler] = {
     fn.__name__: fn for fn in (
         start_charge, stop_charge, set_params, query_params, start_ota, get_command,
-        get_device, list_devices, provision_device, deprovision_device, get_order,
+        get_device, list_devices, provision_device, deprovision_device,
+        list_device_frames, list_pending_commands, get_order,
         list_orders, get_order_progress,
         create_card, get_card, list_card_ledger, top_up_card, adjust_card, set_card_status,
         list_events, redeliver_event,

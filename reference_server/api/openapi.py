@@ -181,6 +181,26 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "provisioned": _t("bool", "Served under device_policy known."),
         "protocol": _t("str?"), "bound_iccid": _t("str?", "The SIM the device is bound to."),
         "created_at": _t("int?"), "updated_at": _t("int?")}),
+    "DecodedFrame": _object("One item the library found in logged bytes.", {
+        "protocol": {"type": ["string", "null"], "enum": ["bkv", "ap3000", None]},
+        "command": _t("str?", "The envelope command, e.g. 0x1000; null for items that "
+                              "are no frame."),
+        "message": _t("str", "The library's class name: Heartbeat, ChargeControl, …; "
+                             "FrameRejected when the bytes are no valid frame."),
+        "fields": _t("obj", "The message's fields: enums by lower-case name, bytes in "
+                            "hex.")}),
+    "LoggedFrame": _object("One read from or write to the device.", {
+        "id": _t("int", "Increasing with time."), "device_phy_id": _t("str?"),
+        "direction": {"type": "string", "enum": ["up", "down"]},
+        "cmd": _t("str", "The commands as logged, comma-separated."),
+        "hex": _t("str", "The bytes."), "created_at": _t("int", "Unix s."),
+        "frames": {"type": "array", "items": _ref("DecodedFrame")}}),
+    "FrameLog": _object("A device's recent frames, newest first.", {
+        "device_phy_id": _t("str"),
+        "items": {"type": "array", "items": _ref("LoggedFrame")}}),
+    "CommandList": _object("A device's pending commands, oldest first.", {
+        "device_phy_id": _t("str"),
+        "items": {"type": "array", "items": _ref("Command")}}),
     "Health": _object("Liveness.", {"status": _t("str", "ok")}),
     "Readiness": _object("Readiness.", {"ready": _t("bool"), "service": _t("bool"),
                                         "database": _t("bool")}),

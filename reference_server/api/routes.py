@@ -128,6 +128,8 @@ ROUTE_ROLES: Mapping[str, Role] = {
     "redeliver_event": "admin",
     "provision_device": "admin",
     "deprovision_device": "admin",
+    "list_device_frames": "read",
+    "list_pending_commands": "read",
 }
 
 
@@ -199,6 +201,19 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(name="get_command", method="GET", path=f"{_P}/commands/{{command_id}}",
               summary="A queued command and its outcome", tag="commands", data="Command",
               errors=(404,)),
+    RouteSpec(name="list_device_frames", method="GET", path=f"{_P}/devices/{{phy_id}}/frames",
+              summary="A device's recent frames, decoded, newest first", tag="devices",
+              query=(LIMIT_QUERY,), data="FrameLog", errors=(404,),
+              description="Each item is one logged read or write (the frame log keeps "
+                          "cmd_log_retention and at most cmd_log_max_rows rows), with the "
+                          "frames it held decoded. Frames are logged in batches, so the "
+                          "newest second may be missing."),
+    RouteSpec(name="list_pending_commands", method="GET",
+              path=f"{_P}/devices/{{phy_id}}/commands",
+              summary="A device's pending commands, oldest first", tag="devices",
+              data="CommandList", errors=(404,),
+              description="Commands not yet answered: queued (and not expired) or sent. "
+                          "Finished ones stay readable at GET /commands/{command_id}."),
     # --- orders ---
     RouteSpec(name="list_orders", method="GET", path=f"{_P}/orders",
               summary="List orders, newest first", tag="orders",
