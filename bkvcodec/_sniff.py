@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -39,12 +40,14 @@ from ._errors import BkvError, PayloadError
 from ._jsonform import JsonObject, error_to_json, frame_to_json
 from ._types import Direction, ProtocolFamily
 
-__all__ = ["SniffError", "read_chunks", "sniff"]
+__all__ = ["Chunk", "Segment", "SniffError", "capture_segments", "lines", "read_chunks", "sniff",
+           "tcp_chunks"]
 
 _PCAP_MAGICS = (b"\xa1\xb2\xc3\xd4", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d",
                 b"\x4d\x3c\xb2\xa1")
 _PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _MOD = 1 << 32
+_BSD_AF_INET6 = (24, 28, 30)  # the loopback (NULL) link type's IPv6 values
 _DIRECTION_WORDS = {"up": Direction.UP, "uplink": Direction.UP, "down": Direction.DOWN,
                     "downlink": Direction.DOWN}
 _DIRECTION_NAMES = {Direction.UP: "uplink", Direction.DOWN: "downlink"}
@@ -212,7 +215,7 @@ class _Reassembler:
 
 
 @dataclass(frozen=True, slots=True)
-class _Segment:
+class Segment:
     time: float
     src: Endpoint
     dst: Endpoint
@@ -224,23 +227,46 @@ class _Segment:
     payload: bytes
 
 
-def _capture_segments(data: bytes) -> Iterator[_Segment]:
-    """The TCP segments of a pcap or pcapng capture (needs scapy)."""
+class _Problems(logging.Handler):
+    """Collects scapy's warnings about the capture (a truncated record …)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def capture_segments(data: bytes, problems: list[str]) -> Iterator[Segment]:
+    """The TCP segments of a pcap or pcapng capture (needs scapy); what is wrong
+    with the capture is added to *problems*."""
     try:
-        from scapy.error import Scapy_Exception
-        from scapy.layers import l2  # noqa: F401 (registers the link types)
+        from scapy.error import Scapy_Exception, log_runtime
         from scapy.layers.inet import IP, TCP
         from scapy.layers.inet6 import IPv6
+        from scapy.layers.l2 import Loopback  # (and registers the link types)
         from scapy.packet import Padding
         from scapy.utils import PcapReader
     except ImportError:
         raise SniffError("reading pcap and pcapng files needs scapy: "
                          "pip install 'bkvcodec[sniff]'", 2) from None
+    handler = _Problems()
+    log_runtime.addHandler(handler)
+    propagate, log_runtime.propagate = log_runtime.propagate, False
+    cut = 0
     try:
         # scapy reads file objects too (its annotation names only a path).
-        reader = PcapReader(io.BytesIO(data))  # type: ignore[arg-type]
-        with reader:
+        with PcapReader(io.BytesIO(data)) as reader:  # type: ignore[arg-type]
             for packet in reader:
+                wirelen = getattr(packet, "wirelen", None)
+                if isinstance(wirelen, int) and len(packet) < wirelen:
+                    cut += 1
+                if isinstance(packet, Loopback) and packet.type in _BSD_AF_INET6 \
+                        and not packet.haslayer(IPv6):
+                    # scapy knows Linux's AF_INET6 only; BSD and macOS captures use these.
+                    time, packet = packet.time, IPv6(bytes(packet.payload))
+                    packet.time = time
                 tcp = packet.getlayer(TCP)
                 ip = packet.getlayer(IP) or packet.getlayer(IPv6)
                 if tcp is None or ip is None:
@@ -252,15 +278,21 @@ def _capture_segments(data: bytes) -> Iterator[_Segment]:
                 if pad is not None:
                     payload = payload[:len(payload) - len(bytes(pad))]
                 flags = int(tcp.flags)
-                yield _Segment(float(packet.time), (str(ip.src), int(tcp.sport)),
-                               (str(ip.dst), int(tcp.dport)), int(tcp.seq),
-                               bool(flags & 0x02), bool(flags & 0x10), bool(flags & 0x01),
-                               bool(flags & 0x04), payload)
+                yield Segment(float(packet.time), (str(ip.src), int(tcp.sport)),
+                              (str(ip.dst), int(tcp.dport)), int(tcp.seq),
+                              bool(flags & 0x02), bool(flags & 0x10), bool(flags & 0x01),
+                              bool(flags & 0x04), payload)
     except (Scapy_Exception, EOFError, ValueError, OSError) as err:
         raise SniffError(f"not a readable pcap/pcapng capture: {err}") from None
+    finally:
+        log_runtime.removeHandler(handler)
+        log_runtime.propagate = propagate
+        problems += handler.messages
+        if cut:
+            problems.append(f"{cut} packets were cut short by the capture's snap length")
 
 
-def _tcp_chunks(segments: Iterator[_Segment]) -> tuple[list[Chunk], list[_Connection]]:
+def tcp_chunks(segments: Iterator[Segment]) -> tuple[list[Chunk], list[_Connection]]:
     chunks: list[Chunk] = []
     connections: list[_Connection] = []
     live: dict[frozenset[Endpoint], tuple[_Connection, dict[Endpoint, _Reassembler]]] = {}
@@ -410,10 +442,11 @@ def _json_line(line: str, where: str) -> tuple[float | None, str | None, str, st
     return _parse_time(raw_time, where), word, str(obj["hex"]), str(stream)
 
 
-def read_chunks(data: bytes) -> tuple[list[Chunk], list[_Connection]]:
-    """The chunks of an input, whatever its format (see the header comment)."""
+def read_chunks(data: bytes, problems: list[str]) -> tuple[list[Chunk], list[_Connection]]:
+    """The chunks of an input, whatever its format (see the header comment); what is
+    wrong with a capture that could be read in part is added to *problems*."""
     if data[:4] in _PCAP_MAGICS or data[:4] == _PCAPNG_MAGIC:
-        return _tcp_chunks(_capture_segments(data))
+        return tcp_chunks(capture_segments(data, problems))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -619,22 +652,34 @@ class _SideReport:
         return out
 
 
+def lines(chunks: list[Chunk], connections: list[_Connection], *,
+          server_ports: Sequence[int] = (),
+          protocol: ProtocolFamily | None = None) -> Iterator[JsonObject]:
+    """The JSON lines of *chunks* (passes 2 and 3)."""
+    _decide(chunks, connections, server_ports, protocol)
+    reports: dict[int, _SideReport] = {}
+    for chunk in chunks:
+        report = reports.get(id(chunk.side))
+        if report is None:
+            report = reports[id(chunk.side)] = _SideReport(chunk.side, protocol)
+        yield from report.feed(chunk)
+
+
 def sniff(data: bytes, out: TextIO, *, server_ports: Sequence[int] = (),
           protocol: ProtocolFamily | None = None) -> int:
     """Decode the capture *data* into JSON lines on *out*; return the lines written.
 
     Raises:
-        SniffError: *data* cannot be read.
+        SniffError: *data* cannot be read, or only in part (then the lines of
+            what was read are written first).
     """
-    chunks, connections = read_chunks(data)
-    _decide(chunks, connections, server_ports, protocol)
-    reports: dict[int, _SideReport] = {}
+    problems: list[str] = []
+    chunks, connections = read_chunks(data, problems)
     written = 0
-    for chunk in chunks:
-        report = reports.get(id(chunk.side))
-        if report is None:
-            report = reports[id(chunk.side)] = _SideReport(chunk.side, protocol)
-        for line in report.feed(chunk):
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-            written += 1
+    for line in lines(chunks, connections, server_ports=server_ports, protocol=protocol):
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        written += 1
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise SniffError(f"damaged capture, read in part: {problems[0]}{more}")
     return written
