@@ -336,7 +336,8 @@ STREAMS = {  # garbage after the first frame, the start of a frame at the end
 }
 
 
-def _segments(up: bool, cuts: list[int], resend: list[int], swaps: list[int]) -> list[Segment]:
+def _segments(up: bool, cuts: list[int], resend: list[int], swaps: list[int],
+              overlaps: tuple[tuple[int, int, int], ...] = ()) -> list[Segment]:
     data = STREAMS[up]
     src, dst = (DEVICE, SERVER) if up else (SERVER, DEVICE)
     isn = 4_294_967_000 if up else 7  # the upload wraps around 2**32
@@ -345,6 +346,10 @@ def _segments(up: bool, cuts: list[int], resend: list[int], swaps: list[int]) ->
                    data[a:b]) for a, b in itertools.pairwise(bounds)]
     for index in resend:
         out.insert(index % (len(out) + 1), out[index % len(out)])
+    for where, start, size in overlaps:  # retransmitted differently: across segments
+        a = start % len(data)
+        out.insert(where % (len(out) + 1), Segment(0.0, src, dst, (isn + a + 1) % 2**32, False,
+                                                   True, False, False, data[a:a + size]))
     for index in swaps:
         i = index % len(out)
         if i + 1 < len(out):
@@ -383,11 +388,16 @@ def test_baseline() -> None:
        down_cuts=st.lists(st.integers(0, 10_000), max_size=30),
        resend=st.lists(st.integers(0, 100), max_size=4),
        swaps=st.lists(st.integers(0, 100), max_size=4),
+       overlaps=st.lists(st.tuples(st.integers(0, 100), st.integers(0, 10_000),
+                                   st.integers(1, 80)), max_size=3),
        interleave=st.randoms(use_true_random=False))
 def test_segmentation_never_changes_the_frames(up_cuts: list[int], down_cuts: list[int],
                                                resend: list[int], swaps: list[int],
+                                               overlaps: list[tuple[int, int, int]],
                                                interleave: Any) -> None:
-    up = _segments(True, up_cuts, resend, swaps)
+    """Split anywhere, resent whole or across segment bounds, out of order, both
+    directions mixed: the same lines."""
+    up = _segments(True, up_cuts, resend, swaps, tuple(overlaps))
     down = _segments(False, down_cuts, resend, swaps)
     merged = [up[0], down[0]]  # the handshake first, then both ways mixed at random
     rest_up, rest_down = up[1:], down[1:]
