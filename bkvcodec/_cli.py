@@ -2,7 +2,9 @@
 # read and write the JSON layout of the protocol references' vector files
 # (``_jsonform``), so that a captured frame can be decoded, edited and encoded
 # again from a shell; corpus writes a fuzzing seed corpus (``_corpus``, which
-# needs hypothesis, so it is imported only for that command).
+# needs hypothesis, so it is imported only for that command); sniff decodes a
+# capture into JSON lines (``_sniff``, imported only for that command, and scapy only
+# for pcap and pcapng files).
 #
 # An input line is a hex string, optionally after ``up`` or ``down``. The
 # protocol is recognised from the bytes: ``DNY`` starts an AP3000 frame (decoded
