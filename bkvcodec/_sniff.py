@@ -216,6 +216,9 @@ class _Reassembler:
 
 @dataclass(frozen=True, slots=True)
 class Segment:
+    """One TCP segment of a capture: its time, addresses, sequence number, the
+    SYN, ACK, FIN and RST flags, and its payload."""
+
     time: float
     src: Endpoint
     dst: Endpoint
@@ -481,7 +484,7 @@ def _decide(chunks: list[Chunk], connections: list[_Connection], server_ports: S
     votes: dict[int, tuple[int, int]] = {}
     if not server_ports:
         for chunk in chunks:
-            if chunk.end or chunk.side.direction is not None:
+            if chunk.end or chunk.side.connection.how == "input":
                 continue
             key = id(chunk.side)
             if key not in decoders:
@@ -564,12 +567,12 @@ class _SideReport:
         """Where *item* starts and its bytes (the first frame at or after the cursor
         that decodes equal to it)."""
         try:
-            found = self.find(item.encode())
+            encoded = item.encode()
         except BkvError:
-            found = -1
+            encoded = b""
+        found = self.find(encoded) if encoded else -1
         if found >= 0:
-            end = found - self.base + len(item.encode())
-            return found, bytes(self.buffer[found - self.base:end])
+            return found, encoded
         magics = (b"\xfc\xfe", b"\xfc\xff") if isinstance(item, BkvFrame) else (b"DNY",)
         pos = self.cursor - self.base
         buffer = self.buffer

@@ -188,6 +188,19 @@ def test_link_types(tmp_path: Path, kind: str, linktype: int, connections: list[
         check_connection(out, stream, conn)
 
 
+def test_protocol_named(tmp_path: Path, connections: list[Connection],
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.pcap"
+    write_capture(path, connections[1:], pcapng=False)
+    status, out, _ = run(str(path), "--protocol", "ap3000", capsys=capsys)
+    assert status == 0
+    check_connection(out, 0, connections[1])
+    with pytest.raises(SystemExit) as exit_:
+        main(["sniff", str(path), "--protocol", "dny"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'dny'" in capsys.readouterr().err
+
+
 def test_heuristic_without_handshake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A capture that starts after the handshake, on a port nobody named: the frames
     only a device sends tell which side is the device."""
