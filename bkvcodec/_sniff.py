@@ -199,6 +199,25 @@ class _Reassembler:
             self.ended = True
         return out
 
+    def acked(self, ack: int) -> list[tuple[int, bytes]]:
+        """The peer acknowledged the bytes before *ack*: those the capture lacks will
+        not come (the sender does not send acknowledged bytes again), so the holes
+        before *ack* are given up: (hole size, bytes after it)."""
+        out: list[tuple[int, bytes]] = []
+        if self.next is None or self.ended:
+            return out
+        if self.fin is not None and _diff(ack, self.fin) > 0:
+            ack = self.fin  # the FIN takes a sequence number, not a byte
+        while _diff(ack, self.next) > 0:
+            nearest = min(self.held, key=lambda s: _diff(s, self.next or 0), default=None)
+            stop = ack if nearest is None or _diff(nearest, ack) > 0 else nearest
+            gap = _diff(stop, self.next)
+            self.next = stop
+            drained = self._drain()
+            out.append((gap, drained[0][1] if drained else b""))
+            out += drained[1:]
+        return out
+
     def flush(self) -> list[tuple[int, bytes]]:
         """Deliver what is held beyond holes that never filled: (hole size, bytes)."""
         out: list[tuple[int, bytes]] = []
@@ -217,7 +236,7 @@ class _Reassembler:
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One TCP segment of a capture: its time, addresses, sequence number, the
-    SYN, ACK, FIN and RST flags, and its payload."""
+    SYN, ACK, FIN and RST flags, its payload and its acknowledgement number."""
 
     time: float
     src: Endpoint
@@ -228,6 +247,7 @@ class Segment:
     fin: bool
     rst: bool
     payload: bytes
+    ack_no: int = 0
 
 
 class _Problems(logging.Handler):
@@ -284,7 +304,7 @@ def capture_segments(data: bytes, problems: list[str]) -> Iterator[Segment]:
                 yield Segment(float(packet.time), (str(ip.src), int(tcp.sport)),
                               (str(ip.dst), int(tcp.dport)), int(tcp.seq),
                               bool(flags & 0x02), bool(flags & 0x10), bool(flags & 0x01),
-                              bool(flags & 0x04), payload)
+                              bool(flags & 0x04), payload, int(tcp.ack))
     except (Scapy_Exception, EOFError, ValueError, OSError) as err:
         raise SniffError(f"not a readable pcap/pcapng capture: {err}") from None
     finally:
@@ -341,6 +361,13 @@ def tcp_chunks(segments: Iterator[Segment]) -> tuple[list[Chunk], list[_Connecti
         if flow.ended and not flow.reported:
             close(conn, {seg.src: flow}, seg.time)
             conn.closed = False
+        peer = flows[seg.dst]
+        if seg.ack and not seg.rst:
+            for gap, data in peer.acked(seg.ack_no):
+                chunks.append(Chunk(seg.time, conn.sides[seg.dst], data, gap))
+            if peer.ended and not peer.reported:
+                close(conn, {seg.dst: peer}, seg.time)
+                conn.closed = False
         if seg.rst:
             close(conn, flows, seg.time)
         elif all(f.reported for f in flows.values()):
@@ -515,6 +542,7 @@ class _SideReport:
     def __init__(self, side: _Side, protocol: ProtocolFamily | None) -> None:
         self.side = side
         self.direction = side.direction or Direction.UP
+        self.protocol = protocol
         self.decoder = FrameDecoder(direction=self.direction, protocol=protocol)
         self.buffer = bytearray()
         self.base = 0  # the stream offset of buffer[0]
@@ -542,8 +570,15 @@ class _SideReport:
         self.time = chunk.time
         out: list[JsonObject] = []
         if chunk.gap:
-            out.append(self.line("gap", offset=self.base + len(self.buffer), length=chunk.gap,
-                                 protocol=None))
+            # A hole splits the stream: what came before ends there (a frame cut by
+            # it is partial), and decoding starts again after it.
+            out += self.end()
+            offset = self.base + len(self.buffer)
+            out.append(self.line("gap", offset=offset, length=chunk.gap, protocol=None))
+            self.decoder = FrameDecoder(direction=self.direction,
+                                        protocol=self.decoder.protocol or self.protocol)
+            self.buffer = bytearray()
+            self.base = self.cursor = self.covered = offset + chunk.gap
         if chunk.end:
             return out + self.end()
         self.buffer += chunk.data

@@ -89,6 +89,7 @@ class Segment:
     seq: int
     payload: bytes = b""
     flags: str = "PA"
+    ack: int = 0
 
 
 @dataclass
@@ -122,8 +123,8 @@ def connection(protocol: ProtocolFamily, device: tuple[str, int], server: tuple[
     seq = {True: 1000, False: 500_000}
     time = start
     segments = [Segment(time, True, seq[True] - 1, flags="S"),
-                Segment(time, False, seq[False] - 1, flags="SA"),
-                Segment(time, True, seq[True], flags="A")]
+                Segment(time, False, seq[False] - 1, flags="SA", ack=seq[True]),
+                Segment(time, True, seq[True], flags="A", ack=seq[False])]
     sent = {True: bytearray(), False: bytearray()}
     # Merge two consecutive writes of the same direction into one segment.
     merged: list[tuple[Direction, bytes]] = []
@@ -140,13 +141,14 @@ def connection(protocol: ProtocolFamily, device: tuple[str, int], server: tuple[
         for piece_start, piece_end in zip([0, *cuts], [*cuts, len(data)], strict=True):
             time += 0.01
             piece = data[piece_start:piece_end]
-            segments.append(Segment(time, up, seq[up], piece))
+            # Acknowledges all the other way sent so far (it arrived in memory).
+            segments.append(Segment(time, up, seq[up], piece, ack=seq[not up]))
             seq[up] += len(piece)
     data_segments = [i for i, s in enumerate(segments) if s.payload]
     # A retransmission of the third data segment, a little later.
     again = segments[data_segments[2]]
     segments.insert(data_segments[2] + 2, Segment(again.time + 0.005, again.up, again.seq,
-                                                  again.payload))
+                                                  again.payload, ack=again.ack))
     # Swap two consecutive data segments of the same direction (out of order).
     for a, b in itertools.pairwise(data_segments[4:]):
         if segments[a].up == segments[b].up and b == a + 1:
@@ -156,8 +158,8 @@ def connection(protocol: ProtocolFamily, device: tuple[str, int], server: tuple[
     else:
         raise AssertionError("no pair of segments to swap")
     time += 0.01
-    segments += [Segment(time, True, seq[True], flags="FA"),
-                 Segment(time, False, seq[False], flags="FA")]
+    segments += [Segment(time, True, seq[True], flags="FA", ack=seq[False]),
+                 Segment(time, False, seq[False], flags="FA", ack=seq[True] + 1)]
     return Connection(protocol, device, server, segments, wire, bytes(sent[True]),
                       bytes(sent[False]))
 
@@ -175,7 +177,7 @@ def packets(conn: Connection) -> list[Any]:
         src, dst = (conn.device, conn.server) if seg.up else (conn.server, conn.device)
         packet = (Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
                   / ip_layer(src=src[0], dst=dst[0])
-                  / TCP(sport=src[1], dport=dst[1], flags=seg.flags, seq=seg.seq, ack=1))
+                  / TCP(sport=src[1], dport=dst[1], flags=seg.flags, seq=seg.seq, ack=seg.ack))
         if seg.payload:
             packet = packet / Raw(seg.payload)
         packet.time = seg.time

@@ -225,6 +225,40 @@ def test_heuristic_without_handshake(tmp_path: Path, capsys: pytest.CaptureFixtu
     check_connection(out, 0, conn)
 
 
+@needs_scapy
+def test_segment_missing_from_the_capture(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A segment the capture lost (the server acknowledged it): a gap, reported when
+    the acknowledgement shows it will not come; the frame it cut is partial, the
+    frames after it decode."""
+    from scapy.utils import wrpcap
+
+    conn = connection(ProtocolFamily.BKV, ("10.0.0.7", 50999), ("10.0.0.1", SERVER_PORT),
+                      0.0, seed=3)
+    frames = expected_frames(conn, True)
+    # The segment that starts the second uplink write's second piece (once in the file).
+    seqs = [s.seq for s in conn.segments if s.up and s.payload]
+    index = next(i for i, s in enumerate(conn.segments) if s.up and s.payload
+                 and seqs.count(s.seq) == 1 and 1000 + len(frames[0]) < s.seq
+                 and s.seq + len(s.payload) < 1000 + len(conn.uplink) - len(frames[-1]))
+    lost = conn.segments.pop(index)
+    path = tmp_path / "lost.pcap"
+    wrpcap(str(path), interleaved([conn]))
+    status, out, _ = run(str(path), capsys=capsys)
+    assert status == 0
+    up = [line for line in out if line["direction"] == "uplink"]
+    [gap] = [line for line in up if line["kind"] == "gap"]
+    assert (gap["offset"], gap["length"]) == (lost.seq - 1000, len(lost.payload))
+    assert gap["epoch"] < max(line["epoch"] for line in out) - 0.005  # not held to the end
+    spans = sorted((line["offset"], line["offset"] + line["length"]) for line in up)
+    assert [s for s, _ in spans] == [0, *(e for _, e in spans[:-1])]
+    assert spans[-1][1] == len(conn.uplink)
+    got = [conn.uplink[line["offset"]:line["offset"] + line["length"]] for line in up
+           if line["kind"] == "frame"]
+    assert got[0] == frames[0] and got[-1] == frames[-1]
+    assert set(got) < set(frames)
+
+
 def test_hex_lines(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     wire = exchange(ProtocolFamily.BKV)
     up = [data for d, data in wire if d is Direction.UP]
@@ -366,20 +400,21 @@ def _segments(up: bool, cuts: list[int], resend: list[int], swaps: list[int],
     src, dst = (DEVICE, SERVER) if up else (SERVER, DEVICE)
     isn = 4_294_967_000 if up else 7  # the upload wraps around 2**32
     bounds = sorted({0, len(data), *(c % len(data) for c in cuts)})
-    out = [Segment(0.0, src, dst, (isn + a + 1) % 2**32, False, True, False, False,
+    # No ACK flags: the directions are mixed at random, acknowledgements would lie.
+    out = [Segment(0.0, src, dst, (isn + a + 1) % 2**32, False, False, False, False,
                    data[a:b]) for a, b in itertools.pairwise(bounds)]
     for index in resend:
         out.insert(index % (len(out) + 1), out[index % len(out)])
     for where, start, size in overlaps:  # retransmitted differently: across segments
         a = start % len(data)
         out.insert(where % (len(out) + 1), Segment(0.0, src, dst, (isn + a + 1) % 2**32, False,
-                                                   True, False, False, data[a:a + size]))
+                                                   False, False, False, data[a:a + size]))
     for index in swaps:
         i = index % len(out)
         if i + 1 < len(out):
             out[i], out[i + 1] = out[i + 1], out[i]
-    syn = Segment(0.0, src, dst, isn, True, not up, False, False, b"")
-    fin = Segment(0.0, src, dst, (isn + len(data) + 1) % 2**32, False, True, True, False, b"")
+    syn = Segment(0.0, src, dst, isn, True, False, False, False, b"")
+    fin = Segment(0.0, src, dst, (isn + len(data) + 1) % 2**32, False, False, True, False, b"")
     return [syn, *out, fin]
 
 
