@@ -27,6 +27,7 @@ import datetime
 import io
 import json
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -354,13 +355,14 @@ def tcp_chunks(segments: Iterator[Segment]) -> tuple[list[Chunk], list[_Connecti
         conn.side(seg.dst, seg.dst, seg.src)
         flow = flows.setdefault(seg.src, _Reassembler())
         flows.setdefault(seg.dst, _Reassembler())
-        for gap, data in flow.segment(seg.seq, seg.syn, seg.fin, seg.payload):
-            if conn.first is None:
-                conn.first = seg.src
-            chunks.append(Chunk(seg.time, side, data, gap))
-        if flow.ended and not flow.reported:
-            close(conn, {seg.src: flow}, seg.time)
-            conn.closed = False
+        if not flow.reported:  # (after its FIN, a segment carries an acknowledgement only)
+            for gap, data in flow.segment(seg.seq, seg.syn, seg.fin, seg.payload):
+                if conn.first is None:
+                    conn.first = seg.src
+                chunks.append(Chunk(seg.time, side, data, gap))
+            if flow.ended:
+                close(conn, {seg.src: flow}, seg.time)
+                conn.closed = False
         peer = flows[seg.dst]
         if seg.ack and not seg.rst:
             for gap, data in peer.acked(seg.ack_no):
@@ -381,13 +383,17 @@ def tcp_chunks(segments: Iterator[Segment]) -> tuple[list[Chunk], list[_Connecti
 def _parse_time(value: object, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value):
         return float(value)
     if isinstance(value, str):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             pass
+        else:
+            if math.isfinite(number):
+                return number
         try:
             moment = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
@@ -528,6 +534,17 @@ def _decide(chunks: list[Chunk], connections: list[_Connection], server_ports: S
 
 # --- pass 3: lines ----------------------------------------------------------------------------
 
+def _iso(epoch: float | None) -> str | None:
+    """*epoch* in ISO 8601 UTC, None when it has no date (beyond year 9999)."""
+    if epoch is None:
+        return None
+    try:
+        moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def _protocol_of(data: bytes) -> str | None:
     if data[:1] == b"\xfc":
         return "bkv"
@@ -555,12 +572,7 @@ class _SideReport:
         direction = fields.pop("direction", side.direction)
         name = _DIRECTION_NAMES[direction] if isinstance(direction, Direction) else None
         out: JsonObject = {"kind": kind}
-        if self.time is None:
-            out.update(time=None, epoch=None)
-        else:
-            moment = datetime.datetime.fromtimestamp(self.time, datetime.UTC)
-            out.update(time=moment.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-                       epoch=self.time)
+        out.update(time=_iso(self.time), epoch=self.time)
         out.update(stream=side.connection.stream, src=_label(side.src), dst=_label(side.dst),
                    direction=name)
         out.update(fields)
