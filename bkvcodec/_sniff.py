@@ -8,9 +8,10 @@
 #    stream order. For a capture, the TCP segments of every direction of every
 #    4-tuple are reassembled by sequence number (_Reassembler): retransmitted and
 #    overlapping bytes are dropped, segments that arrive early are held until the
-#    bytes before them come, SYN sets the stream's start, FIN and RST end it; a
-#    hole that never fills is reported as a gap. Text inputs (hex lines, JSON
-#    lines) are already byte chunks of a direction.
+#    bytes before them come, SYN sets the stream's start, FIN and RST end it. A
+#    hole is given up (reported as a gap) once the peer acknowledges the bytes
+#    after it, which the capture therefore lost, or when the connection ends.
+#    Text inputs (hex lines, JSON lines) are already byte chunks of a direction.
 # 2. Decide each connection's direction (_Connection.decide): the side on a
 #    --server-port is the server; else the side that sent frames only a device
 #    sends (BKV ``fcfe`` frames, AP3000 modem items and uplink-only commands) or
