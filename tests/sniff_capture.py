@@ -104,6 +104,7 @@ class Connection:
     wire: list[tuple[Direction, bytes]]
     uplink: bytes
     downlink: bytes
+    truncated: bytes = b""  #: the start of a frame that ends the uplink
 
 
 def connection(protocol: ProtocolFamily, device: tuple[str, int], server: tuple[str, int],
@@ -117,9 +118,11 @@ def connection(protocol: ProtocolFamily, device: tuple[str, int], server: tuple[
     if garbage:
         ups = [i for i, (d, _) in enumerate(wire) if d is Direction.UP]
         wire.insert(ups[1], (Direction.UP, GARBAGE))
+    cut = b""
     if truncated:
         last_up = next(data for d, data in reversed(wire) if d is Direction.UP)
-        wire.append((Direction.UP, last_up[:len(last_up) // 2]))
+        cut = last_up[:len(last_up) // 2]
+        wire.append((Direction.UP, cut))
     seq = {True: 1000, False: 500_000}
     time = start
     segments = [Segment(time, True, seq[True] - 1, flags="S"),
@@ -161,7 +164,7 @@ def connection(protocol: ProtocolFamily, device: tuple[str, int], server: tuple[
     segments += [Segment(time, True, seq[True], flags="FA", ack=seq[False]),
                  Segment(time, False, seq[False], flags="FA", ack=seq[True] + 1)]
     return Connection(protocol, device, server, segments, wire, bytes(sent[True]),
-                      bytes(sent[False]))
+                      bytes(sent[False]), cut)
 
 
 def packets(conn: Connection) -> list[Any]:
