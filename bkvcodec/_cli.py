@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -163,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                        metavar="PORT", help="the servers' TCP port; the side on it is the "
                                             "server (repeatable; the reliable way)")
     sniff.add_argument("--protocol", choices=[p.value for p in ProtocolFamily],
-                       help="decode every connection as this protocol (default: recognise "
-                            "it from the bytes)")
+                       help="the protocol every connection speaks: its refused frames and "
+                            "modem items are reported at once (default: recognised from "
+                            "the first valid frame; valid frames of either protocol are "
+                            "always decoded)")
     sniff.add_argument("--output", "-o", metavar="FILE", type=Path,
                        help="write the lines to FILE instead of stdout")
     args = parser.parse_args(argv)
@@ -236,6 +239,9 @@ def _sniff(source: str, output: Path | None, server_ports: list[int],
     except SniffError as err:
         sys.stderr.write(f"bkvcodec sniff: {source}: {err}\n")
         return err.status
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if out is not sys.stdout:
             out.close()
