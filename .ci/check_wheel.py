@@ -12,6 +12,7 @@ installed packages, not a checkout's folders.
 import importlib.metadata
 import importlib.resources
 import importlib.util
+import struct
 import subprocess
 import sys
 import tarfile
@@ -88,6 +89,17 @@ if library_only:
             importlib.import_module(module.name)
     assert importlib.util.find_spec("reference_server") is None
     assert "reference_server" not in sys.modules
+    # Without the sniff extra, `bkvcodec sniff` on a pcap says what to install (exit 2);
+    # text captures need nothing.
+    (dist / "empty.pcap").write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    done = subprocess.run([str(scripts / "bkvcodec"), "sniff", "empty.pcap"], cwd=dist,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "pip install 'bkvcodec[sniff]'" in done.stderr, done
+    assert "Traceback" not in done.stderr, done.stderr
+    (dist / "frames.txt").write_text(
+        "up fcfe002e000000000000018224121800038238393836303835353130323444313938383139363230"
+        "302e312e31371152fcee\n")
+    assert '"kind": "frame"' in run(scripts / "bkvcodec", "sniff", "frames.txt")
     assert not (scripts / "bkvcodec-server").exists()
     run(sys.executable, "-c", "import bkvcodec, importlib.util, sys; "
         "sys.exit(importlib.util.find_spec('reference_server') is not None)")

@@ -1,8 +1,10 @@
-# The command line: ``python -m bkvcodec decode|encode|corpus``. decode and encode
+# The command line: ``python -m bkvcodec decode|encode|corpus|sniff``. decode and encode
 # read and write the JSON layout of the protocol references' vector files
 # (``_jsonform``), so that a captured frame can be decoded, edited and encoded
 # again from a shell; corpus writes a fuzzing seed corpus (``_corpus``, which
-# needs hypothesis, so it is imported only for that command).
+# needs hypothesis, so it is imported only for that command); sniff decodes a
+# capture into JSON lines (``_sniff``, imported only for that command, and scapy only
+# for pcap and pcapng files).
 #
 # An input line is a hex string, optionally after ``up`` or ``down``. The
 # protocol is recognised from the bytes: ``DNY`` starts an AP3000 frame (decoded
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,7 +30,7 @@ from ._ap3000.nonframe import decode_non_frame
 from ._bkv.codec import BkvFrame
 from ._errors import BkvError, LocalProtocolError, RemoteProtocolError
 from ._jsonform import JsonObject, error_to_json, frame_from_json, frame_to_json
-from ._types import Direction
+from ._types import Direction, ProtocolFamily
 from ._version import __version__
 
 __all__ = ["decode_text", "main"]
@@ -145,12 +148,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "mutation (default 3; 0 writes only the real frames)")
     corpus.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed of the generation (default 0)")
+    sniff = commands.add_parser(
+        "sniff", help="decode a capture (pcap, pcapng, hex or JSON lines) to JSON lines",
+        description="Decode every frame of a capture into one JSON line: a pcap or pcapng "
+                    "file of TCP traffic (needs bkvcodec[sniff]; every connection is "
+                    "reassembled and decoded in both directions), or text: lines of "
+                    "'[TIME] [up|down] HEX', or JSON lines "
+                    "{\"t\": TIME, \"dir\": \"up\", \"hex\": HEX, \"stream\": KEY}. "
+                    "Bytes that are no frame are reported as garbage, partial and error "
+                    "lines. A connection's direction is taken from --server-port, else from "
+                    "the frames only a device or only a server sends, else from who opened "
+                    "the connection, else from who spoke first.")
+    sniff.add_argument("capture", metavar="FILE", help="the capture; - reads stdin")
+    sniff.add_argument("--server-port", type=int, action="append", default=[],
+                       metavar="PORT", help="the servers' TCP port; the side on it is the "
+                                            "server (repeatable; the reliable way)")
+    sniff.add_argument("--protocol", choices=[p.value for p in ProtocolFamily],
+                       help="the protocol every connection speaks: its refused frames and "
+                            "modem items are reported at once (default: recognised from "
+                            "the first valid frame; valid frames of either protocol are "
+                            "always decoded)")
+    sniff.add_argument("--output", "-o", metavar="FILE", type=Path,
+                       help="write the lines to FILE instead of stdout")
     args = parser.parse_args(argv)
 
     failed = False
     out = sys.stdout
     if args.command == "corpus":
         return _write_corpus(parser, args.directory, args.count, args.seed)
+    if args.command == "sniff":
+        return _sniff(args.capture, args.output, args.server_port, args.protocol)
     if args.command == "decode":
         inputs = _arguments(args.frames) or _lines(sys.stdin)
         for text in inputs:
@@ -189,4 +216,35 @@ def _write_corpus(parser: argparse.ArgumentParser, directory: Path, count: int,
     for name, data in entries:
         (directory / name).write_bytes(data)
     sys.stdout.write(f"wrote {len(entries)} files to {directory}\n")
+    return 0
+
+
+def _sniff(source: str, output: Path | None, server_ports: list[int],
+           protocol: str | None) -> int:
+    from ._sniff import SniffError, sniff
+
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as err:
+        sys.stderr.write(f"bkvcodec sniff: cannot read {source}: {err.strerror or err}\n")
+        return 2
+    family = None if protocol is None else ProtocolFamily(protocol)
+    try:
+        out = sys.stdout if output is None else output.open("w", encoding="utf-8")
+    except OSError as err:
+        sys.stderr.write(f"bkvcodec sniff: cannot write {output}: {err.strerror or err}\n")
+        return 2
+    try:
+        sniff(data, out, server_ports=server_ports, protocol=family)
+    except SniffError as err:
+        sys.stderr.write(f"bkvcodec sniff: {source}: {err}\n")
+        return err.status
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        else:
+            out.flush()
     return 0

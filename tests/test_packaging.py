@@ -55,7 +55,7 @@ def test_the_library_ships_bkvcodec_alone_and_has_no_server_extra() -> None:
         find = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]
 
     assert ["bkvcodec*"] == find["include"]
-    assert {"testing", "fuzz", "docs", "dev"} == set(project["optional-dependencies"])  # type: ignore[arg-type]
+    assert {"testing", "fuzz", "docs", "sniff", "dev"} == set(project["optional-dependencies"])  # type: ignore[arg-type]
 
 
 def test_the_server_lists_every_subpackage() -> None:
