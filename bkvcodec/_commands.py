@@ -68,7 +68,7 @@ def _check_order_no(order_no: str | None) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerTierSpec:
-    """One power tier of a power-tier order (api.md §6.3 ``power_tiers``)."""
+    """One power tier of a power-tier order (``power_tiers``)."""
 
     max_power_w: int
     price_cents: int
@@ -219,7 +219,7 @@ class ModifyCharge(Command):
 class StartOta(Command):
     """Tell a BKV gateway to fetch a firmware file by FTP (BKV ``0x0007``).
 
-    The gateway sends no answer (bkv.md §5): the command is written untracked and
+    The gateway sends no answer: the command is written untracked and
     its effect shows as a new firmware version in later heartbeats. AP3000 firmware
     is transferred in packets, which this library does not drive yet.
     """
@@ -237,7 +237,7 @@ class StartOta(Command):
 
 
 class FirmwareTarget(enum.Enum):
-    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades (ap3000.md §5.10)."""
+    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades."""
 
     #: A slave or socket unit (``0xE0``).
     SLAVE = 0xE0

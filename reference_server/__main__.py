@@ -1,4 +1,4 @@
-"""``python -m reference_server``: run the server (configuration: api.md §1).
+"""``python -m reference_server``: run the server.
 
 ``python -m reference_server simulate …`` runs simulated devices against a server,
 ``python -m reference_server testplan …`` the executable test plan; anything else

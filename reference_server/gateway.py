@@ -119,7 +119,7 @@ class GatewaySettings:
             send ``link`` every 30 s, BKV gateways a heartbeat every 60 s.
         write_timeout: Close a connection whose peer does not take our bytes.
         max_frame_size: Passed to each connection's decoder.
-        device_policy: ``open`` or ``known`` (api.md §11.2).
+        device_policy: ``open`` or ``known``.
         iccid_binding: ``pin`` or ``off``.
         takeover_policy: ``replace`` or ``keep``.
         offline_after: Seconds per protocol within which a connection that carried a

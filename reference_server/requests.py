@@ -18,7 +18,7 @@ AUTO_PORT = 255
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeRequest:
-    """``POST /devices/{phy_id}/charge`` (api.md §6.3); money in cents, §3 units."""
+    """``POST /devices/{phy_id}/charge``; money in cents."""
 
     phy_id: str
     port_no: int

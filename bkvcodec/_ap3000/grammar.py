@@ -44,7 +44,7 @@ U32 = cs.Int32ul
 
 
 class Text(cs.Adapter):  # type: ignore[type-arg]
-    """Fixed-size text padded with NULs (§1: ASCII, NUL padding removed). Any byte
+    """Fixed-size text padded with NULs (ASCII, NUL padding removed). Any byte
     that is not ASCII decodes as Latin-1, so that a frame is never lost over one
     odd character, and trailing NULs are the only thing stripped, so that the
     text encodes back to the same bytes."""
@@ -125,9 +125,9 @@ class Layout:
     """One message's data layout.
 
     Attributes:
-        name: The message name (ap3000.md §8), for error messages.
+        name: The message name, for error messages.
         mandatory: The fields every payload has, in wire order.
-        optional: The fields older firmware omits (§2.6), in wire order.
+        optional: The fields older firmware omits, in wire order.
         neutral: Values written for optional fields the caller left unset before
             the last one set (0 unless named here).
         rest: True when the last mandatory field takes every remaining byte

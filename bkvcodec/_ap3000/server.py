@@ -206,7 +206,8 @@ _PACKET_CLASSES: dict[FirmwareTarget, type[a.Ap3000FirmwarePacketSlave]
 
 @dataclass(frozen=True, slots=True)
 class _Transfer:
-    """A firmware image cut into the 200-byte packets of ap3000.md §5.10."""
+    """A firmware image cut into the 200-byte packets of the firmware transfer (commands 0xF8
+    and 0xFA)."""
 
     command: int
     target: FirmwareTarget
@@ -239,7 +240,7 @@ class _Transfer:
 
 
 def port_state(code: int) -> PortState:
-    """The API port state for an AP3000 port status (ap3000.md §3.3)."""
+    """The API port state for an AP3000 port status."""
     if code == Ap3000PortStatus.CHARGING or code == Ap3000PortStatus.FLOAT_CHARGING:
         return PortState.CHARGING
     if code >= 0x04:
@@ -421,7 +422,7 @@ class Ap3000ServerRules:
 
     def _status_answered(self, frame: Ap3000Frame, now: float,
                          context: RulesContext) -> list[ConnectionEvent]:
-        """A 0x20/0x01/0x21 answers the unit's 0x81 in flight, if there is one (§5.1)."""
+        """A 0x20/0x01/0x21 answers the unit's 0x81 in flight, if there is one."""
         pending = context.in_flight(frame.phy_id)
         if pending is None or not _is_status_query(pending.key):
             return []
@@ -515,7 +516,7 @@ class Ap3000ServerRules:
 
     @staticmethod
     def _set_params(command: SetParams) -> a.Ap3000Message:
-        """The set command (0x83-0x86, 0x97) whose fields *command* names (§5.4-§5.8)."""
+        """The set command (0x83-0x86, 0x97) whose fields *command* names."""
         names = list(command.params)
         if not names:
             raise LocalProtocolError("SetParams names no parameter")
@@ -592,7 +593,7 @@ class Ap3000ServerRules:
 
     @staticmethod
     def _modify(command: ModifyCharge) -> a.Ap3000ModifyCharge:
-        """0x8A (ap3000.md §5.3): mode 0 timed, 1 timed with stop-when-full, 2 energy."""
+        """0x8A: mode 0 timed, 1 timed with stop-when-full, 2 energy."""
         if (command.duration_s is None) == (command.energy_wh is None):
             raise LocalProtocolError("ModifyCharge takes exactly one of duration_s, energy_wh")
         if command.duration_s is not None:
@@ -605,7 +606,7 @@ class Ap3000ServerRules:
 
     def command_timing(self, command: Command) -> CommandTiming | None:
         """Firmware packets (a :class:`SendFirmware`, or one sent as a
-        :class:`SendMessage`) wait 30 s and are resent 3 times (ap3000.md §5.10, §7.2)."""
+        :class:`SendMessage`) wait 30 s and are resent 3 times."""
         firmware = isinstance(command, SendFirmware) or (
             isinstance(command, SendMessage) and isinstance(command.message, _FIRMWARE_PACKETS))
         return self.firmware_timing if firmware else None

@@ -92,7 +92,7 @@ __all__ = ["BkvCommand", "BkvFrame", "check_downlink", "reference_decode", "refe
 
 
 class BkvCommand:
-    """Envelope command codes (bkv.md §2.6)."""
+    """Envelope command codes."""
 
     #: Heartbeat and its time reply.
     HEARTBEAT = 0x0000
@@ -160,8 +160,8 @@ class BkvFrame:
         message: The decoded payload.
         seq: Frame sequence number (u32): 0 for reports a gateway starts, the
             server's own number for its commands, echoed in replies.
-        direction_byte: The direction byte when it disagrees with the header
-            (bkv.md §2.4), else None. Decoders report it; encoders write it.
+        direction_byte: The direction byte when it disagrees with the header, else None.
+            Decoders report it; encoders write it.
 
     .. versionadded:: 0.1.0
     """
@@ -190,7 +190,7 @@ class BkvFrame:
                 why (:class:`~bkvcodec.errors.Truncated`, :class:`~bkvcodec.errors.BadMagic`,
                 :class:`~bkvcodec.errors.BadLength`,
                 :class:`~bkvcodec.errors.BadTrailer`, :class:`~bkvcodec.errors.ChecksumMismatch`,
-                :class:`~bkvcodec.errors.TrailingBytes`), in the order of bkv.md §2.7.
+                :class:`~bkvcodec.errors.TrailingBytes`), in the order the protocol checks them.
             PayloadError: The envelope is valid but its payload is not.
         """
         total = check_envelope(data)
@@ -243,7 +243,7 @@ def check_envelope(data: bytes) -> int:
 
 
 def checksum(data: bytes, total: int) -> int:
-    """The envelope checksum of the *total*-byte frame at the start of *data* (§2.3)."""
+    """The envelope checksum of the *total*-byte frame at the start of *data*."""
     if total <= 259:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
         return (zlib.adler32(memoryview(data)[2:total - 3]) - 1) & 0xFF
@@ -540,7 +540,7 @@ _PARAM_SET_LIMITS = {
 def check_downlink(message: BkvMessage) -> None:
     """Check that *message* is a command a server may send, and that it encodes.
 
-    Beyond the wire grammar this checks what bkv.md states in prose: socket numbers
+    Beyond the wire grammar this checks what the protocol states in prose: socket numbers
     1-250 (254 for every socket in ``0x1B``), ports 0-1, switches 0-1, the ``0x07``
     duration 1-900 minutes, at most 5 power tiers, at most 2 voice windows, ``hh:mm``
     times, 6-byte MACs, the radio channel 1-15, the OTA address, port and 13-character
@@ -725,7 +725,7 @@ def _check_fee_control(message: FeeControl) -> None:
                 _MAX_U16)
     if tiers and tiers[-1].end != "23:59":
         raise _fail(message, f"fee_tiers[{len(tiers) - 1}].end",
-                    "must be 23:59 (the last tier ends the day, bkv.md §8.3)", tiers[-1].end)
+                    "must be 23:59 (the last tier ends the day)", tiers[-1].end)
 
 
 def _check_param_set(message: ParamSet) -> None:

@@ -329,7 +329,7 @@ class BkvDeviceRules:
                                          "another code (0 = failed)")
             if isinstance(message, m.StatusQuery | m.UnknownGnMessage):
                 raise LocalProtocolError(
-                    f"bkv.md documents no refusal of {message_name(message)}: answer with "
+                    f"the protocol documents no refusal of {message_name(message)}: answer with "
                     "CommandAcknowledged (its reply may be any uplink)")
         if isinstance(message, m.ChargeControl | m.PowerControl | m.FeeControl):
             # A start creates a session number; a stop names the given one, if any.

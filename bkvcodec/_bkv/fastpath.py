@@ -205,7 +205,7 @@ GN_DECODERS: dict[tuple[int, Direction], Callable[[bytes, int], GnMessage]] = {
 
 
 def split_items(data: bytes) -> list[RawItem]:
-    """Split a BKV item list (bkv.md §6.1) into (key, value) pairs.
+    """Split a BKV item list into (key, value) pairs.
 
     Raises:
         BkvItemOverrun: An item runs past the end of *data*.

@@ -62,7 +62,7 @@ class _IPv4(cs.Adapter):  # type: ignore[type-arg]
 
 
 class _BkvLength(cs.Adapter):  # type: ignore[type-arg]
-    """The BKV item LEN (bkv.md §6.1): 1-4 bytes of 7 value bits, most significant
+    """The BKV item LEN: 1-4 bytes of 7 value bits, most significant
     group first, bit 7 set on every byte but the last."""
 
     def _decode(self, obj: list[int], context: Any, path: Any) -> int:

@@ -220,7 +220,7 @@ def _set_params(command: SetParams) -> m.BkvMessage:
 
 
 def port_state(status: int) -> PortState:
-    """The API port state for a BKV status byte (bkv.md §7, provisional bits)."""
+    """The API port state for a BKV status byte (provisional bits)."""
     flags = BkvPortStatus(status)
     if flags.faults:
         return PortState.FAULT
@@ -477,7 +477,7 @@ class BkvServerRules:
         """The id of the command *frame* answers, now resolved, or None.
 
         The answer echoes the command's seq; a BKV packet's answer may echo it only
-        in its ``bkv_seq`` item (bkv.md §6.4), so that is tried too.
+        in its ``bkv_seq`` item, so that is tried too.
         """
         seqs = [frame.seq]
         bkv_seq = getattr(frame.message, "bkv_seq", None)
@@ -491,7 +491,7 @@ class BkvServerRules:
 
     def _outcome(self, frame: BkvFrame, command_id: str, result: int | None,
                  **details: int | None) -> ConnectionEvent:
-        """Result 1 (or none) acknowledges, anything else rejects (bkv.md §8.2)."""
+        """Result 1 (or none) acknowledges, anything else rejects."""
         if result not in (None, 1):
             return CommandRejected(command_id=command_id, phy_id=frame.gateway_id,
                                    reason="device_rejected", raw_code=result)
@@ -596,7 +596,7 @@ class BkvServerRules:
         if isinstance(command, SetNetworkList):
             return self._network(command)
         raise LocalProtocolError(
-            f"BKV gateways cannot {type(command).__name__} (no such command in bkv.md)")
+            f"BKV gateways cannot {type(command).__name__} (the protocol has no such command)")
 
     @staticmethod
     def _network(command: SetNetworkList) -> m.BkvMessage:

@@ -153,7 +153,7 @@ MODE_REQUIRES: Mapping[ChargeMode, FieldSpec] = {
     ChargeMode.POWER_TIERS: _POWER_TIERS}
 
 CHARGE_BODY = BodySpec(
-    "ChargeRequest", "POST /devices/{phy_id}/charge (money in cents, api.md §3).",
+    "ChargeRequest", "POST /devices/{phy_id}/charge (money in cents).",
     (_PORT_NO, _SOCKET_NO, _CHARGE_MODE, _DURATION, _ENERGY_WH, _POWER_TIERS, _AMOUNT, _PRICE,
      _SERVICE_FEE, _CARD_NO),
     required=("port_no", "charge_mode"),
@@ -200,7 +200,7 @@ _CARD_STATUS = ChoiceField("status", tuple(_STATUSES), "Default active.")
 _CARD_MODE = IntField("charge_mode", 1, 4, "Charge mode a swipe starts (default: server's).")
 _CARD_DURATION = IntField("duration", 1, MAX_DURATION_S, "Seconds, for charge_mode 1.")
 _CARD_ENERGY = IntField("energy_wh", 1, MAX_ENERGY_WH, "Wh, for charge_mode 2.")
-CARD_BODY = BodySpec("CardRequest", "POST /cards: register a new card (api.md §10.8, §11.1); "
+CARD_BODY = BodySpec("CardRequest", "POST /cards: register a new card; "
                      "a positive balance_cents is its first top-up.",
                      (_CARD_KEY, _BALANCE, _CARD_STATUS, _CARD_MODE, _CARD_DURATION,
                       _CARD_ENERGY), required=("card_no", "balance_cents"))
@@ -223,13 +223,13 @@ CARD_STATUS_BODY = BodySpec("CardStatusRequest", "POST /cards/{card_no}/status."
                             (_NEW_CARD_STATUS,), required=("status",))
 
 _DEVICE_ID = StrField("device_phy_id", MAX_PATH_ID_LENGTH,
-                      "The device's printed id (api.md §2).", pattern="^[0-9A-Za-z]+$")
+                      "The device's printed id.", pattern="^[0-9A-Za-z]+$")
 _DEVICE_PROTOCOL = ChoiceField("protocol", tuple(p.value for p in ProtocolFamily),
                                "The device's protocol (informational).")
 _DEVICE_ICCID = StrField("iccid", 32, "The SIM's ICCID: binds the device to it (a SIM swap "
                                       "rebinds).", pattern="^[0-9A-Za-z]+$")
 DEVICE_BODY = BodySpec("DeviceProvisioning",
-                       "POST /devices: provision a device id (api.md §11.2).",
+                       "POST /devices: provision a device id.",
                        (_DEVICE_ID, _DEVICE_PROTOCOL, _DEVICE_ICCID),
                        required=("device_phy_id",))
 
@@ -507,7 +507,7 @@ def parse_card_status(body: Mapping[str, object]) -> CardStatus:
 
 # --- query parameters ----------------------------------------------------------------------
 
-LIMIT_QUERY = IntQuery("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, "Page size (api.md §10.7).")
+LIMIT_QUERY = IntQuery("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, "Page size.")
 CURSOR_QUERY = StrQuery("cursor", 200, "next_cursor of the previous page (opaque).")
 ONLINE_QUERY = BoolQuery("online", "Only devices that are online (true) or offline (false).")
 PROTOCOL_QUERY = ChoiceListQuery("protocol", tuple(p.value for p in ProtocolFamily),

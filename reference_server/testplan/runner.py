@@ -338,7 +338,7 @@ async def _server(settings: PlanSettings, webhook_url: str, secret: str
 
 
 def plan_profile(**changes: object) -> DeviceProfile:
-    """The plan's devices: heartbeat and progress every 11 s (test-plan.md §1.6)."""
+    """The plan's devices: heartbeat and progress every 11 s."""
     settings: dict[str, object] = {"heartbeat_s": PLAN_CADENCE, "progress_s": PLAN_CADENCE}
     settings.update(changes)
     return DeviceProfile(**settings)  # type: ignore[arg-type]
