@@ -25,14 +25,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
-    "sphinx.ext.graphviz",
     "myst_parser",
     "catalogue",
     "serverdocs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated"]
-graphviz_output_format = "svg"
 templates_path: list[str] = []
 html_theme = "furo"
 html_title = f"bkvcodec {release}"
