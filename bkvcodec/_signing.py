@@ -27,7 +27,7 @@ __all__ = [
     "verify_webhook",
 ]
 
-#: Largest accepted distance between ``X-Timestamp`` and now, seconds (api.md §6.1).
+#: Largest accepted distance between ``X-Timestamp`` and now, seconds.
 DEFAULT_MAX_SKEW = 300
 
 

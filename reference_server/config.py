@@ -64,25 +64,25 @@ __all__ = [
     "with_generated_api_key",
 ]
 
-#: What to do with a charge request for a port that is already busy (api.md §1).
+#: What to do with a charge request for a port that is already busy.
 BusyPortPolicy = Literal["reject", "replace"]
 #: Log levels, as written in the configuration.
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-#: What an API key may do (api.md §11.4); every route needs one of them.
+#: What an API key may do; every route needs one of them.
 Role = Literal["read", "operate", "cards", "firmware", "admin"]
-#: Every role, in the order of api.md §11.4. A key configured without ``roles`` has all.
+#: Every role, in the contract's order. A key configured without ``roles`` has all.
 ROLES: tuple[Role, ...] = ("read", "operate", "cards", "firmware", "admin")
 _ROLE_NAMES: dict[str, Role] = {role: role for role in ROLES}
-#: SQLite ``PRAGMA synchronous`` of every connection (api.md §11.1).
+#: SQLite ``PRAGMA synchronous`` of every connection.
 SqliteSynchronous = Literal["full", "normal"]
 
 _POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
 _SYNCHRONOUS: dict[str, SqliteSynchronous] = {"full": "full", "normal": "normal"}
-#: Which device ids are served (api.md §11.2): any (``open``) or provisioned ones only.
+#: Which device ids are served: any (``open``) or provisioned ones only.
 DevicePolicy = Literal["open", "known"]
-#: Whether the first ICCID a device presents is bound to it (api.md §11.2).
+#: Whether the first ICCID a device presents is bound to it.
 IccidBinding = Literal["pin", "off"]
-#: Which connection stays when a live device is named from another address (§11.2).
+#: Which connection stays when a live device is named from another address.
 TakeoverPolicy = Literal["replace", "keep"]
 
 _DEVICE_POLICIES: dict[str, DevicePolicy] = {"open": "open", "known": "known"}
@@ -93,7 +93,7 @@ _LOG_LEVELS: dict[str, LogLevel] = {
     "critical": "critical",
 }
 
-#: Default ``offline_after`` per protocol (api.md §7): 3 × the heartbeat period.
+#: Default ``offline_after`` per protocol: 3 × the heartbeat period.
 PROTOCOL_OFFLINE_AFTER: Mapping[str, int] = {"bkv": 180, "ap3000": 90}
 
 #: The ``settings`` row that holds the SHA-256 (hex) of the API key generated at first
@@ -340,7 +340,8 @@ def _key(name: str, help_text: str, *, env: str | None = None, flag: str | None 
                       help_text, metavar)
 
 
-#: TOML key → its environment variable and flag. The first block is api.md §1's table.
+#: TOML key → its environment variable and flag. The first block is the contract's
+#: table of settings.
 _KEYS: dict[str, _Key] = dict([
     _key("tcp_host", "device listener address (0.0.0.0)", metavar="HOST"),
     _key("tcp_port", "device listener port (7065)"),

@@ -68,7 +68,7 @@ __all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "Gateway", "GatewayS
            "GatewayStatistics", "default_max_connections"]
 
 _READ_SIZE = 65536
-#: Descriptors kept for HTTP, SQLite and webhooks (api.md §11.3).
+#: Descriptors kept for HTTP, SQLite and webhooks.
 DESCRIPTOR_RESERVE = 256
 #: The frame log's budget window (``frame_log_max_bytes`` per connection per hour).
 _LOG_WINDOW = 3600.0

@@ -12,7 +12,7 @@ from .storage import OrderRecord
 __all__ = ["AUTO_PORT", "ChargeRequest", "ChargeResult", "FirmwareOta", "FtpOta",
            "OtaRequest", "StopRequest"]
 
-#: ``port_no`` 255: the server picks the lowest idle, fault-free port (api.md §2).
+#: ``port_no`` 255: the server picks the lowest idle, fault-free port.
 AUTO_PORT = 255
 
 

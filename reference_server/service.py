@@ -152,7 +152,7 @@ _DeviceReport: TypeAlias = (
     | UpgradeRequested | UnknownMessage
 )
 
-#: Push every 10th heartbeat of a device (the 1st, 11th, 21st …; api.md §10.6).
+#: Push every 10th heartbeat of a device (the 1st, 11th, 21st …).
 HEARTBEAT_SAMPLING = 10
 #: How often the timer task runs (session clocks, expiry, offline sweep, flushes).
 TICK = 0.25

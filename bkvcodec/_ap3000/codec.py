@@ -61,7 +61,7 @@ __all__ = ["Ap3000Frame", "Ap3000FrameSizeWarning", "check_downlink", "check_fra
 #: Frame bytes around the data: header 3, length 2, physical ID 4, message ID 2,
 #: command 1, checksum 2.
 FRAME_OVERHEAD = 14
-#: The packet size the vendor document allows (§2.2); 0xF8 frames need 269 (§9 A1).
+#: The packet size the vendor document allows; 0xF8 frames need 269.
 DOCUMENTED_MAX_LENGTH = 256
 _LEGACY_FIRMWARE_LENGTH = 269
 
@@ -433,7 +433,7 @@ class _GrammarRejected(RemoteProtocolError):
     code = "grammar_rejected"
 
 
-#: Limits ap3000.md states for downlink fields that are narrower than the wire
+#: Limits the protocol states for downlink fields that are narrower than the wire
 #: type: (low, high, where the limit comes from).
 _DOCUMENTED_LIMITS: dict[tuple[type[Ap3000Message], str], tuple[int, int, str]] = {
     (Ap3000SetParams11, "float_percent"): (1, 100, "percent"),
@@ -442,7 +442,7 @@ _DOCUMENTED_LIMITS: dict[tuple[type[Ap3000Message], str], tuple[int, int, str]] 
     (Ap3000ReadEeprom, "read_length"): (0, 32, "bytes"),
     (Ap3000WriteEeprom, "write_length"): (0, 32, "bytes"),
 }
-#: Text fields whose content must leave room for a terminating NUL (ap3000.md §5.8, §6.6).
+#: Text fields whose content must leave room for a terminating NUL.
 _TEXT_LIMITS: dict[tuple[type[Ap3000Message], str], int] = {
     (Ap3000SetQrCode, "qr_text"): 71,
     (Ap3000HostSetServer, "server_address"): 45,

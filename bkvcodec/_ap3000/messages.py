@@ -170,9 +170,9 @@ class Ap3000LegacyHeartbeat:
     port_peak_power_0p1w: tuple[int, ...]  #: Peak power per port since charging began.
     virtual_id: int  #: Local bus address (485/LoRa), 0 if none.
     signal_strength: int  #: Radio link slave ↔ host; 0 = wired or not supported.
-    device_type: int  #: Hardware family (ap3000.md §3.5).
+    device_type: int  #: Hardware family.
     env_temp_raw: int | None = None  #: °C = raw − 65; 0 = no sensor. Optional.
-    work_mode: int | None = None  #: :class:`Ap3000WorkMode` bits. Optional (§9 A4).
+    work_mode: int | None = None  #: :class:`Ap3000WorkMode` bits. Optional.
     extra: bytes = b""
 
 
@@ -187,7 +187,7 @@ class Ap3000CardSwipe:
     .. versionadded:: 0.1.0
     """
 
-    card_id: bytes  #: 4-byte card UID, wire order (§3.6).
+    card_id: bytes  #: 4-byte card UID, wire order.
     card_type: int  #: :class:`Ap3000CardType`.
     port: int  #: 0-based; 0xFF = balance query only.
     card_balance_fen: int  #: Money stored on a balance card.
@@ -221,7 +221,7 @@ class Ap3000Settlement:
     start_mode: int  #: :class:`Ap3000StartMode`.
     card_or_code: bytes  #: Card UID (offline start), zeros (online), code (start_mode 3).
     stop_reason: int  #: :class:`Ap3000StopReason`.
-    order_no: bytes  #: 16 bytes (§3.7).
+    order_no: bytes  #: 16 bytes.
     second_max_power_0p1w: int | None = None  #: Highest power in the first 5 min. Optional.
     timestamp: int | None = None  #: Unix seconds, debug only. Optional (V8.0).
     occupancy_min: int | None = None  #: Cabinets only, minutes occupied after full. Optional.
@@ -914,7 +914,7 @@ class Ap3000SettlementReply:
     .. versionadded:: 0.1.0
     """
 
-    result: int = 0  #: 0 once the record is stored (§9 A14).
+    result: int = 0  #: 0 once the record is stored.
     extra: bytes = b""
 
 
@@ -1036,7 +1036,7 @@ class Ap3000ChargeControl:
     port: int  #: 0-based; 0xFF = let the device pick.
     charge_command: int  #: 0 = stop, 1 = start.
     charge_value: int  #: Seconds (rate mode 0) or 0.01 kWh (mode 2); 0 = until full.
-    order_no: bytes  #: 16 bytes (§3.7).
+    order_no: bytes  #: 16 bytes.
     max_duration_s: int | None = None  #: This order only; 0 = device setting.
     overload_power_0p1w: int | None = None  #: This order only; 0 = device setting.
     qr_light: int | None = None  #: 0 = QR backlight on at next plug-in, 1 = off.
@@ -1058,7 +1058,7 @@ class Ap3000SetParams11:
     .. versionadded:: 0.1.0
     """
 
-    unplug_power: int  #: Default 3; unit not stated (§9 A9).
+    unplug_power: int  #: Default 3; unit not stated.
     unplug_detect_time_s: int  #: Default 10.
     float_percent: int  #: 1-100, default 20.
     float_detect_time_s: int  #: Default 1800.
@@ -1327,7 +1327,7 @@ class Ap3000MultiFunction:
     extra: bytes = b""
 
 
-#: The eight bytes that open a firmware verification packet (ap3000.md §5.10).
+#: The eight bytes that open a firmware verification packet.
 VERIFICATION_MAGIC = bytes.fromhex("A1A2A3A4A5A6A7A8")
 _VERIFICATION = struct.Struct("<8sIBH")
 
@@ -1524,7 +1524,7 @@ Ap3000Message: TypeAlias = (
 )
 """Every message an :class:`Ap3000Frame` can carry."""
 
-#: (command, direction, JSON name) of every message class with a layout (ap3000.md §8).
+#: (command, direction, JSON name) of every message class with a layout.
 MESSAGE_TYPES: dict[type[Ap3000Message], tuple[int, Direction, str]] = {
     Ap3000HostPoll: (0x00, U, "host_poll"),
     Ap3000LegacyHeartbeat: (0x01, U, "legacy_heartbeat"),
@@ -1624,14 +1624,14 @@ ParameterQuery: TypeAlias = (Ap3000QueryParams11 | Ap3000QueryParams12 | Ap3000Q
 ParameterReply: TypeAlias = (Ap3000QueryParams11Reply | Ap3000QueryParams12Reply
                              | Ap3000QueryLimitsReply | Ap3000QueryCardParamsReply)
 
-#: The set commands whose fields ``SetParams`` takes (ap3000.md §5.4-§5.7 and 0x97 of
-#: §5.8), each with the query that reports them (0x97 has none).
+#: The set commands whose fields ``SetParams`` takes (0x83-0x86 and 0x97), each with
+#: the query that reports them (0x97 has none).
 PARAMETER_SETS: Mapping[type[ParameterSet], type[ParameterQuery] | None] = {
     Ap3000SetParams11: Ap3000QueryParams11, Ap3000SetParams12: Ap3000QueryParams12,
     Ap3000SetLimits: Ap3000QueryLimits, Ap3000SetCardParams: Ap3000QueryCardParams,
     Ap3000SetParams13: None,
 }
-#: The parameter queries of ap3000.md §5.9 and the replies that carry the values.
+#: The parameter queries (0x90-0x93) and the replies that carry the values.
 PARAMETER_QUERIES: Mapping[type[ParameterQuery], type[ParameterReply]] = {
     Ap3000QueryParams11: Ap3000QueryParams11Reply, Ap3000QueryParams12: Ap3000QueryParams12Reply,
     Ap3000QueryLimits: Ap3000QueryLimitsReply, Ap3000QueryCardParams: Ap3000QueryCardParamsReply,

@@ -83,7 +83,7 @@ from .values import (
 __all__ = ["AP3000_END_REASONS", "Ap3000ServerRules", "port_state"]
 
 _S = Ap3000StopReason
-#: AP3000 stop reasons (ap3000.md §3.4) in the contract's names (api.md §10.2).
+#: AP3000 stop reasons in the contract's names.
 AP3000_END_REASONS: Mapping[int, EndReason] = {
     _S.FULL: EndReason.FULL, _S.MAX_DURATION: EndReason.TIMEOUT,
     _S.PRESET_DURATION: EndReason.NORMAL, _S.PRESET_ENERGY: EndReason.NORMAL,
@@ -102,17 +102,17 @@ AP3000_END_REASONS: Mapping[int, EndReason] = {
     _S.UNDER_VOLTAGE: EndReason.FAULT, _S.LOW_POWER_CUTOFF: EndReason.FULL,
 }
 
-#: The commands a server starts (ap3000.md §2.6): the unit answers each with the
-#: same command byte and message id, except 0x81 (answered by its status frames,
-#: §5.1) and 0xE4 (no reply documented).
+#: The commands a server starts: the unit answers each with the
+#: same command byte and message id, except 0x81 (answered by its status frames)
+#: and 0xE4 (no reply documented).
 _REPLIES: dict[int, type[a.Ap3000Message]] = {
     command: cls for cls, (command, direction, _) in a.MESSAGE_TYPES.items()
     if direction is Direction.UP and (command in (0x34, 0x72, 0xF8) or 0x81 <= command <= 0xE4)}
-#: 0x81 has no reply: the unit's next 0x20, 0x01 or 0x21 answers it (§5.1).
+#: 0x81 has no reply: the unit's next 0x20, 0x01 or 0x21 answers it.
 _QUERY_STATUS = 0x81
 
 #: Result codes meaning the command was carried out: 0, and for 0x82 also 3 (port
-#: fault) and 9 (relay welded), which the device reports after executing (§5.2).
+#: fault) and 9 (relay welded), which the device reports after executing.
 _SUCCESS: dict[int, frozenset[int]] = {0x82: frozenset({0x00, 0x03, 0x09})}
 _OK = frozenset({0})
 _REJECTIONS = {1: "no_charger", 2: "port_busy", 4: "no_such_port", 5: "several_ports_waiting",
@@ -121,8 +121,8 @@ _REJECTIONS = {1: "no_charger", 2: "port_busy", 4: "no_such_port", 5: "several_p
                13: "under_voltage", 14: "no_response"}
 _FIRMWARE_REFUSALS = {1: "packet_error", 2: "image_checksum_wrong", 3: "wrong_device_type",
                       4: "verification_packet_missing", 5: "upgrade_refused"}
-#: The result codes ap3000.md §5 names, per command. A command it says nothing more
-#: about follows §5's general rule, "0 = success, 1 = parameter error / failure"
+#: The result codes the protocol names, per command. A command it says nothing more
+#: about follows the general rule, "0 = success, 1 = parameter error / failure"
 #: (``failed``); codes the reference does not name are ``device_rejected``.
 _REASONS: dict[int, dict[int, str]] = {
     0x82: _REJECTIONS,

@@ -89,10 +89,10 @@ class Ap3000Timing:
     firmware_max_resends: int = 3
 
 
-#: The documented timing values (ap3000.md §7.2).
+#: The documented timing values.
 AP3000_TIMING = Ap3000Timing()
 
-#: Uplinks the server must answer, and the class of the answer (ap3000.md §7.1).
+#: Uplinks the server must answer, and the class of the answer.
 #: Answer 0x01 *or* the same unit's 0x21, not both: a unit whose 0x21 is answered
 #: stops sending 0x01. Uplinks not listed (0x05, 0x06, 0x11, 0x17, 0x35, 0x41-0x44,
 #: ICCID, ``link``) get no answer.

@@ -142,7 +142,7 @@ class Ap3000StartMode(enum.IntEnum):
     .. versionadded:: 0.1.0
     """
 
-    #: Started offline with a card; the device built the order number (§3.7).
+    #: Started offline with a card; the device built the order number.
     OFFLINE_CARD = 0
     #: Started online by the server (0x82).
     ONLINE = 1
@@ -284,7 +284,7 @@ class Ap3000FirmwareResult(enum.IntEnum):
 
     #: OK, send the next packet.
     OK = 0
-    #: Packet error, resend (ap3000.md §9 A6 on which packet).
+    #: Packet error, resend (the vendor does not say which packet).
     PACKET_ERROR = 1
     #: The image checksum is wrong.
     IMAGE_CHECKSUM = 2

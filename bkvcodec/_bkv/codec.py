@@ -513,7 +513,7 @@ class _GrammarRejected(RemoteProtocolError):
 # list lengths, fields that go together. Answers to a gateway's own frames are refused:
 # the connection sends them itself.
 
-#: Downlinks that answer an uplink (bkv.md §10), never commands: what each answers.
+#: Downlinks that answer an uplink, never commands: what each answers.
 _ANSWERS: dict[type[Any], str] = {
     HeartbeatAck: "heartbeat (0x0000)",
     ChargeEndAck: "charge end report (GN 0x02, 0x0C, 0x18)",
@@ -522,14 +522,14 @@ _ANSWERS: dict[type[Any], str] = {
     FeeChargeEndAck: "fee-mode charge end (BKV 0x1004)",
     ExceptionReportAck: "exception report (BKV 0x1010)",
 }
-#: GN sub-commands only gateways start (bkv.md §4.2): a downlink with one answers it.
+#: GN sub-commands only gateways start: a downlink with one answers it.
 _REPORT_SUB_COMMANDS = {0x02: "charge_end", 0x0F: "card_order_ack", 0x18: "power_charge_end",
                         0x1C: "socket_status"}
 _MAX_U8, _MAX_U16 = 0xFF, 0xFFFF
-_SOCKETS = (1, 250)  #: socket_no range under one gateway (§4.2, §8.3).
-_BROADCAST_SOCKET = 254  #: 0x1B socket_no for every socket of the gateway (§4.8).
+_SOCKETS = (1, 250)  #: socket_no range under one gateway.
+_BROADCAST_SOCKET = 254  #: 0x1B socket_no for every socket of the gateway.
 _HH_MM = re.compile(r"(\d{1,2}):(\d{2})")
-#: BKV 0x1011 parameters and their largest values (item sizes of bkv.md §6.3).
+#: BKV 0x1011 parameters and their largest values (from their item sizes).
 _PARAM_SET_LIMITS = {
     "full_charge_delay_s": _MAX_U16, "no_load_delay_s": _MAX_U16,
     "full_power_threshold_dw": _MAX_U16, "no_load_power_threshold_dw": _MAX_U16,

@@ -54,7 +54,7 @@ GnMessage = (
     | CardBalanceQuery | CardBalanceReply | VoiceConfig | VoiceConfigAck
 )
 
-#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C (bkv.md §4.5).
+#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C.
 _M17_LAYOUT = "B2sBBBBHHHHH"
 _M17 = Struct(">" + _M17_LAYOUT)
 _M17_SIZE = _M17.size

@@ -69,9 +69,9 @@ __all__ = [
     "VoiceWindow",
 ]
 
-#: GN container command for network management (bkv.md §4.1).
+#: GN container command for network management.
 GN_NETWORK = 0x0005
-#: GN container command for control and reports (bkv.md §4.1).
+#: GN container command for control and reports.
 GN_CONTROL = 0x0015
 
 
@@ -98,7 +98,7 @@ class PortReport:
     """One port's readings in a GN socket status (``0x1C``, 14 bytes)."""
 
     port: int  #: 0 = hole A, 1 = hole B.
-    status: int  #: Status byte, bkv.md §7 (see :class:`BkvPortStatus`).
+    status: int  #: Status byte (see :class:`BkvPortStatus`).
     business_no: int  #: Session number, 0 when idle.
     voltage_dv: int
     power_dw: int
@@ -394,7 +394,7 @@ class PowerChargeEnd:
     energy_wh: int
     duration_min: int
     end_time: BinaryTime
-    end_reason: int  #: Raw code, bkv.md §8.1.
+    end_reason: int  #: Raw code
     amount_fen: int  #: Money spent.
     settlement_power_dw: int
     tier_durations_min: tuple[int, ...]  #: Minutes charged in each tier.

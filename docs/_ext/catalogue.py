@@ -254,7 +254,7 @@ def value_sets(protocol: str) -> dict[type[enum.Enum], list[str]]:
             for name in _ENUM_REF.findall(text):
                 candidate = getattr(bkv, name, getattr(ap3000, name, None))
                 if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
-                    where = f"{_ref(cls)}.``{attr}``"
+                    where = f"``{attr}`` of {_ref(cls)}"
                     sets.setdefault(candidate, [])
                     if where not in sets[candidate]:
                         sets[candidate].append(where)

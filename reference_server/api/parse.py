@@ -99,7 +99,7 @@ __all__ = [
 MAX_DURATION_S = 7 * 24 * 3600
 #: Largest ``energy_wh``: 1 MWh, far beyond any e-bike charge.
 MAX_ENERGY_WH = 1_000_000
-#: Seconds a request body may take to arrive (api.md §11.3).
+#: Seconds a request body may take to arrive.
 BODY_READ_TIMEOUT = 30.0
 #: Largest amount of money in cents (prepaid amounts, balances, top-ups): 1 million yuan.
 MAX_CENTS = 100_000_000
@@ -111,7 +111,7 @@ MAX_POWER_TIERS = 16
 #: Longest path identifier (``phy_id``, ``order_no``, ``card_no``, ids): longer ones
 #: cannot exist, so they are "not found" without a database look-up.
 MAX_PATH_ID_LENGTH = 64
-#: The header carrying the idempotency key of ``POST …/charge`` (api.md §6.3).
+#: The header carrying the idempotency key of ``POST …/charge``.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 

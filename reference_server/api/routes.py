@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["API_PREFIX", "PATH_PARAMETERS", "ROUTES", "ROUTE_ROLES", "RouteSpec",
            "path_parameters", "route_role"]
 
-#: Base path of the third-party API (api.md §6).
+#: Base path of the third-party API.
 API_PREFIX = "/api/v1/third"
 
 #: Words for each path parameter.
@@ -103,7 +103,7 @@ class RouteSpec:
     success_status: int = 200
 
 
-#: The role each authenticated route needs, by route name (api.md §11.4): ``read``
+#: The role each authenticated route needs, by route name: ``read``
 #: for looking, ``operate`` for charging and device commands, ``cards`` for the card
 #: registry, ``firmware`` for OTA, ``admin`` for provisioning, redelivery and keys.
 ROUTE_ROLES: Mapping[str, Role] = {

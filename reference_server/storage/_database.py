@@ -87,7 +87,7 @@ __all__ = ["MIN_SQLITE_VERSION", "Database", "format_order_no"]
 MIN_SQLITE_VERSION = (3, 37, 0)
 
 _T = TypeVar("_T")
-#: The ``PRAGMA synchronous`` modes a server may choose (api.md §11.1).
+#: The ``PRAGMA synchronous`` modes a server may choose.
 _SYNCHRONOUS_MODES = ("full", "normal")
 _ORDER_NO_PREFIX = "THD"
 #: Events whose webhooks wait while other devices' events are due (the schema's

@@ -22,7 +22,7 @@ from .runner import Checks, Plan, Step, StepFailed, plan_profile
 
 __all__ = ["FAST_DEVICES", "REAL_DEVICES", "STEPS"]
 
-#: The plan's two gateways (test-plan.md §1.6), and more devices of both protocols.
+#: The plan's two gateways, and more devices of both protocols.
 D520, D382 = "82210225000520", "82241218000382"
 FAST_DEVICES: list[DeviceSpec] = [
     bkv_gateway(D520, sockets=2, profile=plan_profile()),
@@ -45,7 +45,8 @@ REAL_DEVICES: list[DeviceSpec] = [
     bkv_gateway("82210225000703", profile=plan_profile()),  # IP change
 ]
 
-#: The plan's e-bike: 1500 W for the whole hour of TC001 (5–6 kWh, §9 of the plan).
+#: The plan's e-bike: 1500 W for the whole hour of TC001 (the plan says 5–6 kWh, which
+#: 1500 W for an hour cannot give).
 PLAN_CHARGER = Charger(power_w=1500.0, capacity_wh=20000.0, soc=0.1)
 #: A small pack that fills within the hour, for "until full".
 SMALL_PACK = Charger(power_w=250.0, capacity_wh=300.0, soc=0.5)
