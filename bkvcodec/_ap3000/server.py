@@ -206,8 +206,7 @@ _PACKET_CLASSES: dict[FirmwareTarget, type[a.Ap3000FirmwarePacketSlave]
 
 @dataclass(frozen=True, slots=True)
 class _Transfer:
-    """A firmware image cut into the 200-byte packets of the firmware transfer (commands 0xF8
-    and 0xFA)."""
+    """A firmware image cut into the 200-byte packets of commands 0xE0-0xE2."""
 
     command: int
     target: FirmwareTarget
