@@ -26,6 +26,7 @@ CITATION = re.compile(
 _SKIPPED = re.compile(r"<(script|style|pre)\b.*?</\1>|<div class=\"highlight.*?</div>",
                       re.S)
 _TAG = re.compile(r"<[^>]+>")
+_SIGNATURE = re.compile(r'<dt class="sig sig-object[^"]*"[^>]*>.*?</dt>', re.S)
 
 
 def page_problems(page: str) -> list[str]:
@@ -35,8 +36,10 @@ def page_problems(page: str) -> list[str]:
     text = html.unescape(_TAG.sub("", body))
     for match in CITATION.finditer(html.unescape(_TAG.sub("", page))):
         problems.append(f"citation {match.group(0)!r}")
-    if "TypeAliasForwardRef" in page:
-        problems.append("TypeAliasForwardRef in a signature")
+    for signature in _SIGNATURE.findall(page):
+        if "TypeAliasForwardRef" in signature:
+            problems.append("TypeAliasForwardRef in a signature: "
+                            + html.unescape(_TAG.sub("", signature))[:120])
     for match in re.finditer(r"`", text):
         around = text[max(0, match.start() - 40):match.end() + 40].replace("\n", " ")
         problems.append(f"stray backtick: …{around}…")
