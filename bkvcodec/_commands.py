@@ -143,7 +143,7 @@ class QueryStatus(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetParams(Command):
-    """Set device parameters, by the protocol reference's field names.
+    """Set device parameters, by the field names of the protocol's messages.
 
     On AP3000 the names pick the command: the fields of ``0x83``, ``0x84``, ``0x85``,
     ``0x86`` or ``0x97`` (``{"max_charge_duration_s": …, "overload_power_0p1w": …}`` is
@@ -172,7 +172,7 @@ class QueryParams(Command):
     """Ask for the device's parameters; the answer is a :class:`ParamsReported`.
 
     Attributes:
-        names: The parameters wanted, by the protocol reference's field names; the
+        names: The parameters wanted, by the field names of the protocol's messages; the
             connection picks the query that reports them (AP3000 ``0x90``-``0x93``).
             Empty: the protocol's first parameter query (AP3000 ``0x90``, BKV
             ``0x1012``). Names that no single query reports are refused by
@@ -320,7 +320,7 @@ class SendMessage(Command):
 
     Raises:
         LocalProtocolError: *message* is an uplink, does not encode (a value out of
-            its field's range), or breaks a limit the protocol reference states (AP3000:
+            its field's range), or breaks a limit the protocol states (AP3000:
             ``qr_text`` of ``0x8E`` over 71 characters, an EEPROM length over 32 …).
 
     .. versionadded:: 0.1.0

@@ -49,7 +49,7 @@ class BkvError(Exception):
 
     Attributes:
         code: A stable snake_case name for the failure, fit for logs and
-            metrics: the one used in the protocol references for protocol
+            metrics: the one the protocols' test vectors use for protocol
             errors (for example ``"checksum_mismatch"``), ``"signature_error"``
             for a :class:`~bkvcodec.SignatureError`. Every class of the tree
             has one, so ``except BkvError as err: err.code`` always works.
@@ -70,7 +70,7 @@ class ProtocolError(BkvError):
 
     Attributes:
         code: A stable snake_case name for the failure, the one used in the
-            protocol references (for example ``"checksum_mismatch"``).
+            protocols' test vectors (for example ``"checksum_mismatch"``).
     """
 
     code: ClassVar[str] = "protocol_error"

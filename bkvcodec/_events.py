@@ -333,7 +333,7 @@ class ParamsReported(Event):
 
     Attributes:
         command_id: The query it answers, when known.
-        params: Values by the protocol reference's field names, raw units.
+        params: Values by the field names of the protocol's messages, raw units.
     """
 
     phy_id: str
@@ -381,7 +381,7 @@ class ServerAnswered(Event):
     """The server answered one of the device's frames (a heartbeat, a report …).
 
     Attributes:
-        name: The answered message, by the protocol reference's name.
+        name: The answered message, by its message name.
         server_time: The time the answer carries (heartbeat and time replies), as
             Unix seconds, else None.
     """

@@ -160,7 +160,7 @@ def error_to_json(error: RemoteProtocolError, data: bytes = b"",
     ``length``/``limit``, ``found``, ``frame_length``/``available`` …), byte strings
     as lower-case hex, and a checksum's ``expected``/``actual`` as
     ``expected_checksum``/``actual_checksum``. Only ``error``, the code, follows
-    each protocol reference (``truncated`` / ``incomplete`` …).
+    each protocol's test vectors (``truncated`` / ``incomplete`` …).
 
     For a :class:`~bkvcodec.errors.PayloadError` the frame itself is valid: ``frame_valid`` is true
     and the frame's header fields are added from *data* (the frame's bytes) under

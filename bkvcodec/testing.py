@@ -613,7 +613,7 @@ def chunked(draw: st.DrawFn, data: bytes | st.SearchStrategy[bytes],
 
 def vector_bytes(kinds: Iterable[str] = ("vectors", "non_frame", "malformed"),
                  protocol: ProtocolFamily | None = None) -> st.SearchStrategy[bytes]:
-    """The real frames of the protocol references' vector files, embedded in the
+    """The real frames of the vendors' test vectors, embedded in the
     package (captures of real gateways and devices, the vendors' documented
     examples, and frames built from the vendors' layouts).
 

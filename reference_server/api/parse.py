@@ -168,7 +168,8 @@ STOP_BODY = BodySpec("StopRequest", "POST /devices/{phy_id}/stop.",
                      (_STOP_PORT_NO, _SOCKET_NO, _ORDER_NO, _REASON), required=("port_no",))
 
 _PARAMS = ParamsField("params", IntField("value", -(2**31), 2**32 - 1, "Parameter value."),
-                      "Parameter names of the protocol reference → integer values.",
+                      "Parameter names (the field names of the protocol's set messages, "
+                      "as in the message catalogues of the docs) → integer values.",
                       max_items=MAX_PARAMS)
 PARAMS_BODY = BodySpec("ParamsRequest", "POST /devices/{phy_id}/params.",
                        (_SOCKET_NO, _PARAMS), required=("params",))

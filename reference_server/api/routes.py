@@ -170,8 +170,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(name="provision_device", method="POST", path=f"{_P}/devices",
               summary="Provision a device id", tag="devices", bodies=(DEVICE_BODY,),
               data="DeviceIdentity", success_status=201,
-              description="Under device_policy known only provisioned ids are served "
-                          ". An iccid given binds the device to that SIM, "
+              description="Under device_policy known only provisioned ids are served. "
+                          "An iccid given binds the device to that SIM, "
                           "replacing an earlier binding (a SIM swap). 201 when the id was "
                           "not provisioned before, 200 when it was (its fields updated). "
                           "The device row itself is created when the device connects."),

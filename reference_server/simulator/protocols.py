@@ -159,7 +159,7 @@ class DeviceSettings:
             max_charge_time_s=profile.max_charge_time_s)
 
     def params(self, protocol: ProtocolFamily) -> dict[str, int]:
-        """The values a parameter query reports, by the protocol reference's names."""
+        """The values a parameter query reports, by its message names."""
         if protocol is _BKV:
             return {
                 "full_power_threshold_dw": round(self.full_power_w * 10),
