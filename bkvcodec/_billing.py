@@ -28,7 +28,7 @@ def round_half_up(numerator: int, denominator: int) -> int:
 
 
 class TariffKind(enum.Enum):
-    """How an order is billed (api.md §11.1).
+    """How an order is billed.
 
     .. versionadded:: 0.1.0
     """
@@ -45,7 +45,7 @@ class TariffKind(enum.Enum):
     @classmethod
     def for_order(cls, charge_mode: ChargeMode, *, price_per_kwh_cents: int,
                   amount_cents: int | None, card: bool = False) -> TariffKind:
-        """The tariff of a new order (api.md §11.1).
+        """The tariff of a new order.
 
         A power-tier order is billed by its tiers, whose prices it carries, even
         when a default energy price is configured (a card order carries none).
@@ -64,7 +64,7 @@ class TariffKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Tariff:
-    """What an order costs (api.md §5, §11.1).
+    """What an order costs.
 
     Attributes:
         amount_cents: The prepaid amount, the cap of the bill; None when nothing

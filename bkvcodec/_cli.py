@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="one JSON object per stdin line in, one result per line out")
     corpus = commands.add_parser(
         "corpus", help="write a seed corpus for fuzzers (needs bkvcodec[testing])",
-        description="Write one file per input: the protocol references' real frames, "
+        description="Write one file per input: the vendors' real frames, "
                     "then generated frames of every message kind, streams and "
                     "malformed frames. The same --count and --seed give the same files.")
     corpus.add_argument("directory", metavar="DIR", type=Path,

@@ -68,7 +68,7 @@ def _check_order_no(order_no: str | None) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerTierSpec:
-    """One power tier of a power-tier order (api.md §6.3 ``power_tiers``)."""
+    """One power tier of a power-tier order (``power_tiers``)."""
 
     max_power_w: int
     price_cents: int
@@ -143,7 +143,7 @@ class QueryStatus(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetParams(Command):
-    """Set device parameters, by the protocol reference's field names.
+    """Set device parameters, by the field names of the protocol's messages.
 
     On AP3000 the names pick the command: the fields of ``0x83``, ``0x84``, ``0x85``,
     ``0x86`` or ``0x97`` (``{"max_charge_duration_s": …, "overload_power_0p1w": …}`` is
@@ -172,7 +172,7 @@ class QueryParams(Command):
     """Ask for the device's parameters; the answer is a :class:`ParamsReported`.
 
     Attributes:
-        names: The parameters wanted, by the protocol reference's field names; the
+        names: The parameters wanted, by the field names of the protocol's messages; the
             connection picks the query that reports them (AP3000 ``0x90``-``0x93``).
             Empty: the protocol's first parameter query (AP3000 ``0x90``, BKV
             ``0x1012``). Names that no single query reports are refused by
@@ -219,7 +219,7 @@ class ModifyCharge(Command):
 class StartOta(Command):
     """Tell a BKV gateway to fetch a firmware file by FTP (BKV ``0x0007``).
 
-    The gateway sends no answer (bkv.md §5): the command is written untracked and
+    The gateway sends no answer: the command is written untracked and
     its effect shows as a new firmware version in later heartbeats. AP3000 firmware
     is transferred in packets, which this library does not drive yet.
     """
@@ -237,7 +237,7 @@ class StartOta(Command):
 
 
 class FirmwareTarget(enum.Enum):
-    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades (ap3000.md §5.10)."""
+    """Which part of an AP3000 unit a :class:`SendFirmware` upgrades."""
 
     #: A slave or socket unit (``0xE0``).
     SLAVE = 0xE0
@@ -320,7 +320,7 @@ class SendMessage(Command):
 
     Raises:
         LocalProtocolError: *message* is an uplink, does not encode (a value out of
-            its field's range), or breaks a limit the protocol reference states (AP3000:
+            its field's range), or breaks a limit the protocol states (AP3000:
             ``qr_text`` of ``0x8E`` over 71 characters, an EEPROM length over 32 …).
 
     .. versionadded:: 0.1.0

@@ -42,7 +42,7 @@ class DeviceConnection:
         self._out = bytearray(self._rules.greeting())
 
     def set_port_status(self, port_no: int, raw_status: int) -> None:
-        """AP3000: the status code (ap3000.md §3.4) a port reports in the unit's
+        """AP3000: the status code a port reports in the unit's
         heartbeats from now on.
 
         Raises:

@@ -49,7 +49,7 @@ class BkvError(Exception):
 
     Attributes:
         code: A stable snake_case name for the failure, fit for logs and
-            metrics: the one used in the protocol references for protocol
+            metrics: the one the protocols' test vectors use for protocol
             errors (for example ``"checksum_mismatch"``), ``"signature_error"``
             for a :class:`~bkvcodec.SignatureError`. Every class of the tree
             has one, so ``except BkvError as err: err.code`` always works.
@@ -70,7 +70,7 @@ class ProtocolError(BkvError):
 
     Attributes:
         code: A stable snake_case name for the failure, the one used in the
-            protocol references (for example ``"checksum_mismatch"``).
+            protocols' test vectors (for example ``"checksum_mismatch"``).
     """
 
     code: ClassVar[str] = "protocol_error"
@@ -314,7 +314,7 @@ class PayloadInconsistent(PayloadError):
 
 
 class NoHeader(BadMagic):
-    """An AP3000 frame does not start with ``DNY`` (ap3000.md §2.7 ``no_header``).
+    """An AP3000 frame does not start with ``DNY`` (``no_header``).
 
     Attributes:
         found: The bytes found where ``DNY`` should be (at most three).
@@ -327,7 +327,7 @@ class NoHeader(BadMagic):
 
 class LengthTooSmall(BadLength):
     """An AP3000 length field below 9, the size of an empty frame's body
-    (ap3000.md §2.2, §2.7 ``length_too_small``).
+    (``length_too_small``).
 
     Attributes:
         length: The value of the length field.
@@ -341,7 +341,7 @@ class LengthTooSmall(BadLength):
 
 class LengthTooLarge(FrameError):
     """An AP3000 length field above the protocol limit of 1024
-    (ap3000.md §2.2, §2.7 ``length_too_large``).
+    (``length_too_large``).
 
     Attributes:
         length: The value of the length field.
@@ -360,7 +360,7 @@ class LengthTooLarge(FrameError):
 
 class Incomplete(Truncated):
     """The input ends before the AP3000 frame its header declares
-    (ap3000.md §2.7 ``incomplete``).
+    (``incomplete``).
 
     Attributes:
         needed: Bytes the frame needs in total (length + 5; 14 when even the

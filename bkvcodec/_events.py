@@ -47,7 +47,7 @@ __all__ = [
 
 
 class PortState(enum.IntEnum):
-    """A port's state as the API shows it (api.md §6.3 ``status``)."""
+    """A port's state as the API shows it (``status``)."""
 
     #: Nothing charging (a charger may be plugged in).
     IDLE = 0
@@ -60,7 +60,7 @@ class PortState(enum.IntEnum):
 
 
 class EndReason(enum.IntEnum):
-    """Why an order ended (api.md §4); the integer is stored, the name shown."""
+    """Why an order ended; the integer is stored, the name shown."""
 
     #: A limit was reached (time, energy, amount) or the plug was pulled.
     NORMAL = 0
@@ -85,7 +85,7 @@ class EndReason(enum.IntEnum):
 
 
 class ChargeMode(enum.IntEnum):
-    """How an order limits the charge (api.md §6.3 ``charge_mode``)."""
+    """How an order limits the charge (``charge_mode``)."""
 
     #: By time (``duration``).
     TIME = 1
@@ -179,8 +179,7 @@ class PortStatusReported(Event):
     """One port's state and readings.
 
     Attributes:
-        fault_code: The protocol's raw fault value, 0 when not faulted
-            (api.md §10.4).
+        fault_code: The protocol's raw fault value, 0 when not faulted.
         raw_status: The status byte as sent.
         business_no: BKV session number, 0 or None when idle.
     """
@@ -234,7 +233,7 @@ class SettlementReported(Event):
 
     Attributes:
         end_reason: The contract's reason, mapped from the protocol's code or
-            derived from status bits (api.md §10.2).
+            derived from status bits.
         end_reason_raw: The protocol's own code, when it sends one.
         amount_cents: What the device billed, when it bills (GN power and card
             modes).
@@ -318,7 +317,7 @@ class CardPresented(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmRaised(Event):
-    """A device or port reported a fault or an alarm (api.md §7 ``device.alarm``)."""
+    """A device or port reported a fault or an alarm (``device.alarm``)."""
 
     phy_id: str
     alarm_type: str
@@ -334,7 +333,7 @@ class ParamsReported(Event):
 
     Attributes:
         command_id: The query it answers, when known.
-        params: Values by the protocol reference's field names, raw units.
+        params: Values by the field names of the protocol's messages, raw units.
     """
 
     phy_id: str
@@ -382,7 +381,7 @@ class ServerAnswered(Event):
     """The server answered one of the device's frames (a heartbeat, a report …).
 
     Attributes:
-        name: The answered message, by the protocol reference's name.
+        name: The answered message, by its message name.
         server_time: The time the answer carries (heartbeat and time replies), as
             Unix seconds, else None.
     """

@@ -44,8 +44,8 @@ _HIDDEN = frozenset({"container", "item_order", "direction"})
 
 def message_name(message: BkvMessage | Ap3000Message | type[BkvMessage]
                  | type[Ap3000Message]) -> str:
-    """The snake_case message name: bkv.md §9 for BKV messages (``heartbeat``,
-    ``status_report`` …), ap3000.md §8 for AP3000 ones (``register``,
+    """The snake_case message name, as in the message catalogues: for BKV messages (``heartbeat``,
+    ``status_report`` …), for AP3000 ones (``register``,
     ``charge_control_reply`` …; ``unknown`` for :class:`~bkvcodec.ap3000.UnknownAp3000Command`).
 
     Names are unique within a protocol family, not across families: the
@@ -102,8 +102,8 @@ def frame_to_json(frame: JsonItem, raw: bytes | None = None) -> JsonObject:
     """*frame* in the layout of its protocol's vector files.
 
     Args:
-        frame: A :class:`~bkvcodec.bkv.BkvFrame` (bkv.md §9 layout), an
-            :class:`~bkvcodec.ap3000.Ap3000Frame` (ap3000.md §10 layout) or a non-frame
+        frame: A :class:`~bkvcodec.bkv.BkvFrame`, an
+            :class:`~bkvcodec.ap3000.Ap3000Frame` or a non-frame
             item (``{"kind": …}``).
         raw: The frame's bytes if known, else the frame is encoded again.
 
@@ -160,7 +160,7 @@ def error_to_json(error: RemoteProtocolError, data: bytes = b"",
     ``length``/``limit``, ``found``, ``frame_length``/``available`` …), byte strings
     as lower-case hex, and a checksum's ``expected``/``actual`` as
     ``expected_checksum``/``actual_checksum``. Only ``error``, the code, follows
-    each protocol reference (``truncated`` / ``incomplete`` …).
+    each protocol's test vectors (``truncated`` / ``incomplete`` …).
 
     For a :class:`~bkvcodec.errors.PayloadError` the frame itself is valid: ``frame_valid`` is true
     and the frame's header fields are added from *data* (the frame's bytes) under
@@ -263,7 +263,7 @@ def frame_from_json(obj: Mapping[str, Any]) -> JsonItem:
     :func:`frame_to_json`).
 
     An object with ``"protocol": "ap3000"``, a ``physical_id`` or a ``kind`` is
-    read as AP3000 (ap3000.md §10: ``physical_id``, ``message_id``, ``message``,
+    read as AP3000 (``physical_id``, ``message_id``, ``message``,
     ``fields``). Anything else is read as BKV: envelope fields ``gateway_id``,
     ``seq`` and optionally ``direction`` (the byte) and ``command`` (for GN
     containers), ``message`` and ``fields``. Derived fields (lengths, counts,

@@ -16,7 +16,7 @@ __all__ = ["KNOWN_FRAMES", "KnownFrame"]
 
 
 class KnownFrame(NamedTuple):
-    """One case of the protocol references' vector files."""
+    """One case of the vendors' test vectors."""
 
     protocol: str  # "bkv" or "ap3000"
     kind: str  # "vectors", "non_frame" or "malformed"

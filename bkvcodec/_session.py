@@ -34,7 +34,7 @@ __all__ = [
 
 
 class OrderState(enum.Enum):
-    """The states of an order (api.md §4)."""
+    """The states of an order."""
 
     #: Constructed, start not yet requested.
     NEW = "new"
@@ -100,7 +100,7 @@ class SessionInput(enum.Enum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionTimeouts:
-    """The clocks of an order, in seconds (api.md §1, §4, §10.3).
+    """The clocks of an order, in seconds.
 
     Attributes:
         start_timeout: From the start command's delivery to the device's

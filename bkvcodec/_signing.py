@@ -27,7 +27,7 @@ __all__ = [
     "verify_webhook",
 ]
 
-#: Largest accepted distance between ``X-Timestamp`` and now, seconds (api.md §6.1).
+#: Largest accepted distance between ``X-Timestamp`` and now, seconds.
 DEFAULT_MAX_SKEW = 300
 
 
@@ -53,7 +53,7 @@ def canonical_text(method: str, path: str, timestamp: str, nonce: str, body: byt
 
     Args:
         method: The HTTP method, upper-cased here.
-        path: The URL path without scheme, host or query string (api.md §10.5).
+        path: The URL path without scheme, host or query string.
         timestamp: The ``X-Timestamp`` header as sent (Unix seconds).
         nonce: The ``X-Nonce`` header as sent.
         body: The raw request body.
@@ -112,7 +112,7 @@ def verify_signature(secret: str, method: str, path: str, headers: Mapping[str, 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookEvent:
-    """A verified webhook delivery (api.md §6.4).
+    """A verified webhook delivery.
 
     Attributes:
         event_id: Unique and stable across retries: use it to drop duplicates.

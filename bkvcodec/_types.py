@@ -64,6 +64,15 @@ class BcdTime:
     def __str__(self) -> str:
         return self.raw.hex()
 
+    def __repr__(self) -> str:
+        """``BcdTime(2025-10-20 14:00:35)``: the wire digits as a date and time (even
+        an impossible one); bytes that are not 7 BCD bytes as ``raw=bytes.fromhex(…)``."""
+        text = self.raw.hex()
+        if len(self.raw) != 7 or not text.isdigit():
+            return f"BcdTime(raw=bytes.fromhex({text!r}))"
+        return (f"BcdTime({text[0:4]}-{text[4:6]}-{text[6:8]} "
+                f"{text[8:10]}:{text[10:12]}:{text[12:14]})")
+
 
 @dataclass(frozen=True, slots=True)
 class BinaryTime:

@@ -287,7 +287,7 @@ _BKV_KINDS = _bkv_kinds()
 
 
 def bkv_messages() -> st.SearchStrategy[m.BkvMessage]:
-    """Every BKV-family message kind (bkv.md §4-§7), in both directions, unknown
+    """Every BKV-family message kind, in both directions, unknown
     commands, GN sub-commands, packets and tags included.
 
     Returns:
@@ -467,7 +467,7 @@ def _unknown_ap3000(draw: st.DrawFn, direction: Direction | None) -> a.UnknownAp
 
 
 def ap3000_messages(direction: Direction | None = None) -> st.SearchStrategy[a.Ap3000Message]:
-    """Every AP3000 message kind (ap3000.md §8), unknown commands included.
+    """Every AP3000 message kind, unknown commands included.
 
     Args:
         direction: Only messages travelling this way; None for both.
@@ -557,8 +557,8 @@ def mixed_streams(draw: st.DrawFn, direction: Direction = Direction.UP) -> tuple
 def ap3000_streams(draw: st.DrawFn, direction: Direction = Direction.UP) -> tuple[
         list[Ap3000Frame | IccidAnnouncement | LinkKeepAlive], bytes]:
     """What an AP3000 unit's TCP connection carries: sometimes the modem's ICCID
-    first, then frames travelling *direction* and ``link`` keep-alives
-    (ap3000.md §2.1), with noise between them that cannot start anything.
+    first, then frames travelling *direction* and ``link`` keep-alives, with noise between them
+    that cannot start anything.
 
     A :class:`~bkvcodec.FrameDecoder` built with ``protocol=ProtocolFamily.AP3000``
     and *direction* returns exactly the items, however the stream is split into
@@ -613,7 +613,7 @@ def chunked(draw: st.DrawFn, data: bytes | st.SearchStrategy[bytes],
 
 def vector_bytes(kinds: Iterable[str] = ("vectors", "non_frame", "malformed"),
                  protocol: ProtocolFamily | None = None) -> st.SearchStrategy[bytes]:
-    """The real frames of the protocol references' vector files, embedded in the
+    """The real frames of the vendors' test vectors, embedded in the
     package (captures of real gateways and devices, the vendors' documented
     examples, and frames built from the vendors' layouts).
 
@@ -722,7 +722,7 @@ def _bkv_case(data: bytes | bytearray, mutation: Mutation, original: bytes,
 
 
 def _bkv_envelope(up: bool, command: int, payload: bytes, gateway: bytes) -> bytes:
-    """A BKV frame built by hand (bkv.md §2): any payload, a correct envelope."""
+    """A BKV frame built by hand: any payload, a correct envelope."""
     body = (command.to_bytes(2, "big") + b"\0\0\0\0" + bytes([int(up)]) + gateway + payload)
     length = len(body) + 3  # + checksum + trailer, minus nothing: length counts from command
     head = (b"\xfc\xfe" if up else b"\xfc\xff") + length.to_bytes(2, "big")
@@ -818,7 +818,7 @@ def _chosen(mutations: Iterable[Mutation] | None, allowed: tuple[Mutation, ...],
 
 def malformed_bkv_frames(mutations: Iterable[Mutation] | None = None
                          ) -> st.SearchStrategy[MalformedFrame]:
-    """BKV frames broken in one way each (bkv.md §2.7), with what was broken.
+    """BKV frames broken in one way each, with what was broken.
 
     What :meth:`BkvFrame.decode <bkvcodec.bkv.BkvFrame.decode>` raises is
     :attr:`MalformedFrame.error`; what a :class:`~bkvcodec.FrameDecoder` does:
@@ -873,7 +873,7 @@ def _ap3000_checksum(data: bytes | bytearray) -> int:
 
 
 def _ap3000_raw(physical_id: int, message_id: int, command: int, payload: bytes) -> bytes:
-    """An AP3000 frame built by hand (ap3000.md §2): any data, a correct envelope."""
+    """An AP3000 frame built by hand: any data, a correct envelope."""
     body = (physical_id.to_bytes(4, "little") + message_id.to_bytes(2, "little")
             + bytes([command]) + payload)
     head = b"DNY" + (len(body) + 2).to_bytes(2, "little")
@@ -964,7 +964,7 @@ def _ap3000_unknown(draw: st.DrawFn, direction: Direction | None) -> MalformedFr
 def malformed_ap3000_frames(direction: Direction | None = None,
                             mutations: Iterable[Mutation] | None = None
                             ) -> st.SearchStrategy[MalformedFrame]:
-    """AP3000 frames broken in one way each (ap3000.md §2.7), with what was broken.
+    """AP3000 frames broken in one way each, with what was broken.
 
     What :meth:`Ap3000Frame.decode <bkvcodec.ap3000.Ap3000Frame.decode>` (in
     :attr:`MalformedFrame.direction`) raises is :attr:`MalformedFrame.error`;

@@ -1,8 +1,10 @@
 """Sphinx configuration for the bkvcodec documentation."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -25,14 +27,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
-    "sphinx.ext.graphviz",
     "myst_parser",
     "catalogue",
     "serverdocs",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = ["_build", "_generated"]
-graphviz_output_format = "svg"
 templates_path: list[str] = []
 html_theme = "furo"
 html_title = f"bkvcodec {release}"
@@ -46,12 +46,12 @@ nitpick_ignore_regex = [
     ("py:class", r"(ClassVar|TypeAlias|Sequence|Mapping|Iterable)"),
     ("py:class", r"hypothesis\.strategies\..*|SearchStrategy|DrawFn"),
     ("py:obj", r"typing\..*"),
-    # Sphinx's own stand-in for a type alias it has already expanded.
-    ("py:class", r"TypeAliasForwardRef"),
     ("py:class", r"st\.(SearchStrategy|DrawFn)|m\.BkvMessage|a\.Ap3000Message"),
 ]
 
 autodoc_member_order = "bysource"
+# Signatures show ``StreamItem``, not ``bkvcodec.StreamItem``, when the name links.
+python_use_unqualified_type_names = True
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
 autodoc_type_aliases = {
@@ -68,3 +68,21 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True
 myst_heading_anchors = 2
+
+
+# Sphinx writes an alias of autodoc_type_aliases that sits inside another type
+# (``list[StreamItem]``, ``BkvMessage | None``) as ``TypeAliasForwardRef('…')``; put
+# the alias's name back, so that signatures show it and link to it.
+_FORWARD_REF = re.compile(r"TypeAliasForwardRef\('([\w.]+)'\)")
+
+
+def _unwrap_aliases(app: Any, what: str, name: str, obj: object, options: object,
+                    signature: str | None, return_annotation: str | None
+                    ) -> tuple[str | None, str | None]:
+    def fix(text: str | None) -> str | None:
+        return None if text is None else _FORWARD_REF.sub(r"\1", text)
+    return fix(signature), fix(return_annotation)
+
+
+def setup(app: Any) -> None:
+    app.connect("autodoc-process-signature", _unwrap_aliases)

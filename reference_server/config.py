@@ -64,25 +64,25 @@ __all__ = [
     "with_generated_api_key",
 ]
 
-#: What to do with a charge request for a port that is already busy (api.md §1).
+#: What to do with a charge request for a port that is already busy.
 BusyPortPolicy = Literal["reject", "replace"]
 #: Log levels, as written in the configuration.
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
-#: What an API key may do (api.md §11.4); every route needs one of them.
+#: What an API key may do; every route needs one of them.
 Role = Literal["read", "operate", "cards", "firmware", "admin"]
-#: Every role, in the order of api.md §11.4. A key configured without ``roles`` has all.
+#: Every role, in the contract's order. A key configured without ``roles`` has all.
 ROLES: tuple[Role, ...] = ("read", "operate", "cards", "firmware", "admin")
 _ROLE_NAMES: dict[str, Role] = {role: role for role in ROLES}
-#: SQLite ``PRAGMA synchronous`` of every connection (api.md §11.1).
+#: SQLite ``PRAGMA synchronous`` of every connection.
 SqliteSynchronous = Literal["full", "normal"]
 
 _POLICIES: dict[str, BusyPortPolicy] = {"reject": "reject", "replace": "replace"}
 _SYNCHRONOUS: dict[str, SqliteSynchronous] = {"full": "full", "normal": "normal"}
-#: Which device ids are served (api.md §11.2): any (``open``) or provisioned ones only.
+#: Which device ids are served: any (``open``) or provisioned ones only.
 DevicePolicy = Literal["open", "known"]
-#: Whether the first ICCID a device presents is bound to it (api.md §11.2).
+#: Whether the first ICCID a device presents is bound to it.
 IccidBinding = Literal["pin", "off"]
-#: Which connection stays when a live device is named from another address (§11.2).
+#: Which connection stays when a live device is named from another address.
 TakeoverPolicy = Literal["replace", "keep"]
 
 _DEVICE_POLICIES: dict[str, DevicePolicy] = {"open": "open", "known": "known"}
@@ -93,7 +93,7 @@ _LOG_LEVELS: dict[str, LogLevel] = {
     "critical": "critical",
 }
 
-#: Default ``offline_after`` per protocol (api.md §7): 3 × the heartbeat period.
+#: Default ``offline_after`` per protocol: 3 × the heartbeat period.
 PROTOCOL_OFFLINE_AFTER: Mapping[str, int] = {"bkv": 180, "ap3000": 90}
 
 #: The ``settings`` row that holds the SHA-256 (hex) of the API key generated at first
@@ -129,7 +129,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ApiKey:
-    """One API key of the third-party API (api.md §6.1).
+    """One API key of the third-party API.
 
     Attributes:
         name: Identifies the key in logs and in per-key tables (nonces,
@@ -137,7 +137,7 @@ class ApiKey:
         key: The value clients send in ``X-Api-Key``. Not shown by ``repr()``.
         secret: The HMAC signing secret; when set, requests must be signed.
             Not shown by ``repr()``.
-        roles: What the key may do (api.md §11.4); all of :data:`ROLES` unless
+        roles: What the key may do; all of :data:`ROLES` unless
             the ``[[api_keys]]`` table lists fewer.
         key_sha256: For a key known only by its hash (the generated key after
             first start): the SHA-256 of the key, hex; ``key`` is then empty.
@@ -163,12 +163,12 @@ class ApiKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """The whole server configuration (api.md §1); every field has a default.
+    """The whole server configuration; every field has a default.
 
     Times are whole seconds. The attributes from ``tcp_host`` to ``log_level``
-    are the contract's table (with the per-protocol ``offline_after`` values of
-    §7); the rest are settings the contract gives a default for without naming a
-    key (§5, §6, §6.1–§6.4).
+    are the contract's table (with per-protocol ``offline_after`` values); the rest are
+    settings the contract gives a default for without naming a
+    key.
 
     Attributes:
         tcp_host: Device listener address.
@@ -182,51 +182,51 @@ class Config:
         offline_after: When set, overrides both per-protocol values below.
         offline_after_bkv: Silence after which a BKV device is offline.
         offline_after_ap3000: Silence after which an AP3000 device is offline.
-        start_timeout: Wait for the device's start confirmation (api.md §4).
+        start_timeout: Wait for the device's start confirmation.
         command_ttl: How long a queued command may wait for an offline device.
         busy_port_policy: ``reject`` (409) or ``replace`` the running order.
         log_level: Minimum level of the JSON log lines.
         cmd_log_retention: Age after which ``cmd_logs`` rows are pruned.
         cmd_log_max_rows: The most ``cmd_logs`` rows kept, newest first.
-        rate_limit_rps: Per-API-key token rate, requests per second (§6.2).
-        rate_limit_burst: Per-API-key bucket size (§6.2).
+        rate_limit_rps: Per-API-key token rate, requests per second.
+        rate_limit_burst: Per-API-key bucket size.
         rate_limit_auth_failures: Failed authentications allowed per remote
-            address per minute before it gets 429 (§11.3).
-        device_command_rate: Command requests per device per second (§6.2).
-        webhook_timeout: A delivery must get its 2xx within this (§6.4).
-        webhook_max_backoff: Cap of the exponential retry delay (§6.4).
-        webhook_retry_window: How long a delivery is retried before it is dead (§6.4).
-        max_body_bytes: Largest accepted request body (§6).
-        signature_max_skew: Allowed ``X-Timestamp`` distance from now (§6.1).
-        nonce_ttl: How long a request nonce is remembered (§6.1).
-        idempotency_ttl: How long an ``Idempotency-Key`` answer is replayed (§6.3).
-        default_price_per_kwh: Tariff when a request has none, cents/kWh (§5).
-        default_service_fee: Service fee when a request has none, per mille (§5).
+            address per minute before it gets 429.
+        device_command_rate: Command requests per device per second.
+        webhook_timeout: A delivery must get its 2xx within this.
+        webhook_max_backoff: Cap of the exponential retry delay.
+        webhook_retry_window: How long a delivery is retried before it is dead.
+        max_body_bytes: Largest accepted request body.
+        signature_max_skew: Allowed ``X-Timestamp`` distance from now.
+        nonce_ttl: How long a request nonce is remembered.
+        idempotency_ttl: How long an ``Idempotency-Key`` answer is replayed.
+        default_price_per_kwh: Tariff when a request has none, cents/kWh.
+        default_service_fee: Service fee when a request has none, per mille.
         retention_days: Age in days after which events (delivered or dead),
-            webhook deliveries, order progress and the frame log are pruned (§11.4).
+            webhook deliveries, order progress and the frame log are pruned.
         sqlite_synchronous: ``full`` (a commit is on disk before anything it
             stores is acknowledged, also across a power loss) or ``normal`` (WAL
-            checkpoints only; a power loss may undo the last commits) (§11.1).
+            checkpoints only; a power loss may undo the last commits).
         rated_power_w: A port's rated power; device reports of more energy than
             this × the reported time × 1.2, or of more power than this × 1.2, are
-            capped and raise ``order.anomaly`` (§11.1).
+            capped and raise ``order.anomaly``.
         device_policy: ``open`` serves any device id, ``known`` only provisioned
-            ones (api.md §11.2).
+            ones.
         known_devices: Device ids provisioned at start (besides ``POST /devices``).
         iccid_binding: ``pin`` binds a device to the first ICCID it presents and
-            quarantines a connection presenting another; ``off`` does not (§11.2).
+            quarantines a connection presenting another; ``off`` does not.
         takeover_policy: When a live device is named by a new connection from
-            another address: ``replace`` the old connection or ``keep`` it (§11.2).
+            another address: ``replace`` the old connection or ``keep`` it.
         max_connections: Most device connections at once; None = the descriptor
-            limit minus 256 kept for HTTP, SQLite and webhooks (§11.3).
+            limit minus 256 kept for HTTP, SQLite and webhooks.
         max_connections_per_ip: Most device connections from one address; 0 = no
-            limit (§11.3).
+            limit.
         unidentified_timeout: Close a connection without a valid frame after this
-            long (§11.3).
+            long.
         unidentified_max_bytes: Close a connection without a valid frame after this
-            many bytes; also the most garbage a connection gets logged (§11.3).
+            many bytes; also the most garbage a connection gets logged.
         frame_log_max_bytes: Bytes of one connection stored in ``cmd_logs`` per hour;
-            beyond, frames are counted, not stored (§11.3).
+            beyond, frames are counted, not stored.
         config_file: The TOML file that was read, if any (informational).
     """
 
@@ -340,7 +340,8 @@ def _key(name: str, help_text: str, *, env: str | None = None, flag: str | None 
                       help_text, metavar)
 
 
-#: TOML key → its environment variable and flag. The first block is api.md §1's table.
+#: TOML key → its environment variable and flag. The first block is the contract's
+#: table of settings.
 _KEYS: dict[str, _Key] = dict([
     _key("tcp_host", "device listener address (0.0.0.0)", metavar="HOST"),
     _key("tcp_port", "device listener port (7065)"),
@@ -435,7 +436,7 @@ def _version_text() -> str:
 
 
 def argument_parser() -> argparse.ArgumentParser:
-    """The command-line parser (every flag of api.md §1, plus ``--config``).
+    """The command-line parser (every setting as a flag, plus ``--config``).
 
     Every option defaults to None, meaning "not given", so the lower layers show
     through. ``--help`` prints the flags and ``--version`` the versions, and both

@@ -89,7 +89,7 @@ class CardNotFound(_NotFound):
 
 
 class CardExists(ServiceError):
-    """``POST /cards`` for a card that is registered already (api.md §11.1); its
+    """``POST /cards`` for a card that is registered already; its
     balance changes only through top-ups and adjustments."""
 
     status = 409

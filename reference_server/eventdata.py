@@ -64,7 +64,7 @@ def order_event_data(event: OrderEvent, *, device_phy_id: str, amount_cents: int
         event: What the order's session produced.
         device_phy_id: The order's device.
         amount_cents: The order's prepaid amount, repeated in settlement payloads.
-        tariff: The order's tariff (api.md §11.1), in every order payload when given.
+        tariff: The order's tariff, in every order payload when given.
     """
     common: dict[str, object] = {"order_no": event.order_no, "device_phy_id": device_phy_id,
                                  "socket_no": event.socket_no, "port_no": event.port_no}

@@ -68,7 +68,7 @@ __all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "Gateway", "GatewayS
            "GatewayStatistics", "default_max_connections"]
 
 _READ_SIZE = 65536
-#: Descriptors kept for HTTP, SQLite and webhooks (api.md §11.3).
+#: Descriptors kept for HTTP, SQLite and webhooks.
 DESCRIPTOR_RESERVE = 256
 #: The frame log's budget window (``frame_log_max_bytes`` per connection per hour).
 _LOG_WINDOW = 3600.0
@@ -119,7 +119,7 @@ class GatewaySettings:
             send ``link`` every 30 s, BKV gateways a heartbeat every 60 s.
         write_timeout: Close a connection whose peer does not take our bytes.
         max_frame_size: Passed to each connection's decoder.
-        device_policy: ``open`` or ``known`` (api.md §11.2).
+        device_policy: ``open`` or ``known``.
         iccid_binding: ``pin`` or ``off``.
         takeover_policy: ``replace`` or ``keep``.
         offline_after: Seconds per protocol within which a connection that carried a

@@ -30,7 +30,7 @@ from .storage import AsyncDatabase, DeviceIdentity
 
 __all__ = ["AP3000_HOST_TYPES", "MAX_IDS_PER_HOST", "DeviceIdentities", "is_ap3000_host"]
 
-#: AP3000 type codes of host units, which relay slaves (ap3000.md §2.3).
+#: AP3000 type codes of host units, which relay slaves.
 AP3000_HOST_TYPES = frozenset({"09", "0A"})
 #: Most device ids one AP3000 host connection may carry: itself and 50 slaves,
 #: with room to spare.

@@ -12,13 +12,13 @@ from .storage import OrderRecord
 __all__ = ["AUTO_PORT", "ChargeRequest", "ChargeResult", "FirmwareOta", "FtpOta",
            "OtaRequest", "StopRequest"]
 
-#: ``port_no`` 255: the server picks the lowest idle, fault-free port (api.md §2).
+#: ``port_no`` 255: the server picks the lowest idle, fault-free port.
 AUTO_PORT = 255
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeRequest:
-    """``POST /devices/{phy_id}/charge`` (api.md §6.3); money in cents, §3 units."""
+    """``POST /devices/{phy_id}/charge``; money in cents."""
 
     phy_id: str
     port_no: int

@@ -140,7 +140,7 @@ def _check_file_mode(config: Config, log: Logger) -> None:
 
 
 def gateway_settings(config: Config) -> GatewaySettings:
-    """The gateway's limits from the configuration (api.md §7, §11.2, §11.3)."""
+    """The gateway's limits from the configuration."""
     idle = max(config.offline_after_for("bkv"), config.offline_after_for("ap3000"))
     return GatewaySettings(
         idle_timeout=idle + _IDLE_MARGIN,
@@ -157,7 +157,7 @@ def gateway_settings(config: Config) -> GatewaySettings:
 
 async def _api_keys(config: Config, db: AsyncDatabase, log: Logger, announce: TextIO) -> Config:
     """Use the configured keys, or the generated one: made and printed once at first
-    start, and stored only as its SHA-256 (api.md §11.4)."""
+    start, and stored only as its SHA-256."""
     if not config.needs_generated_api_key:
         return config
     legacy = await db.get_setting(LEGACY_GENERATED_API_KEY_SETTING)

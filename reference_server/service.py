@@ -152,7 +152,7 @@ _DeviceReport: TypeAlias = (
     | UpgradeRequested | UnknownMessage
 )
 
-#: Push every 10th heartbeat of a device (the 1st, 11th, 21st …; api.md §10.6).
+#: Push every 10th heartbeat of a device (the 1st, 11th, 21st …).
 HEARTBEAT_SAMPLING = 10
 #: How often the timer task runs (session clocks, expiry, offline sweep, flushes).
 TICK = 0.25
@@ -398,7 +398,7 @@ class ChargingService:
             request: What to charge.
             key_name: The API key that asks (recorded on the order and its command).
             record_answer: Called inside the order's transaction with the result, to
-                store the idempotency answer in the same commit (api.md §11.4): a
+                store the idempotency answer in the same commit: a
                 failure of either undoes both.
 
         Raises:
@@ -829,7 +829,7 @@ class ChargingService:
 
     def _plausible(self, order: _Order, event: ProgressReported | SettlementReported,
                    now: float, changes: _Changes) -> MeterReading:
-        """The report's reading, capped where it cannot be true (api.md §11.1)."""
+        """The report's reading, capped where it cannot be true."""
         report = "settlement" if isinstance(event, SettlementReported) else "progress"
         if order.session.state.is_terminal:
             return event.reading
@@ -1594,7 +1594,7 @@ class ChargingService:
         return idle[0]
 
     def _next_order_no(self, now: float) -> str:
-        """A new order number (api.md §2), given out here and not by the database:
+        """A new order number, given out here and not by the database:
         two requests in the same second must not both see the same "next free"
         number before either has inserted its order."""
         order_no = max(format_order_no(int(now), 0), self._free_order_no)
@@ -1619,7 +1619,7 @@ class ChargingService:
 
 
 def _check_address(protocol: ProtocolFamily, socket_no: int, port_no: int) -> None:
-    """The charging point must exist in the device's protocol (api.md §2)."""
+    """The charging point must exist in the device's protocol."""
     if protocol is ProtocolFamily.BKV:
         if not 1 <= socket_no <= 250:
             raise InvalidArgument("socket_no", "BKV sockets are numbered 1 to 250")

@@ -63,7 +63,7 @@ _MAX_ERROR_CHARS = 200
 
 def backoff_delay(failures: int, cap: int) -> int:
     """Seconds to wait after the *failures*-th failed attempt in a row: 1, 2, 4 …
-    at most *cap* (api.md §6.4).
+    at most *cap*.
 
     >>> [backoff_delay(n, 5) for n in range(1, 6)]
     [1, 2, 4, 5, 5]
@@ -76,7 +76,7 @@ def backoff_delay(failures: int, cap: int) -> int:
 
 def webhook_request(event: EventRecord, *, path: str, secret: str | None, now: float,
                     nonce: str) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of one delivery attempt of *event* (api.md §6.4).
+    """The body and headers of one delivery attempt of *event*.
 
     The body is the compact JSON envelope. ``X-Timestamp`` is the attempt's time,
     so every retry is freshly signed with a fresh nonce; ``timestamp`` in the
@@ -84,7 +84,7 @@ def webhook_request(event: EventRecord, *, path: str, secret: str | None, now: f
 
     Args:
         event: The recorded event.
-        path: The webhook URL's path, without scheme, host or query (api.md §10.5).
+        path: The webhook URL's path, without scheme, host or query.
         secret: The webhook secret. None sends the delivery without
             ``X-Signature``: receivers then cannot tell it from a forgery, so
             configure a secret whenever the URL is reachable by others.

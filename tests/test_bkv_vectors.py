@@ -111,3 +111,14 @@ def test_malformed_stream_byte_by_byte(case: dict[str, Any]) -> None:
 
     assert expected == actual
     assert whole.statistics() == split.statistics()
+
+
+def test_bcd_time_repr_reads_as_a_date() -> None:
+    from bkvcodec.bkv import BcdTime, HeartbeatAck
+
+    ack = HeartbeatAck(time=BcdTime(bytes.fromhex("20251020140035")))
+
+    assert repr(ack) == "HeartbeatAck(time=BcdTime(2025-10-20 14:00:35))"
+    # Impossible dates read as the wire says; bytes that are not BCD stay bytes.
+    assert repr(BcdTime(bytes.fromhex("20251340256199"))) == "BcdTime(2025-13-40 25:61:99)"
+    assert repr(BcdTime(b"\x20\x25\x1a")) == "BcdTime(raw=bytes.fromhex('20251a'))"

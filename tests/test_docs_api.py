@@ -37,3 +37,55 @@ def test_every_public_name_is_in_the_api_reference(module_name: str) -> None:
         expected -= top
     assert sorted(expected - on_page) == []
     assert sorted(on_page - set(module.__all__)) == []
+
+
+# --- the HTTP reference (the OpenAPI document and its rendering) ----------------------
+
+def _http_operations() -> list[tuple[str, str, dict[str, object]]]:
+    from reference_server.api import openapi_document
+
+    paths = openapi_document()["paths"]
+    assert isinstance(paths, dict)
+    return [(method, path, op) for path, ops in paths.items() for method, op in ops.items()]
+
+
+def test_only_routes_with_a_body_list_the_body_limits() -> None:
+    for method, path, op in _http_operations():
+        responses = op["responses"]
+        assert isinstance(responses, dict)
+        has_body = "requestBody" in op
+        assert ("413" in responses) == has_body, (method, path)
+        assert ("408" in responses) == has_body, (method, path)
+        if method == "get":
+            assert not has_body, path
+
+
+def test_the_rendered_reference_resolves_every_schema() -> None:
+    import sys
+
+    sys.path.insert(0, str(API.parent / "_ext"))
+    try:
+        import serverdocs
+    finally:
+        sys.path.remove(str(API.parent / "_ext"))
+    from reference_server.api import openapi_document
+
+    schemas = openapi_document()["components"]["schemas"]  # type: ignore[index]
+    for method, path, op in _http_operations():
+        body = op.get("requestBody")
+        if body:
+            schema = body["content"]["application/json"]["schema"]  # type: ignore[index]
+            text = "\n".join(serverdocs._fields(schema, schemas, ""))
+            assert "$ref" not in text and "#/components" not in text, (method, path)
+            for alternative in schema.get("oneOf", [schema]):
+                _, resolved = serverdocs._resolve(alternative, schemas)
+                for name in resolved["properties"]:
+                    assert f"``{name}``" in text, (method, path, name)
+        for code, response in op["responses"].items():  # type: ignore[attr-defined]
+            data = serverdocs._data_schema(response)
+            if data is not None:
+                text = "\n".join(serverdocs._fields(data, schemas, ""))
+                assert "$ref" not in text, (method, path, code)
+                _, resolved = serverdocs._resolve(data, schemas)
+                for name in resolved.get("properties", {}):
+                    assert f"``{name}``" in text, (method, path, code, name)

@@ -1,1 +1,1 @@
-"""The AP3000 ("DNY") protocol family (ap3000.md): private; import from :mod:`bkvcodec`."""
+"""The AP3000 ("DNY") protocol family: private; import from :mod:`bkvcodec`."""

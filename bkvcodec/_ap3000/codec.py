@@ -61,7 +61,7 @@ __all__ = ["Ap3000Frame", "Ap3000FrameSizeWarning", "check_downlink", "check_fra
 #: Frame bytes around the data: header 3, length 2, physical ID 4, message ID 2,
 #: command 1, checksum 2.
 FRAME_OVERHEAD = 14
-#: The packet size the vendor document allows (§2.2); 0xF8 frames need 269 (§9 A1).
+#: The packet size the vendor document allows; 0xF8 frames need 269.
 DOCUMENTED_MAX_LENGTH = 256
 _LEGACY_FIRMWARE_LENGTH = 269
 
@@ -70,7 +70,7 @@ _HEAD = Struct("<IHB")
 
 class Ap3000FrameSizeWarning(UserWarning):
     """An encoded AP3000 frame is longer than the vendor's 256-byte packet limit
-    (ap3000.md §2.2; 0xF8 packets of length 269 excepted). Devices may refuse it.
+    (0xF8 packets of length 269 excepted). Devices may refuse it.
 
     .. versionadded:: 0.1.0
     """
@@ -86,16 +86,15 @@ def _message_key(message: Ap3000Message) -> tuple[int, Direction]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Frame:
     """One AP3000 frame: ``DNY``, length, physical ID, message ID, command, data
-    and checksum (ap3000.md §2.2).
+    and checksum.
 
-    The command code and direction follow from the message class (§8); the
+    The command code and direction follow from the message class; the
     length and checksum are computed when encoding.
 
     Attributes:
-        physical_id: The 32-bit physical ID of the unit the frame concerns
-            (§2.3); see :attr:`phy_id`, :attr:`device_type_code` and
-            :attr:`device_number`.
-        message_id: The message ID (u16, §2.5): a fresh number for each new
+        physical_id: The 32-bit physical ID of the unit the frame concerns; see
+            :attr:`phy_id`, :attr:`device_type_code` and :attr:`device_number`.
+        message_id: The message ID (u16): a fresh number for each new
             command, the same for a retransmission, the request's in a reply.
         message: The decoded data.
 
@@ -113,7 +112,7 @@ class Ap3000Frame:
 
     @property
     def command(self) -> int:
-        """The command byte (ap3000.md §8)."""
+        """The command byte."""
         return _message_key(self.message)[0]
 
     @property
@@ -123,12 +122,12 @@ class Ap3000Frame:
 
     @property
     def device_type_code(self) -> int:
-        """The type code, the physical ID's most significant byte (§2.3)."""
+        """The type code, the physical ID's most significant byte."""
         return self.physical_id >> 24
 
     @property
     def device_number(self) -> int:
-        """The number printed under the unit's QR code, the low 24 bits (§2.3)."""
+        """The number printed under the unit's QR code, the low 24 bits."""
         return self.physical_id & 0xFF_FFFF
 
     @classmethod
@@ -177,7 +176,7 @@ class Ap3000Frame:
         """The frame as bytes, with its length and checksum computed.
 
         Optional fields are written up to the last one set; unset ones before it
-        get their neutral value (§2.6). A frame longer than 256 bytes (other
+        get their neutral value. A frame longer than 256 bytes (other
         than an 0xF8 packet) triggers an :class:`Ap3000FrameSizeWarning`.
 
         Returns:
@@ -190,7 +189,7 @@ class Ap3000Frame:
         return encode_frame(self)
 
     def reply(self, message: Ap3000Message) -> Ap3000Frame:
-        """The frame answering this one: same physical ID and message ID (§2.5).
+        """The frame answering this one: same physical ID and message ID.
 
         Args:
             message: The answer, for example :class:`Ap3000HeartbeatReply` for an
@@ -215,7 +214,7 @@ class Ap3000Frame:
 # --- decoding ------------------------------------------------------------------------------
 
 def checksum(data: bytes, end: int) -> int:
-    """The checksum of the first *end* bytes of *data* (§2.4)."""
+    """The checksum of the first *end* bytes of *data*."""
     if end + 2 == len(data) <= 256:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521;
         # summing the whole frame saves a copy, then the two checksum bytes go.
@@ -434,16 +433,16 @@ class _GrammarRejected(RemoteProtocolError):
     code = "grammar_rejected"
 
 
-#: Limits ap3000.md states for downlink fields that are narrower than the wire
+#: Limits the protocol states for downlink fields that are narrower than the wire
 #: type: (low, high, where the limit comes from).
 _DOCUMENTED_LIMITS: dict[tuple[type[Ap3000Message], str], tuple[int, int, str]] = {
-    (Ap3000SetParams11, "float_percent"): (1, 100, "percent, ap3000.md §5.4"),
+    (Ap3000SetParams11, "float_percent"): (1, 100, "percent"),
     (Ap3000SetLimits, "overload_power_0p1w"): (
-        0, 35000, "0.1 W, at most 3500 W on high-power models, ap3000.md §5.6"),
-    (Ap3000ReadEeprom, "read_length"): (0, 32, "bytes, ap3000.md §5.8"),
-    (Ap3000WriteEeprom, "write_length"): (0, 32, "bytes, ap3000.md §5.8"),
+        0, 35000, "0.1 W, at most 3500 W on high-power models"),
+    (Ap3000ReadEeprom, "read_length"): (0, 32, "bytes"),
+    (Ap3000WriteEeprom, "write_length"): (0, 32, "bytes"),
 }
-#: Text fields whose content must leave room for a terminating NUL (ap3000.md §5.8, §6.6).
+#: Text fields whose content must leave room for a terminating NUL.
 _TEXT_LIMITS: dict[tuple[type[Ap3000Message], str], int] = {
     (Ap3000SetQrCode, "qr_text"): 71,
     (Ap3000HostSetServer, "server_address"): 45,
@@ -485,7 +484,7 @@ def _check_field(cls: type[Ap3000Message], field: Any, value: object) -> None:
 
 def check_downlink(message: Ap3000Message) -> None:
     """Check that *message* is a server-to-device message that encodes and keeps
-    the limits ap3000.md states for its fields.
+    the limits the protocol states for its fields.
 
     Beyond each field's wire type (u8, u16, fixed-size bytes, text size) it checks
     ``float_percent`` of 0x83 (1-100), ``overload_power_0p1w`` of 0x85 (at most

@@ -90,7 +90,7 @@ _PACKETS: dict[type[a.Ap3000Message], type[a.Ap3000FirmwarePacketSlaveReply]
     a.Ap3000FirmwarePacketHost: a.Ap3000FirmwarePacketHostReply,
 }
 
-#: The parameters a unit starts with: the defaults of ap3000.md §5.4-§5.7 (0x85's
+#: The parameters a unit starts with: the protocol's defaults for 0x83-0x86 (0x85's
 #: overload power depends on the model; 20000 = 2000 W, the dual-socket limit) and
 #: 0x97 ``mute`` off.
 AP3000_DEFAULT_PARAMS: dict[str, int] = {
@@ -120,7 +120,7 @@ class _ResultReply(Protocol):
     def __call__(self, *, result: int) -> a.Ap3000Message: ...
 
 
-#: The replies that carry nothing but a result byte (ap3000.md §5, §6.6).
+#: The replies that carry nothing but a result byte.
 _RESULT_REPLIES: dict[type[a.Ap3000Message], _ResultReply] = {
     a.Ap3000HostSetServer: a.Ap3000HostSetServerReply,
     a.Ap3000SetParams11: a.Ap3000SetParams11Reply,
@@ -140,7 +140,7 @@ _RESULT_REPLIES: dict[type[a.Ap3000Message], _ResultReply] = {
     a.Ap3000SetParams13: a.Ap3000SetParams13Reply,
     a.Ap3000MultiFunction: a.Ap3000MultiFunctionReply,
 }
-#: What may answer a 0x81: the frames it makes a unit send (§5.1).
+#: What may answer a 0x81: the frames it makes a unit send.
 _STATUS_FRAMES = (a.Ap3000Register, a.Ap3000LegacyHeartbeat, a.Ap3000Heartbeat)
 
 

@@ -107,7 +107,7 @@ _SLAVE_VERSION = Struct("<BBHI")
 
 
 def _legacy_heartbeat(p: bytes) -> Ap3000Message:
-    """0x01 up (§4.1): n = port_count; 8 + 5n mandatory bytes, two optional."""
+    """0x01 up: n = port_count; 8 + 5n mandatory bytes, two optional."""
     n = len(p)
     if n < 5:
         raise PayloadTooShort("legacy_heartbeat", 8, n)
@@ -126,7 +126,7 @@ def _legacy_heartbeat(p: bytes) -> Ap3000Message:
 
 
 def _heartbeat(p: bytes) -> Ap3000Message:
-    """0x21 up (§4.8): voltage, n = port_count, n statuses, signal, temperature."""
+    """0x21 up: voltage, n = port_count, n statuses, signal, temperature."""
     n = len(p)
     if n < 3:
         raise PayloadTooShort("heartbeat", 5, n)
@@ -139,7 +139,7 @@ def _heartbeat(p: bytes) -> Ap3000Message:
 
 
 def _card_swipe(p: bytes) -> Ap3000Message:
-    """0x02 up (§4.2): 8 mandatory bytes; timestamp, card_no2_len, card_no2 optional."""
+    """0x02 up: 8 mandatory bytes; timestamp, card_no2_len, card_no2 optional."""
     n = len(p)
     if n < 8:
         raise PayloadTooShort("card_swipe", 8, n)
@@ -161,7 +161,7 @@ def _card_swipe(p: bytes) -> Ap3000Message:
 
 
 def _slave_versions(p: bytes) -> Ap3000Message:
-    """0x35 up (§6.5): type_count, then 8-byte entries."""
+    """0x35 up: type_count, then 8-byte entries."""
     if not p:
         raise PayloadTooShort("slave_versions", 1, 0)
     end = 1 + 8 * p[0]
@@ -174,7 +174,7 @@ def _slave_versions(p: bytes) -> Ap3000Message:
 
 
 def _play_voice(p: bytes) -> Ap3000Message:
-    """0x89 down (§5.8): interrupt, voice_count, voice ids."""
+    """0x89 down: interrupt, voice_count, voice ids."""
     if len(p) < 2:
         raise PayloadTooShort("play_voice", 2, len(p))
     end = 2 + p[1]
@@ -184,14 +184,14 @@ def _play_voice(p: bytes) -> Ap3000Message:
 
 
 def _read_eeprom_reply(p: bytes) -> Ap3000Message:
-    """0x8B up (§5.8): result, then the memory read."""
+    """0x8B up: result, then the memory read."""
     if not p:
         raise PayloadTooShort("read_eeprom_reply", 1, 0)
     return Ap3000ReadEepromReply(result=p[0], eeprom_data=p[1:])
 
 
 def _write_eeprom(p: bytes) -> Ap3000Message:
-    """0x8C down (§5.8): address, write_length, then the bytes to write."""
+    """0x8C down: address, write_length, then the bytes to write."""
     if len(p) < 3:
         raise PayloadTooShort("write_eeprom", 3, len(p))
     return Ap3000WriteEeprom(address=p[0] | p[1] << 8, write_length=p[2], eeprom_data=p[3:])

@@ -28,11 +28,11 @@ from .._types import Direction
 
 __all__ = ["FRAME", "HEADER", "LAYOUTS", "MAX_LENGTH", "MIN_LENGTH", "Layout", "PlainField"]
 
-#: The frame header, ASCII ``DNY`` (§2.2).
+#: The frame header, ASCII ``DNY``.
 HEADER = b"DNY"
 #: Smallest legal length field: physical ID 4 + message ID 2 + command 1 + checksum 2.
 MIN_LENGTH = 9
-#: Largest length field a decoder accepts (§2.2, §9 A1).
+#: Largest length field a decoder accepts.
 MAX_LENGTH = 1024
 
 U8 = cs.Int8ul
@@ -44,7 +44,7 @@ U32 = cs.Int32ul
 
 
 class Text(cs.Adapter):  # type: ignore[type-arg]
-    """Fixed-size text padded with NULs (§1: ASCII, NUL padding removed). Any byte
+    """Fixed-size text padded with NULs (ASCII, NUL padding removed). Any byte
     that is not ASCII decodes as Latin-1, so that a frame is never lost over one
     odd character, and trailing NULs are the only thing stripped, so that the
     text encodes back to the same bytes."""
@@ -76,7 +76,7 @@ _FRAME_BODY = cs.Struct(
 )
 
 #: A whole frame. The checksum is the sum of every byte from ``D`` to the last
-#: data byte, modulo 65536, little-endian (§2.4).
+#: data byte, modulo 65536, little-endian.
 FRAME = cs.Struct(
     "body" / cs.RawCopy(_FRAME_BODY),
     "checksum" / cs.Checksum(U16, lambda data: sum(data) & 0xFFFF, this.body.data),
@@ -125,9 +125,9 @@ class Layout:
     """One message's data layout.
 
     Attributes:
-        name: The message name (ap3000.md §8), for error messages.
+        name: The message name, for error messages.
         mandatory: The fields every payload has, in wire order.
-        optional: The fields older firmware omits (§2.6), in wire order.
+        optional: The fields older firmware omits, in wire order.
         neutral: Values written for optional fields the caller left unset before
             the last one set (0 unless named here).
         rest: True when the last mandatory field takes every remaining byte
@@ -175,20 +175,20 @@ _ORDER_NO = "order_no" / cs.Bytes(16)
 _TIMESTAMP = _fields("timestamp" / U32)
 _FIRMWARE_REPLY = _fields("result" / U8, "packet_no" / U16)
 
-#: 0x03 settlement (§4.3) up to the order number; also all of 0x43 (§4.10).
+#: 0x03 settlement up to the order number; also all of 0x43.
 _SETTLEMENT_HEAD = _fields(
     "charge_duration_s" / U16, "max_power_0p1w" / U16, "energy_0p01kwh" / U16,
     "port" / U8, "start_mode" / U8, "card_or_code" / cs.Bytes(4), "stop_reason" / U8,
     _ORDER_NO,
 )
 
-#: 0x83 set_params_1_1 (§5.4), also the 0x90 reply.
+#: 0x83 set_params_1_1, also the 0x90 reply.
 _PARAMS_1_1 = _fields(
     "unplug_power" / U16, "unplug_detect_time_s" / U16, "float_percent" / U8,
     "float_detect_time_s" / U16, "float_time_s" / U16, "heartbeat_interval_s" / U16,
 )
 
-#: 0x84 set_params_1_2 (§5.5), also the 0x91 reply.
+#: 0x84 set_params_1_2, also the 0x91 reply.
 _PARAMS_1_2 = _fields(
     "dyn_overload_power" / U16, "dyn_overload_detect_time_s" / U16,
     "dyn_overload_start_time_s" / U16, "unplug_interference_power" / U8,
@@ -198,15 +198,15 @@ _PARAMS_1_2 = _fields(
     "unplug_detect_off" / U8, "qr_light" / U8,
 )
 
-#: 0x85 set_limits (§5.6), also the 0x92 reply.
+#: 0x85 set_limits, also the 0x92 reply.
 _LIMITS = _fields("max_charge_duration_s" / U16, "overload_power_0p1w" / U16)
 _LIMITS_OPTIONAL = _fields("over_voltage_0p1v" / U16, "under_voltage_0p1v" / U16)
 
-#: 0x86 set_card_params (§5.7), also the 0x93 reply.
+#: 0x86 set_card_params, also the 0x93 reply.
 _CARD_PARAMS = _fields(
     "card_sector" / U8, "user_card_key" / cs.Bytes(6), "new_card_key" / cs.Bytes(6))
 
-#: 0xE0/0xE1/0xE2 firmware packet (§5.10).
+#: 0xE0/0xE1/0xE2 firmware packet.
 _FIRMWARE_PACKET = _fields(
     "total_packets" / U16, "packet_no" / U16, "firmware" / cs.Bytes(200))
 
@@ -222,7 +222,7 @@ def _empty(name: str) -> Layout:
 U = Direction.UP
 D = Direction.DOWN
 
-#: Data layouts by (command, direction), ap3000.md §4-§6.
+#: Data layouts by (command, direction)
 LAYOUTS: dict[tuple[int, Direction], Layout] = {
     # §6.1 host poll (bus only)
     (0x00, U): Layout("host_poll", _fields("virtual_id" / U8)),

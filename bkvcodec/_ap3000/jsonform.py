@@ -60,7 +60,7 @@ _FIRMWARE = (Ap3000FirmwarePacketSlave, Ap3000FirmwarePacketPowerBoard,
 
 
 def message_name(message: Ap3000Message | type[Ap3000Message]) -> str:
-    """The message name of ap3000.md §8 (``heartbeat``, ``charge_control_reply`` …)."""
+    """The snake_case message name (``heartbeat``, ``charge_control_reply`` …)."""
     cls = message if isinstance(message, type) else type(message)
     if cls is UnknownAp3000Command:
         return UNKNOWN_NAME

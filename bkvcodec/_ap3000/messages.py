@@ -139,7 +139,7 @@ D = Direction.DOWN
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostPoll:
-    """A host's RS-485 poll of its slaves, command 0x00 (ap3000.md §6.1).
+    """A host's RS-485 poll of its slaves, command 0x00.
 
     Bus-only: a server that sees it has almost certainly mis-framed the stream.
     The frame's physical-ID and message-ID slots carry other things here (0 or the
@@ -155,7 +155,7 @@ class Ap3000HostPoll:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000LegacyHeartbeat:
-    """Old status heartbeat, command 0x01 up (ap3000.md §4.1).
+    """Old status heartbeat, command 0x01 up.
 
     Answer with :class:`Ap3000LegacyHeartbeatReply` — or answer the unit's 0x21
     instead, which makes it stop sending 0x01 (never both).
@@ -170,16 +170,16 @@ class Ap3000LegacyHeartbeat:
     port_peak_power_0p1w: tuple[int, ...]  #: Peak power per port since charging began.
     virtual_id: int  #: Local bus address (485/LoRa), 0 if none.
     signal_strength: int  #: Radio link slave ↔ host; 0 = wired or not supported.
-    device_type: int  #: Hardware family (ap3000.md §3.5).
+    device_type: int  #: Hardware family.
     env_temp_raw: int | None = None  #: °C = raw − 65; 0 = no sensor. Optional.
-    work_mode: int | None = None  #: :class:`Ap3000WorkMode` bits. Optional (§9 A4).
+    work_mode: int | None = None  #: :class:`Ap3000WorkMode` bits. Optional.
     extra: bytes = b""
 
 
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000CardSwipe:
-    """A card presented at a port, command 0x02 up (ap3000.md §4.2).
+    """A card presented at a port, command 0x02 up.
 
     Answer with :class:`Ap3000CardSwipeReply`; the reply does not start charging,
     a separate :class:`Ap3000ChargeControl` does.
@@ -187,7 +187,7 @@ class Ap3000CardSwipe:
     .. versionadded:: 0.1.0
     """
 
-    card_id: bytes  #: 4-byte card UID, wire order (§3.6).
+    card_id: bytes  #: 4-byte card UID, wire order.
     card_type: int  #: :class:`Ap3000CardType`.
     port: int  #: 0-based; 0xFF = balance query only.
     card_balance_fen: int  #: Money stored on a balance card.
@@ -205,7 +205,7 @@ class Ap3000CardSwipe:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Settlement:
-    """End-of-charge record, command 0x03 up (ap3000.md §4.3).
+    """End-of-charge record, command 0x03 up.
 
     Answering it with :class:`Ap3000SettlementReply` is **mandatory**: the device
     keeps the record and repeats it every 30 min until answered. Expect
@@ -221,7 +221,7 @@ class Ap3000Settlement:
     start_mode: int  #: :class:`Ap3000StartMode`.
     card_or_code: bytes  #: Card UID (offline start), zeros (online), code (start_mode 3).
     stop_reason: int  #: :class:`Ap3000StopReason`.
-    order_no: bytes  #: 16 bytes (§3.7).
+    order_no: bytes  #: 16 bytes.
     second_max_power_0p1w: int | None = None  #: Highest power in the first 5 min. Optional.
     timestamp: int | None = None  #: Unix seconds, debug only. Optional (V8.0).
     occupancy_min: int | None = None  #: Cabinets only, minutes occupied after full. Optional.
@@ -231,7 +231,7 @@ class Ap3000Settlement:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000OrderConfirm:
-    """Legacy start confirmation, command 0x04 up (ap3000.md §4.4); units made
+    """Legacy start confirmation, command 0x04 up; units made
     before mid-2019 only. Answer with :class:`Ap3000OrderConfirmReply`.
 
     .. versionadded:: 0.1.0
@@ -253,10 +253,10 @@ class Ap3000OrderConfirm:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000UpgradeRequest:
-    """The device asks for a firmware upgrade, command 0x05 up (ap3000.md §4.5). No reply.
+    """The device asks for a firmware upgrade, command 0x05 up. No reply.
 
     Every field is optional: older units send an undocumented 0x05 to restart an
-    0xF8 upgrade (§9 A5), which decodes with the fields it has (often none).
+    0xF8 upgrade, which decodes with the fields it has (often none).
 
     .. versionadded:: 0.1.0
     """
@@ -270,7 +270,7 @@ class Ap3000UpgradeRequest:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000PowerHeartbeat:
-    """Progress of one charging port, command 0x06 up (ap3000.md §4.6). No reply.
+    """Progress of one charging port, command 0x06 up. No reply.
 
     Sent every 5 min per charging port; the values are cumulative for the order.
 
@@ -301,7 +301,7 @@ class Ap3000PowerHeartbeat:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostHeartbeat:
-    """Host (or unit with its own modem) status, command 0x11 up (ap3000.md §6.2).
+    """Host (or unit with its own modem) status, command 0x11 up.
     No reply; every 30 min.
 
     .. versionadded:: 0.1.0
@@ -323,7 +323,7 @@ class Ap3000HostHeartbeat:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostTimeRequest:
-    """A host asks for the time, command 0x12 up (ap3000.md §6.3).
+    """A host asks for the time, command 0x12 up.
     Answer with :class:`Ap3000HostTimeReply`.
 
     .. versionadded:: 0.1.0
@@ -335,7 +335,7 @@ class Ap3000HostTimeRequest:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostStatusReport:
-    """Host electrical status, command 0x17 up (ap3000.md §6.4). No reply.
+    """Host electrical status, command 0x17 up. No reply.
 
     .. versionadded:: 0.1.0
     """
@@ -360,7 +360,7 @@ class Ap3000HostStatusReport:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Register:
-    """Registration after power-up, command 0x20 up (ap3000.md §4.7).
+    """Registration after power-up, command 0x20 up.
     Answer with :class:`Ap3000RegisterReply`.
 
     .. versionadded:: 0.1.0
@@ -378,7 +378,7 @@ class Ap3000Register:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Heartbeat:
-    """Periodic heartbeat, command 0x21 up (ap3000.md §4.8); every 180 s by default.
+    """Periodic heartbeat, command 0x21 up; every 180 s by default.
     Answer with :class:`Ap3000HeartbeatReply`.
 
     .. versionadded:: 0.1.0
@@ -394,7 +394,7 @@ class Ap3000Heartbeat:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000TimeRequest:
-    """The device asks for the time, command 0x22 up (ap3000.md §4.9).
+    """The device asks for the time, command 0x22 up.
     Answer with :class:`Ap3000TimeReply`.
 
     .. versionadded:: 0.1.0
@@ -406,7 +406,7 @@ class Ap3000TimeRequest:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostSetServerReply:
-    """Answer to :class:`Ap3000HostSetServer`, command 0x34 up (ap3000.md §6.6).
+    """Answer to :class:`Ap3000HostSetServer`, command 0x34 up.
 
     .. versionadded:: 0.1.0
     """
@@ -437,7 +437,7 @@ class Ap3000SlaveVersion:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SlaveVersions:
-    """Lowest firmware version per slave type, command 0x35 up (ap3000.md §6.5). No reply.
+    """Lowest firmware version per slave type, command 0x35 up. No reply.
 
     .. versionadded:: 0.1.0
     """
@@ -449,7 +449,7 @@ class Ap3000SlaveVersions:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000CabinetHeartbeat:
-    """Charging-cabinet heartbeat, command 0x41 up (ap3000.md §4.10). No reply.
+    """Charging-cabinet heartbeat, command 0x41 up. No reply.
 
     .. versionadded:: 0.1.0
     """
@@ -463,7 +463,7 @@ class Ap3000CabinetHeartbeat:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Alarm:
-    """Cabinet alarm, command 0x42 up (ap3000.md §4.10). No reply.
+    """Cabinet alarm, command 0x42 up. No reply.
 
     .. versionadded:: 0.1.0
     """
@@ -477,7 +477,7 @@ class Ap3000Alarm:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ChargeCompleteNotice:
-    """Charging finished (cabinets), command 0x43 up (ap3000.md §4.10): the first
+    """Charging finished (cabinets), command 0x43 up: the first
     29 bytes of :class:`Ap3000Settlement`; the settlement comes later. No reply.
 
     .. versionadded:: 0.1.0
@@ -497,7 +497,7 @@ class Ap3000ChargeCompleteNotice:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000PortPush:
-    """Cabinet port event, command 0x44 up (ap3000.md §4.10). No reply.
+    """Cabinet port event, command 0x44 up. No reply.
 
     .. versionadded:: 0.1.0
     """
@@ -511,7 +511,7 @@ class Ap3000PortPush:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000CabinetStopReply:
-    """Answer to :class:`Ap3000CabinetStop`, command 0x72 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000CabinetStop`, command 0x72 up.
 
     .. versionadded:: 0.1.0
     """
@@ -524,7 +524,7 @@ class Ap3000CabinetStopReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ChargeControlReply:
-    """Answer to :class:`Ap3000ChargeControl`, command 0x82 up (ap3000.md §5.2).
+    """Answer to :class:`Ap3000ChargeControl`, command 0x82 up.
 
     Firmware before V6.2 answers with fewer bytes.
 
@@ -541,7 +541,7 @@ class Ap3000ChargeControlReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetParams11Reply:
-    """Answer to :class:`Ap3000SetParams11`, command 0x83 up (ap3000.md §5.4).
+    """Answer to :class:`Ap3000SetParams11`, command 0x83 up.
 
     .. versionadded:: 0.1.0
     """
@@ -553,7 +553,7 @@ class Ap3000SetParams11Reply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetParams12Reply:
-    """Answer to :class:`Ap3000SetParams12`, command 0x84 up (ap3000.md §5.5).
+    """Answer to :class:`Ap3000SetParams12`, command 0x84 up.
 
     .. versionadded:: 0.1.0
     """
@@ -565,7 +565,7 @@ class Ap3000SetParams12Reply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetLimitsReply:
-    """Answer to :class:`Ap3000SetLimits`, command 0x85 up (ap3000.md §5.6).
+    """Answer to :class:`Ap3000SetLimits`, command 0x85 up.
 
     .. versionadded:: 0.1.0
     """
@@ -577,7 +577,7 @@ class Ap3000SetLimitsReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetCardParamsReply:
-    """Answer to :class:`Ap3000SetCardParams`, command 0x86 up (ap3000.md §5.7).
+    """Answer to :class:`Ap3000SetCardParams`, command 0x86 up.
 
     .. versionadded:: 0.1.0
     """
@@ -589,7 +589,7 @@ class Ap3000SetCardParamsReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000RebootReply:
-    """Answer to :class:`Ap3000Reboot`, command 0x87 up (ap3000.md §5.8); may never come.
+    """Answer to :class:`Ap3000Reboot`, command 0x87 up; may never come.
 
     .. versionadded:: 0.1.0
     """
@@ -601,7 +601,7 @@ class Ap3000RebootReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ClearMemoryReply:
-    """Answer to :class:`Ap3000ClearMemory`, command 0x88 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000ClearMemory`, command 0x88 up.
 
     .. versionadded:: 0.1.0
     """
@@ -613,7 +613,7 @@ class Ap3000ClearMemoryReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000PlayVoiceReply:
-    """Answer to :class:`Ap3000PlayVoice`, command 0x89 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000PlayVoice`, command 0x89 up.
 
     .. versionadded:: 0.1.0
     """
@@ -625,7 +625,7 @@ class Ap3000PlayVoiceReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ModifyChargeReply:
-    """Answer to :class:`Ap3000ModifyCharge`, command 0x8A up (ap3000.md §5.3).
+    """Answer to :class:`Ap3000ModifyCharge`, command 0x8A up.
 
     .. versionadded:: 0.1.0
     """
@@ -637,7 +637,7 @@ class Ap3000ModifyChargeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ReadEepromReply:
-    """Answer to :class:`Ap3000ReadEeprom`, command 0x8B up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000ReadEeprom`, command 0x8B up.
 
     .. versionadded:: 0.1.0
     """
@@ -649,7 +649,7 @@ class Ap3000ReadEepromReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000WriteEepromReply:
-    """Answer to :class:`Ap3000WriteEeprom`, command 0x8C up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000WriteEeprom`, command 0x8C up.
 
     .. versionadded:: 0.1.0
     """
@@ -661,7 +661,7 @@ class Ap3000WriteEepromReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetWorkModeReply:
-    """Answer to :class:`Ap3000SetWorkMode`, command 0x8D up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000SetWorkMode`, command 0x8D up.
 
     .. versionadded:: 0.1.0
     """
@@ -673,7 +673,7 @@ class Ap3000SetWorkModeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetQrCodeReply:
-    """Answer to :class:`Ap3000SetQrCode`, command 0x8E up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000SetQrCode`, command 0x8E up.
 
     .. versionadded:: 0.1.0
     """
@@ -685,7 +685,7 @@ class Ap3000SetQrCodeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetTcCardModeReply:
-    """Answer to :class:`Ap3000SetTcCardMode`, command 0x8F up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000SetTcCardMode`, command 0x8F up.
 
     .. versionadded:: 0.1.0
     """
@@ -698,7 +698,7 @@ class Ap3000SetTcCardModeReply:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryParams11Reply:
     """Stored parameters of :class:`Ap3000SetParams11` (no result byte), command
-    0x90 up (ap3000.md §5.9).
+    0x90 up.
 
     .. versionadded:: 0.1.0
     """
@@ -716,7 +716,7 @@ class Ap3000QueryParams11Reply:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryParams12Reply:
     """Stored parameters of :class:`Ap3000SetParams12` (no result byte), command
-    0x91 up (ap3000.md §5.9).
+    0x91 up.
 
     .. versionadded:: 0.1.0
     """
@@ -741,8 +741,8 @@ class Ap3000QueryParams12Reply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryLimitsReply:
-    """Stored limits of :class:`Ap3000SetLimits` (no result byte), command 0x92 up
-    (ap3000.md §5.9), with or without the voltage fields.
+    """Stored limits of :class:`Ap3000SetLimits` (no result byte), command 0x92 up, with or
+    without the voltage fields.
 
     .. versionadded:: 0.1.0
     """
@@ -758,7 +758,7 @@ class Ap3000QueryLimitsReply:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryCardParamsReply:
     """Stored card parameters of :class:`Ap3000SetCardParams` (no result byte),
-    command 0x93 up (ap3000.md §5.9).
+    command 0x93 up.
 
     .. versionadded:: 0.1.0
     """
@@ -772,7 +772,7 @@ class Ap3000QueryCardParamsReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000TempQrCodeReply:
-    """Answer to :class:`Ap3000TempQrCode`, command 0x95 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000TempQrCode`, command 0x95 up.
 
     .. versionadded:: 0.1.0
     """
@@ -784,7 +784,7 @@ class Ap3000TempQrCodeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000LocateReply:
-    """Answer to :class:`Ap3000Locate`, command 0x96 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000Locate`, command 0x96 up.
 
     .. versionadded:: 0.1.0
     """
@@ -796,7 +796,7 @@ class Ap3000LocateReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetParams13Reply:
-    """Answer to :class:`Ap3000SetParams13`, command 0x97 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000SetParams13`, command 0x97 up.
 
     .. versionadded:: 0.1.0
     """
@@ -808,7 +808,7 @@ class Ap3000SetParams13Reply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000MultiFunctionReply:
-    """Answer to :class:`Ap3000MultiFunction`, command 0x98 up (ap3000.md §5.8).
+    """Answer to :class:`Ap3000MultiFunction`, command 0x98 up.
 
     .. versionadded:: 0.1.0
     """
@@ -820,7 +820,7 @@ class Ap3000MultiFunctionReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwarePacketSlaveReply:
-    """Answer to :class:`Ap3000FirmwarePacketSlave`, command 0xE0 up (ap3000.md §5.10).
+    """Answer to :class:`Ap3000FirmwarePacketSlave`, command 0xE0 up.
 
     .. versionadded:: 0.1.0
     """
@@ -833,8 +833,7 @@ class Ap3000FirmwarePacketSlaveReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwarePacketPowerBoardReply:
-    """Answer to :class:`Ap3000FirmwarePacketPowerBoard`, command 0xE1 up
-    (ap3000.md §5.10).
+    """Answer to :class:`Ap3000FirmwarePacketPowerBoard`, command 0xE1 up.
 
     .. versionadded:: 0.1.0
     """
@@ -847,7 +846,7 @@ class Ap3000FirmwarePacketPowerBoardReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwarePacketHostReply:
-    """Answer to :class:`Ap3000FirmwarePacketHost`, command 0xE2 up (ap3000.md §5.10).
+    """Answer to :class:`Ap3000FirmwarePacketHost`, command 0xE2 up.
 
     .. versionadded:: 0.1.0
     """
@@ -860,7 +859,7 @@ class Ap3000FirmwarePacketHostReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000LegacyFirmwarePacketReply:
-    """Answer to :class:`Ap3000LegacyFirmwarePacket`, command 0xF8 up (ap3000.md §5.11).
+    """Answer to :class:`Ap3000LegacyFirmwarePacket`, command 0xF8 up.
 
     .. versionadded:: 0.1.0
     """
@@ -877,7 +876,7 @@ class Ap3000LegacyFirmwarePacketReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000LegacyHeartbeatReply:
-    """Answer to :class:`Ap3000LegacyHeartbeat`, command 0x01 down (ap3000.md §4.1).
+    """Answer to :class:`Ap3000LegacyHeartbeat`, command 0x01 down.
 
     .. versionadded:: 0.1.0
     """
@@ -889,7 +888,7 @@ class Ap3000LegacyHeartbeatReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000CardSwipeReply:
-    """Answer to :class:`Ap3000CardSwipe`, command 0x02 down (ap3000.md §4.2).
+    """Answer to :class:`Ap3000CardSwipe`, command 0x02 down.
 
     .. versionadded:: 0.1.0
     """
@@ -910,19 +909,19 @@ class Ap3000CardSwipeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SettlementReply:
-    """Answer to :class:`Ap3000Settlement`, command 0x03 down (ap3000.md §4.3); mandatory.
+    """Answer to :class:`Ap3000Settlement`, command 0x03 down; mandatory.
 
     .. versionadded:: 0.1.0
     """
 
-    result: int = 0  #: 0 once the record is stored (§9 A14).
+    result: int = 0  #: 0 once the record is stored.
     extra: bytes = b""
 
 
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000OrderConfirmReply:
-    """Answer to :class:`Ap3000OrderConfirm`, command 0x04 down (ap3000.md §4.4).
+    """Answer to :class:`Ap3000OrderConfirm`, command 0x04 down.
 
     .. versionadded:: 0.1.0
     """
@@ -935,7 +934,7 @@ class Ap3000OrderConfirmReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostTimeReply:
-    """Answer to :class:`Ap3000HostTimeRequest`, command 0x12 down (ap3000.md §6.3).
+    """Answer to :class:`Ap3000HostTimeRequest`, command 0x12 down.
 
     .. versionadded:: 0.1.0
     """
@@ -947,7 +946,7 @@ class Ap3000HostTimeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000RegisterReply:
-    """Answer to :class:`Ap3000Register`, command 0x20 down (ap3000.md §4.7).
+    """Answer to :class:`Ap3000Register`, command 0x20 down.
 
     .. versionadded:: 0.1.0
     """
@@ -959,7 +958,7 @@ class Ap3000RegisterReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HeartbeatReply:
-    """Answer to :class:`Ap3000Heartbeat`, command 0x21 down (ap3000.md §4.8).
+    """Answer to :class:`Ap3000Heartbeat`, command 0x21 down.
 
     .. versionadded:: 0.1.0
     """
@@ -971,7 +970,7 @@ class Ap3000HeartbeatReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000TimeReply:
-    """Answer to :class:`Ap3000TimeRequest`, command 0x22 down (ap3000.md §4.9).
+    """Answer to :class:`Ap3000TimeRequest`, command 0x22 down.
 
     .. versionadded:: 0.1.0
     """
@@ -983,7 +982,7 @@ class Ap3000TimeReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000HostSetServer:
-    """Point a host's modem at a server, command 0x34 down (ap3000.md §6.6).
+    """Point a host's modem at a server, command 0x34 down.
 
     .. versionadded:: 0.1.0
     """
@@ -998,7 +997,7 @@ class Ap3000HostSetServer:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000CabinetStop:
-    """Stop a cabinet port without opening the door, command 0x72 down (ap3000.md §5.8).
+    """Stop a cabinet port without opening the door, command 0x72 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1011,7 +1010,7 @@ class Ap3000CabinetStop:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryStatus:
-    """Make the device send 0x20, 0x01 and 0x21, command 0x81 down (ap3000.md §5.1).
+    """Make the device send 0x20, 0x01 and 0x21, command 0x81 down.
     No reply.
 
     .. versionadded:: 0.1.0
@@ -1023,11 +1022,11 @@ class Ap3000QueryStatus:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ChargeControl:
-    """Start or stop charging, command 0x82 down (ap3000.md §5.2).
+    """Start or stop charging, command 0x82 down.
 
     A stop acts only when ``order_no`` matches the running order. When encoding,
     unset optional fields before the last one set are written as 0, except
-    ``short_check``, written as 2 (normal detection, §9 A3).
+    ``short_check``, written as 2 (normal detection).
 
     .. versionadded:: 0.1.0
     """
@@ -1037,7 +1036,7 @@ class Ap3000ChargeControl:
     port: int  #: 0-based; 0xFF = let the device pick.
     charge_command: int  #: 0 = stop, 1 = start.
     charge_value: int  #: Seconds (rate mode 0) or 0.01 kWh (mode 2); 0 = until full.
-    order_no: bytes  #: 16 bytes (§3.7).
+    order_no: bytes  #: 16 bytes.
     max_duration_s: int | None = None  #: This order only; 0 = device setting.
     overload_power_0p1w: int | None = None  #: This order only; 0 = device setting.
     qr_light: int | None = None  #: 0 = QR backlight on at next plug-in, 1 = off.
@@ -1054,12 +1053,12 @@ class Ap3000ChargeControl:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetParams11:
-    """Device tuning 1.1, command 0x83 down (ap3000.md §5.4).
+    """Device tuning 1.1, command 0x83 down.
 
     .. versionadded:: 0.1.0
     """
 
-    unplug_power: int  #: Default 3; unit not stated (§9 A9).
+    unplug_power: int  #: Default 3; unit not stated.
     unplug_detect_time_s: int  #: Default 10.
     float_percent: int  #: 1-100, default 20.
     float_detect_time_s: int  #: Default 1800.
@@ -1071,7 +1070,7 @@ class Ap3000SetParams11:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetParams12:
-    """Device tuning 1.2, command 0x84 down (ap3000.md §5.5).
+    """Device tuning 1.2, command 0x84 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1096,7 +1095,7 @@ class Ap3000SetParams12:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetLimits:
-    """Charging limits, command 0x85 down (ap3000.md §5.6); stored permanently.
+    """Charging limits, command 0x85 down; stored permanently.
 
     .. versionadded:: 0.1.0
     """
@@ -1111,7 +1110,7 @@ class Ap3000SetLimits:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetCardParams:
-    """Card reader keys, command 0x86 down (ap3000.md §5.7).
+    """Card reader keys, command 0x86 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1125,7 +1124,7 @@ class Ap3000SetCardParams:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Reboot:
-    """Reboot the device, command 0x87 down (ap3000.md §5.8).
+    """Reboot the device, command 0x87 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1136,7 +1135,7 @@ class Ap3000Reboot:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ClearMemory:
-    """Clear everything but the IDs and upgrade data, command 0x88 down (ap3000.md §5.8).
+    """Clear everything but the IDs and upgrade data, command 0x88 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1147,7 +1146,7 @@ class Ap3000ClearMemory:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000PlayVoice:
-    """Play voice prompts, command 0x89 down (ap3000.md §5.8; marked reserved).
+    """Play voice prompts, command 0x89 down (marked reserved).
 
     .. versionadded:: 0.1.0
     """
@@ -1160,8 +1159,7 @@ class Ap3000PlayVoice:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ModifyCharge:
-    """Change the duration or energy of a running order, command 0x8A down
-    (ap3000.md §5.3).
+    """Change the duration or energy of a running order, command 0x8A down.
 
     .. versionadded:: 0.1.0
     """
@@ -1175,7 +1173,7 @@ class Ap3000ModifyCharge:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000ReadEeprom:
-    """Read device memory, command 0x8B down (ap3000.md §5.8).
+    """Read device memory, command 0x8B down.
 
     .. versionadded:: 0.1.0
     """
@@ -1188,7 +1186,7 @@ class Ap3000ReadEeprom:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000WriteEeprom:
-    """Write device memory, command 0x8C down (ap3000.md §5.8).
+    """Write device memory, command 0x8C down.
 
     .. versionadded:: 0.1.0
     """
@@ -1201,7 +1199,7 @@ class Ap3000WriteEeprom:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetWorkMode:
-    """Networked or card-only operation, command 0x8D down (ap3000.md §5.8).
+    """Networked or card-only operation, command 0x8D down.
 
     .. versionadded:: 0.1.0
     """
@@ -1213,7 +1211,7 @@ class Ap3000SetWorkMode:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetQrCode:
-    """Set the QR code text, command 0x8E down (ap3000.md §5.8).
+    """Set the QR code text, command 0x8E down.
 
     .. versionadded:: 0.1.0
     """
@@ -1227,7 +1225,7 @@ class Ap3000SetQrCode:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetTcCardMode:
-    """Charging mode for TC cards, command 0x8F down (ap3000.md §5.8).
+    """Charging mode for TC cards, command 0x8F down.
 
     .. versionadded:: 0.1.0
     """
@@ -1239,7 +1237,7 @@ class Ap3000SetTcCardMode:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryParams11:
-    """Query the 0x83 parameters, command 0x90 down (ap3000.md §5.9).
+    """Query the 0x83 parameters, command 0x90 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1250,7 +1248,7 @@ class Ap3000QueryParams11:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryParams12:
-    """Query the 0x84 parameters, command 0x91 down (ap3000.md §5.9).
+    """Query the 0x84 parameters, command 0x91 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1261,7 +1259,7 @@ class Ap3000QueryParams12:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryLimits:
-    """Query the 0x85 limits, command 0x92 down (ap3000.md §5.9).
+    """Query the 0x85 limits, command 0x92 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1272,7 +1270,7 @@ class Ap3000QueryLimits:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000QueryCardParams:
-    """Query the 0x86 card parameters, command 0x93 down (ap3000.md §5.9).
+    """Query the 0x86 card parameters, command 0x93 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1283,7 +1281,7 @@ class Ap3000QueryCardParams:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000TempQrCode:
-    """Temporary QR code on screen models, command 0x95 down (ap3000.md §5.8).
+    """Temporary QR code on screen models, command 0x95 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1295,7 +1293,7 @@ class Ap3000TempQrCode:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Locate:
-    """Play a sound and flash, command 0x96 down (ap3000.md §5.8).
+    """Play a sound and flash, command 0x96 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1307,7 +1305,7 @@ class Ap3000Locate:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000SetParams13:
-    """Device tuning 1.3, command 0x97 down (ap3000.md §5.8).
+    """Device tuning 1.3, command 0x97 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1319,7 +1317,7 @@ class Ap3000SetParams13:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000MultiFunction:
-    """Cabinet functions, command 0x98 down (ap3000.md §5.8).
+    """Cabinet functions, command 0x98 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1329,7 +1327,7 @@ class Ap3000MultiFunction:
     extra: bytes = b""
 
 
-#: The eight bytes that open a firmware verification packet (ap3000.md §5.10).
+#: The eight bytes that open a firmware verification packet.
 VERIFICATION_MAGIC = bytes.fromhex("A1A2A3A4A5A6A7A8")
 _VERIFICATION = struct.Struct("<8sIBH")
 
@@ -1337,7 +1335,7 @@ _VERIFICATION = struct.Struct("<8sIBH")
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwareVerification:
-    """The optional last packet of an 0xE0/0xE1/0xE2 upgrade (ap3000.md §5.10):
+    """The optional last packet of an 0xE0/0xE1/0xE2 upgrade:
     ``A1 … A8``, the byte sum of the whole image (u32), the target device type,
     the new firmware version (u16), then zeros to 200 bytes.
 
@@ -1401,7 +1399,7 @@ class Ap3000FirmwareVerification:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwarePacketSlave:
-    """One firmware packet for a slave/socket unit, command 0xE0 down (ap3000.md §5.10).
+    """One firmware packet for a slave/socket unit, command 0xE0 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1420,7 +1418,7 @@ class Ap3000FirmwarePacketSlave:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwarePacketPowerBoard:
-    """One firmware packet for a unit's power board, command 0xE1 down (ap3000.md §5.10).
+    """One firmware packet for a unit's power board, command 0xE1 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1439,8 +1437,7 @@ class Ap3000FirmwarePacketPowerBoard:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000FirmwarePacketHost:
-    """One firmware packet for a host ("unified" upgrade), command 0xE2 down
-    (ap3000.md §5.10).
+    """One firmware packet for a host ("unified" upgrade), command 0xE2 down.
 
     .. versionadded:: 0.1.0
     """
@@ -1459,8 +1456,7 @@ class Ap3000FirmwarePacketHost:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000TriggerSelfUpgrade:
-    """Make a unit that downloads firmware itself upgrade, command 0xE4 down
-    (ap3000.md §5.8). No reply documented.
+    """Make a unit that downloads firmware itself upgrade, command 0xE4 down. No reply documented.
 
     .. versionadded:: 0.1.0
     """
@@ -1471,8 +1467,8 @@ class Ap3000TriggerSelfUpgrade:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000LegacyFirmwarePacket:
-    """One packet of the legacy upgrade, command 0xF8 down (ap3000.md §5.11).
-    These frames have length 269, above the documented 256-byte limit (§9 A1).
+    """One packet of the legacy upgrade, command 0xF8 down.
+    These frames have length 269, above the documented 256-byte limit.
 
     .. versionadded:: 0.1.0
     """
@@ -1486,9 +1482,9 @@ class Ap3000LegacyFirmwarePacket:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownAp3000Command:
-    """A frame whose (command, direction) has no layout in ap3000.md, kept raw
-    (ap3000.md §8: decode, expose the data, do not answer). The host commands
-    of §6.7 and the undocumented 0x23/0x26 (§9 A15) arrive this way.
+    """A frame whose (command, direction) has no documented layout, kept raw
+    (decode, expose the data, do not answer). The host commands
+    for slave units and the undocumented 0x23/0x26 arrive this way.
 
     .. versionadded:: 0.1.0
     """
@@ -1528,7 +1524,7 @@ Ap3000Message: TypeAlias = (
 )
 """Every message an :class:`Ap3000Frame` can carry."""
 
-#: (command, direction, JSON name) of every message class with a layout (ap3000.md §8).
+#: (command, direction, JSON name) of every message class with a layout.
 MESSAGE_TYPES: dict[type[Ap3000Message], tuple[int, Direction, str]] = {
     Ap3000HostPoll: (0x00, U, "host_poll"),
     Ap3000LegacyHeartbeat: (0x01, U, "legacy_heartbeat"),
@@ -1628,14 +1624,14 @@ ParameterQuery: TypeAlias = (Ap3000QueryParams11 | Ap3000QueryParams12 | Ap3000Q
 ParameterReply: TypeAlias = (Ap3000QueryParams11Reply | Ap3000QueryParams12Reply
                              | Ap3000QueryLimitsReply | Ap3000QueryCardParamsReply)
 
-#: The set commands whose fields ``SetParams`` takes (ap3000.md §5.4-§5.7 and 0x97 of
-#: §5.8), each with the query that reports them (0x97 has none).
+#: The set commands whose fields ``SetParams`` takes (0x83-0x86 and 0x97), each with
+#: the query that reports them (0x97 has none).
 PARAMETER_SETS: Mapping[type[ParameterSet], type[ParameterQuery] | None] = {
     Ap3000SetParams11: Ap3000QueryParams11, Ap3000SetParams12: Ap3000QueryParams12,
     Ap3000SetLimits: Ap3000QueryLimits, Ap3000SetCardParams: Ap3000QueryCardParams,
     Ap3000SetParams13: None,
 }
-#: The parameter queries of ap3000.md §5.9 and the replies that carry the values.
+#: The parameter queries (0x90-0x93) and the replies that carry the values.
 PARAMETER_QUERIES: Mapping[type[ParameterQuery], type[ParameterReply]] = {
     Ap3000QueryParams11: Ap3000QueryParams11Reply, Ap3000QueryParams12: Ap3000QueryParams12Reply,
     Ap3000QueryLimits: Ap3000QueryLimitsReply, Ap3000QueryCardParams: Ap3000QueryCardParamsReply,

@@ -30,7 +30,7 @@ def is_iccid(data: bytes) -> bool:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IccidAnnouncement:
     """The SIM's ICCID, sent by an AP3000 unit's modem once after the TCP
-    connection opens (ap3000.md §2.1). Not a frame; no answer.
+    connection opens. Not a frame; no answer.
 
     Attributes:
         iccid: 20 ASCII hex digits, as sent (``"898604D9162390488297"``).
@@ -54,8 +54,7 @@ class IccidAnnouncement:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkKeepAlive:
-    """The modem's keep-alive ``link``, sent after 30 s without traffic
-    (ap3000.md §2.1, §7.2). Not a frame; no answer.
+    """The modem's keep-alive ``link``, sent after 30 s without traffic. Not a frame; no answer.
 
     .. versionadded:: 0.1.0
     """

@@ -83,7 +83,7 @@ from .values import (
 __all__ = ["AP3000_END_REASONS", "Ap3000ServerRules", "port_state"]
 
 _S = Ap3000StopReason
-#: AP3000 stop reasons (ap3000.md §3.4) in the contract's names (api.md §10.2).
+#: AP3000 stop reasons in the contract's names.
 AP3000_END_REASONS: Mapping[int, EndReason] = {
     _S.FULL: EndReason.FULL, _S.MAX_DURATION: EndReason.TIMEOUT,
     _S.PRESET_DURATION: EndReason.NORMAL, _S.PRESET_ENERGY: EndReason.NORMAL,
@@ -102,17 +102,17 @@ AP3000_END_REASONS: Mapping[int, EndReason] = {
     _S.UNDER_VOLTAGE: EndReason.FAULT, _S.LOW_POWER_CUTOFF: EndReason.FULL,
 }
 
-#: The commands a server starts (ap3000.md §2.6): the unit answers each with the
-#: same command byte and message id, except 0x81 (answered by its status frames,
-#: §5.1) and 0xE4 (no reply documented).
+#: The commands a server starts: the unit answers each with the
+#: same command byte and message id, except 0x81 (answered by its status frames)
+#: and 0xE4 (no reply documented).
 _REPLIES: dict[int, type[a.Ap3000Message]] = {
     command: cls for cls, (command, direction, _) in a.MESSAGE_TYPES.items()
     if direction is Direction.UP and (command in (0x34, 0x72, 0xF8) or 0x81 <= command <= 0xE4)}
-#: 0x81 has no reply: the unit's next 0x20, 0x01 or 0x21 answers it (§5.1).
+#: 0x81 has no reply: the unit's next 0x20, 0x01 or 0x21 answers it.
 _QUERY_STATUS = 0x81
 
 #: Result codes meaning the command was carried out: 0, and for 0x82 also 3 (port
-#: fault) and 9 (relay welded), which the device reports after executing (§5.2).
+#: fault) and 9 (relay welded), which the device reports after executing.
 _SUCCESS: dict[int, frozenset[int]] = {0x82: frozenset({0x00, 0x03, 0x09})}
 _OK = frozenset({0})
 _REJECTIONS = {1: "no_charger", 2: "port_busy", 4: "no_such_port", 5: "several_ports_waiting",
@@ -121,8 +121,8 @@ _REJECTIONS = {1: "no_charger", 2: "port_busy", 4: "no_such_port", 5: "several_p
                13: "under_voltage", 14: "no_response"}
 _FIRMWARE_REFUSALS = {1: "packet_error", 2: "image_checksum_wrong", 3: "wrong_device_type",
                       4: "verification_packet_missing", 5: "upgrade_refused"}
-#: The result codes ap3000.md §5 names, per command. A command it says nothing more
-#: about follows §5's general rule, "0 = success, 1 = parameter error / failure"
+#: The result codes the protocol names, per command. A command it says nothing more
+#: about follows the general rule, "0 = success, 1 = parameter error / failure"
 #: (``failed``); codes the reference does not name are ``device_rejected``.
 _REASONS: dict[int, dict[int, str]] = {
     0x82: _REJECTIONS,
@@ -206,7 +206,7 @@ _PACKET_CLASSES: dict[FirmwareTarget, type[a.Ap3000FirmwarePacketSlave]
 
 @dataclass(frozen=True, slots=True)
 class _Transfer:
-    """A firmware image cut into the 200-byte packets of ap3000.md §5.10."""
+    """A firmware image cut into the 200-byte packets of commands 0xE0-0xE2."""
 
     command: int
     target: FirmwareTarget
@@ -239,7 +239,7 @@ class _Transfer:
 
 
 def port_state(code: int) -> PortState:
-    """The API port state for an AP3000 port status (ap3000.md §3.3)."""
+    """The API port state for an AP3000 port status."""
     if code == Ap3000PortStatus.CHARGING or code == Ap3000PortStatus.FLOAT_CHARGING:
         return PortState.CHARGING
     if code >= 0x04:
@@ -421,7 +421,7 @@ class Ap3000ServerRules:
 
     def _status_answered(self, frame: Ap3000Frame, now: float,
                          context: RulesContext) -> list[ConnectionEvent]:
-        """A 0x20/0x01/0x21 answers the unit's 0x81 in flight, if there is one (§5.1)."""
+        """A 0x20/0x01/0x21 answers the unit's 0x81 in flight, if there is one."""
         pending = context.in_flight(frame.phy_id)
         if pending is None or not _is_status_query(pending.key):
             return []
@@ -515,7 +515,7 @@ class Ap3000ServerRules:
 
     @staticmethod
     def _set_params(command: SetParams) -> a.Ap3000Message:
-        """The set command (0x83-0x86, 0x97) whose fields *command* names (§5.4-§5.8)."""
+        """The set command (0x83-0x86, 0x97) whose fields *command* names."""
         names = list(command.params)
         if not names:
             raise LocalProtocolError("SetParams names no parameter")
@@ -592,7 +592,7 @@ class Ap3000ServerRules:
 
     @staticmethod
     def _modify(command: ModifyCharge) -> a.Ap3000ModifyCharge:
-        """0x8A (ap3000.md §5.3): mode 0 timed, 1 timed with stop-when-full, 2 energy."""
+        """0x8A: mode 0 timed, 1 timed with stop-when-full, 2 energy."""
         if (command.duration_s is None) == (command.energy_wh is None):
             raise LocalProtocolError("ModifyCharge takes exactly one of duration_s, energy_wh")
         if command.duration_s is not None:
@@ -605,7 +605,7 @@ class Ap3000ServerRules:
 
     def command_timing(self, command: Command) -> CommandTiming | None:
         """Firmware packets (a :class:`SendFirmware`, or one sent as a
-        :class:`SendMessage`) wait 30 s and are resent 3 times (ap3000.md §5.10, §7.2)."""
+        :class:`SendMessage`) wait 30 s and are resent 3 times."""
         firmware = isinstance(command, SendFirmware) or (
             isinstance(command, SendMessage) and isinstance(command.message, _FIRMWARE_PACKETS))
         return self.firmware_timing if firmware else None

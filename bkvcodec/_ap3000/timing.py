@@ -33,7 +33,7 @@ __all__ = ["AP3000_REQUIRED_REPLIES", "AP3000_TIMING", "Ap3000Timing"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000Timing:
-    """The timing rules of ap3000.md §7.2, in seconds.
+    """The protocol's timing rules, in seconds.
 
     :data:`AP3000_TIMING` holds the documented values; to tune them, pass
     another instance to the connection:
@@ -51,7 +51,7 @@ class Ap3000Timing:
             same message ID (DEV, HOST: 1; ZINX allows 2).
         min_command_spacing_s: Minimum gap between two commands to one
             connection (DEV, HOST: 0.5 s; applied per connection because a host
-            serialises its slaves on one bus, §9 A13).
+            serialises its slaves on one bus).
         heartbeat_interval_s: The device's 0x21/0x01 interval (default 180 s,
             settable with 0x83).
         link_interval_s: The modem sends ``link`` after this much silence (30 s).
@@ -60,7 +60,7 @@ class Ap3000Timing:
         device_offline_after_s: Declare a device offline when its own frames
             (0x20/0x21/0x01/0x06) stop for this long: two heartbeat intervals
             plus a margin (recommendation, 420 s).
-        power_heartbeat_interval_s: 0x06 interval while charging (5 min; §9 A10).
+        power_heartbeat_interval_s: 0x06 interval while charging (5 min).
         settlement_retry_s: The device repeats an unanswered 0x03 this often (30 min).
         time_request_retry_s: The device repeats an unanswered 0x22/0x12 this
             often after power-up (3 min).
@@ -89,10 +89,10 @@ class Ap3000Timing:
     firmware_max_resends: int = 3
 
 
-#: The documented timing values (ap3000.md §7.2).
+#: The documented timing values.
 AP3000_TIMING = Ap3000Timing()
 
-#: Uplinks the server must answer, and the class of the answer (ap3000.md §7.1).
+#: Uplinks the server must answer, and the class of the answer.
 #: Answer 0x01 *or* the same unit's 0x21, not both: a unit whose 0x21 is answered
 #: stops sending 0x01. Uplinks not listed (0x05, 0x06, 0x11, 0x17, 0x35, 0x41-0x44,
 #: ICCID, ``link``) get no answer.

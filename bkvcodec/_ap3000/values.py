@@ -25,7 +25,7 @@ __all__ = [
 
 
 class Ap3000PortStatus(enum.IntEnum):
-    """Port status codes of ``port_status`` in 0x01, 0x21 and 0x06 (ap3000.md §3.3).
+    """Port status codes of ``port_status`` in 0x01, 0x21 and 0x06.
 
     .. versionadded:: 0.1.0
     """
@@ -71,7 +71,7 @@ class Ap3000PortStatus(enum.IntEnum):
 
 
 class Ap3000StopReason(enum.IntEnum):
-    """Why charging stopped: ``stop_reason`` of 0x03 and 0x43 (ap3000.md §3.4).
+    """Why charging stopped: ``stop_reason`` of 0x03 and 0x43.
 
     There is no code 0. Codes 0x10-0x18 mostly concern charging cabinets.
 
@@ -137,12 +137,12 @@ class Ap3000StopReason(enum.IntEnum):
 
 
 class Ap3000StartMode(enum.IntEnum):
-    """How an order started: ``start_mode`` of 0x03, 0x04, 0x06, 0x43 (ap3000.md §3.5).
+    """How an order started: ``start_mode`` of 0x03, 0x04, 0x06, 0x43.
 
     .. versionadded:: 0.1.0
     """
 
-    #: Started offline with a card; the device built the order number (§3.7).
+    #: Started offline with a card; the device built the order number.
     OFFLINE_CARD = 0
     #: Started online by the server (0x82).
     ONLINE = 1
@@ -151,7 +151,7 @@ class Ap3000StartMode(enum.IntEnum):
 
 
 class Ap3000RateMode(enum.IntEnum):
-    """``rate_mode`` of the 0x02 reply and of 0x82 (ap3000.md §3.5).
+    """``rate_mode`` of the 0x02 reply and of 0x82.
 
     .. versionadded:: 0.1.0
     """
@@ -167,7 +167,7 @@ class Ap3000RateMode(enum.IntEnum):
 
 
 class Ap3000CardType(enum.IntEnum):
-    """``card_type`` of 0x02 (ap3000.md §3.5).
+    """``card_type`` of 0x02.
 
     .. versionadded:: 0.1.0
     """
@@ -185,7 +185,7 @@ class Ap3000CardType(enum.IntEnum):
 
 
 class Ap3000AccountStatus(enum.IntEnum):
-    """``account_status`` of the 0x02 reply (ap3000.md §3.5); each makes the device
+    """``account_status`` of the 0x02 reply; each makes the device
     play a matching voice prompt.
 
     .. versionadded:: 0.1.0
@@ -232,7 +232,7 @@ class Ap3000AccountStatus(enum.IntEnum):
 
 
 class Ap3000ChargeResult(enum.IntEnum):
-    """``result`` of the 0x82 reply (ap3000.md §5.2). Only 0, 3 and 9 mean the
+    """``result`` of the 0x82 reply. Only 0, 3 and 9 mean the
     order runs.
 
     .. versionadded:: 0.1.0
@@ -277,14 +277,14 @@ class Ap3000ChargeResult(enum.IntEnum):
 
 
 class Ap3000FirmwareResult(enum.IntEnum):
-    """``result`` of the firmware-packet replies 0xE0-0xE2 (ap3000.md §5.10).
+    """``result`` of the firmware-packet replies 0xE0-0xE2.
 
     .. versionadded:: 0.1.0
     """
 
     #: OK, send the next packet.
     OK = 0
-    #: Packet error, resend (ap3000.md §9 A6 on which packet).
+    #: Packet error, resend (the vendor does not say which packet).
     PACKET_ERROR = 1
     #: The image checksum is wrong.
     IMAGE_CHECKSUM = 2
@@ -297,7 +297,7 @@ class Ap3000FirmwareResult(enum.IntEnum):
 
 
 class Ap3000DeviceType(enum.IntEnum):
-    """Type codes in the top byte of the physical ID (ap3000.md §2.3).
+    """Type codes in the top byte of the physical ID.
 
     Not exhaustive in practice (a vendor example uses 0x76); frames keep the raw
     code in :attr:`Ap3000Frame.device_type_code <bkvcodec.ap3000.Ap3000Frame.device_type_code>`.
@@ -322,7 +322,7 @@ class Ap3000DeviceType(enum.IntEnum):
 
 
 class Ap3000WorkMode(enum.IntFlag):
-    """Bits of ``work_mode`` in 0x01 and 0x20 (ap3000.md §3.5). A clear bit means
+    """Bits of ``work_mode`` in 0x01 and 0x20. A clear bit means
     the opposite: networked, RN8209 metering chip, no pre-check, optocoupler.
 
     .. versionadded:: 0.1.0
@@ -344,8 +344,8 @@ _PHY_ID = re.compile(r"[0-9A-Fa-f]{8}")
 
 
 def format_phy_id(physical_id: int) -> str:
-    """The printed form of a physical ID: 8 upper-case hex digits, type code first
-    (ap3000.md §2.3), for example ``"04CEAA40"``.
+    """The printed form of a physical ID: 8 upper-case hex digits, type code first, for example
+    ``"04CEAA40"``.
 
     Args:
         physical_id: The 32-bit value of the wire field.
@@ -383,7 +383,7 @@ def parse_phy_id(phy_id: str) -> int:
 
 
 def make_physical_id(device_type_code: int, device_number: int) -> int:
-    """The physical ID of a unit from its type code and label number (§2.3).
+    """The physical ID of a unit from its type code and label number.
 
     Args:
         device_type_code: The type code (:class:`Ap3000DeviceType` or another byte).
@@ -404,7 +404,7 @@ def make_physical_id(device_type_code: int, device_number: int) -> int:
 
 def card_id_decimal(card_id: bytes) -> int:
     """The decimal card number printed on vendor cards: the UID read big-endian
-    (ap3000.md §3.6; ``7A 8D 05 DD`` → 2056062429).
+    (``7A 8D 05 DD`` → 2056062429).
 
     Args:
         card_id: The card UID in wire order.
@@ -428,8 +428,7 @@ def _bcd_digits(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ap3000OfflineOrder:
-    """The fields of an order number a device built for an offline start
-    (ap3000.md §3.7, §9 A12).
+    """The fields of an order number a device built for an offline start.
 
     Card starts (``start_mode`` 0): BCD date-time (7 bytes), card UID (4), device
     number as 8 BCD digits (4), BCD of port + 30 (1). Verification-code starts

@@ -92,7 +92,7 @@ __all__ = ["BkvCommand", "BkvFrame", "check_downlink", "reference_decode", "refe
 
 
 class BkvCommand:
-    """Envelope command codes (bkv.md §2.6)."""
+    """Envelope command codes."""
 
     #: Heartbeat and its time reply.
     HEARTBEAT = 0x0000
@@ -160,8 +160,8 @@ class BkvFrame:
         message: The decoded payload.
         seq: Frame sequence number (u32): 0 for reports a gateway starts, the
             server's own number for its commands, echoed in replies.
-        direction_byte: The direction byte when it disagrees with the header
-            (bkv.md §2.4), else None. Decoders report it; encoders write it.
+        direction_byte: The direction byte when it disagrees with the header, else None.
+            Decoders report it; encoders write it.
 
     .. versionadded:: 0.1.0
     """
@@ -190,7 +190,7 @@ class BkvFrame:
                 why (:class:`~bkvcodec.errors.Truncated`, :class:`~bkvcodec.errors.BadMagic`,
                 :class:`~bkvcodec.errors.BadLength`,
                 :class:`~bkvcodec.errors.BadTrailer`, :class:`~bkvcodec.errors.ChecksumMismatch`,
-                :class:`~bkvcodec.errors.TrailingBytes`), in the order of bkv.md §2.7.
+                :class:`~bkvcodec.errors.TrailingBytes`), in the order the protocol checks them.
             PayloadError: The envelope is valid but its payload is not.
         """
         total = check_envelope(data)
@@ -243,7 +243,7 @@ def check_envelope(data: bytes) -> int:
 
 
 def checksum(data: bytes, total: int) -> int:
-    """The envelope checksum of the *total*-byte frame at the start of *data* (§2.3)."""
+    """The envelope checksum of the *total*-byte frame at the start of *data*."""
     if total <= 259:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
         return (zlib.adler32(memoryview(data)[2:total - 3]) - 1) & 0xFF
@@ -513,7 +513,7 @@ class _GrammarRejected(RemoteProtocolError):
 # list lengths, fields that go together. Answers to a gateway's own frames are refused:
 # the connection sends them itself.
 
-#: Downlinks that answer an uplink (bkv.md §10), never commands: what each answers.
+#: Downlinks that answer an uplink, never commands: what each answers.
 _ANSWERS: dict[type[Any], str] = {
     HeartbeatAck: "heartbeat (0x0000)",
     ChargeEndAck: "charge end report (GN 0x02, 0x0C, 0x18)",
@@ -522,14 +522,14 @@ _ANSWERS: dict[type[Any], str] = {
     FeeChargeEndAck: "fee-mode charge end (BKV 0x1004)",
     ExceptionReportAck: "exception report (BKV 0x1010)",
 }
-#: GN sub-commands only gateways start (bkv.md §4.2): a downlink with one answers it.
+#: GN sub-commands only gateways start: a downlink with one answers it.
 _REPORT_SUB_COMMANDS = {0x02: "charge_end", 0x0F: "card_order_ack", 0x18: "power_charge_end",
                         0x1C: "socket_status"}
 _MAX_U8, _MAX_U16 = 0xFF, 0xFFFF
-_SOCKETS = (1, 250)  #: socket_no range under one gateway (§4.2, §8.3).
-_BROADCAST_SOCKET = 254  #: 0x1B socket_no for every socket of the gateway (§4.8).
+_SOCKETS = (1, 250)  #: socket_no range under one gateway.
+_BROADCAST_SOCKET = 254  #: 0x1B socket_no for every socket of the gateway.
 _HH_MM = re.compile(r"(\d{1,2}):(\d{2})")
-#: BKV 0x1011 parameters and their largest values (item sizes of bkv.md §6.3).
+#: BKV 0x1011 parameters and their largest values (from their item sizes).
 _PARAM_SET_LIMITS = {
     "full_charge_delay_s": _MAX_U16, "no_load_delay_s": _MAX_U16,
     "full_power_threshold_dw": _MAX_U16, "no_load_power_threshold_dw": _MAX_U16,
@@ -540,7 +540,7 @@ _PARAM_SET_LIMITS = {
 def check_downlink(message: BkvMessage) -> None:
     """Check that *message* is a command a server may send, and that it encodes.
 
-    Beyond the wire grammar this checks what bkv.md states in prose: socket numbers
+    Beyond the wire grammar this checks what the protocol states in prose: socket numbers
     1-250 (254 for every socket in ``0x1B``), ports 0-1, switches 0-1, the ``0x07``
     duration 1-900 minutes, at most 5 power tiers, at most 2 voice windows, ``hh:mm``
     times, 6-byte MACs, the radio channel 1-15, the OTA address, port and 13-character
@@ -725,7 +725,7 @@ def _check_fee_control(message: FeeControl) -> None:
                 _MAX_U16)
     if tiers and tiers[-1].end != "23:59":
         raise _fail(message, f"fee_tiers[{len(tiers) - 1}].end",
-                    "must be 23:59 (the last tier ends the day, bkv.md §8.3)", tiers[-1].end)
+                    "must be 23:59 (the last tier ends the day)", tiers[-1].end)
 
 
 def _check_param_set(message: ParamSet) -> None:

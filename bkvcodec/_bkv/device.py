@@ -80,7 +80,7 @@ _ANSWERS = (m.HeartbeatAck, m.StatusReportAck, m.ChargeEndAck, m.FeeChargeEndAck
 _PARAMS = ("full_charge_delay_s", "no_load_delay_s", "full_power_threshold_dw",
            "no_load_power_threshold_dw", "high_temp_threshold_c", "power_limit_dw",
            "max_charge_time_min")
-#: What a 0x1012 reply carries (bkv.md §6.5), by field name.
+#: What a 0x1012 reply carries, by field name.
 _REPORTED = tuple(f.name for f in dataclasses.fields(m.ParamQueryReply)
                   if f.name not in ("socket_no", "ack", "bkv_seq", "bkv_gateway_id", "unknown",
                                     "item_order"))
@@ -94,7 +94,7 @@ _END_STATUS = {
                           | BkvPortStatus.CHARGING),
 }
 
-#: The GN 0x18 end-reason code a gateway sends for each end reason (bkv.md §8.1).
+#: The GN 0x18 end-reason code a gateway sends for each end reason.
 _END_CODES = {EndReason.NORMAL: 0, EndReason.FULL: 1, EndReason.USER_STOP: 4,
               EndReason.REMOTE_STOP: 5, EndReason.FAULT: 6}
 
@@ -329,7 +329,7 @@ class BkvDeviceRules:
                                          "another code (0 = failed)")
             if isinstance(message, m.StatusQuery | m.UnknownGnMessage):
                 raise LocalProtocolError(
-                    f"bkv.md documents no refusal of {message_name(message)}: answer with "
+                    f"the protocol documents no refusal of {message_name(message)}: answer with "
                     "CommandAcknowledged (its reply may be any uplink)")
         if isinstance(message, m.ChargeControl | m.PowerControl | m.FeeControl):
             # A start creates a session number; a stop names the given one, if any.

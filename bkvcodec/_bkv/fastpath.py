@@ -54,7 +54,7 @@ GnMessage = (
     | CardBalanceQuery | CardBalanceReply | VoiceConfig | VoiceConfigAck
 )
 
-#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C (bkv.md §4.5).
+#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C.
 _M17_LAYOUT = "B2sBBBBHHHHH"
 _M17 = Struct(">" + _M17_LAYOUT)
 _M17_SIZE = _M17.size
@@ -205,7 +205,7 @@ GN_DECODERS: dict[tuple[int, Direction], Callable[[bytes, int], GnMessage]] = {
 
 
 def split_items(data: bytes) -> list[RawItem]:
-    """Split a BKV item list (bkv.md §6.1) into (key, value) pairs.
+    """Split a BKV item list into (key, value) pairs.
 
     Raises:
         BkvItemOverrun: An item runs past the end of *data*.

@@ -62,7 +62,7 @@ class _IPv4(cs.Adapter):  # type: ignore[type-arg]
 
 
 class _BkvLength(cs.Adapter):  # type: ignore[type-arg]
-    """The BKV item LEN (bkv.md §6.1): 1-4 bytes of 7 value bits, most significant
+    """The BKV item LEN: 1-4 bytes of 7 value bits, most significant
     group first, bit 7 set on every byte but the last."""
 
     def _decode(self, obj: list[int], context: Any, path: Any) -> int:
@@ -153,7 +153,7 @@ _SOCKET_HEADER = (
     "temperature_c" / cs.Int8ub, "rssi" / cs.Int8ub,
 )
 
-#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C (§4.5).
+#: The measurement block "M17" shared by 0x02, 0x18 and 0x0C.
 _M17 = (
     *_SOCKET_HEADER,
     "port" / cs.Int8ub, "status" / cs.Int8ub, "business_no" / cs.Int16ub,
@@ -169,7 +169,7 @@ _TIER_DURATIONS = (
 _SOCKET_STATUS = cs.Struct(
     *_SOCKET_HEADER, "ports" / cs.GreedyRange(_PORT_REPORT), _EXTRA)
 
-#: Parameter layouts by (sub-command, direction), bkv.md §4.3-§4.8.
+#: Parameter layouts by (sub-command, direction)
 GN_LAYOUTS: dict[tuple[int, Direction], cs.Construct[Any, Any]] = {
     (0x08, Direction.DOWN): cs.Struct(
         "channel" / cs.Int8ub,
@@ -250,7 +250,7 @@ BKV_ITEM = cs.Struct(
 
 BKV_ITEMS = cs.Struct("items" / cs.GreedyRange(BKV_ITEM), cs.Terminated)
 
-#: Fee tier of tag 0x83 (§6.3), six bytes per tier.
+#: Fee tier of tag 0x83, six bytes per tier.
 FEE_TIER = cs.Struct(
     "end" / _HourMinute(cs.Bytes(2)),
     "electricity_price_fen" / cs.Int16ub,

@@ -69,9 +69,9 @@ __all__ = [
     "VoiceWindow",
 ]
 
-#: GN container command for network management (bkv.md §4.1).
+#: GN container command for network management.
 GN_NETWORK = 0x0005
-#: GN container command for control and reports (bkv.md §4.1).
+#: GN container command for control and reports.
 GN_CONTROL = 0x0015
 
 
@@ -81,7 +81,7 @@ GN_CONTROL = 0x0015
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BkvItem:
-    """One BKV item (bkv.md §6.1) kept as data.
+    """One BKV item kept as data.
 
     Attributes:
         key: The numeric key ("tag"), or the text of a text key.
@@ -98,7 +98,7 @@ class PortReport:
     """One port's readings in a GN socket status (``0x1C``, 14 bytes)."""
 
     port: int  #: 0 = hole A, 1 = hole B.
-    status: int  #: Status byte, bkv.md §7 (see :class:`BkvPortStatus`).
+    status: int  #: Status byte (see :class:`BkvPortStatus`).
     business_no: int  #: Session number, 0 when idle.
     voltage_dv: int
     power_dw: int
@@ -179,7 +179,7 @@ class SocketCluster:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
-    """Gateway heartbeat, command ``0x0000`` up (bkv.md §3). Answer with :class:`HeartbeatAck`."""
+    """Gateway heartbeat, command ``0x0000`` up. Answer with :class:`HeartbeatAck`."""
 
     iccid: str  #: SIM ICCID, 20 ASCII characters (may contain letters).
     firmware: str  #: Gateway firmware, trailing NULs stripped.
@@ -200,7 +200,7 @@ class HeartbeatAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OtaUpgrade:
-    """Firmware upgrade order, command ``0x0007`` down (bkv.md §5).
+    """Firmware upgrade order, command ``0x0007`` down.
 
     A command (:class:`~bkvcodec.StartOta`); the gateway never answers it, so it is
     acknowledged once written.
@@ -215,7 +215,7 @@ class OtaUpgrade:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownCommand:
-    """A frame whose envelope command has no layout in bkv.md, kept raw."""
+    """A frame whose envelope command has no documented layout, kept raw."""
 
     direction: Direction
     command: int
@@ -227,7 +227,7 @@ class UnknownCommand:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetworkRefresh:
-    """Replace the gateway's socket list, sub-command ``0x08`` down (bkv.md §4.4).
+    """Replace the gateway's socket list, sub-command ``0x08`` down.
 
     A command (:class:`~bkvcodec.SetNetworkList`), answered by :class:`NetworkRefreshAck`
     with the same seq.
@@ -277,10 +277,10 @@ class NetworkAddAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusQuery:
-    """Ask for one socket's status, sub-command ``0x1D`` down (bkv.md §4.3).
+    """Ask for one socket's status, sub-command ``0x1D`` down.
 
     A command (:class:`~bkvcodec.QueryStatus`), answered by :class:`SocketStatus` with the
-    same seq or, as a real gateway does, by a :class:`StatusReport` with seq 0 (§11 A22).
+    same seq or, as a real gateway does, by a :class:`StatusReport` with seq 0.
     """
 
     socket_no: int
@@ -306,7 +306,7 @@ class SocketStatus:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeControl:
-    """Start or stop one port, sub-command ``0x07`` down (bkv.md §4.5).
+    """Start or stop one port, sub-command ``0x07`` down.
 
     A command (:class:`~bkvcodec.StartCharging`, :class:`~bkvcodec.StopCharging`),
     answered by :class:`ChargeControlAck` with the same seq.
@@ -338,7 +338,7 @@ class ChargeControlAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChargeEnd:
-    """End of a scan-to-charge session, sub-command ``0x02`` up (the M17 block, bkv.md §4.5).
+    """End of a scan-to-charge session, sub-command ``0x02`` up (the M17 block).
 
     Answer with :class:`ChargeEndAck`; an unanswered report is repeated about every 11 s.
     """
@@ -361,11 +361,11 @@ class ChargeEnd:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PowerControl:
-    """Start a power-tier order, sub-command ``0x17`` down (bkv.md §4.6).
+    """Start a power-tier order, sub-command ``0x17`` down.
 
     A command (:class:`~bkvcodec.StartCharging` by power tiers). Its answer is not
     printed: a ``0x17`` uplink with the same seq is read in the :class:`ChargeControlAck`
-    layout (§10.3).
+    layout.
     """
 
     socket_no: int
@@ -394,7 +394,7 @@ class PowerChargeEnd:
     energy_wh: int
     duration_min: int
     end_time: BinaryTime
-    end_reason: int  #: Raw code, bkv.md §8.1.
+    end_reason: int  #: Raw code
     amount_fen: int  #: Money spent.
     settlement_power_dw: int
     tier_durations_min: tuple[int, ...]  #: Minutes charged in each tier.
@@ -405,7 +405,7 @@ class PowerChargeEnd:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardSwipe:
-    """A card presented at a port, sub-command ``0x0B`` up (bkv.md §4.7).
+    """A card presented at a port, sub-command ``0x0B`` up.
 
     Answer with :class:`CardOrder` (switch 0 refuses).
     """
@@ -511,7 +511,7 @@ class CardBalanceQuery:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardBalanceReply:
-    """The card's balance, sub-command ``0x1A`` down (bkv.md §11 A12 on ``port``).
+    """The card's balance, sub-command ``0x1A`` down.
 
     An answer, sent by :meth:`~bkvcodec.ServerConnection.answer_card`; not a command.
     """
@@ -527,7 +527,7 @@ class CardBalanceReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VoiceConfig:
-    """Buzzer and voice settings, sub-command ``0x1B`` down (bkv.md §4.8).
+    """Buzzer and voice settings, sub-command ``0x1B`` down.
 
     A command (:class:`~bkvcodec.SetParams` with ``buzzer_on`` and ``voice_on`` for an
     all-day window on port A, else :class:`~bkvcodec.SendMessage`), answered by
@@ -558,7 +558,7 @@ class VoiceConfigAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownGnMessage:
-    """A GN sub-command (in this direction) without a layout in bkv.md, kept raw."""
+    """A GN sub-command (in this direction) without a documented layout, kept raw."""
 
     direction: Direction
     sub_command: int
@@ -579,7 +579,7 @@ def _order() -> tuple[int | str, ...]:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusReport:
-    """Socket and port status, BKV ``0x1017`` up (bkv.md §6.5).
+    """Socket and port status, BKV ``0x1017`` up.
 
     Answer with :class:`StatusReportAck`.
     """
@@ -647,10 +647,10 @@ class FeeChargeEndAck:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeeControl:
-    """Start or stop a fee-mode order, BKV ``0x1007`` down (bkv.md §6.5).
+    """Start or stop a fee-mode order, BKV ``0x1007`` down.
 
     A command (:class:`~bkvcodec.SendMessage`). Its answer is not documented: a
-    :class:`FeeControlAck` echoing the seq is expected (§10.5).
+    :class:`FeeControlAck` echoing the seq is expected.
     """
 
     socket_no: int | None = None
@@ -802,8 +802,8 @@ class ParamQueryReply:
 @fast_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Bkv1013Report:
-    """Undocumented BKV ``0x1013`` up, sent by real gateways after heartbeat replies
-    (bkv.md §6.6). Not answered."""
+    """Undocumented BKV ``0x1013`` up, sent by real gateways after heartbeat replies. Not
+    answered."""
 
     socket_no: int | None = None
     port: int | None = None

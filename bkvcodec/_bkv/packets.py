@@ -360,7 +360,7 @@ def packet_to_items(packet: BkvPacket, gateway_id: bytes) -> list[RawItem]:
 
 
 def items_to_bytes(items: list[RawItem]) -> bytes:
-    """Serialise *items* (bkv.md §6.1); the same bytes as :func:`grammar_items_to_bytes`.
+    """Serialise *items*; the same bytes as :func:`grammar_items_to_bytes`.
 
     Raises:
         LocalProtocolError: A key or value does not fit the item grammar.

@@ -77,11 +77,11 @@ from .status import BkvPortStatus
 
 __all__ = ["BKV_END_REASONS", "BKV_TIMING", "BkvServerRules", "port_state"]
 
-#: BKV gateways (bkv.md §10 gives no numbers; a real gateway answered within
+#: BKV gateways (the protocol gives no numbers; a real gateway answered within
 #: about 3 s): 10 s timeout, one retransmission, 0.5 s spacing as for AP3000.
 BKV_TIMING = CommandTiming(reply_timeout_s=10.0, max_retransmissions=1, min_spacing_s=0.5)
 
-#: End-reason codes of GN 0x18 and BKV tag 0x2F (bkv.md §8.1, the [C] map) in the
+#: End-reason codes of GN 0x18 and BKV tag 0x2F (the [C] map) in the
 #: contract's names. The reference calls the table unsettled (A8); pass another
 #: mapping as ``ServerConnection(bkv_end_reasons=...)`` to change it.
 BKV_END_REASONS: Mapping[int, EndReason] = {
@@ -99,7 +99,7 @@ _FAULT_TEXT = {
     BkvPortStatus.OVER_POWER: "over-power",
 }
 #: SetParams names by the command that sets them, each with its allowed range (the
-#: field names and item sizes of bkv.md §6.3 and §4.8). A SetParams names one group.
+#: field names and item sizes of the 0x1011 items and the 0x1B layout). A SetParams names one group.
 _SETTABLE: Mapping[str, Mapping[str, tuple[int, int]]] = {
     "param_set (BKV 0x1011)": {
         "full_charge_delay_s": (0, 0xFFFF), "no_load_delay_s": (0, 0xFFFF),
@@ -110,10 +110,10 @@ _SETTABLE: Mapping[str, Mapping[str, tuple[int, int]]] = {
     "voice_config (GN 0x1B)": {"buzzer_on": (0, 1), "voice_on": (0, 1)},
 }
 _PARAM_NAMES = tuple(_SETTABLE["param_set (BKV 0x1011)"])
-#: What the 0x1012 reply reports (bkv.md §6.5): every QueryParams name must be here.
+#: What the 0x1012 reply reports: every QueryParams name must be here.
 _REPORTED_PARAMS = (*_PARAM_NAMES, "trickle_threshold_pct", "over_current_limit_ma",
                    "key_base_amount", "anti_pulse_time")
-#: The window a voice_config SetParams sends: sounds allowed all day (bkv.md §4.8
+#: The window a voice_config SetParams sends: sounds allowed all day (0x1B
 #: windows say when the device may make sounds).
 _ALL_DAY = m.VoiceWindow(start="00:00", end="23:59")
 
@@ -220,7 +220,7 @@ def _set_params(command: SetParams) -> m.BkvMessage:
 
 
 def port_state(status: int) -> PortState:
-    """The API port state for a BKV status byte (bkv.md §7, provisional bits)."""
+    """The API port state for a BKV status byte (provisional bits)."""
     flags = BkvPortStatus(status)
     if flags.faults:
         return PortState.FAULT
@@ -477,7 +477,7 @@ class BkvServerRules:
         """The id of the command *frame* answers, now resolved, or None.
 
         The answer echoes the command's seq; a BKV packet's answer may echo it only
-        in its ``bkv_seq`` item (bkv.md §6.4), so that is tried too.
+        in its ``bkv_seq`` item, so that is tried too.
         """
         seqs = [frame.seq]
         bkv_seq = getattr(frame.message, "bkv_seq", None)
@@ -491,7 +491,7 @@ class BkvServerRules:
 
     def _outcome(self, frame: BkvFrame, command_id: str, result: int | None,
                  **details: int | None) -> ConnectionEvent:
-        """Result 1 (or none) acknowledges, anything else rejects (bkv.md §8.2)."""
+        """Result 1 (or none) acknowledges, anything else rejects."""
         if result not in (None, 1):
             return CommandRejected(command_id=command_id, phy_id=frame.gateway_id,
                                    reason="device_rejected", raw_code=result)
@@ -596,7 +596,7 @@ class BkvServerRules:
         if isinstance(command, SetNetworkList):
             return self._network(command)
         raise LocalProtocolError(
-            f"BKV gateways cannot {type(command).__name__} (no such command in bkv.md)")
+            f"BKV gateways cannot {type(command).__name__} (the protocol has no such command)")
 
     @staticmethod
     def _network(command: SetNetworkList) -> m.BkvMessage:

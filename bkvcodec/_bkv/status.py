@@ -9,7 +9,7 @@ __all__ = ["BkvPortStatus"]
 
 
 class BkvPortStatus(enum.IntFlag):
-    """Bits of the BKV/GN port status byte, most significant first (bkv.md §7).
+    """Bits of the BKV/GN port status byte, most significant first.
 
     ``BkvPortStatus(report.status)`` reads a raw byte. The reading is derived
     from the vendor's single explained value (``0x98``) and is provisional.

@@ -254,7 +254,7 @@ def value_sets(protocol: str) -> dict[type[enum.Enum], list[str]]:
             for name in _ENUM_REF.findall(text):
                 candidate = getattr(bkv, name, getattr(ap3000, name, None))
                 if isinstance(candidate, type) and issubclass(candidate, enum.Enum):
-                    where = f"{_ref(cls)}.``{attr}``"
+                    where = f"``{attr}`` of {_ref(cls)}"
                     sets.setdefault(candidate, [])
                     if where not in sets[candidate]:
                         sets[candidate].append(where)
@@ -305,8 +305,8 @@ def _end_reason(reason: Any) -> str:
 def _bkv_end_reasons() -> list[str]:
     lines = [".. rubric:: End-reason codes", "",
              "The raw ``end_reason`` of :class:`~bkvcodec.bkv.PowerChargeEnd` and "
-             ":class:`~bkvcodec.bkv.FeeChargeEnd` (bkv.md §8.1), and the contract's end "
-             "reason (api.md §10.2) the connection reports for it "
+             ":class:`~bkvcodec.bkv.FeeChargeEnd`, and the contract's end "
+             "reason (:doc:`contract`) the connection reports for it "
              "(:data:`~bkvcodec.bkv.BKV_END_REASONS`).", "",
              ".. list-table::", "   :header-rows: 1", "   :widths: 20 80", "",
              "   * - code", "     - end reason"]

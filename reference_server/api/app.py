@@ -86,7 +86,7 @@ def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations
                metrics: Metrics, clock: Callable[[], float] = time.time,
                logger: Logger | None = None) -> Starlette:
     """The third-party HTTP API plus ``/healthz``, ``/readyz``, ``/metrics`` and
-    ``/openapi.json`` (api.md §6, §10.10), as an ASGI application.
+    ``/openapi.json``, as an ASGI application.
 
     Args:
         config: API keys, rate limits, body limit, signature and idempotency TTLs.

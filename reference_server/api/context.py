@@ -39,7 +39,7 @@ class ChargingOperations(Protocol):
     A protocol rather than the class, so the API depends on these signatures only
     (and its read-only routes can be tested without a running service). Each
     operation raises a :class:`~reference_server.errors.ServiceError` on a refusal;
-    ``key_name`` is the API key that asks, recorded for audit (api.md §11.4).
+    ``key_name`` is the API key that asks, recorded for audit.
     """
 
     @property
@@ -80,7 +80,7 @@ class ChargingOperations(Protocol):
 
     async def provision_device(self, phy_id: str, *, protocol: ProtocolFamily | None = None,
                                iccid: str | None = None) -> tuple[DeviceIdentity, bool]:
-        """Provision a device id (api.md §11.2)."""
+        """Provision a device id."""
         ...
 
     async def deprovision_device(self, phy_id: str) -> None:

@@ -51,7 +51,7 @@ class ApiError(ServiceError):
 
 
 class Unauthorized(ApiError):
-    """Missing or unknown API key, or a signed request that fails (api.md §6.1).
+    """Missing or unknown API key, or a signed request that fails.
 
     ``data.reason`` says which check failed (``missing_key``, ``unknown_key``,
     ``missing_header``, ``stale_timestamp``, ``bad_signature``, ``replayed_nonce``,
@@ -67,7 +67,7 @@ class Unauthorized(ApiError):
 
 
 class Forbidden(ApiError):
-    """The key authenticated but lacks the route's role (api.md §11.4).
+    """The key authenticated but lacks the route's role.
 
     ``data`` names the ``required_role`` and the key's ``roles``.
     """
@@ -81,7 +81,7 @@ class Forbidden(ApiError):
 
 
 class RateLimited(ApiError):
-    """A token bucket is empty (api.md §6.2, §11.3); ``Retry-After`` says when to come
+    """A token bucket is empty; ``Retry-After`` says when to come
     back.
 
     Args:
@@ -100,7 +100,7 @@ class RateLimited(ApiError):
 
 
 class PayloadTooLarge(ApiError):
-    """The body is over ``max_body_bytes`` (api.md §6: 64 KiB).
+    """The body is over ``max_body_bytes`` (64 KiB).
 
     The connection is closed after the answer: the rest of the body is never read.
     """
@@ -114,7 +114,7 @@ class PayloadTooLarge(ApiError):
 
 
 class RequestTimeout(ApiError):
-    """The body did not arrive within the body read timeout (api.md §11.3: 30 s).
+    """The body did not arrive within the body read timeout (30 s).
 
     The connection is closed after the answer.
     """
@@ -209,7 +209,7 @@ def encode_json(value: object) -> bytes:
 
 def envelope(*, data: object, message: str, request_id: str, timestamp: int, code: int = 0,
              error: str | None = None) -> dict[str, object]:
-    """The envelope object (api.md §6); ``error`` only on errors."""
+    """The envelope object; ``error`` only on errors."""
     out: dict[str, object] = {"code": code, "message": message}
     if error is not None:
         out["error"] = error

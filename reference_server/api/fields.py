@@ -204,7 +204,7 @@ class ObjectListField:
 
 @dataclass(frozen=True, slots=True)
 class ParamsField:
-    """``params``: an object of parameter names to integers (api.md §10.9)."""
+    """``params``: an object of parameter names to integers."""
 
     name: str
     value: IntField

@@ -320,7 +320,7 @@ async def get_order_progress(ctx: ApiContext, call: Call) -> Response:
 
 async def _once(ctx: ApiContext, call: Call, body: Mapping[str, object],
                 produce: Callable[[], Awaitable[Response]]) -> Response:
-    """Run a state-changing request at most once per ``Idempotency-Key`` (api.md §11.1):
+    """Run a state-changing request at most once per ``Idempotency-Key``:
     a repeat gets the first answer, a definite refusal included."""
     idem_key = idempotency_key(call.request.headers)
     if idem_key is None or call.key is None:

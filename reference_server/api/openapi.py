@@ -85,7 +85,7 @@ _DEVICE_FIELDS: dict[str, dict[str, object]] = {
 
 #: The ``data`` schemas of the answers, by components name.
 DATA_SCHEMAS: dict[str, dict[str, object]] = {
-    "ChargeResult": {**_object("The created order (api.md §6.3).", {
+    "ChargeResult": {**_object("The created order.", {
         "order_no": _t("str"), "device_phy_id": _t("str"), "socket_no": _t("int"),
         "port_no": _t("int", "The port used (the chosen one for port_no 255)."),
         "status": _t("str", "pending"), "device_online": _t("bool"),
@@ -105,14 +105,14 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
     "Device": _object("A device with its ports.", {
         **_DEVICE_FIELDS, "ports": {"type": "array", "items": _ref("Port")}}),
     "DevicePage": _page("One page of devices, in creation order.", "DeviceSummary"),
-    "Order": _object("An order (test-plan.md §3.6 plus settlement; units api.md §3).", {
+    "Order": _object("An order: its identity, state, meters, money, timestamps and settlement.", {
         "order_no": _t("str"), "device_phy_id": _t("str"), "socket_no": _t("int"),
         "port_no": _t("int"),
         "status": {"type": "string", "enum": ["pending", "charging", "stopping", "completed",
                                               "failed", "cancelled", "exception"]},
         "charge_mode": _t("int", "1 time, 2 energy, 3 power tiers, 4 until full."),
         "tariff": {"type": "string", "enum": ["energy", "time", "tiers", "flat"],
-                   "description": "How the order is billed (api.md §11.1)."},
+                   "description": "How the order is billed."},
         "start_time": _t("int?", "Unix s."), "end_time": _t("int?", "Unix s."),
         "duration_sec": _t("int", "Seconds, as the device reports."),
         "total_kwh": _t("num", "kWh, 2 decimals."),
@@ -126,7 +126,7 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
                                  "timeout, user_stop, no_confirmation, device_lost_order, "
                                  "command_expired."),
         "end_reason_name": _t("str?", "The same name as end_reason."),
-        "end_reason_code": _t("int?", "The stored code (api.md §4)."),
+        "end_reason_code": _t("int?", "The stored code."),
         "end_reason_msg": _t("str?", "In words."),
         "end_reason_raw": _t("int?", "The protocol's own reason code."),
         "final_amount": _t("num?", "Yuan, 2 decimals."),
@@ -143,7 +143,7 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "voltage": _t("num?", "V."), "current": _t("num?", "A.")}),
     "Progress": _object("An order's progress samples, oldest first.", {
         "order_no": _t("str"), "items": {"type": "array", "items": _ref("ProgressSample")}}),
-    "Command": _object("A downlink command (api.md §7).", {
+    "Command": _object("A downlink command.", {
         "id": _t("str"), "command_id": _t("str", "The same as id."),
         "device_phy_id": _t("str"), "kind": _t("str"),
         "status": {"type": "string", "enum": ["queued", "sent", "acked", "failed", "expired"]},
@@ -153,7 +153,7 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int"),
         "key_name": _t("str?", "The API key that asked for it; null when the server "
                                "or a device did.")}),
-    "Card": _object("A card of the registry (api.md §10.8, §11.1).", {
+    "Card": _object("A card of the registry.", {
         "card_no": _t("str"), "balance_cents": _t("int"), "balance": _t("num", "Yuan."),
         "held_cents": _t("int", "Reserved by open card orders (their holds)."),
         "available_cents": _t("int", "balance_cents − held_cents: what a swipe may be "
@@ -161,7 +161,7 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "status": {"type": "string", "enum": ["active", "blocked"]},
         "charge_mode": _t("int?"), "duration": _t("int?"), "energy_wh": _t("int?"),
         "created_at": _t("int"), "updated_at": _t("int")}),
-    "LedgerEntry": _object("An append-only entry of a card's ledger (api.md §11.1).", {
+    "LedgerEntry": _object("An append-only entry of a card's ledger.", {
         "entry_id": _t("int", "Increasing; the ledger's order."),
         "kind": {"type": "string", "enum": ["topup", "hold", "release", "debit", "adjust"]},
         "amount_cents": _t("int", "Positive; signed for adjust."),
@@ -169,14 +169,14 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "key_name": _t("str?", "The API key that asked (null for swipes and settlements)."),
         "reason": _t("str?"), "created_at": _t("int")}),
     "LedgerPage": _page("One page of a card's ledger, oldest entry first.", "LedgerEntry"),
-    "Event": _object("A recorded event in the webhook envelope's shape (api.md §6.4).", {
+    "Event": _object("A recorded event in the webhook envelope's shape.", {
         "seq": _t("int", "Position in the outbox."), "event_id": _t("str"),
         "event_type": _t("str"), "device_phy_id": _t("str?"), "order_no": _t("str?"),
         "timestamp": _t("int", "When it happened, Unix s."), "data": _t("obj")}),
     "EventPage": _object("Events after the given sequence number.", {
         "items": {"type": "array", "items": _ref("Event")},
         "next_after": _t("int", "The last seq returned (the given after if none).")}),
-    "DeviceIdentity": _object("A device id's provisioning and ICCID binding (api.md §11.2).", {
+    "DeviceIdentity": _object("A device id's provisioning and ICCID binding.", {
         "device_phy_id": _t("str"),
         "provisioned": _t("bool", "Served under device_policy known."),
         "protocol": _t("str?"), "bound_iccid": _t("str?", "The SIM the device is bound to."),
@@ -206,13 +206,13 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
                                         "database": _t("bool")}),
 }
 
-_ENVELOPE = _object("Every JSON answer (api.md §6).", {
+_ENVELOPE = _object("Every JSON answer.", {
     "code": _t("int", "0 on success."), "message": _t("str"),
     "data": {"description": "The answer; see each operation."},
     "request_id": _t("str", "Also in the X-Request-Id header."),
     "timestamp": _t("int", "Unix s.")})
 
-_ERROR_ENVELOPE = _object("An error (api.md §6): code = the HTTP status.", {
+_ERROR_ENVELOPE = _object("An error: code = the HTTP status.", {
     "code": _t("int", "The HTTP status."), "message": _t("str"),
     "error": _t("str", "Machine code: invalid_argument, unauthorized, not_found, "
                        "device_not_found, order_not_found, command_not_found, "
@@ -247,7 +247,7 @@ _ERROR_TEXT: Mapping[int, str] = {
 
 _SECURITY_SCHEMES: dict[str, object] = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER,
-               "description": "Every /api/v1/third route (api.md §6.1)."},
+               "description": "Every /api/v1/third route."},
     "Timestamp": {"type": "apiKey", "in": "header", "name": TIMESTAMP_HEADER,
                   "description": "Unix seconds, within signature_max_skew (300 s). Required "
                                  "with a signing key; checked when sent with any key."},
@@ -299,7 +299,7 @@ def _parameters(route: RouteSpec) -> list[dict[str, object]]:
                 "schema": q.schema()} for q in route.query]
     if route.idempotent:
         params.append({"name": IDEMPOTENCY_KEY_HEADER, "in": "header", "required": False,
-                       "description": "Replays the first answer for 24 h (api.md §6.3).",
+                       "description": "Replays the first answer for 24 h.",
                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}})
     return params
 
@@ -307,9 +307,12 @@ def _parameters(route: RouteSpec) -> list[dict[str, object]]:
 def _operation(route: RouteSpec) -> dict[str, object]:
     errors = set(route.errors)
     if route.auth:
-        # Signed requests are hashed over the body, so every authenticated route reads
-        # it and can answer 408 and 413.
-        errors |= {401, 403, 408, 413, 429}
+        errors |= {401, 403, 429}
+    if route.bodies:
+        # Only a route that takes a body lists the body's limits. (The server reads
+        # any request's body to check a signature, so a GET sent with an oversized or
+        # trickled body is refused the same way; no client of the contract sends one.)
+        errors |= {408, 413}
     if route.bodies or route.query or route.idempotent:
         errors |= {400}
     responses: dict[str, object] = {str(route.success_status): _success_response(route)}
@@ -325,7 +328,7 @@ def _operation(route: RouteSpec) -> dict[str, object]:
         role = route_role(route.name)
         op["x-required-role"] = role
         op["description"] = " ".join(
-            filter(None, (route.description, f"Role: {role} (api.md §11.4).")))
+            filter(None, (route.description, f"Role: {role}.")))
     elif route.description:
         op["description"] = route.description
     params = _parameters(route)
@@ -358,7 +361,8 @@ def openapi_document() -> dict[str, object]:
             "title": "bkvcodec reference server API",
             "version": __version__,
             "description": "The third-party HTTP API of the reference charging server "
-                           "(contract api.md §6). Every JSON answer is the envelope "
+                           "(see the contract page of the documentation). Every JSON answer "
+                           "is the envelope "
                            "{code, message, data, request_id, timestamp}; errors add "
                            "error and use the HTTP status as code.",
         },

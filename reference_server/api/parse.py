@@ -99,7 +99,7 @@ __all__ = [
 MAX_DURATION_S = 7 * 24 * 3600
 #: Largest ``energy_wh``: 1 MWh, far beyond any e-bike charge.
 MAX_ENERGY_WH = 1_000_000
-#: Seconds a request body may take to arrive (api.md §11.3).
+#: Seconds a request body may take to arrive.
 BODY_READ_TIMEOUT = 30.0
 #: Largest amount of money in cents (prepaid amounts, balances, top-ups): 1 million yuan.
 MAX_CENTS = 100_000_000
@@ -111,7 +111,7 @@ MAX_POWER_TIERS = 16
 #: Longest path identifier (``phy_id``, ``order_no``, ``card_no``, ids): longer ones
 #: cannot exist, so they are "not found" without a database look-up.
 MAX_PATH_ID_LENGTH = 64
-#: The header carrying the idempotency key of ``POST …/charge`` (api.md §6.3).
+#: The header carrying the idempotency key of ``POST …/charge``.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -153,7 +153,7 @@ MODE_REQUIRES: Mapping[ChargeMode, FieldSpec] = {
     ChargeMode.POWER_TIERS: _POWER_TIERS}
 
 CHARGE_BODY = BodySpec(
-    "ChargeRequest", "POST /devices/{phy_id}/charge (money in cents, api.md §3).",
+    "ChargeRequest", "POST /devices/{phy_id}/charge (money in cents).",
     (_PORT_NO, _SOCKET_NO, _CHARGE_MODE, _DURATION, _ENERGY_WH, _POWER_TIERS, _AMOUNT, _PRICE,
      _SERVICE_FEE, _CARD_NO),
     required=("port_no", "charge_mode"),
@@ -168,7 +168,8 @@ STOP_BODY = BodySpec("StopRequest", "POST /devices/{phy_id}/stop.",
                      (_STOP_PORT_NO, _SOCKET_NO, _ORDER_NO, _REASON), required=("port_no",))
 
 _PARAMS = ParamsField("params", IntField("value", -(2**31), 2**32 - 1, "Parameter value."),
-                      "Parameter names of the protocol reference → integer values.",
+                      "Parameter names (the field names of the protocol's set messages, "
+                      "as in the message catalogues of the docs) → integer values.",
                       max_items=MAX_PARAMS)
 PARAMS_BODY = BodySpec("ParamsRequest", "POST /devices/{phy_id}/params.",
                        (_SOCKET_NO, _PARAMS), required=("params",))
@@ -200,7 +201,7 @@ _CARD_STATUS = ChoiceField("status", tuple(_STATUSES), "Default active.")
 _CARD_MODE = IntField("charge_mode", 1, 4, "Charge mode a swipe starts (default: server's).")
 _CARD_DURATION = IntField("duration", 1, MAX_DURATION_S, "Seconds, for charge_mode 1.")
 _CARD_ENERGY = IntField("energy_wh", 1, MAX_ENERGY_WH, "Wh, for charge_mode 2.")
-CARD_BODY = BodySpec("CardRequest", "POST /cards: register a new card (api.md §10.8, §11.1); "
+CARD_BODY = BodySpec("CardRequest", "POST /cards: register a new card; "
                      "a positive balance_cents is its first top-up.",
                      (_CARD_KEY, _BALANCE, _CARD_STATUS, _CARD_MODE, _CARD_DURATION,
                       _CARD_ENERGY), required=("card_no", "balance_cents"))
@@ -223,13 +224,13 @@ CARD_STATUS_BODY = BodySpec("CardStatusRequest", "POST /cards/{card_no}/status."
                             (_NEW_CARD_STATUS,), required=("status",))
 
 _DEVICE_ID = StrField("device_phy_id", MAX_PATH_ID_LENGTH,
-                      "The device's printed id (api.md §2).", pattern="^[0-9A-Za-z]+$")
+                      "The device's printed id.", pattern="^[0-9A-Za-z]+$")
 _DEVICE_PROTOCOL = ChoiceField("protocol", tuple(p.value for p in ProtocolFamily),
                                "The device's protocol (informational).")
 _DEVICE_ICCID = StrField("iccid", 32, "The SIM's ICCID: binds the device to it (a SIM swap "
                                       "rebinds).", pattern="^[0-9A-Za-z]+$")
 DEVICE_BODY = BodySpec("DeviceProvisioning",
-                       "POST /devices: provision a device id (api.md §11.2).",
+                       "POST /devices: provision a device id.",
                        (_DEVICE_ID, _DEVICE_PROTOCOL, _DEVICE_ICCID),
                        required=("device_phy_id",))
 
@@ -507,7 +508,7 @@ def parse_card_status(body: Mapping[str, object]) -> CardStatus:
 
 # --- query parameters ----------------------------------------------------------------------
 
-LIMIT_QUERY = IntQuery("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, "Page size (api.md §10.7).")
+LIMIT_QUERY = IntQuery("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, "Page size.")
 CURSOR_QUERY = StrQuery("cursor", 200, "next_cursor of the previous page (opaque).")
 ONLINE_QUERY = BoolQuery("online", "Only devices that are online (true) or offline (false).")
 PROTOCOL_QUERY = ChoiceListQuery("protocol", tuple(p.value for p in ProtocolFamily),

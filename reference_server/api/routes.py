@@ -47,12 +47,12 @@ if TYPE_CHECKING:
 __all__ = ["API_PREFIX", "PATH_PARAMETERS", "ROUTES", "ROUTE_ROLES", "RouteSpec",
            "path_parameters", "route_role"]
 
-#: Base path of the third-party API (api.md §6).
+#: Base path of the third-party API.
 API_PREFIX = "/api/v1/third"
 
 #: Words for each path parameter.
 PATH_PARAMETERS: dict[str, str] = {
-    "phy_id": "The device's printed id (BKV/GN: 14 hex digits, api.md §2).",
+    "phy_id": "The device's printed id (BKV/GN: 14 hex digits).",
     "order_no": "The order number (THD + 10-digit Unix seconds + 3-digit sequence).",
     "command_id": "A command id, as returned by the params and ota endpoints.",
     "card_no": "The card number.",
@@ -73,7 +73,7 @@ class RouteSpec:
         summary: One line for the document.
         tag: The document's group.
         auth: Requires ``X-Api-Key`` (and a signature for signing keys).
-        device_command: Counts against the per-device rate limit (api.md §6.2).
+        device_command: Counts against the per-device rate limit.
         idempotent: Honours the ``Idempotency-Key`` header.
         bodies: The accepted JSON bodies (several: any one of them).
         query: The query parameters.
@@ -103,7 +103,7 @@ class RouteSpec:
     success_status: int = 200
 
 
-#: The role each authenticated route needs, by route name (api.md §11.4): ``read``
+#: The role each authenticated route needs, by route name: ``read``
 #: for looking, ``operate`` for charging and device commands, ``cards`` for the card
 #: registry, ``firmware`` for OTA, ``admin`` for provisioning, redelivery and keys.
 ROUTE_ROLES: Mapping[str, Role] = {
@@ -172,8 +172,8 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(name="provision_device", method="POST", path=f"{_P}/devices",
               summary="Provision a device id", tag="devices", bodies=(DEVICE_BODY,),
               data="DeviceIdentity", success_status=201,
-              description="Under device_policy known only provisioned ids are served "
-                          "(api.md §11.2). An iccid given binds the device to that SIM, "
+              description="Under device_policy known only provisioned ids are served. "
+                          "An iccid given binds the device to that SIM, "
                           "replacing an earlier binding (a SIM swap). 201 when the id was "
                           "not provisioned before, 200 when it was (its fields updated). "
                           "The device row itself is created when the device connects."),
@@ -244,8 +244,7 @@ ROUTES: tuple[RouteSpec, ...] = (
     RouteSpec(name="top_up_card", method="POST", path=f"{_P}/cards/{{card_no}}/topup",
               summary="Add to a card's balance", tag="cards", idempotent=True,
               bodies=(TOPUP_BODY,), data="Card", errors=(404,),
-              description="A repeat with the same Idempotency-Key credits once (api.md "
-                          "§11.1)."),
+              description="A repeat with the same Idempotency-Key credits once."),
     RouteSpec(name="adjust_card", method="POST", path=f"{_P}/cards/{{card_no}}/adjust",
               summary="Correct a card's balance, with a reason", tag="cards", idempotent=True,
               bodies=(ADJUST_BODY,), data="Card", errors=(404, 409),

@@ -98,7 +98,7 @@ def _end_reason(order: OrderRecord) -> dict[str, object]:
 
 
 def order_view(order: OrderRecord, phy_id: str) -> dict[str, object]:
-    """``GET /orders/{order_no}``: the plan's §3.6 fields, the settlement and the request.
+    """``GET /orders/{order_no}``: the order's fields, the settlement and the request.
 
     Money: ``amount`` and every ``*_cents`` in cents, ``final_amount`` in yuan.
     """
@@ -140,7 +140,7 @@ def order_view(order: OrderRecord, phy_id: str) -> dict[str, object]:
 
 def charge_result_view(result: ChargeResult, phy_id: str) -> dict[str, object]:
     """``POST /devices/{phy_id}/charge``'s answer; ``old_order``/``new_order`` when the
-    busy-port policy ``replace`` settled a running order (test-plan.md §3.3 B)."""
+    busy-port policy ``replace`` settled a running order."""
     order = result.order
     data: dict[str, object] = {
         "order_no": order.order_no,
@@ -168,8 +168,7 @@ def progress_view(sample: ProgressSample) -> dict[str, object]:
 
 
 def command_view(command: CommandRecord) -> dict[str, object]:
-    """``GET /commands/{id}``; ``command_id`` repeats ``id`` for the POST answers
-    (api.md §10.9)."""
+    """``GET /commands/{id}``; ``command_id`` repeats ``id`` for the POST answers."""
     result: object = None if command.result_json is None else json.loads(command.result_json)
     return {
         "id": command.id,
@@ -190,7 +189,7 @@ def command_view(command: CommandRecord) -> dict[str, object]:
 
 
 def event_view(event: EventRecord) -> dict[str, object]:
-    """A recorded event in the webhook envelope's shape (api.md §6.4), with ``seq``."""
+    """A recorded event in the webhook envelope's shape, with ``seq``."""
     return {
         "seq": event.seq,
         "event_id": event.event_id,
@@ -203,7 +202,7 @@ def event_view(event: EventRecord) -> dict[str, object]:
 
 
 def identity_view(phy_id: str, identity: DeviceIdentity | None) -> dict[str, object]:
-    """A device id's provisioning and ICCID binding (api.md §11.2); None: withdrawn."""
+    """A device id's provisioning and ICCID binding; None: withdrawn."""
     if identity is None:
         return {"device_phy_id": phy_id, "provisioned": False, "protocol": None,
                 "bound_iccid": None, "created_at": None, "updated_at": None}
@@ -214,7 +213,7 @@ def identity_view(phy_id: str, identity: DeviceIdentity | None) -> dict[str, obj
 
 
 def card_view(card: CardRecord) -> dict[str, object]:
-    """A card of the registry (api.md §10.8, §11.1)."""
+    """A card of the registry."""
     return {
         "card_no": card.card_no,
         "balance_cents": card.balance_cents,
@@ -231,7 +230,7 @@ def card_view(card: CardRecord) -> dict[str, object]:
 
 
 def ledger_entry_view(entry: CardLedgerEntry) -> dict[str, object]:
-    """One entry of a card's ledger (api.md §11.1)."""
+    """One entry of a card's ledger."""
     return {
         "entry_id": entry.entry_id,
         "kind": entry.kind.value,

@@ -336,7 +336,7 @@ class SimDevice:
             duration: How long the device stays away.
             close: Close the socket at once (the server sees the end of the stream
                 now) instead of going silent (the server notices only by the lack
-                of frames, like a lost mobile cell, test-plan.md TC003).
+                of frames, like a lost mobile cell, test case TC003).
         """
         def change(at: float) -> None:
             self._lose_link("network dropped", at, abandon=not close)
@@ -1012,7 +1012,7 @@ def _next_due(fired_at: float, period: float, now: float) -> float:
 
 def _tier_seconds(command: StartCharging, port: SimPort) -> float | None:
     """How long a power-tier order's money lasts: the prepaid amount at the price of
-    the tier covering the charger's power (an approximation of bkv.md §5.9)."""
+    the tier covering the charger's power (an approximation of the device's tier billing)."""
     if not command.power_tiers or not command.amount_cents:
         return None
     power = port.charger.power_w if port.charger is not None else 0.0

@@ -105,7 +105,7 @@ def settlement_reason(protocol: ProtocolFamily, cause: EndCause,
 
     BKV end reports carry no reason code (the server derives it from status
     bits); the neutral reason chooses the bits: a no-load end is reported like a
-    full one (the gateway's "no load" end, bkv.md §7).
+    full one (the gateway's "no load" end).
     """
     if cause is EndCause.FAULT:
         return EndReason.FAULT, (None if protocol is _BKV or fault is None
@@ -120,8 +120,8 @@ def settlement_reason(protocol: ProtocolFamily, cause: EndCause,
 
 def server_end_reason(protocol: ProtocolFamily, cause: EndCause,
                       fault: Fault | None) -> EndReason:
-    """The end reason the server records for a charge that ended this way
-    (api.md §10.2): AP3000 maps the stop reason; a BKV end report is
+    """The end reason the server records for a charge that ended this way: AP3000 maps the stop
+    reason; a BKV end report is
     ``remote_stop`` after a stop, ``fault`` with fault bits, else ``normal``."""
     if cause is EndCause.LOST:
         return EndReason.DEVICE_LOST_ORDER
@@ -159,7 +159,7 @@ class DeviceSettings:
             max_charge_time_s=profile.max_charge_time_s)
 
     def params(self, protocol: ProtocolFamily) -> dict[str, int]:
-        """The values a parameter query reports, by the protocol reference's names."""
+        """The values a parameter query reports, by its message names."""
         if protocol is _BKV:
             return {
                 "full_power_threshold_dw": round(self.full_power_w * 10),

@@ -21,7 +21,7 @@ class EndCause(enum.Enum):
     """Why a simulated charge ended, as the device saw it.
 
     The contract's end reason follows from it and the protocol
-    (:attr:`ChargeRecord.end_reason`, api.md §10.2).
+    (:attr:`ChargeRecord.end_reason`).
     """
 
     #: The ordered duration was reached.
@@ -67,7 +67,7 @@ class ChargeRecord:
         energy_wh: Energy drawn at the socket according to the model (exact).
         peak_power_w: Highest power seen.
         end_cause: Why it ended (None while it runs).
-        end_reason: The end reason the server should record (api.md §10.2), derived
+        end_reason: The end reason the server should record, derived
             as the protocol carries it; None while it runs.
         reported: The meters the settlement carried (rounded as on the wire), or
             None if the device sent none.

@@ -32,14 +32,14 @@ class DeviceProfile:
     high)`` pair is drawn uniformly from the device's seeded random generator.
 
     Attributes:
-        heartbeat_s: Heartbeat period; None = the protocol's (BKV 60 s, AP3000 30 s,
-            api.md §7). The plan's devices use 11.
+        heartbeat_s: Heartbeat period; None = the protocol's (BKV 60 s, AP3000 30 s). The
+        plan's devices use 11.
         progress_s: Period of progress reports while charging; None = the
-            protocol's (5 min for both, bkv.md §10, ap3000.md §4.6).
+            protocol's (5 min for both).
         settlement_retry_s: Resend an unanswered settlement after this long; None
             = the protocol's (BKV about 11 s, AP3000 30 min).
         reconnect_delay_s: Wait before reconnecting after a lost link
-            (test-plan.md §1.6: 5-10 s); doubled per failed attempt.
+            (5-10 s); doubled per failed attempt.
         max_backoff_s: Longest wait between reconnection attempts.
         plug_detect_s: Time the plug sensor needs to see a plug go in or out.
         boot_s: Time a reboot takes before the device reconnects.

@@ -320,7 +320,7 @@ class AsyncDatabase:
         return await self.run(Database.list_ports, device_id)
 
     async def allocate_order_no(self, now: int) -> str:
-        """The next free order number of second *now* (api.md §2), or of a later second if 1000
+        """The next free order number of second *now*, or of a later second if 1000
         orders were already numbered in this one.
         """
         return await self.run(Database.allocate_order_no, now)
@@ -340,7 +340,7 @@ class AsyncDatabase:
 
     async def find_order_by_business_no(self, device_id: int,
                                         business_no: int) -> OrderRecord | None:
-        """The newest order of a device with this BKV business number (api.md §2)."""
+        """The newest order of a device with this BKV business number."""
         return await self.run(Database.find_order_by_business_no, device_id, business_no)
 
     async def open_orders(self) -> list[OrderRecord]:
@@ -374,7 +374,7 @@ class AsyncDatabase:
         return await self.run(Database.list_progress, order_no)
 
     async def insert_command(self, command: NewCommand) -> CommandRecord:
-        """Persist a downlink as ``queued`` (before it is ever sent, api.md §7)."""
+        """Persist a downlink as ``queued`` (before it is ever sent)."""
         return await self.run(Database.insert_command, command)
 
     async def get_command(self, command_id: str) -> CommandRecord | None:
@@ -426,7 +426,7 @@ class AsyncDatabase:
         return await self.run(Database.prune_cmd_logs, older_than=older_than, max_rows=max_rows)
 
     async def append_event(self, event: NewEvent, *, deliver: bool) -> int | None:
-        """Record an event in the outbox (api.md §6.4)."""
+        """Record an event in the outbox."""
         return await self.run(Database.append_event, event, deliver=deliver)
 
     async def get_event(self, event_id: str) -> EventRecord | None:
@@ -531,7 +531,7 @@ class AsyncDatabase:
         return await self.run(Database.set_card_status, card_no, status, now)
 
     async def check_nonce(self, key_name: str, nonce: str, now: int, *, ttl: int) -> bool:
-        """Check and remember a request nonce (api.md §6.1)."""
+        """Check and remember a request nonce."""
         return await self.run(Database.check_nonce, key_name, nonce, now, ttl=ttl)
 
     async def prune_nonces(self, now: int, *, ttl: int) -> int:

@@ -87,7 +87,7 @@ __all__ = ["MIN_SQLITE_VERSION", "Database", "format_order_no"]
 MIN_SQLITE_VERSION = (3, 37, 0)
 
 _T = TypeVar("_T")
-#: The ``PRAGMA synchronous`` modes a server may choose (api.md §11.1).
+#: The ``PRAGMA synchronous`` modes a server may choose.
 _SYNCHRONOUS_MODES = ("full", "normal")
 _ORDER_NO_PREFIX = "THD"
 #: Events whose webhooks wait while other devices' events are due (the schema's
@@ -106,7 +106,7 @@ def card_key(card_no: str) -> str:
 
 
 def format_order_no(seconds: int, sequence: int) -> str:
-    """``THD`` + 10-digit Unix seconds + 3-digit sequence (api.md §2; 16 characters).
+    """``THD`` + 10-digit Unix seconds + 3-digit sequence (16 characters).
 
     Raises:
         ValueError: *seconds* or *sequence* does not fit its digits.
@@ -233,12 +233,12 @@ def _cmd_log_params(entry: CmdLogEntry) -> dict[str, object]:
 
 
 class Database:
-    """The server's SQLite database (api.md §8), synchronous and typed.
+    """The server's SQLite database, synchronous and typed.
 
     Open it with :meth:`open`; call it from one thread at a time (the server
     uses :class:`AsyncDatabase`). Write methods are atomic and join an enclosing
     :meth:`transaction`. Times are Unix seconds as ``int``; all units are the
-    database's (api.md §3).
+    database's.
     """
 
     def __init__(self, connection: sqlite3.Connection, path: str) -> None:
@@ -531,7 +531,7 @@ class Database:
     # --- orders ----------------------------------------------------------------------------
 
     def allocate_order_no(self, now: int) -> str:
-        """The next free order number of second *now* (api.md §2), or of a later
+        """The next free order number of second *now*, or of a later
         second if 1000 orders were already numbered in this one.
 
         The number is only reserved once :meth:`insert_order` stores it, so call
@@ -601,7 +601,7 @@ class Database:
         return None if row is None else _order(row)
 
     def find_order_by_business_no(self, device_id: int, business_no: int) -> OrderRecord | None:
-        """The newest order of a device with this BKV business number (api.md §2)."""
+        """The newest order of a device with this BKV business number."""
         row = self._conn.execute(sql.SELECT_ORDER_BY_BUSINESS_NO,
                                  (device_id, business_no)).fetchone()
         return None if row is None else _order(row)
@@ -687,7 +687,7 @@ class Database:
     # --- commands --------------------------------------------------------------------------
 
     def insert_command(self, command: NewCommand) -> CommandRecord:
-        """Persist a downlink as ``queued`` (before it is ever sent, api.md §7)."""
+        """Persist a downlink as ``queued`` (before it is ever sent)."""
         command_id = command.id if command.id is not None else uuid.uuid4().hex
         with self.transaction():
             self._conn.execute(sql.INSERT_COMMAND, {
@@ -794,7 +794,7 @@ class Database:
     # --- events (the outbox) ---------------------------------------------------------------
 
     def append_event(self, event: NewEvent, *, deliver: bool) -> int | None:
-        """Record an event in the outbox (api.md §6.4).
+        """Record an event in the outbox.
 
         Args:
             event: The event; its ``event_id`` makes the append idempotent.
@@ -912,8 +912,8 @@ class Database:
 
     def prune_retained(self, *, before: int, batch: int) -> int:
         """Delete one batch of rows older than *before* from ``events`` (with their
-        delivered webhook rows), ``order_progress`` and ``cmd_logs`` (retention_days,
-        api.md §11.4). Undelivered events and the events of open orders are kept;
+        delivered webhook rows), ``order_progress`` and ``cmd_logs`` (retention_days).
+        Undelivered events and the events of open orders are kept;
         orders and cards are never touched.
 
         Returns:
@@ -1073,7 +1073,7 @@ class Database:
 
     def list_card_ledger(self, card_no: str, *, limit: int = DEFAULT_LIMIT,
                          cursor: str | None = None) -> Page[CardLedgerEntry]:
-        """A card's ledger, oldest entry first (api.md §10.7 paging).
+        """A card's ledger, oldest entry first (paged).
 
         Raises:
             InvalidPage: A bad *limit* or *cursor*.
@@ -1123,7 +1123,7 @@ class Database:
     # --- API bookkeeping -------------------------------------------------------------------
 
     def check_nonce(self, key_name: str, nonce: str, now: int, *, ttl: int) -> bool:
-        """Check and remember a request nonce (api.md §6.1).
+        """Check and remember a request nonce.
 
         Returns:
             True if the nonce is fresh (now stored); False if this key used it

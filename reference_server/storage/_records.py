@@ -53,7 +53,7 @@ __all__ = [
 
 
 class CommandStatus(enum.Enum):
-    """A downlink command's life (api.md §6.3 ``GET /commands/{id}``)."""
+    """A downlink command's life (``GET /commands/{id}``)."""
 
     #: Persisted, waiting to be sent (the device may be offline).
     QUEUED = "queued"
@@ -73,7 +73,7 @@ class CommandStatus(enum.Enum):
 
 
 class DeliveryStatus(enum.Enum):
-    """A webhook delivery's state (api.md §6.4)."""
+    """A webhook delivery's state."""
 
     #: Not yet delivered; retried at ``next_attempt_at``.
     PENDING = "pending"
@@ -84,7 +84,7 @@ class DeliveryStatus(enum.Enum):
 
 
 class CardStatus(enum.Enum):
-    """A card's state in the card registry (api.md §6.3, §10.8)."""
+    """A card's state in the card registry."""
 
     #: May start charges.
     ACTIVE = "active"
@@ -139,7 +139,7 @@ class DeviceRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeviceIdentity:
-    """A ``device_identities`` row (api.md §11.2).
+    """A ``device_identities`` row.
 
     Attributes:
         phy_id: The device's printed id.
@@ -173,7 +173,7 @@ class DeviceTouch:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortRecord:
-    """A ``ports`` row: one charging point (api.md §2), written whole.
+    """A ``ports`` row: one charging point, written whole.
 
     ``power_w`` is in whole watts; ``voltage`` in 0.1 V; ``fault_code`` the
     protocol's raw fault value (0 = no fault); ``order_no`` the order on the port.
@@ -200,7 +200,7 @@ class NewOrder:
     Units: ``amount`` cents (None: nothing prepaid), ``price_per_kwh`` cents,
     ``service_fee`` per mille, ``requested_duration_sec`` seconds,
     ``requested_energy_wh`` Wh; ``power_tiers_json`` the mode-3 tiers as given.
-    ``tariff`` bills the order (api.md §11.1); None derives it with
+    ``tariff`` bills the order; None derives it with
     :meth:`bkvcodec.TariffKind.for_order`.
     """
 
@@ -225,7 +225,7 @@ class NewOrder:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderRecord:
-    """An ``orders`` row (api.md §4, §8; the plan's §5.8 columns).
+    """An ``orders`` row.
 
     Meters are the device's: ``duration_sec`` seconds used, ``total_kwh`` 0.01 kWh,
     ``current_power``/``peak_power`` 0.1 W. Money in cents: ``final_amount``,
@@ -234,7 +234,7 @@ class OrderRecord:
     ``end_reason`` is the contract's code, ``end_reason_raw`` the protocol's;
     ``stop_reason`` the API caller's free text; ``start_time``/``end_time`` the
     server's receipt times; ``key_name`` the API key that created it (None for a
-    card swipe); ``tariff`` the tariff that bills the order (api.md §11.1).
+    card swipe); ``tariff`` the tariff that bills the order.
     """
 
     id: int
@@ -293,7 +293,7 @@ class ProgressSample:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewCommand:
-    """A downlink to persist before it is sent (api.md §7).
+    """A downlink to persist before it is sent.
 
     Attributes:
         device_id: The device's row id.
@@ -382,7 +382,7 @@ class CmdLogRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewEvent:
-    """An event to record in the outbox (api.md §6.4).
+    """An event to record in the outbox.
 
     ``event_id`` is unique and stable (a replay with the same id records nothing);
     ``data`` the envelope's ``data`` object; ``created_at`` when it happened.
@@ -430,7 +430,7 @@ class DeliveryRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CardRecord:
-    """A ``cards`` row (api.md §10.8, §11.1): balance in cents, never negative, of
+    """A ``cards`` row: balance in cents, never negative, of
     which ``held_cents`` are reserved by open card orders; the charge settings a
     swipe starts with (None: the server's default). Both sums follow the card's
     ledger (:class:`CardLedgerEntry`)."""
@@ -452,7 +452,7 @@ class CardRecord:
 
 
 class LedgerKind(enum.Enum):
-    """What a card ledger entry does (api.md §11.1)."""
+    """What a card ledger entry does."""
 
     #: Money paid in (``POST /cards/{card_no}/topup``, a new card's balance).
     TOPUP = "topup"
@@ -509,7 +509,7 @@ class CardSettlement:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IdempotencyRecord:
     """An ``idempotency`` row: the first answer to a request with an
-    ``Idempotency-Key`` (api.md §6.3), replayed for repeats."""
+    ``Idempotency-Key``, replayed for repeats."""
 
     key_name: str
     idem_key: str

@@ -335,12 +335,12 @@ WHERE iccid IS NOT NULL AND iccid != '';
 
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema (api.md §8)", _V1),
+    Migration(1, "initial schema", _V1),
     Migration(2, "routine webhook deliveries after the others; claim index", _V2),
-    Migration(3, "cards as a ledger: holds, debits, top-ups (api.md §11.1)", _V3),
+    Migration(3, "cards as a ledger: holds, debits, top-ups", _V3),
     Migration(4, "key_name on orders, commands and redeliveries; retention indexes", _V4),
     Migration(5, "orders.tariff: the tariff that bills each order", _V5),
-    Migration(6, "device identities: provisioning and ICCID binding (api.md §11.2)", _V6),
+    Migration(6, "device identities: provisioning and ICCID binding", _V6),
 )
 
 #: The schema version this code writes.

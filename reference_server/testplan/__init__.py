@@ -1,2 +1,2 @@
-"""The customer's test plan (``shared/spec/test-plan.md``), executable: simulated devices,
+"""The customer's test plan, executable: simulated devices,
 the server, a signature-checking webhook receiver, and a report of every plan item."""

@@ -19,7 +19,7 @@ from .runner import API_BASE, PLAN_CADENCE, Plan
 
 __all__ = ["judge_acceptance"]
 
-#: The events §8.10 lists.
+#: The events the plan's final acceptance checklist lists.
 REQUIRED_EVENTS = ("device.registered", "device.heartbeat", "order.created",
                    "charging.started", "charging.progress", "order.completed",
                    "device.alarm")

@@ -20,7 +20,7 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reference_server testplan",
-        description="Run the test plan (shared/spec/test-plan.md) with simulated devices "
+        description="Run the customer's test plan with simulated devices "
                     "and a webhook receiver that checks every signature.")
     parser.add_argument("--speed", type=float, default=60.0,
                         help="simulated seconds per real second for the charging flows "
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-devices", type=int, default=1000, metavar="N",
                         help="devices for the '1000+ devices online' item (0: skip it)")
     parser.add_argument("--no-acceptance", action="store_true",
-                        help="skip the acceptance lists of §8.9-§8.10")
+                        help="skip the acceptance lists at the end of the plan")
     external = parser.add_argument_group(
         "an external server", "test a running server instead of starting one; configure "
         "its webhook_url to the receiver below and its webhook_secret to --webhook-secret")

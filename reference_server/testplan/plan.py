@@ -22,7 +22,7 @@ from .runner import Checks, Plan, Step, StepFailed, plan_profile
 
 __all__ = ["FAST_DEVICES", "REAL_DEVICES", "STEPS"]
 
-#: The plan's two gateways (test-plan.md §1.6), and more devices of both protocols.
+#: The plan's two gateways, and more devices of both protocols.
 D520, D382 = "82210225000520", "82241218000382"
 FAST_DEVICES: list[DeviceSpec] = [
     bkv_gateway(D520, sockets=2, profile=plan_profile()),
@@ -45,7 +45,8 @@ REAL_DEVICES: list[DeviceSpec] = [
     bkv_gateway("82210225000703", profile=plan_profile()),  # IP change
 ]
 
-#: The plan's e-bike: 1500 W for the whole hour of TC001 (5–6 kWh, §9 of the plan).
+#: The plan's e-bike: 1500 W for the whole hour of TC001 (the plan says 5–6 kWh, which
+#: 1500 W for an hour cannot give).
 PLAN_CHARGER = Charger(power_w=1500.0, capacity_wh=20000.0, soc=0.1)
 #: A small pack that fills within the hour, for "until full".
 SMALL_PACK = Charger(power_w=250.0, capacity_wh=300.0, soc=0.5)
@@ -66,7 +67,7 @@ def _num(value: object) -> float:
 
 def accuracy(c: Checks, item_id: str, order: dict[str, object], truth: ChargeRecord,
              plan: Plan) -> None:
-    """Duration within 5 s and energy within 2 % of the simulated meter (§8.9)."""
+    """Duration within 5 s and energy within 2 % of the simulated meter."""
     duration_error = abs(_num(order["duration_sec"]) - truth.duration_s)
     true_kwh = truth.energy_kwh
     energy_error = abs(_num(order["total_kwh"]) - true_kwh) / true_kwh if true_kwh else 0.0
@@ -82,7 +83,8 @@ def accuracy(c: Checks, item_id: str, order: dict[str, object], truth: ChargeRec
 
 
 def expected_bill(order: dict[str, object]) -> int:
-    """api.md §5 from the order's own totals: energy fee, service, capped by the amount."""
+    """The bill by the contract's rules, from the order's own totals: energy fee, service,
+    capped by the amount."""
     centi = round(_num(order["total_kwh"]) * 100)
     price, service = int(_num(order["price_per_kwh"])), int(_num(order["service_fee"]))
     energy_fee = (centi * price * 2 + 100) // 200  # round half up of centi*price/100
@@ -116,13 +118,13 @@ async def tc001(plan: Plan, c: Checks) -> None:
             f"{order['end_reason']}, {order['duration_sec']} s, {order['total_kwh']} kWh",
             target="completed, normal")
     accuracy(c, "TC001", order, truth, plan)
-    c.check("TC001 amount", "amount per tariff (api.md §5)",
+    c.check("TC001 amount", "amount per tariff",
             order["final_amount_cents"] == expected_bill(order),
             measured=f"{order['final_amount_cents']} cents", target=f"{expected_bill(order)}")
     c.check("TC001 energy plausible", "energy for 1 h at 1500 W",
             1.3 <= _num(order["total_kwh"]) <= 1.6 or 5.0 <= _num(order["total_kwh"]) <= 6.0,
             measured=f"{order['total_kwh']} kWh", target="1.5 kWh (see notes)",
-            detail="the plan's 5–6 kWh is 1 h at 5–6 kW; 1500 W for 1 h is 1.5 kWh (plan §9)")
+            detail="the plan's 5–6 kWh is 1 h at 5–6 kW; 1500 W for 1 h is 1.5 kWh")
     await plan.webhook("order.completed", order_no=order_no)
     types = [t for t in plan.receiver.types(order_no=order_no)
              if t.startswith(("order.", "charging.")) and t != "charging.progress"]
@@ -433,7 +435,7 @@ async def hands_on_1_and_2(plan: Plan, c: Checks) -> None:
 
 async def _card_with_balance(plan: Plan, card: Mapping[str, object]) -> None:
     """Register *card*; on a server that has it already (a second run), bring its
-    balance to the one asked for with an adjustment (api.md §11.1: a card is
+    balance to the one asked for with an adjustment (a card is
     never created twice)."""
     response = await plan.call("POST", "/cards", card)
     if response.status_code != 409:

@@ -33,15 +33,15 @@ from .report import Item, Report, Verdict
 __all__ = ["API_KEY", "PLAN_RATED_POWER_W", "ExternalServer", "Plan", "PlanSettings", "Step",
            "run_plan"]
 
-#: The plan's API key (test-plan.md §3.1).
+#: The plan's API key.
 API_KEY = "test-api-key"
-#: The plan's devices report every 11 s (test-plan.md §1.6).
+#: The plan's devices report every 11 s.
 PLAN_CADENCE = 11.0
-#: The plan's offline rule: 30 s without a frame (api.md §7 "the test-plan runner
-#: configures offline_after = 30").
+#: The plan's offline rule: 30 s without a frame (the contract has the test-plan runner
+#: configure offline_after = 30).
 PLAN_OFFLINE_AFTER = 30
 #: The plan's TC001 meters 5.23 kWh in one hour on one port: above the contract's
-#: default rating of 3,500 W (api.md §11.1), so the runner rates ports higher.
+#: default rating of 3,500 W, so the runner rates ports higher.
 PLAN_RATED_POWER_W = 7000
 API_BASE = "/api/v1/third"
 #: The library's minimum spacing of commands to one device, plus margin.
@@ -338,7 +338,7 @@ async def _server(settings: PlanSettings, webhook_url: str, secret: str
 
 
 def plan_profile(**changes: object) -> DeviceProfile:
-    """The plan's devices: heartbeat and progress every 11 s (test-plan.md §1.6)."""
+    """The plan's devices: heartbeat and progress every 11 s."""
     settings: dict[str, object] = {"heartbeat_s": PLAN_CADENCE, "progress_s": PLAN_CADENCE}
     settings.update(changes)
     return DeviceProfile(**settings)  # type: ignore[arg-type]
