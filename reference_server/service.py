@@ -139,7 +139,7 @@ from .storage import (
     dump_json,
     format_order_no,
 )
-from .units import volts
+from .units import kwh, volts, watts
 
 __all__ = ["ChargingService"]
 
@@ -356,7 +356,7 @@ class ChargingService:
     # --- the gateway's sink ---------------------------------------------------------------
 
     def traffic(self, link: DeviceLink, direction: Direction, data: bytes,
-                kinds: list[str], phy_id: str | None) -> None:
+                kinds: list[str], phy_id: str | None, *, msg_id: int | None = None) -> None:
         """Bytes read from or written to *link* (``cmd_logs``, written in batches)."""
         device = self._devices.get(phy_id) if phy_id else None
         if direction is Direction.DOWN:
@@ -365,7 +365,7 @@ class ChargingService:
         if len(self._frame_logs) >= MAX_BUFFERED_LOGS:
             del self._frame_logs[: MAX_BUFFERED_LOGS // 10]
         self._frame_logs.append(CmdLogEntry(
-            direction=direction, cmd=",".join(kinds) or "-", hex=data.hex(),
+            direction=direction, cmd=",".join(kinds) or "-", hex=data.hex(), msg_id=msg_id,
             created_at=int(self.clock()), device_id=None if device is None else device.id,
             phy_id=phy_id))
 
@@ -658,9 +658,7 @@ class ChargingService:
         device = await self._seen(link, event.phy_id, now, changes)
         if device is None:
             return
-        if link.protocol == "bkv":
-            self.log.debug("BKV frame received", cmd=type(event).__name__,
-                           gateway_id=event.phy_id)
+        self.log.debug("device report", kind=type(event).__name__, device=event.phy_id)
         match event:
             case DeviceRegistered():
                 await self._registered(device, event, link, now, changes)
@@ -1278,8 +1276,9 @@ class ChargingService:
                           device=order.device.phy_id, port_no=event.port_no)
         elif isinstance(event, ChargingProgress):
             self.log.info("charging progress updated", order_no=event.order_no,
-                          duration_sec=event.reading.duration_s,
-                          total_kwh_centi=event.reading.energy_centikwh)
+                          duration=event.reading.duration_s,
+                          kwh=kwh(event.reading.energy_centikwh),
+                          power_w=watts(event.reading.power_dw))
         elif isinstance(event, OrderCompleted | OrderException | OrderFailed | OrderCancelled):
             self.log.info("order ended", order_no=event.order_no,
                           status=order.session.state.value,
@@ -1366,6 +1365,8 @@ class ChargingService:
         link = gateway.link_for(device.phy_id) if gateway is not None else None
         if gateway is None or link is None or open_command.handed_to == link.link_id:
             return
+        self.log.info("outbound message dequeued", device=device.phy_id, cmd=open_command.kind,
+                      command_id=open_command.id)
         try:
             sent = await gateway.send(device.phy_id, command)
         except LocalProtocolError as err:
@@ -1378,11 +1379,12 @@ class ChargingService:
             return
         open_command.handed_to = link.link_id
         now = self.clock()
-        self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
-                      msg_id=open_command.id)
-        changes = _Changes()
         command_id = open_command.id
-        changes.write(lambda db: db.mark_command_sent(command_id, int(now)))
+        msg_id = gateway.sent_message_id(device.phy_id, command_id)
+        self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
+                      msg_id=msg_id, command_id=command_id)
+        changes = _Changes()
+        changes.write(lambda db: db.mark_command_sent(command_id, int(now), msg_id=msg_id))
         order = self._orders.get(open_command.order_no or "")
         if order is not None and open_command.kind == "start_charging":
             self._order_input(order, order.session.command_sent(now), now, changes)
@@ -1396,8 +1398,8 @@ class ChargingService:
         order = self._orders.get(open_command.order_no or "")
         kind = open_command.kind
         if isinstance(event, CommandAcknowledged):
-            self.log.info("device ack received", device=event.phy_id, cmd=kind,
-                          msg_id=event.command_id)
+            self.log.info("device ack received", status="acked", device=event.phy_id,
+                          cmd=kind, command_id=event.command_id)
             result: dict[str, object] = {"ok": True}
             if event.business_no is not None:
                 result["business_no"] = event.business_no
@@ -1416,6 +1418,10 @@ class ChargingService:
                 self._order_input(order, order.session.command_acked(now), now, changes)
             return
         reason = event.reason if isinstance(event, CommandRejected) else "no answer"
+        if isinstance(event, CommandRejected):
+            self.log.info("device ack received", status="rejected", device=event.phy_id,
+                          cmd=kind, command_id=event.command_id, reason=reason,
+                          raw_code=event.raw_code)
         self.log.warning("command failed", device=event.phy_id, cmd=kind,
                          command_id=event.command_id, reason=reason)
         self._finish_command(event.command_id, CommandStatus.FAILED, now, changes,

@@ -154,7 +154,11 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "status": {"type": "string", "enum": ["queued", "sent", "acked", "failed", "expired"]},
         "reason": _t("str?", "Why it failed or expired."),
         "result": {"description": "The device's answer (parameter queries), or null."},
-        "attempts": _t("int"), "order_no": _t("str?"), "created_at": _t("int"),
+        "attempts": _t("int"),
+        "msg_id": _t("int?", "The wire message id it was sent with (BKV frame sequence "
+                             "number, AP3000 message id); null before it is sent, or "
+                             "when it was written behind another command."),
+        "order_no": _t("str?"), "created_at": _t("int"),
         "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int"),
         "key_name": _t("str?", "The API key that asked for it; null when the server "
                                "or a device did.")}),

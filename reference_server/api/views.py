@@ -187,6 +187,7 @@ def command_view(command: CommandRecord) -> dict[str, object]:
         "reason": command.reason,
         "result": result,
         "attempts": command.attempts,
+        "msg_id": command.msg_id,
         "order_no": command.order_no,
         "created_at": command.created_at,
         "sent_at": command.sent_at,
