@@ -734,8 +734,9 @@ class ChargingService:
     def _heartbeat(self, device: _Device, event: DeviceHeartbeat, now: float,
                    changes: _Changes) -> None:
         rssi = _reported_rssi(device.protocol, event)
-        self._touches[device.phy_id] = DeviceTouch(phy_id=device.phy_id, seen_at=int(now),
-                                                   rssi=rssi)
+        if rssi is not None:  # else the touch keeps a value reported since the last flush
+            self._touches[device.phy_id] = DeviceTouch(phy_id=device.phy_id,
+                                                       seen_at=int(now), rssi=rssi)
         if rssi is not None and device.rssi is None:
             # The first value is stored with this read, so the device's view shows it
             # as soon as the heartbeat's events do; later changes ride the batched touch.
