@@ -63,17 +63,22 @@ async def test_the_bkv_heartbeat_rssi_is_shown_with_the_heartbeat(tmp_path: Path
 async def test_an_ap3000_port_heartbeat_keeps_the_modem_signal(tmp_path: Path) -> None:
     async with stack(tmp_path) as s:
         device = await s.device(ProtocolFamily.AP3000, ports=2)
-        modem = Ap3000Frame(physical_id=parse_phy_id(AP3000_ID), message_id=7, message=(
-            Ap3000HostHeartbeat(firmware_version=640, rtc_type=0, host_timestamp=0,
-                                signal_strength=23, module_type=8, iccid=EMULATOR_ICCID,
-                                host_type=0, frequency=0)))
-        await device._write(modem.encode())
+        def modem(signal: int, message_id: int) -> bytes:
+            return Ap3000Frame(physical_id=parse_phy_id(AP3000_ID), message_id=message_id,
+                               message=Ap3000HostHeartbeat(
+                                   firmware_version=640, rtc_type=0, host_timestamp=0,
+                                   signal_strength=signal, module_type=8,
+                                   iccid=EMULATOR_ICCID, host_type=0, frequency=0)).encode()
+
+        await device._write(modem(23, 7))
         while (await s.server.device(AP3000_ID))["rssi"] != 23:
             await trio.sleep(0.05)
-        # A port heartbeat (0x21) sends 0 for "wired or not supported".
+        # A new modem value, and right behind it a port heartbeat (0x21), which sends
+        # 0 for "wired or not supported": the modem's value stands.
+        await device._write(modem(25, 8))
         await device.send(DeviceHeartbeat(phy_id=AP3000_ID, protocol=ProtocolFamily.AP3000))
         await trio.sleep(1.5)  # past the batched liveness write
-        assert 23 == (await s.server.device(AP3000_ID))["rssi"]
+        assert 25 == (await s.server.device(AP3000_ID))["rssi"]
 
 
 def _order_row(db_path: Path, order_no: str) -> tuple[object, ...]:
