@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import sqlite3
 import struct
@@ -19,8 +20,9 @@ from bkvcodec import ProtocolFamily, StartCharging
 from bkvcodec.ap3000 import Ap3000Frame, Ap3000Heartbeat, parse_phy_id
 from reference_server.gateway import FrameHeader, frame_headers
 from reference_server.logs import Logger, text_line
+from reference_server.server import run_server
 
-from .harness import AP3000_ID, BKV_ID, Device, RunningServer
+from .harness import AP3000_ID, BKV_ID, Device, RunningServer, e2e_config
 from .test_e2e import progress, stack, start_charging
 
 #: The heartbeat reply of a BKV gateway's documentation, byte for byte.
@@ -165,3 +167,19 @@ def test_json_stays_the_default() -> None:
     assert (log.enabled("info"), log.enabled("debug")) == (True, False)
     with pytest.raises(ValueError):
         Logger("info", stream, log_format="yaml")  # type: ignore[arg-type]
+
+
+@pytest.mark.trio
+async def test_the_server_logs_text_when_configured(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = e2e_config(tmp_path / "iot.db", None, log_format="text")
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: run_server(
+                config, announce=io.StringIO(), task_status=task_status))
+            nursery.cancel_scope.cancel()
+    assert Logger("info").drain(5)  # every stderr logger shares one writer
+    lines = capsys.readouterr().err.splitlines()
+    assert any(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ INFO  listening "
+                            r"listener=devices host=127\.0\.0\.1 port=\d+", line)
+               for line in lines), lines
