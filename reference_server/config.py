@@ -39,6 +39,7 @@ from typing import Literal, NoReturn, TypeVar
 from bkvcodec import __version__ as bkvcodec_version
 
 from ._version import __version__ as server_version
+from .logs import LogFormat
 
 __all__ = [
     "GENERATED_API_KEY_NAME",
@@ -92,6 +93,10 @@ _LOG_LEVELS: dict[str, LogLevel] = {
     "debug": "debug", "info": "info", "warning": "warning", "error": "error",
     "critical": "critical",
 }
+_LOG_FORMATS: dict[str, LogFormat] = {"json": "json", "text": "text"}
+#: The levels the per-frame log lines may be written at.
+FrameLogLevel = Literal["debug", "info"]
+_FRAME_LOG_LEVELS: dict[str, FrameLogLevel] = {"debug": "debug", "info": "info"}
 
 #: Default ``offline_after`` per protocol: 3 × the heartbeat period.
 PROTOCOL_OFFLINE_AFTER: Mapping[str, int] = {"bkv": 180, "ap3000": 90}
@@ -185,7 +190,12 @@ class Config:
         start_timeout: Wait for the device's start confirmation.
         command_ttl: How long a queued command may wait for an offline device.
         busy_port_policy: ``reject`` (409) or ``replace`` the running order.
-        log_level: Minimum level of the JSON log lines.
+        log_level: Minimum level of the log lines.
+        log_format: ``json`` (one JSON object per line, the default) or ``text``
+            (``<UTC time> <LEVEL> <msg> key=value …``, for people).
+        log_frame_level: The level of the per-frame lines (``BKV frame received``,
+            ``BKV frame sent`` and their AP3000 twins): ``info`` (the test plan's) or
+            ``debug``, which keeps them out of an ``info`` log of a large fleet.
         cmd_log_retention: Age after which ``cmd_logs`` rows are pruned.
         cmd_log_max_rows: The most ``cmd_logs`` rows kept, newest first.
         rate_limit_rps: Per-API-key token rate, requests per second.
@@ -245,6 +255,8 @@ class Config:
     command_ttl: int = 300
     busy_port_policy: BusyPortPolicy = "reject"
     log_level: LogLevel = "info"
+    log_format: LogFormat = "json"
+    log_frame_level: FrameLogLevel = "info"
     cmd_log_retention: int = 7 * _DAY
     cmd_log_max_rows: int = 1_000_000
     rate_limit_rps: int = 200
@@ -358,6 +370,10 @@ _KEYS: dict[str, _Key] = dict([
     _key("busy_port_policy", "charge request on a busy port: reject or replace",
          metavar="POLICY"),
     _key("log_level", "debug, info, warning, error or critical", metavar="LEVEL"),
+    _key("log_format", "log lines as json (one object per line) or text (for people)",
+         metavar="FORMAT"),
+    _key("log_frame_level", "level of the per-frame log lines: info or debug",
+         metavar="LEVEL"),
     # Settings the contract gives defaults for.
     _key("offline_after_bkv", "offline_after for BKV devices (180)"),
     _key("offline_after_ap3000", "offline_after for AP3000 devices (90)"),
@@ -748,6 +764,9 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         command_ttl=_get_int(raw, "command_ttl", d.command_ttl),
         busy_port_policy=_get_policy(raw, d.busy_port_policy),
         log_level=_get_log_level(raw, d.log_level),
+        log_format=_get_choice(raw, "log_format", _LOG_FORMATS, d.log_format),
+        log_frame_level=_get_choice(raw, "log_frame_level", _FRAME_LOG_LEVELS,
+                                    d.log_frame_level),
         cmd_log_retention=_get_int(raw, "cmd_log_retention", d.cmd_log_retention),
         cmd_log_max_rows=_get_int(raw, "cmd_log_max_rows", d.cmd_log_max_rows),
         rate_limit_rps=_get_int(raw, "rate_limit_rps", d.rate_limit_rps),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 __all__ = [
     "CardExists", "CardNotFound", "CommandNotFound", "DeviceNotFound", "DeviceRejected",
     "EventNotFound", "InsufficientBalance", "InvalidArgument", "NoIdlePort", "OrderNotFound",
-    "PortBusy", "PortFault", "ServiceError", "Unavailable",
+    "PortBusy", "PortFault", "PortNotFound", "ServiceError", "Unavailable",
 ]
 
 
@@ -145,6 +145,17 @@ class PortFault(ServiceError):
     def __init__(self, port_no: int, fault_code: int) -> None:
         super().__init__(f"port {port_no} is faulted (fault_code {fault_code})",
                          {"port_no": port_no, "fault_code": fault_code})
+
+
+class PortNotFound(ServiceError):
+    """The device announced fewer ports than the one asked for; it would refuse."""
+
+    status = 422
+    error = "port_not_found"
+
+    def __init__(self, port_no: int, port_count: int) -> None:
+        super().__init__(f"port {port_no} does not exist: the device has {port_count} ports",
+                         {"port_no": port_no, "port_count": port_count})
 
 
 class DeviceRejected(ServiceError):

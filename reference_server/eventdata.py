@@ -22,7 +22,12 @@ from bkvcodec import (
 
 from .units import amperes, kwh, volts, watts, yuan
 
-__all__ = ["END_REASON_MESSAGES", "order_event_data"]
+__all__ = ["END_REASON_MESSAGES", "REFUSED_START", "order_event_data", "refusal_message"]
+
+#: The end reason shown for a start the device refused. The contract's reasons have
+#: no code for it: it is shown by name only (``end_reason_code`` null), with the
+#: device's own reason as ``end_detail``.
+REFUSED_START = "device_rejected"
 
 #: Words for each end reason (``end_reason_msg``), as the plan's receiver shows them.
 END_REASON_MESSAGES: Mapping[EndReason, str] = {
@@ -37,6 +42,12 @@ END_REASON_MESSAGES: Mapping[EndReason, str] = {
     EndReason.DEVICE_LOST_ORDER: "the device lost the order",
     EndReason.COMMAND_EXPIRED: "the device stayed offline; the start command expired",
 }
+
+
+def refusal_message(detail: str | None) -> str:
+    """Words for a refused start, with the device's reason when it gave one."""
+    return ("the device refused the start" if not detail or detail == REFUSED_START
+            else f"the device refused the start ({detail})")
 
 
 def _bill(bill: Bill, amount_cents: int | None) -> dict[str, object]:
@@ -104,7 +115,9 @@ def order_event_data(event: OrderEvent, *, device_phy_id: str, amount_cents: int
             "start_time": None if event.start_time is None else int(event.start_time),
             "end_time": int(event.end_time)}
     if isinstance(event, OrderFailed):
-        return "order.failed", {**common, "status": "failed", **_reason(event.end_reason),
+        reason = (_reason(event.end_reason) if event.end_reason is not None else
+                  {"end_reason": REFUSED_START, "end_reason_msg": refusal_message(event.detail)})
+        return "order.failed", {**common, "status": "failed", **reason,
                                 "detail": event.detail, **_bill(event.bill, amount_cents)}
     if isinstance(event, OrderCancelled):
         return "order.cancelled", {**common, "status": "cancelled",

@@ -35,10 +35,10 @@ from __future__ import annotations
 import itertools
 import resource
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import trio
 
@@ -58,14 +58,21 @@ from bkvcodec import (
     ServerConnection,
     UnidentifiedStream,
 )
+from bkvcodec.ap3000 import format_phy_id
 
-from .config import PROTOCOL_OFFLINE_AFTER, DevicePolicy, IccidBinding, TakeoverPolicy
+from .config import (
+    PROTOCOL_OFFLINE_AFTER,
+    DevicePolicy,
+    FrameLogLevel,
+    IccidBinding,
+    TakeoverPolicy,
+)
 from .identity import MAX_IDS_PER_HOST, DeviceIdentities, is_ap3000_host
 from .logs import Logger
 from .metrics import Metrics
 
-__all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "Gateway", "GatewaySettings",
-           "GatewayStatistics", "default_max_connections"]
+__all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "FrameHeader", "Gateway",
+           "GatewaySettings", "GatewayStatistics", "default_max_connections", "frame_headers"]
 
 _READ_SIZE = 65536
 #: Descriptors kept for HTTP, SQLite and webhooks.
@@ -105,9 +112,9 @@ class EventSink(Protocol):
         """*link* closed; *phy_ids* it carried are now offline unless they reconnected."""
 
     def traffic(self, link: DeviceLink, direction: Direction, data: bytes,
-                kinds: list[str], phy_id: str | None) -> None:
+                kinds: list[str], phy_id: str | None, *, msg_id: int | None = None) -> None:
         """Bytes read from or written to *link*, with the kinds of what they carried
-        (the frame log)."""
+        and the message id of their first frame (the frame log)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +137,8 @@ class GatewaySettings:
         unidentified_max_bytes: Bytes a connection may send without a valid frame;
             also the most bytes of frameless reads the frame log stores.
         frame_log_max_bytes: Bytes per connection per hour the frame log stores.
+        frame_log_level: The level of the per-frame log lines (``BKV frame
+            received`` …); their fields are computed only when it is enabled.
     """
 
     idle_timeout: float = 300.0
@@ -145,6 +154,7 @@ class GatewaySettings:
     unidentified_timeout: float = 30.0
     unidentified_max_bytes: int = 4096
     frame_log_max_bytes: int = 1024 * 1024
+    frame_log_level: FrameLogLevel = "info"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -189,6 +199,8 @@ class DeviceLink:
     garbage_logged: int = 0
     log_window_start: float = 0.0
     log_window_bytes: int = 0
+    #: The wire message id each command was first written with, until asked for.
+    sent_msg_ids: dict[str, int] = field(default_factory=dict)
 
     def close(self) -> None:
         """Stop serving this connection (its task closes the socket)."""
@@ -276,8 +288,19 @@ class Gateway:
             return False
         link.connection.send(command, self.clock())
         link.deadline_changed.set()
-        await self._write(link, link.connection.data_to_send(), type(command).__name__, phy_id)
+        data = link.connection.data_to_send()
+        # Empty when the command waits behind another one in flight: its message id
+        # is then not known here.
+        for header in frame_headers(data):
+            link.sent_msg_ids[command.command_id] = header.msg_id
+            break
+        await self._write(link, data, type(command).__name__, phy_id)
         return True
+
+    def sent_message_id(self, phy_id: str, command_id: str) -> int | None:
+        """The wire message id *command_id* was written with by :meth:`send` (once)."""
+        link = self._links.get(phy_id)
+        return None if link is None else link.sent_msg_ids.pop(command_id, None)
 
     async def answer_card(self, phy_id: str, request_id: int, *, accept: bool,
                           command_id: str | None = None, order_no: str | None = None,
@@ -371,17 +394,25 @@ class Gateway:
                 try:
                     data = await link.stream.receive_some(_READ_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as err:
+                    # A reset or a socket that failed: a read error. A normal close
+                    # is an empty read (below).
                     self.log.info("TCP read error", error=repr(err), remote_addr=link.remote_addr)
+                    self.log.info("connection will close", remote_addr=link.remote_addr,
+                                  reason="read error")
                     return
             if scope.cancelled_caught:
                 if not link.identified:
                     self._close_unidentified(link, "unidentified_timeout")
                 else:
+                    self.log.info("TCP read error", remote_addr=link.remote_addr,
+                                  error=f"read timeout error: silent for "
+                                        f"{settings.idle_timeout:g} s")
                     self.log.info("connection will close", remote_addr=link.remote_addr,
                                   reason="idle")
                 return
             if not data:
-                self.log.info("TCP read error", error="EOF", remote_addr=link.remote_addr)
+                self.log.info("connection will close", remote_addr=link.remote_addr,
+                              reason="closed by the device")
                 return
             data = bytes(data)
             was_protocol = link.protocol
@@ -389,6 +420,8 @@ class Gateway:
             if was_protocol is None and link.protocol is not None:
                 self.log.info("Protocol identified", protocol=link.protocol,
                               remote_addr=link.remote_addr)
+            if self.log.enabled(settings.frame_log_level):
+                self._log_frames(link, data, "received")
             # Route the device to this link before answering, so that a command
             # sent right after the answer finds it.
             admitted, verdict = await self._admit(link, events)
@@ -583,7 +616,17 @@ class Gateway:
             self.metrics.frame_log_skipped.labels("budget").inc()
             return
         link.log_window_bytes += len(data)
-        self.sink.traffic(link, direction, data, kinds, phy_id)
+        first = next(frame_headers(data), None) if frames else None
+        self.sink.traffic(link, direction, data, kinds, phy_id,
+                          msg_id=None if first is None else first.msg_id)
+
+    def _log_frames(self, link: DeviceLink, data: bytes, verb: str) -> None:
+        """One line per whole frame in *data* (``BKV frame received`` …)."""
+        level = self.settings.frame_log_level
+        for header in frame_headers(data):
+            self.log.log(level, f"{header.protocol} frame {verb}", cmd=header.cmd,
+                         gateway_id=header.device, msg_id=header.msg_id,
+                         data_len=header.data_len, remote_addr=link.remote_addr)
 
     async def _timers(self, link: DeviceLink) -> None:
         while not link.closed:
@@ -604,6 +647,8 @@ class Gateway:
                      phy_id: str | None = None) -> None:
         if not data or link.closed:
             return
+        if self.log.enabled(self.settings.frame_log_level):
+            self._log_frames(link, data, "sent")
         self._log_traffic(link, Direction.DOWN, data, [kind], phy_id, frames=True)
         async with link.send_lock:
             with trio.move_on_after(self.settings.write_timeout) as scope:
@@ -646,6 +691,57 @@ class Gateway:
                 self.log.error("connection end not stored", remote_addr=link.remote_addr,
                                phy_ids=gone, error=repr(err))
 
+
+
+class FrameHeader(NamedTuple):
+    """The header fields of one BKV or AP3000 frame, for logs."""
+
+    protocol: str  #: ``BKV`` or ``AP3000``
+    cmd: str  #: The command code in hex (``0x1000``, ``0x21``).
+    device: str  #: The gateway id (BKV) or the physical id (AP3000).
+    msg_id: int  #: The frame's sequence number (BKV) or message id (AP3000).
+    data_len: int  #: Bytes of payload.
+
+
+_BKV_HEADERS = (b"\xfc\xfe", b"\xfc\xff")
+_BKV_MIN = 21
+_AP3000_HEADER = b"DNY"
+_AP3000_MIN = 14
+
+
+def frame_headers(data: bytes) -> Iterator[FrameHeader]:
+    """The headers of the whole frames in *data*, read at their fixed offsets (no
+    checksum check, no decoding: a log's look at bytes the connection decodes).
+
+    Bytes that start no frame (an ICCID announcement, a keep-alive, the rest of a
+    frame split across reads) are skipped.
+    """
+    at, end = 0, len(data)
+    while at + _AP3000_MIN <= end:
+        head = data[at:at + 2]
+        if head in _BKV_HEADERS and at + _BKV_MIN <= end:
+            size = int.from_bytes(data[at + 2:at + 4], "big") + 4
+            if size >= _BKV_MIN and at + size <= end:
+                yield FrameHeader("BKV", f"0x{int.from_bytes(data[at + 4:at + 6], 'big'):04x}",
+                                  data[at + 11:at + 18].hex(),
+                                  int.from_bytes(data[at + 6:at + 10], "big"), size - _BKV_MIN)
+                at += size
+                continue
+        elif data[at:at + 3] == _AP3000_HEADER:
+            size = int.from_bytes(data[at + 3:at + 5], "little") + 5
+            if size >= _AP3000_MIN and at + size <= end:
+                yield FrameHeader("AP3000", f"0x{data[at + 11]:02x}",
+                                  format_phy_id(int.from_bytes(data[at + 5:at + 9], "little")),
+                                  int.from_bytes(data[at + 9:at + 11], "little"),
+                                  size - _AP3000_MIN)
+                at += size
+                continue
+        # On to the next byte that may start a frame (a search, not a Python loop).
+        starts = [i for i in (data.find(b"\xfc", at + 1), data.find(_AP3000_HEADER, at + 1))
+                  if i >= 0]
+        if not starts:
+            return
+        at = min(starts)
 
 
 def _has_frame(events: list[ConnectionEvent]) -> bool:

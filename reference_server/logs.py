@@ -1,5 +1,7 @@
 # JSON-lines logging (api.md §9): one object per line on stderr, with ``msg`` and
-# the fields of the event, the plan's messages kept verbatim. A plain function,
+# the fields of the event, the plan's messages kept verbatim. Or, for people at a
+# terminal (``log_format = "text"``), one line of time, level, message and key=value
+# fields; JSON stays the default, for collectors. A plain function,
 # not the logging module's machinery: the server logs little, always structured,
 # and must never log a secret (callers pass only what is safe).
 #
@@ -19,11 +21,15 @@ import queue
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import Literal, TextIO
 
-__all__ = ["LEVELS", "LOG_QUEUE_SIZE", "Logger"]
+__all__ = ["LEVELS", "LOG_FORMATS", "LOG_QUEUE_SIZE", "LogFormat", "Logger", "text_line"]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+#: ``json``: one JSON object per line (the default); ``text``: readable single lines.
+LogFormat = Literal["json", "text"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("json", "text")
 
 #: Lines waiting for the writer thread; beyond, lines are dropped and counted.
 LOG_QUEUE_SIZE = 10_000
@@ -89,8 +95,32 @@ def _stderr() -> _BackgroundWriter:
         return _stderr_writer
 
 
+def _text_value(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, str):
+        # Bare when it cannot be misread; quoted (one line, escaped) otherwise.
+        if value and not any(c in value for c in ' ="\\') and value.isprintable():
+            return value
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def text_line(ts: float, level: str, msg: str, fields: dict[str, object]) -> str:
+    """One human-readable line: ``2026-12-06T15:45:00Z INFO  msg key=value …``."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    words = " ".join(f"{key}={_text_value(value)}" for key, value in fields.items())
+    head = f"{stamp} {level.upper():<5} {msg}"
+    return f"{head} {words}\n" if words else f"{head}\n"
+
+
 class Logger:
-    """Writes ``{"ts": …, "level": …, "msg": …, **fields}`` lines.
+    """Writes ``{"ts": …, "level": …, "msg": …, **fields}`` lines (or, in the
+    ``text`` format, ``<UTC time> <LEVEL> <msg> key=value …``).
 
     Args:
         level: The lowest level written (``debug``, ``info``, ``warning``, ``error``).
@@ -98,12 +128,16 @@ class Logger:
         background: Write through the bounded queue and its writer thread, so a
             stalled reader never blocks the caller. Default: True for stderr,
             False for a stream given here.
+        log_format: ``json`` (default) or ``text``.
     """
 
     def __init__(self, level: str = "info", stream: TextIO | None = None, *,
-                 background: bool | None = None) -> None:
+                 background: bool | None = None, log_format: LogFormat = "json") -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown log level {level!r}")
+        if log_format not in LOG_FORMATS:
+            raise ValueError(f"unknown log format {log_format!r}")
+        self.log_format = log_format
         self.threshold = LEVELS[level]
         self.stream = stream if stream is not None else sys.stderr
         if background is None:
@@ -126,6 +160,11 @@ class Logger:
         """
         return True if self._writer is None else self._writer.drain(timeout)
 
+    def enabled(self, level: str) -> bool:
+        """Whether lines of *level* are written: callers of frequent lines check it
+        before they compute the lines' fields."""
+        return LEVELS[level] >= self.threshold
+
     def log(self, level: str, msg: str, **fields: object) -> None:
         """Write one line if *level* passes the threshold.
 
@@ -134,9 +173,13 @@ class Logger:
         """
         if LEVELS[level] < self.threshold:
             return
-        record: dict[str, object] = {"ts": round(time.time(), 3), "level": level, "msg": msg}
-        record.update(fields)
-        line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
+        ts = time.time()
+        if self.log_format == "text":
+            line = text_line(ts, level, msg, fields)
+        else:
+            record: dict[str, object] = {"ts": round(ts, 3), "level": level, "msg": msg}
+            record.update(fields)
+            line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         if self._writer is not None:
             self._writer.put(line)
             return

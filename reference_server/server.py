@@ -77,7 +77,8 @@ async def run_server(config: Config, *, logger: Logger | None = None,
         announce: Where a generated API key is printed, once (stdout if None).
         task_status: Receives the listening addresses once both listeners accept.
     """
-    log = logger if logger is not None else Logger(config.log_level)
+    log = logger if logger is not None else Logger(config.log_level,
+                                                   log_format=config.log_format)
     config.db_path.parent.mkdir(parents=True, exist_ok=True)
     db = await AsyncDatabase.open(config.db_path, synchronous=config.sqlite_synchronous)
     try:
@@ -152,7 +153,8 @@ def gateway_settings(config: Config) -> GatewaySettings:
         max_connections_per_ip=config.max_connections_per_ip,
         unidentified_timeout=config.unidentified_timeout,
         unidentified_max_bytes=config.unidentified_max_bytes,
-        frame_log_max_bytes=config.frame_log_max_bytes)
+        frame_log_max_bytes=config.frame_log_max_bytes,
+        frame_log_level=config.log_frame_level)
 
 
 async def _api_keys(config: Config, db: AsyncDatabase, log: Logger, announce: TextIO) -> Config:
@@ -179,7 +181,7 @@ async def _api_keys(config: Config, db: AsyncDatabase, log: Logger, announce: Te
 
 async def main_async(config: Config) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
-    log = Logger(config.log_level)
+    log = Logger(config.log_level, log_format=config.log_format)
     thresholds = gc.get_threshold()
     gc.set_threshold(thresholds[0], thresholds[1], _NEVER)
     try:

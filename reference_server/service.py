@@ -102,6 +102,7 @@ from .errors import (
     OrderNotFound,
     PortBusy,
     PortFault,
+    PortNotFound,
     Unavailable,
 )
 from .eventdata import order_event_data
@@ -138,7 +139,7 @@ from .storage import (
     dump_json,
     format_order_no,
 )
-from .units import volts
+from .units import kwh, volts, watts
 
 __all__ = ["ChargingService"]
 
@@ -185,6 +186,11 @@ class _Device:
     last_seen: float
     firmware: str | None = None
     iccid: str | None = None
+    #: The signal strength last stored (None: never reported).
+    rssi: int | None = None
+    #: The ports per socket the device has, when it told: its registration, or an
+    #: AP3000 heartbeat, which lists every port (None: not told).
+    port_count: int | None = None
     heartbeats: int = 0
     link_id: int | None = None
 
@@ -350,7 +356,7 @@ class ChargingService:
     # --- the gateway's sink ---------------------------------------------------------------
 
     def traffic(self, link: DeviceLink, direction: Direction, data: bytes,
-                kinds: list[str], phy_id: str | None) -> None:
+                kinds: list[str], phy_id: str | None, *, msg_id: int | None = None) -> None:
         """Bytes read from or written to *link* (``cmd_logs``, written in batches)."""
         device = self._devices.get(phy_id) if phy_id else None
         if direction is Direction.DOWN:
@@ -359,7 +365,7 @@ class ChargingService:
         if len(self._frame_logs) >= MAX_BUFFERED_LOGS:
             del self._frame_logs[: MAX_BUFFERED_LOGS // 10]
         self._frame_logs.append(CmdLogEntry(
-            direction=direction, cmd=",".join(kinds) or "-", hex=data.hex(),
+            direction=direction, cmd=",".join(kinds) or "-", hex=data.hex(), msg_id=msg_id,
             created_at=int(self.clock()), device_id=None if device is None else device.id,
             phy_id=phy_id))
 
@@ -410,6 +416,9 @@ class ChargingService:
         if port_no == AUTO_PORT:
             port_no = self._pick_idle_port(device, request.socket_no)
         _check_address(device.protocol, request.socket_no, port_no)
+        if device.port_count is not None and port_no > device.port_count:
+            # The device would refuse it; no order is created for a port that is not there.
+            raise PortNotFound(port_no, device.port_count)
         key = (device.id, request.socket_no, port_no)
         port = self._ports.get(key)
         if port is not None and port.status is PortState.FAULT:
@@ -649,9 +658,7 @@ class ChargingService:
         device = await self._seen(link, event.phy_id, now, changes)
         if device is None:
             return
-        if link.protocol == "bkv":
-            self.log.debug("BKV frame received", cmd=type(event).__name__,
-                           gateway_id=event.phy_id)
+        self.log.debug("device report", kind=type(event).__name__, device=event.phy_id)
         match event:
             case DeviceRegistered():
                 await self._registered(device, event, link, now, changes)
@@ -715,6 +722,8 @@ class ChargingService:
     async def _registered(self, device: _Device, event: DeviceRegistered, link: DeviceLink,
                           now: float, changes: _Changes) -> None:
         device.firmware = event.firmware or device.firmware
+        if event.port_count:
+            device.port_count = event.port_count
         await self.db.upsert_device(device.phy_id, device.protocol, int(now),
                                     remote_addr=link.remote_addr, firmware=event.firmware)
         changes.events.append(self._device_event("device.registered", device.phy_id, now, {
@@ -724,8 +733,19 @@ class ChargingService:
 
     def _heartbeat(self, device: _Device, event: DeviceHeartbeat, now: float,
                    changes: _Changes) -> None:
-        self._touches[device.phy_id] = DeviceTouch(phy_id=device.phy_id, seen_at=int(now),
-                                                   rssi=event.rssi)
+        rssi = _reported_rssi(device.protocol, event)
+        if rssi is not None:  # else the touch keeps a value reported since the last flush
+            self._touches[device.phy_id] = DeviceTouch(phy_id=device.phy_id,
+                                                       seen_at=int(now), rssi=rssi)
+        if rssi is not None and device.rssi is None:
+            # The first value is stored with this read, so the device's view shows it
+            # as soon as the heartbeat's events do; later changes ride the batched touch.
+            device.rssi = rssi
+            changes.undo.append(lambda: setattr(device, "rssi", None))
+            touch = DeviceTouch(phy_id=device.phy_id, seen_at=int(now), rssi=rssi)
+            changes.write(lambda db: db.touch_devices([touch]))
+        elif rssi is not None:
+            device.rssi = rssi
         if (event.firmware and event.firmware != device.firmware) or (
                 event.iccid and event.iccid != device.iccid):
             device.firmware = event.firmware or device.firmware
@@ -743,6 +763,8 @@ class ChargingService:
 
     def _port_status(self, device: _Device, event: PortStatusReported, now: float,
                      changes: _Changes) -> None:
+        if device.protocol is ProtocolFamily.AP3000 and event.port_no > (device.port_count or 0):
+            device.port_count = event.port_no
         key = (device.id, event.socket_no, event.port_no)
         order = self._orders.get(self._by_port.get(key, ""))
         old = self._ports.get(key)
@@ -753,6 +775,35 @@ class ChargingService:
             fault_code=event.fault_code,
             order_no=order.record.order_no if order is not None else event.order_no,
             business_no=event.business_no, updated_at=int(now))
+        self._put_port(device, key, old, port, event.fault_msg, now, changes)
+        if (order is not None and event.state is not PortState.CHARGING
+                and event.state is not PortState.FAULT
+                and order.session.state in (OrderState.CHARGING, OrderState.STOPPING)):
+            self._order_input(order, order.session.port_idle(now), now, changes)
+
+    def _port_follows(self, order: _Order, reading: MeterReading, now: float,
+                      changes: _Changes) -> None:
+        """A progress report: its port charges for the order at the reported power
+        (AP3000 sends its power as 0x06 only, not as a port status)."""
+        record = order.record
+        key = (record.device_id, record.socket_no, record.port_no)
+        old = self._ports.get(key)
+        if old is not None and old.status is PortState.FAULT:
+            return  # a fault stays shown until the device reports the port otherwise
+        port = PortRecord(
+            device_id=record.device_id, socket_no=record.socket_no, port_no=record.port_no,
+            status=PortState.CHARGING, power_w=round(reading.power_dw / 10),  # whole watts
+            voltage=reading.voltage_dv if reading.voltage_dv is not None
+            else None if old is None else old.voltage,
+            fault_code=0, order_no=record.order_no,
+            business_no=record.business_no if old is None or record.business_no
+            else old.business_no,
+            updated_at=int(now))
+        self._put_port(order.device, key, old, port, "", now, changes)
+
+    def _put_port(self, device: _Device, key: tuple[int, int, int], old: PortRecord | None,
+                  port: PortRecord, fault_msg: str, now: float, changes: _Changes) -> None:
+        """Store *port* if it changed, and report a change of its status."""
         if old is None or _port_changed(old, port):
             self._ports[key] = port
             changes.undo.append(lambda: self._restore_port(key, old))
@@ -762,12 +813,8 @@ class ChargingService:
                 "socket_no": port.socket_no, "port_no": port.port_no,
                 "status": int(port.status), "status_name": port.status.name.lower(),
                 "previous_status": None if old is None else int(old.status),
-                "fault_code": port.fault_code, "fault_msg": event.fault_msg,
+                "fault_code": port.fault_code, "fault_msg": fault_msg,
                 "power_w": port.power_w, "order_no": port.order_no}))
-        if (order is not None and event.state is not PortState.CHARGING
-                and event.state is not PortState.FAULT
-                and order.session.state in (OrderState.CHARGING, OrderState.STOPPING)):
-            self._order_input(order, order.session.port_idle(now), now, changes)
 
     def _forget_command(self, command_id: str) -> None:
         self._commands.pop(command_id, None)
@@ -803,6 +850,7 @@ class ChargingService:
                     total_kwh=reading.energy_centikwh, power=reading.power_dw,
                     voltage=reading.voltage_dv, current=reading.current_ma)
                 changes.write(lambda db: db.add_progress(sample))
+                self._port_follows(order, reading, now, changes)
             self._order_input(order, session.progress(now, reading), now, changes)
         else:
             settling = not session.state.is_terminal
@@ -1126,7 +1174,8 @@ class ChargingService:
         self._order_input(order, events, now, changes)
 
     def _order_input(self, order: _Order, events: list[OrderEvent], now: float,
-                     changes: _Changes, *, device_amount: int | None = None) -> None:
+                     changes: _Changes, *, device_amount: int | None = None,
+                     refusal_code: int | None = None) -> None:
         """Record what a session input produced: the order row and its events."""
         session = order.session
         record = order.record
@@ -1148,6 +1197,11 @@ class ChargingService:
         for event in events:
             if isinstance(event, OrderCompleted):
                 updated = dataclasses.replace(updated, end_reason_raw=event.end_reason_raw)
+            elif isinstance(event, OrderFailed):
+                updated = dataclasses.replace(
+                    updated, end_detail=event.detail,
+                    end_reason_raw=refusal_code if event.end_reason is None
+                    else updated.end_reason_raw)
             changes.events.append(self._order_event(order.device, record.amount, event, now,
                                                     tariff=record.tariff))
             self._log_order_event(order, event)
@@ -1223,8 +1277,9 @@ class ChargingService:
                           device=order.device.phy_id, port_no=event.port_no)
         elif isinstance(event, ChargingProgress):
             self.log.info("charging progress updated", order_no=event.order_no,
-                          duration_sec=event.reading.duration_s,
-                          total_kwh_centi=event.reading.energy_centikwh)
+                          duration=event.reading.duration_s,
+                          kwh=kwh(event.reading.energy_centikwh),
+                          power_w=watts(event.reading.power_dw))
         elif isinstance(event, OrderCompleted | OrderException | OrderFailed | OrderCancelled):
             self.log.info("order ended", order_no=event.order_no,
                           status=order.session.state.value,
@@ -1311,6 +1366,8 @@ class ChargingService:
         link = gateway.link_for(device.phy_id) if gateway is not None else None
         if gateway is None or link is None or open_command.handed_to == link.link_id:
             return
+        self.log.info("outbound message dequeued", device=device.phy_id, cmd=open_command.kind,
+                      command_id=open_command.id)
         try:
             sent = await gateway.send(device.phy_id, command)
         except LocalProtocolError as err:
@@ -1323,11 +1380,12 @@ class ChargingService:
             return
         open_command.handed_to = link.link_id
         now = self.clock()
-        self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
-                      msg_id=open_command.id)
-        changes = _Changes()
         command_id = open_command.id
-        changes.write(lambda db: db.mark_command_sent(command_id, int(now)))
+        msg_id = gateway.sent_message_id(device.phy_id, command_id)
+        self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
+                      msg_id=msg_id, command_id=command_id)
+        changes = _Changes()
+        changes.write(lambda db: db.mark_command_sent(command_id, int(now), msg_id=msg_id))
         order = self._orders.get(open_command.order_no or "")
         if order is not None and open_command.kind == "start_charging":
             self._order_input(order, order.session.command_sent(now), now, changes)
@@ -1341,8 +1399,8 @@ class ChargingService:
         order = self._orders.get(open_command.order_no or "")
         kind = open_command.kind
         if isinstance(event, CommandAcknowledged):
-            self.log.info("device ack received", device=event.phy_id, cmd=kind,
-                          msg_id=event.command_id)
+            self.log.info("device ack received", status="acked", device=event.phy_id,
+                          cmd=kind, command_id=event.command_id)
             result: dict[str, object] = {"ok": True}
             if event.business_no is not None:
                 result["business_no"] = event.business_no
@@ -1361,8 +1419,12 @@ class ChargingService:
                 self._order_input(order, order.session.command_acked(now), now, changes)
             return
         reason = event.reason if isinstance(event, CommandRejected) else "no answer"
+        if isinstance(event, CommandRejected):
+            self.log.info("device ack received", status="rejected", device=event.phy_id,
+                          cmd=kind, command_id=event.command_id, reason=reason,
+                          raw_code=event.raw_code)
         self.log.warning("command failed", device=event.phy_id, cmd=kind,
-                         msg_id=event.command_id, reason=reason)
+                         command_id=event.command_id, reason=reason)
         self._finish_command(event.command_id, CommandStatus.FAILED, now, changes,
                              reason=reason)
         if kind in ("set_params", "query_params"):
@@ -1373,7 +1435,13 @@ class ChargingService:
             return
         if kind in ("start_charging", "card_answer") and (
                 order.session.state is OrderState.PENDING):
-            self._order_input(order, order.session.command_rejected(now, reason), now, changes)
+            if isinstance(event, CommandTimedOut):
+                # Unanswered is not refused: the order waits for start_timeout, which
+                # ends it as no_confirmation unless a late confirmation or progress
+                # report arrives first.
+                return
+            self._order_input(order, order.session.command_rejected(now, reason), now, changes,
+                              refusal_code=event.raw_code)
         elif kind == "stop_charging" and order.session.state is OrderState.STOPPING:
             self._order_input(order, order.session.stop_failed(now), now, changes)
 
@@ -1577,7 +1645,7 @@ class ChargingService:
             return cached
         device = _Device(id=record.id, phy_id=record.phy_id, protocol=record.protocol,
                          online=record.online, last_seen=float(record.last_seen_at or 0),
-                         firmware=record.firmware, iccid=record.iccid)
+                         firmware=record.firmware, iccid=record.iccid, rssi=record.rssi)
         self._devices[record.phy_id] = device
         if device.online:
             self._silence_check_at = -math.inf
@@ -1639,6 +1707,18 @@ def _check_expressible(protocol: ProtocolFamily, command: Command, field_name: s
         scratch.send(command, 0.0)
     except (LocalProtocolError, ValueError) as err:
         raise InvalidArgument(field_name, str(err)) from None
+
+
+def _reported_rssi(protocol: ProtocolFamily, event: DeviceHeartbeat) -> int | None:
+    """The heartbeat's signal strength, None when it reports none: 99 is the modem's
+    "not known"; an AP3000 port heartbeat (no ICCID) sends 0 for "wired or not
+    supported", which must not replace the modem heartbeat's value."""
+    rssi = event.rssi
+    if rssi is None or rssi == 99:
+        return None
+    if protocol is ProtocolFamily.AP3000 and rssi == 0 and not event.iccid:
+        return None
+    return rssi
 
 
 def _port_changed(old: PortRecord, new: PortRecord) -> bool:

@@ -103,7 +103,8 @@ def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations
         RuntimeError: A route of the table has no handler (a programming error).
     """
     if logger is None:
-        logger = Logger("error" if config.log_level == "critical" else config.log_level)
+        logger = Logger("error" if config.log_level == "critical" else config.log_level,
+                        log_format=config.log_format)
     context = ApiContext(
         config=config, db=db, service=service, metrics=metrics, clock=clock, logger=logger,
         auth=Authenticator(config.api_keys, db, max_skew=config.signature_max_skew,

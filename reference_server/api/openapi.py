@@ -124,11 +124,16 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "power_tiers": {"type": ["array", "null"], "items": _ref("PowerTier")},
         "end_reason": _t("str?", "normal, full, insufficient_balance, remote_stop, fault, "
                                  "timeout, user_stop, no_confirmation, device_lost_order, "
-                                 "command_expired."),
+                                 "command_expired; device_rejected (no stored code) when "
+                                 "the device refused the start."),
         "end_reason_name": _t("str?", "The same name as end_reason."),
         "end_reason_code": _t("int?", "The stored code."),
         "end_reason_msg": _t("str?", "In words."),
-        "end_reason_raw": _t("int?", "The protocol's own reason code."),
+        "end_reason_raw": _t("int?", "The protocol's own reason code (for a refused "
+                                     "start, the device's result code)."),
+        "end_detail": _t("str?", "Why a failed order failed: for a start the device "
+                                 "refused, the device's reason (end_reason "
+                                 "device_rejected, end_reason_code null)."),
         "final_amount": _t("num?", "Yuan, 2 decimals."),
         "final_amount_cents": _t("int?"), "refund_cents": _t("int?"),
         "energy_fee_cents": _t("int?"), "service_fee_cents": _t("int?"),
@@ -149,7 +154,11 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "status": {"type": "string", "enum": ["queued", "sent", "acked", "failed", "expired"]},
         "reason": _t("str?", "Why it failed or expired."),
         "result": {"description": "The device's answer (parameter queries), or null."},
-        "attempts": _t("int"), "order_no": _t("str?"), "created_at": _t("int"),
+        "attempts": _t("int"),
+        "msg_id": _t("int?", "The wire message id it was sent with (BKV frame sequence "
+                             "number, AP3000 message id); null before it is sent, or "
+                             "when it was written behind another command."),
+        "order_no": _t("str?"), "created_at": _t("int"),
         "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int"),
         "key_name": _t("str?", "The API key that asked for it; null when the server "
                                "or a device did.")}),
@@ -218,7 +227,7 @@ _ERROR_ENVELOPE = _object("An error: code = the HTTP status.", {
                        "device_not_found, order_not_found, command_not_found, "
                        "event_not_found, card_not_found, method_not_allowed, port_busy, "
                        "card_exists, insufficient_balance, request_timeout, "
-                       "payload_too_large, port_fault, device_rejected, "
+                       "payload_too_large, port_fault, port_not_found, device_rejected, "
                        "idempotency_key_reused, rate_limited, internal, unavailable."),
     "data": {"type": ["object", "null"],
              "description": "Details; invalid_argument names the field in data.field."},
@@ -238,7 +247,8 @@ _ERROR_TEXT: Mapping[int, str] = {
          "insufficient_balance (data: requested_cents, available_cents).",
     408: "request_timeout: the body did not arrive within 30 s.",
     413: "payload_too_large: the body is over max_body_bytes (64 KiB).",
-    422: "port_fault, device_rejected or idempotency_key_reused.",
+    422: "port_fault, port_not_found (data: port_no, port_count), device_rejected or "
+         "idempotency_key_reused.",
     429: "rate_limited: per-key, per-device or failed-authentication limit (data.scope); "
          "see Retry-After.",
     500: "internal: a server bug; quote the request_id.",

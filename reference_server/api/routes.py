@@ -155,11 +155,12 @@ ROUTES: tuple[RouteSpec, ...] = (
               description="Creates a pending order and queues its start command. An offline "
                           "device still gets the order; the command waits up to command_ttl. "
                           "409 port_busy when the port runs an order (busy_port_policy "
-                          "reject); with policy replace the answer carries old_order and "
-                          "new_order. A repeat with the same Idempotency-Key within "
-                          "idempotency_ttl replays the first answer (header "
-                          "Idempotency-Replayed: true); the same key with another body is "
-                          "422 idempotency_key_reused."),
+                          "reject); 422 port_not_found when the device announced fewer "
+                          "ports than port_no (no order is created); with policy replace "
+                          "the answer carries old_order and new_order. A repeat with the "
+                          "same Idempotency-Key within idempotency_ttl replays the first "
+                          "answer (header Idempotency-Replayed: true); the same key with "
+                          "another body is 422 idempotency_key_reused."),
     RouteSpec(name="stop_charge", method="POST", path=f"{_P}/devices/{{phy_id}}/stop",
               summary="Stop the order on a port", tag="charging", device_command=True,
               bodies=(STOP_BODY,), data="Order", errors=(404, 503),

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from bkvcodec import PortState
+from bkvcodec import OrderState, PortState
 
-from ..eventdata import END_REASON_MESSAGES
+from ..eventdata import END_REASON_MESSAGES, REFUSED_START, refusal_message
 from ..units import amperes, kwh, volts, watts, yuan
 
 if TYPE_CHECKING:
@@ -88,13 +88,20 @@ def device_view(device: DeviceRecord, ports: Sequence[PortRecord]) -> dict[str, 
 
 def _end_reason(order: OrderRecord) -> dict[str, object]:
     reason = order.end_reason
+    detail = order.end_detail
     if reason is None:
+        if order.status is OrderState.FAILED and detail is not None:
+            # A refused start: the contract has no code for it, only this name.
+            return {"end_reason": REFUSED_START, "end_reason_name": REFUSED_START,
+                    "end_reason_code": None, "end_reason_msg": refusal_message(detail),
+                    "end_reason_raw": order.end_reason_raw, "end_detail": detail}
         return {"end_reason": None, "end_reason_name": None, "end_reason_code": None,
-                "end_reason_msg": None, "end_reason_raw": order.end_reason_raw}
+                "end_reason_msg": None, "end_reason_raw": order.end_reason_raw,
+                "end_detail": detail}
     name = reason.name.lower()
     return {"end_reason": name, "end_reason_name": name, "end_reason_code": int(reason),
             "end_reason_msg": END_REASON_MESSAGES.get(reason),
-            "end_reason_raw": order.end_reason_raw}
+            "end_reason_raw": order.end_reason_raw, "end_detail": detail}
 
 
 def order_view(order: OrderRecord, phy_id: str) -> dict[str, object]:
@@ -179,6 +186,7 @@ def command_view(command: CommandRecord) -> dict[str, object]:
         "reason": command.reason,
         "result": result,
         "attempts": command.attempts,
+        "msg_id": command.msg_id,
         "order_no": command.order_no,
         "created_at": command.created_at,
         "sent_at": command.sent_at,

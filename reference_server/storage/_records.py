@@ -232,6 +232,8 @@ class OrderRecord:
     ``refund_amount``, ``energy_fee``, ``service_fee_amount`` (set at settlement),
     ``device_amount`` (what the device reported, for reconciliation only).
     ``end_reason`` is the contract's code, ``end_reason_raw`` the protocol's;
+    ``end_detail`` why a failed order failed (a refused start: the device's reason,
+    with no contract code, so ``end_reason`` is None);
     ``stop_reason`` the API caller's free text; ``start_time``/``end_time`` the
     server's receipt times; ``key_name`` the API key that created it (None for a
     card swipe); ``tariff`` the tariff that bills the order.
@@ -270,6 +272,7 @@ class OrderRecord:
     updated_at: int
     key_name: str | None = None
     tariff: TariffKind
+    end_detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -333,6 +333,13 @@ SELECT phy_id, 0, protocol, iccid, updated_at, updated_at FROM devices
 WHERE iccid IS NOT NULL AND iccid != '';
 """
 
+# Why a failed order failed, in the device's or the server's words (a refused start:
+# the device's reason, e.g. port_busy). The contract's end reasons have no code for
+# a refusal, so end_reason stays NULL for it and this column keeps the reason.
+_V7 = """
+ALTER TABLE orders ADD COLUMN end_detail TEXT;
+"""
+
 #: Every migration, in order. Append; never edit a published one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _V1),
@@ -341,6 +348,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "key_name on orders, commands and redeliveries; retention indexes", _V4),
     Migration(5, "orders.tariff: the tariff that bills each order", _V5),
     Migration(6, "device identities: provisioning and ICCID binding", _V6),
+    Migration(7, "orders.end_detail: why a failed order failed", _V7),
 )
 
 #: The schema version this code writes.

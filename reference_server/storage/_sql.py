@@ -118,7 +118,8 @@ _ORDER_MUTABLE = (
     "status", "charge_mode", "amount", "price_per_kwh", "service_fee", "duration_sec",
     "requested_duration_sec", "requested_energy_wh", "power_tiers_json", "total_kwh",
     "current_power", "peak_power", "final_amount", "refund_amount", "energy_fee",
-    "service_fee_amount", "device_amount", "end_reason", "end_reason_raw", "business_no",
+    "service_fee_amount", "device_amount", "end_reason", "end_reason_raw", "end_detail",
+    "business_no",
     "card_no", "stop_reason", "start_time", "end_time", "updated_at",
 )
 ORDER_COLUMNS = ("id, order_no, device_id, socket_no, port_no, created_at, key_name, tariff, "

@@ -215,7 +215,7 @@ async def test_a_server_killed_before_its_settlement_commit_settles_once_after_r
                 # committing it; kill -9 lands there.
                 with write_locked(server.db_path):
                     await device.send(SETTLEMENT)
-                    await server.wait_log("BKV frame received", cmd="SettlementReported")
+                    await server.wait_log("device report", kind="SettlementReported")
                     server.kill()
                     await closed_by_server(device)
 

@@ -41,6 +41,7 @@ def test_defaults_are_the_contracts() -> None:
                                config.offline_after_ap3000)
     assert (120, 300) == (config.start_timeout, config.command_ttl)
     assert ("reject", "info") == (config.busy_port_policy, config.log_level)
+    assert ("json", "info") == (config.log_format, config.log_frame_level)
     assert (200, 400, 5) == (config.rate_limit_rps, config.rate_limit_burst,
                              config.device_command_rate)
     assert (5, 300, 86400) == (config.webhook_timeout, config.webhook_max_backoff,
@@ -86,6 +87,8 @@ TABLE = [
     ("command_ttl", "IOT_COMMAND_TTL", "--command-ttl", "600", 600),
     ("busy_port_policy", "IOT_BUSY_PORT_POLICY", "--busy-port-policy", "replace", "replace"),
     ("log_level", "IOT_LOG_LEVEL", "--log-level", "debug", "debug"),
+    ("log_format", "IOT_LOG_FORMAT", "--log-format", "text", "text"),
+    ("log_frame_level", "IOT_LOG_FRAME_LEVEL", "--log-frame-level", "debug", "debug"),
 ]
 
 
@@ -271,6 +274,8 @@ def test_generated_api_key() -> None:
     ([], {"IOT_TCP_PORT": "7.5"}, "tcp_port"),
     (["--busy-port-policy", "queue"], {}, "busy_port_policy"),
     ([], {"IOT_LOG_LEVEL": "verbose"}, "log_level"),
+    ([], {"IOT_LOG_FORMAT": "yaml"}, "log_format"),
+    (["--log-frame-level", "warning"], {}, "log_frame_level"),
     (["--offline-after", "0"], {}, "offline_after"),
     (["--start-timeout", "-5"], {}, "start_timeout"),
     (["--command-ttl", "five"], {}, "command_ttl"),

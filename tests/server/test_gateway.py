@@ -39,7 +39,7 @@ class Recorder:
         self.closed.append(phy_ids)
 
     def traffic(self, link: DeviceLink, direction: Direction, data: bytes, kinds: list[str],
-                phy_id: str | None) -> None:
+                phy_id: str | None, *, msg_id: int | None = None) -> None:
         self.traffic_log.append((direction, kinds))
 
 
