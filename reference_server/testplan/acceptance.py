@@ -57,11 +57,17 @@ async def judge_acceptance(plan: Plan, report: Report) -> None:
     rows.append(_row("8.9 reconnect", "reconnect after a disconnect",
                      reconnect is not None and reconnect < 10,
                      "not measured" if reconnect is None else f"{reconnect:.1f} s", "< 10 s"))
-    acked, total = await _command_outcomes(plan)
-    rate = acked / total if total else 0.0
-    rows.append(_row("8.9 command success", "command success rate", rate > 0.99,
-                     f"{rate * 100:.1f} % ({acked} of {total} acknowledged)", "> 99 %",
-                     "stops of orders already ended count as failures"))
+    outcomes = await _command_outcomes(plan)
+    if outcomes is None:
+        rows.append(Item(item_id="8.9 command success", title="command success rate",
+                         verdict=Verdict.SKIP, detail="the server has no /metrics with "
+                         "iot_commands_total to count acknowledged commands"))
+    else:
+        acked, total = outcomes
+        rate = acked / total if total else 0.0
+        rows.append(_row("8.9 command success", "command success rate", rate > 0.99,
+                         f"{rate * 100:.1f} % ({acked} of {total} acknowledged)", "> 99 %",
+                         "stops of orders already ended count as failures"))
     api_mean = mean(plan.api_seconds)
     rows.append(_row("8.9 API response", "API response time (mean)", api_mean < 0.2,
                      f"mean {api_mean * 1000:.1f} ms, p99 "
@@ -95,10 +101,15 @@ async def judge_acceptance(plan: Plan, report: Report) -> None:
     rows += await _many_devices(plan, plan.settings.load_devices)
     usage = resource.getrusage(resource.RUSAGE_SELF)
     rss_mb = usage.ru_maxrss / 1024
-    rows.append(_row("8.10 memory", "memory", rss_mb < 500, f"peak RSS {rss_mb:.0f} MB",
-                     "< 500 MB",
-                     "the server's process, with the plan's receiver and its few devices; "
-                     "bench/bench_load.py measures the server alone"))
+    if plan.attached:
+        rows.append(Item(item_id="8.10 memory", title="memory", verdict=Verdict.SKIP,
+                         detail="attach mode: the server's process runs elsewhere; "
+                                "measure its memory where it runs"))
+    else:
+        rows.append(_row("8.10 memory", "memory", rss_mb < 500, f"peak RSS {rss_mb:.0f} MB",
+                         "< 500 MB",
+                         "the server's process, with the plan's receiver and its few "
+                         "devices; bench/bench_load.py measures the server alone"))
     report.extend(rows)
 
 
@@ -128,10 +139,11 @@ async def _many_devices(plan: Plan, count: int) -> list[Item]:
              answered >= expected and after.errors == 0,
              f"{answered} answers in {window:.0f} s from {count} devices", f"≥ {expected}"),
     ]
-    if plan.db_path is None:
+    if plan.attached:
         rows.append(Item(item_id="8.10 CPU", title="CPU with the devices online",
                          verdict=Verdict.SKIP,
-                         detail="external server: measure its CPU where it runs"))
+                         detail="attach mode: the server's process runs elsewhere; "
+                                "measure its CPU where it runs"))
     else:
         rows.append(_row("8.10 CPU", "CPU with the devices online", cpu < 0.5,
                          f"{cpu * 100:.0f} % of one core", "< 50 % (stress 2)",
@@ -152,8 +164,11 @@ async def _count_online(plan: Plan) -> int:
             return count
 
 
-async def _command_outcomes(plan: Plan) -> tuple[int, int]:
+async def _command_outcomes(plan: Plan) -> tuple[int, int] | None:
+    """(acknowledged, all) commands from the server's metrics; None without them."""
     response = await plan.api.get("/metrics")
+    if response.status_code != 200 or "iot_commands_total" not in response.text:
+        return None
     acked = total = 0
     for line in response.text.splitlines():
         if line.startswith("iot_commands_total{"):
@@ -181,7 +196,7 @@ def _event_latencies(plan: Plan) -> list[float]:
 async def _db_query_time(plan: Plan) -> Item:
     if plan.db_path is None:
         return Item(item_id="8.9 DB query", title="DB query time", verdict=Verdict.SKIP,
-                    detail="external server: its database is not reachable from here")
+                    detail="attach mode: the server's database is not reachable from here")
     queries = (
         "SELECT phy_id, last_seen_at FROM devices WHERE last_seen_at > unixepoch() - 30",
         "SELECT order_no, port_no, status, duration_sec, total_kwh FROM orders "
