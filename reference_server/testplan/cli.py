@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated devices")
     parser.add_argument("--load-devices", type=int, default=1000, metavar="N",
                         help="devices for the '1000+ devices online' item (0: skip it)")
+    parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                        help="while steps wait, say every SECONDS what each waits for "
+                             "(default 10)")
     parser.add_argument("--no-acceptance", action="store_true",
                         help="skip the acceptance lists of §8.9-§8.10")
     attach = parser.add_argument_group(
@@ -93,8 +96,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if args.progress_every <= 0:
+        parser.error("--progress-every must be positive")
     settings = PlanSettings(speed=args.speed, only=tuple(args.only), seed=args.seed,
                             load_devices=args.load_devices,
+                            progress=sys.stderr, progress_every=args.progress_every,
                             server=_attached(args, parser))
     after = None if args.no_acceptance or args.only else judge_acceptance
     report: Report = trio.run(run_plan, STEPS, FAST_DEVICES, REAL_DEVICES, settings, after)

@@ -20,9 +20,18 @@ from ..simulator import (
     ap3000_unit,
     bkv_gateway,
 )
-from .runner import Checks, Plan, Step, StepFailed, another_server, plan_profile, waiting_for
+from .runner import (
+    HEARTBEAT_ANSWERS,
+    Checks,
+    Plan,
+    Step,
+    StepFailed,
+    another_server,
+    plan_profile,
+    waiting_for,
+)
 
-__all__ = ["FAST_DEVICES", "HEARTBEAT_ANSWERS", "REAL_DEVICES", "STEPS"]
+__all__ = ["FAST_DEVICES", "REAL_DEVICES", "STEPS"]
 
 #: The plan's two gateways (test-plan.md §1.6), and more devices of both protocols.
 D520, D382 = "82210225000520", "82241218000382"
@@ -59,8 +68,6 @@ PLAN_CHARGER = Charger(power_w=1500.0, capacity_wh=20000.0, soc=0.1)
 #: A small pack that fills within the hour, for "until full".
 SMALL_PACK = Charger(power_w=250.0, capacity_wh=300.0, soc=0.5)
 
-#: The names of the server's answers to a heartbeat (BKV, AP3000, AP3000's older form).
-HEARTBEAT_ANSWERS = frozenset({"heartbeat_ack", "heartbeat_reply", "legacy_heartbeat_reply"})
 #: The contract pushes every 10th heartbeat of each device as ``device.heartbeat``.
 HEARTBEAT_SAMPLING = 10
 #: Heartbeats counted per device by the sampling item.
@@ -586,7 +593,7 @@ async def several_devices(plan: Plan, c: Checks) -> None:
     await plan.fast.clock.sleep(300)
     await plan.call("POST", f"/devices/{first.phy_id}/stop",
                     {"port_no": 1, "order_no": orders[0]})
-    stopped_truth = await first.port(1).wait_charge_ended()
+    await first.port(1).wait_charge_ended()
     stopped = await plan.wait_order(orders[0], "completed", "exception")
     running = await plan.order(orders[1])
     second_port = await _port_status(plan, second.phy_id, 1)
@@ -619,7 +626,6 @@ async def several_devices(plan: Plan, c: Checks) -> None:
                      f"{details[1].get('device_phy_id')}: {finished['duration_sec']} s, "
                      f"{finished['end_reason']}; webhooks {'own' if own else 'MIXED'}",
             target="own orders, ports, settlements and webhooks")
-    accuracy(c, "matrix 5.2 stopped", stopped, stopped_truth, plan)
     accuracy(c, "matrix 5.2 running", finished, truth, plan)
 
 
@@ -758,8 +764,7 @@ STEPS: Sequence[Step] = (
     Step("matrix 1.4", "cards", ("matrix 1.4", "matrix 4.4"), cards),
     Step("matrix 2.3", "API calls", ("matrix 2.3", "matrix 2.5", "matrix 5.3"), api_calls),
     Step("matrix 5.2", "several devices at once",
-         ("matrix 5.2 stop", "matrix 5.2", "matrix 5.2 stopped duration",
-          "matrix 5.2 stopped energy", "matrix 5.2 running duration",
+         ("matrix 5.2 stop", "matrix 5.2", "matrix 5.2 running duration",
           "matrix 5.2 running energy"), several_devices),
     Step("exception 3 replace", "busy port, strategy B (busy_port_policy replace)",
          ("exception 3 replace", "exception 3 replace settled",

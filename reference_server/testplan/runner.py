@@ -39,8 +39,8 @@ from ..simulator import DeviceProfile, DeviceSpec, Fleet, SimClock, SimDevice
 from .receiver import Receiver, data_of, receiver_running
 from .report import Item, Report, Verdict
 
-__all__ = ["API_KEY", "PLAN_RATED_POWER_W", "ExternalServer", "Plan", "PlanSettings", "Step",
-           "another_server", "provision", "run_plan", "waiting_for"]
+__all__ = ["API_KEY", "HEARTBEAT_ANSWERS", "PLAN_RATED_POWER_W", "ExternalServer", "Plan",
+           "PlanSettings", "Step", "another_server", "provision", "run_plan", "waiting_for"]
 
 #: The plan's API key (test-plan.md §3.1).
 API_KEY = "test-api-key"
@@ -55,6 +55,8 @@ PLAN_RATED_POWER_W = 7000
 API_BASE = "/api/v1/third"
 #: The library's minimum spacing of commands to one device, plus margin.
 COMMAND_SPACING_S = 0.6
+#: The names of the server's answers to a heartbeat (BKV, AP3000, AP3000's older form).
+HEARTBEAT_ANSWERS = frozenset({"heartbeat_ack", "heartbeat_reply", "legacy_heartbeat_reply"})
 #: The row id under which the acceptance lists appear when the run never got to them.
 ACCEPTANCE_ID = "8.9–8.11 acceptance"
 
@@ -474,10 +476,12 @@ async def another_server(plan: Plan, devices: Sequence[DeviceSpec],
                          **changes: object) -> AsyncIterator[Plan]:
     """A second server of the plan's own, with *changes* to its configuration (a
     setting the main server runs without), *devices* connected to it on the plan's
-    compressed time, and webhooks to the same receiver. Not for an attached server."""
+    compressed time, and a receiver of its own (its order numbers may be the main
+    server's too). Not for an attached server."""
     if plan.attached:
         raise StepFailed("another server needs the plan's own server (not attach mode)")
-    async with _own_server(plan.receiver_url, plan.receiver.secret, changes) as \
+    async with receiver_running(plan.receiver.secret) as (receiver, url), \
+            _own_server(url, plan.receiver.secret, changes) as \
             (http_url, tcp_host, tcp_port, key, db_path), \
             httpx.AsyncClient(base_url=http_url, headers={"X-Api-Key": key},
                               timeout=30) as api, \
@@ -485,8 +489,8 @@ async def another_server(plan: Plan, devices: Sequence[DeviceSpec],
                           seed=plan.settings.seed + 2) as fleet:
         with trio.fail_after(30):
             await fleet.wait_registered()
-        yield replace(plan, api=api, fast=fleet, db_path=db_path, tcp=(tcp_host, tcp_port),
-                      _last_dispatch={})
+        yield replace(plan, api=api, receiver=receiver, receiver_url=url, fast=fleet,
+                      db_path=db_path, tcp=(tcp_host, tcp_port), _last_dispatch={})
 
 
 @asynccontextmanager
