@@ -12,7 +12,7 @@ from contextlib import closing
 import httpx
 import trio
 
-from .crowd import crowd_running
+from .crowd import PROBE_FIRST_INDEX, crowd_running
 from .plan import mean, percentile
 from .report import Item, Report, Verdict
 from .runner import API_BASE, PLAN_CADENCE, Plan, waiting_for
@@ -27,6 +27,8 @@ READ_BURST = 400
 READ_CONCURRENCY = 10
 #: Stress 2: heartbeat processing latency.
 HEARTBEAT_LATENCY_S = 0.1
+#: Devices that time heartbeats while the crowd is online.
+HEARTBEAT_PROBES = 50
 
 
 def _row(item_id: str, title: str, ok: bool, measured: str, target: str,
@@ -127,10 +129,18 @@ async def _many_devices(plan: Plan, count: int) -> list[Item]:
         async with crowd_running(host, port, count, window) as crowd:
             before = await crowd.next_statistics()
             cpu_before, wall_before = time.process_time(), time.perf_counter()
-            after = await crowd.next_statistics()
-            cpu = (time.process_time() - cpu_before) / (time.perf_counter() - wall_before)
-            online = await _count_online(plan)
-    latencies = crowd.heartbeat_latencies
+            # The probes time heartbeats while the crowd loads the server: a small
+            # child of their own, so the figure is the server's more than the
+            # simulator's (a thousand devices in one process lag by themselves).
+            async with crowd_running(host, port, HEARTBEAT_PROBES, window,
+                                     first_index=PROBE_FIRST_INDEX) as probes:
+                after = await crowd.next_statistics()
+                cpu = (time.process_time() - cpu_before) / (time.perf_counter()
+                                                             - wall_before)
+                online = await _count_online(plan)
+                await probes.next_statistics()
+                await probes.next_statistics()
+    latencies = probes.heartbeat_latencies
     answered = after.frames_received - before.frames_received
     # Every device sends a heartbeat each 11 s: two periods, two answers each at least.
     expected = 2 * count - count // 10
@@ -143,13 +153,15 @@ async def _many_devices(plan: Plan, count: int) -> list[Item]:
              f"{answered} answers in {window:.0f} s from {count} devices", f"≥ {expected}"),
         _row("8.11 heartbeat latency", "heartbeat processing latency with the devices "
              "online (heartbeat sent → answer received, at the device, real time)",
-             len(latencies) >= count and percentile(latencies, 95) < HEARTBEAT_LATENCY_S,
+             len(latencies) >= HEARTBEAT_PROBES
+             and percentile(latencies, 95) < HEARTBEAT_LATENCY_S,
              f"p50 {percentile(latencies, 50) * 1000:.1f} ms, p95 "
              f"{percentile(latencies, 95) * 1000:.1f} ms, max "
-             f"{percentile(latencies, 100) * 1000:.1f} ms over {len(latencies)} heartbeats",
-             "p95 < 100 ms", "measured by the devices on their real-time clock whatever "
-             "--speed is, from the heartbeat falling due to its answer being read: it "
-             "includes the simulator's own scheduling of the devices"),
+             f"{percentile(latencies, 100) * 1000:.1f} ms over {len(latencies)} heartbeats "
+             f"of {HEARTBEAT_PROBES} probe devices", "p95 < 100 ms",
+             f"timed by {HEARTBEAT_PROBES} more devices while the {count} are online, on "
+             "their real-time clock whatever --speed is, from the heartbeat falling due "
+             "to its answer being read (the probes' own scheduling included)"),
     ]
     if plan.attached:
         rows.append(Item(item_id="8.10 CPU", title="CPU with the devices online",

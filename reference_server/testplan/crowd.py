@@ -10,7 +10,8 @@
 # Heartbeat latency is measured at the devices, on real time (the crowd's clock
 # runs at speed 1 whatever --speed says): from the moment a device's heartbeat
 # fell due and was queued to the moment the server's answer was read. It includes
-# the child's own scheduling of a thousand devices, so it errs on the slow side.
+# the child's own scheduling of its devices, so the plan measures it with a small
+# crowd of probes (a lightly loaded child) while the big one loads the server.
 from __future__ import annotations
 
 import dataclasses
@@ -29,10 +30,12 @@ from bkvcodec import DeviceHeartbeat, ServerAnswered
 from ..simulator import Fleet, FleetStatistics, SimClock, SimDevice, fleet_specs
 from .runner import HEARTBEAT_ANSWERS, PLAN_CADENCE, plan_profile
 
-__all__ = ["Crowd", "crowd_running", "heartbeat_latencies"]
+__all__ = ["PROBE_FIRST_INDEX", "Crowd", "crowd_running", "heartbeat_latencies"]
 
 #: Simulated device ids start here, clear of the plan's own devices.
 FIRST_INDEX = 10_000
+#: Where the ids of a probe crowd start, clear of a big crowd's.
+PROBE_FIRST_INDEX = 50_000
 #: Journal entries kept per crowd device: enough for the heartbeats of a window.
 JOURNAL_LIMIT = 64
 
@@ -68,13 +71,14 @@ class Crowd:
 
 @asynccontextmanager
 async def crowd_running(host: str, port: int, count: int, window: float,
-                        settle: float = PLAN_CADENCE) -> AsyncIterator[Crowd]:
+                        settle: float = PLAN_CADENCE, *, first_index: int = FIRST_INDEX
+                        ) -> AsyncIterator[Crowd]:
     """*count* simulated devices (half BKV, half AP3000) at the plan's cadence in a
     child process. Once all are registered and *settle* seconds more have passed (the
     connection burst is over), it reports when a *window*-second measurement starts
     and ends; the devices disconnect when the block exits."""
     command = [sys.executable, "-m", __name__, host, str(port), str(count), str(window),
-               str(settle)]
+               str(settle), str(first_index)]
     process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE,
                                                stdout=subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
@@ -90,8 +94,9 @@ async def crowd_running(host: str, port: int, count: int, window: float,
                 await process.wait()
 
 
-async def _run(host: str, port: int, count: int, window: float, settle: float) -> None:
-    specs = fleet_specs(bkv=count // 2, ap3000=count - count // 2, first_index=FIRST_INDEX,
+async def _run(host: str, port: int, count: int, window: float, settle: float,
+               first_index: int) -> None:
+    specs = fleet_specs(bkv=count // 2, ap3000=count - count // 2, first_index=first_index,
                         profile=plan_profile())
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     clock = SimClock(1.0)
@@ -139,5 +144,5 @@ def _report(stats: FleetStatistics, latencies: list[float]) -> None:
 
 
 if __name__ == "__main__":
-    _host, _port, _count, _window, _settle = sys.argv[1:]
-    trio.run(_run, _host, int(_port), int(_count), float(_window), float(_settle))
+    _host, _port, _count, _window, _settle, _first = sys.argv[1:]
+    trio.run(_run, _host, int(_port), int(_count), float(_window), float(_settle), int(_first))
