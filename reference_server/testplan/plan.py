@@ -617,10 +617,9 @@ async def several_devices(plan: Plan, c: Checks) -> None:
     finished = await plan.wait_order(orders[1], "completed", "exception")
     for order_no in orders:
         await plan.webhook("order.completed", order_no=order_no)
-    own = all(
-        plan.payload(e).get("order_no") != other or e.get("device_phy_id") == device.phy_id
-        for device, other in ((first, orders[0]), (second, orders[1]))
-        for e in plan.receiver.received if plan.payload(e).get("order_no") == other)
+    own = all(e.get("device_phy_id") == device.phy_id
+              for device, order_no in zip((first, second), orders, strict=True)
+              for e in plan.receiver.received if plan.payload(e).get("order_no") == order_no)
     details = [stopped, finished]
     c.check("matrix 5.2", "several devices at once: no interference",
             orders[0] != orders[1] and own
