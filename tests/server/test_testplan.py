@@ -107,14 +107,16 @@ def _free_ports(count: int) -> list[int]:
 
 
 @contextmanager
-def _server_process(tmp_path: Path, *flags: str) -> Iterator[tuple[int, int, int]]:
+def _server_process(tmp_path: Path, *flags: str,
+                    key: tuple[str, ...] = ("--api-key", "attached-key")
+                    ) -> Iterator[tuple[int, int, int]]:
     """``python -m reference_server`` on free ports, webhooks to a third port; yields
     (http, tcp, webhook) ports once the API answers."""
     http_port, tcp_port, webhook_port = _free_ports(3)
     command = [sys.executable, "-m", "reference_server", "--http-host", "127.0.0.1",
                "--http-port", str(http_port), "--tcp-host", "127.0.0.1", "--tcp-port",
-               str(tcp_port), "--db", str(tmp_path / "attached.db"), "--api-key",
-               "attached-key", "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook",
+               str(tcp_port), "--db", str(tmp_path / "attached.db"), *key,
+               "--webhook-url", f"http://127.0.0.1:{webhook_port}/webhook",
                "--webhook-secret", "attached-secret", "--offline-after", "30",
                "--log-level", "warning", *flags]
     log = tmp_path / "attached-server.log"
@@ -160,6 +162,24 @@ def test_attach_mode_runs_the_plan_over_the_api_of_a_server_started_apart(
     assert "needs busy_port_policy=replace" in verdicts["exception 3 replace"][1]
     assert "attached: http://127.0.0.1" in str(document["settings"]["server"])
     assert "test plan PASSED: 4 passed, 0 failed, 3 skipped" in out
+
+
+def test_attach_mode_goes_on_when_the_key_may_not_provision_devices(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "server.toml"
+    config.write_text('[[api_keys]]\nname = "operator"\nkey = "attached-key"\n'
+                      'roles = ["read", "operate"]\n', encoding="utf-8")
+    with _server_process(tmp_path, key=("--config", str(config))) as (http, tcp, webhook):
+        status = main(["--attach", f"127.0.0.1:{http}:{tcp}", "--api-key", "attached-key",
+                       "--webhook-secret", "attached-secret", "--webhook-listen",
+                       f"127.0.0.1:{webhook}", "--only", "exception 3", "--speed", "300",
+                       "--report", str(tmp_path / "report")])
+
+    document = json.loads((tmp_path / "report" / "report.json").read_text())
+    _, err = capsys.readouterr()
+    assert "cannot provision the plan's devices (403 from POST /api/v1/third/devices)" in err
+    assert 0 == status
+    assert {"pass": 3, "fail": 0, "skip": 3, "not_run": 0} == document["counts"]
 
 
 def test_attach_mode_runs_the_replace_policy_when_the_server_has_it(
