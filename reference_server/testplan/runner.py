@@ -246,8 +246,6 @@ class Step:
     run: Callable[[Plan, Checks], Awaitable[None]]
     #: Simulated seconds the step may take before it counts as hung.
     budget_s: float = 3 * 3600.0
-    #: Why the step cannot run against an attached server (None: it can).
-    needs_own_server: str | None = None
 
 
 async def run_plan(steps: Sequence[Step], fast_devices: Sequence[DeviceSpec],
@@ -310,12 +308,6 @@ def _mark_not_run(report: Report, chosen: Sequence[Step], *, acceptance: bool) -
 async def _run_step(plan: Plan, step: Step, report: Report, progress: _Progress) -> None:
     checks = Checks()
     progress.started(step)
-    if plan.attached and step.needs_own_server:
-        for item_id in step.items:
-            checks.skip(item_id, step.title, f"attach mode: {step.needs_own_server}")
-        report.extend(checks.items)
-        progress.finished(step, checks.items, "")
-        return
     real_budget = plan.fast.clock.real_seconds(step.budget_s) + 60.0
     error = ""
     finished = False
@@ -344,7 +336,7 @@ async def _run_step(plan: Plan, step: Step, report: Report, progress: _Progress)
     progress.finished(step, checks.items, error)
 
 
-#: What the running task waits for, and since when: (step, description, since).
+#: The waits of the running step (or acceptance lists): (what, since), newest last.
 _WAITING: ContextVar[list[tuple[str, float]] | None] = ContextVar("waiting", default=None)
 
 
