@@ -103,7 +103,13 @@ def main(argv: list[str]) -> int:
                             progress=sys.stderr, progress_every=args.progress_every,
                             server=_attached(args, parser))
     after = None if args.no_acceptance or args.only else judge_acceptance
-    report: Report = trio.run(run_plan, STEPS, FAST_DEVICES, REAL_DEVICES, settings, after)
+    try:
+        report: Report = trio.run(run_plan, STEPS, FAST_DEVICES, REAL_DEVICES, settings,
+                                  after)
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first one's report is being gathered.
+        print("test plan INTERRUPTED again: no report written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     (args.report / "report.json").write_text(report.to_json(), encoding="utf-8")
