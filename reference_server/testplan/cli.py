@@ -1,6 +1,7 @@
 # ``python -m reference_server testplan``: run the customer's test plan against a
-# server it starts itself (or one given by address), print progress, write the
-# report as Markdown and JSON, and exit non-zero if any item failed.
+# server it starts itself (or one attached by address), print progress, write the
+# report as Markdown and JSON, and exit non-zero if any item failed (130 when
+# interrupted).
 from __future__ import annotations
 
 import argparse
@@ -14,14 +15,18 @@ from .plan import FAST_DEVICES, REAL_DEVICES, STEPS
 from .report import Report
 from .runner import ExternalServer, PlanSettings, run_plan
 
+#: The exit status of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reference_server testplan",
-        description="Run the customer's test plan with simulated devices "
-                    "and a webhook receiver that checks every signature.")
+        description="Run the customer's test plan with simulated devices and a webhook "
+                    "receiver that checks every signature. Ctrl-C writes the report of the "
+                    "items checked so far and exits with 130.")
     parser.add_argument("--speed", type=float, default=60.0,
                         help="simulated seconds per real second for the charging flows "
                              "(default 60: the hour of TC001 takes a minute)")
@@ -32,57 +37,87 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1, help="seed of the simulated devices")
     parser.add_argument("--load-devices", type=int, default=1000, metavar="N",
                         help="devices for the '1000+ devices online' item (0: skip it)")
+    parser.add_argument("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                        help="while steps wait, say every SECONDS what each waits for "
+                             "(default 10)")
     parser.add_argument("--no-acceptance", action="store_true",
                         help="skip the acceptance lists at the end of the plan")
-    external = parser.add_argument_group(
-        "an external server", "test a running server instead of starting one; configure "
-        "its webhook_url to the receiver below and its webhook_secret to --webhook-secret")
-    external.add_argument("--server-http", metavar="URL", help="e.g. http://host:7055")
-    external.add_argument("--server-tcp", metavar="HOST:PORT", help="e.g. host:7065")
-    external.add_argument("--api-key", metavar="KEY")
-    external.add_argument("--webhook-secret", metavar="SECRET")
-    external.add_argument("--receiver", metavar="HOST:PORT", default="127.0.0.1:8888",
-                          help="where our webhook receiver listens (default 127.0.0.1:8888)")
+    attach = parser.add_argument_group(
+        "attach mode", "run the plan against a server someone else started, through its "
+        "API, its device port and its webhooks only; configure its webhook URL to the "
+        "receiver (printed at the start) and its webhook secret to --webhook-secret; items "
+        "that need the server's internals are reported as skipped")
+    attach.add_argument("--attach", metavar="HOST:HTTP_PORT:TCP_PORT",
+                        help="the server: its API on HTTP_PORT, its devices on TCP_PORT")
+    attach.add_argument("--api-key", metavar="KEY", help="an API key of the server")
+    attach.add_argument("--webhook-secret", metavar="SECRET",
+                        help="the secret the server signs its webhooks with")
+    attach.add_argument("--webhook-listen", metavar="HOST:PORT", default="127.0.0.1:8888",
+                        help="where the plan's webhook receiver listens (default "
+                             "127.0.0.1:8888); the server posts to http://HOST:PORT/webhook")
     return parser
 
 
-def _external(args: argparse.Namespace, parser: argparse.ArgumentParser
+def _attached(args: argparse.Namespace, parser: argparse.ArgumentParser
               ) -> ExternalServer | None:
-    given = [args.server_http, args.server_tcp, args.api_key, args.webhook_secret]
-    if not any(given):
+    if args.attach is None:
+        if args.api_key or args.webhook_secret:
+            parser.error("--api-key and --webhook-secret go with --attach")
         return None
-    if not all(given):
-        parser.error("an external server needs --server-http, --server-tcp, --api-key "
-                     "and --webhook-secret")
-    tcp_host, _, tcp_port = str(args.server_tcp).rpartition(":")
-    receiver_host, _, receiver_port = str(args.receiver).rpartition(":")
-    if not (tcp_port.isdigit() and receiver_port.isdigit()):
-        parser.error("--server-tcp and --receiver take HOST:PORT")
-    return ExternalServer(http_url=args.server_http, tcp_host=tcp_host,
+    if not (args.api_key and args.webhook_secret):
+        parser.error("--attach needs --api-key and --webhook-secret")
+    host, http_port, tcp_port = _address(str(args.attach), 2, "--attach", parser)
+    listen_host, listen_port = _address(str(args.webhook_listen), 1, "--webhook-listen",
+                                        parser)
+    return ExternalServer(http_url=f"http://{_url_host(host)}:{http_port}", tcp_host=host,
                           tcp_port=int(tcp_port), api_key=args.api_key,
-                          webhook_secret=args.webhook_secret, receiver_host=receiver_host,
-                          receiver_port=int(receiver_port))
+                          webhook_secret=args.webhook_secret, receiver_host=listen_host,
+                          receiver_port=int(listen_port))
+
+
+def _address(text: str, ports: int, option: str, parser: argparse.ArgumentParser
+             ) -> list[str]:
+    """``HOST:PORT…`` split at its last *ports* colons (an IPv6 host keeps its own)."""
+    parts = text.rsplit(":", ports)
+    if len(parts) != ports + 1 or not parts[0] or not all(
+            p.isdigit() and 0 < int(p) < 65536 for p in parts[1:]):
+        parser.error(f"{option} takes HOST" + ":PORT" * ports + f", got {text!r}")
+    return [parts[0].strip("[]"), *parts[1:]]
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def main(argv: list[str]) -> int:
-    """Run the plan; 0 when every item passed, 1 when one failed, 2 on bad arguments."""
+    """Run the plan; 0 when every item passed, 1 when one failed, 2 on bad arguments,
+    130 when interrupted (Ctrl-C) after writing the partial report."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if args.progress_every <= 0:
+        parser.error("--progress-every must be positive")
     settings = PlanSettings(speed=args.speed, only=tuple(args.only), seed=args.seed,
                             load_devices=args.load_devices,
-                            server=_external(args, parser))
+                            progress=sys.stderr, progress_every=args.progress_every,
+                            server=_attached(args, parser))
     after = None if args.no_acceptance or args.only else judge_acceptance
-    report: Report = trio.run(run_plan, STEPS, FAST_DEVICES, REAL_DEVICES, settings, after)
+    try:
+        report: Report = trio.run(run_plan, STEPS, FAST_DEVICES, REAL_DEVICES, settings,
+                                  after)
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first one's report is being gathered.
+        print("test plan INTERRUPTED again: no report written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     args.report.mkdir(parents=True, exist_ok=True)
     (args.report / "report.md").write_text(report.to_markdown(), encoding="utf-8")
     (args.report / "report.json").write_text(report.to_json(), encoding="utf-8")
-    counts = report.counts()
-    print(f"test plan {'PASSED' if report.passed else 'FAILED'}: {counts['pass']} passed, "
-          f"{counts['fail']} failed, {counts['skip']} skipped; report in {args.report}/")
+    print(f"test plan {report.outcome()}: {report.summary()}; report in {args.report}/")
     for item in report.failed:
         print(f"  FAIL {item.item_id}: {item.title} — {item.measured} {item.detail}".rstrip())
+    if report.interrupted:
+        return EXIT_INTERRUPTED
     return 0 if report.passed else 1
 
 

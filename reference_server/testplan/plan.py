@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 
 import trio
 
+from bkvcodec import DeviceHeartbeat, ServerAnswered, StopCharging
+
 from ..simulator import (
     SHORT_CIRCUIT,
     Charger,
@@ -18,7 +20,16 @@ from ..simulator import (
     ap3000_unit,
     bkv_gateway,
 )
-from .runner import Checks, Plan, Step, StepFailed, plan_profile
+from .runner import (
+    HEARTBEAT_ANSWERS,
+    Checks,
+    Plan,
+    Step,
+    StepFailed,
+    another_server,
+    plan_profile,
+    waiting_for,
+)
 
 __all__ = ["FAST_DEVICES", "REAL_DEVICES", "STEPS"]
 
@@ -37,7 +48,14 @@ FAST_DEVICES: list[DeviceSpec] = [
     ap3000_unit("04A228CD", ports=4, profile=plan_profile()),  # TC005
     ap3000_unit("04A228CE", ports=2, profile=plan_profile()),  # TC001 on AP3000, cards
     ap3000_unit("04A228CF", ports=2, profile=plan_profile()),  # exceptions 2, 3
+    # Matrix 5.2: two gateways like the plan's two, charged at the same time.
+    bkv_gateway("82210225000607", sockets=1, profile=plan_profile()),
+    bkv_gateway("82210225000608", sockets=1, profile=plan_profile()),
 ]
+#: Exception 3 strategy B (busy_port_policy replace): on a second server of the
+#: plan's own with that setting, or on the attached server when it has it.
+REPLACE_DEVICE = ap3000_unit("04A228D0", ports=2, profile=plan_profile())
+FAST_DEVICES.append(REPLACE_DEVICE)
 #: Devices on real time, for the items that time the server itself.
 REAL_DEVICES: list[DeviceSpec] = [
     bkv_gateway("82210225000701", profile=plan_profile()),  # offline after 30 s
@@ -50,6 +68,11 @@ REAL_DEVICES: list[DeviceSpec] = [
 PLAN_CHARGER = Charger(power_w=1500.0, capacity_wh=20000.0, soc=0.1)
 #: A small pack that fills within the hour, for "until full".
 SMALL_PACK = Charger(power_w=250.0, capacity_wh=300.0, soc=0.5)
+
+#: The contract pushes every 10th heartbeat of each device as ``device.heartbeat``.
+HEARTBEAT_SAMPLING = 10
+#: Heartbeats counted per device by the sampling item.
+SAMPLED_HEARTBEATS = 40
 
 TC001_BODY: dict[str, object] = {"charge_mode": 1, "duration": 3600, "amount": 1000,
                                  "price_per_kwh": 150, "service_fee": 100}
@@ -102,7 +125,8 @@ async def run_order(plan: Plan, c: Checks, item_id: str, device: SimDevice, port
     order_no = await plan.charge(device, port_no, body, socket_no=socket_no)
     await port.plug_in(charger)
     await port.wait_until_charging()
-    truth = await port.wait_charge_ended()
+    with waiting_for(f"device {device.phy_id} to end the charge on port {port_no}"):
+        truth = await port.wait_charge_ended()
     order = await plan.wait_order(order_no, "completed", "exception", "failed")
     return order_no, order, truth
 
@@ -356,6 +380,13 @@ async def exception_3(plan: Plan, c: Checks) -> None:
                                {"port_no": 2, **TC001_BODY})
     body = response.json()
     data = body.get("data") or {}
+    if plan.attached and response.status_code == 200 and data.get("old_order") == order_no:
+        reason = "needs busy_port_policy=reject: the server replaced the running order"
+        for item_id in ("exception 3", "matrix 4.5", "matrix 4.6"):
+            c.skip(item_id, "busy port, strategy A (reject)", reason)
+        await plan.call("POST", f"/devices/{device.phy_id}/stop", {"port_no": 2})
+        await port.wait_charge_ended()
+        return
     still = await plan.order(order_no)
     c.check("exception 3", "duplicate charge to a busy port: 409 with the current order",
             response.status_code == 409 and data.get("current_order") == order_no,
@@ -557,6 +588,166 @@ async def _ip_change(plan: Plan, c: Checks) -> None:
             measured=f"{before} → {after}")
 
 
+async def several_devices(plan: Plan, c: Checks) -> None:
+    """Matrix 5.2: two gateways charge on the same port numbers at once; a stop on
+    one leaves the other charging, and every order, port, settlement and webhook
+    stays with its own device."""
+    first, second = plan.fast["82210225000607"], plan.fast["82210225000608"]
+    body = {"charge_mode": 1, "duration": 1800, "amount": 1000}
+    orders = [await plan.charge(device, 1, body) for device in (first, second)]
+    for device in (first, second):
+        await device.port(1).plug_in(PLAN_CHARGER)
+    for device in (first, second):
+        await device.port(1).wait_until_charging()
+    await plan.fast.clock.sleep(300)
+    await plan.call("POST", f"/devices/{first.phy_id}/stop",
+                    {"port_no": 1, "order_no": orders[0]})
+    await first.port(1).wait_charge_ended()
+    stopped = await plan.wait_order(orders[0], "completed", "exception")
+    running = await plan.order(orders[1])
+    second_port = await _port_status(plan, second.phy_id, 1)
+    c.check("matrix 5.2 stop", "a stop on one device leaves the other charging",
+            stopped["end_reason"] == "remote_stop" and running["status"] == "charging"
+            and second.port(1).charging and not second.received(StopCharging)
+            and second_port == 1,
+            measured=f"first {stopped['status']}/{stopped['end_reason']}, second "
+                     f"{running['status']}, its port status {second_port}, "
+                     f"{len(second.received(StopCharging))} stops received",
+            target="first remote_stop; second charging, port 1, no stop")
+    with waiting_for(f"device {second.phy_id} to end its 1800 s charge"):
+        truth = await second.port(1).wait_charge_ended()
+    finished = await plan.wait_order(orders[1], "completed", "exception")
+    for order_no in orders:
+        await plan.webhook("order.completed", order_no=order_no)
+    own = all(e.get("device_phy_id") == device.phy_id
+              for device, order_no in zip((first, second), orders, strict=True)
+              for e in plan.receiver.received if plan.payload(e).get("order_no") == order_no)
+    details = [stopped, finished]
+    c.check("matrix 5.2", "several devices at once: no interference",
+            orders[0] != orders[1] and own
+            and [o.get("device_phy_id") for o in details] == [first.phy_id, second.phy_id]
+            and [o["port_no"] for o in details] == [1, 1]
+            and finished["status"] == "completed" and finished["end_reason"] == "normal"
+            and abs(truth.duration_s - 1800) < 5,
+            measured=f"{orders[0]} on {details[0].get('device_phy_id')}: "
+                     f"{stopped['duration_sec']} s; {orders[1]} on "
+                     f"{details[1].get('device_phy_id')}: {finished['duration_sec']} s, "
+                     f"{finished['end_reason']}; webhooks {'own' if own else 'MIXED'}",
+            target="own orders, ports, settlements and webhooks")
+    accuracy(c, "matrix 5.2 running", finished, truth, plan)
+
+
+async def _port_status(plan: Plan, phy_id: str, port_no: int) -> object:
+    view = await plan.data("GET", f"/devices/{phy_id}")
+    ports = view["ports"] if isinstance(view["ports"], list) else []
+    return next((p["status"] for p in ports if isinstance(p, dict)
+                 and (p["socket_no"], p["port_no"]) == (1, port_no)), None)
+
+
+async def replace_policy(plan: Plan, c: Checks) -> None:
+    """Exception 3, strategy B: with busy_port_policy replace, a charge to a busy port
+    settles the running order and starts the new one."""
+    if plan.attached:
+        await _replace(plan, c, plan.fast[REPLACE_DEVICE.phy_id])
+        return
+    async with another_server(plan, [REPLACE_DEVICE], busy_port_policy="replace") as other:
+        await _replace(other, c, other.fast[REPLACE_DEVICE.phy_id])
+
+
+async def _replace(plan: Plan, c: Checks, device: SimDevice) -> None:
+    port = device.port(1)
+    old_order = await plan.charge(device, 1, TC001_BODY)
+    await port.plug_in(PLAN_CHARGER)
+    await port.wait_until_charging()
+    await plan.wait_order(old_order, "charging")
+    await plan.fast.clock.sleep(120)
+    response = await plan.call("POST", f"/devices/{device.phy_id}/charge",
+                               {"port_no": 1, **TC001_BODY})
+    data = response.json().get("data") or {}
+    if response.status_code == 409 and plan.attached:
+        reason = ("needs busy_port_policy=replace: the server answered 409 "
+                  f"{response.json().get('error')}, its policy is reject")
+        for item_id in ("exception 3 replace", "exception 3 replace settled",
+                        "exception 3 replace new order"):
+            c.skip(item_id, "busy port, strategy B (replace)", reason)
+        await plan.call("POST", f"/devices/{device.phy_id}/stop", {"port_no": 1})
+        await port.wait_charge_ended()
+        return
+    new_order = str(data.get("new_order") or data.get("order_no"))
+    c.check("exception 3 replace", "busy port, strategy B: the answer names the old and "
+            "the new order", response.status_code == 200 and data.get("old_order") == old_order
+            and data.get("new_order") == data.get("order_no") != old_order,
+            measured=f"{response.status_code}, old_order {data.get('old_order')}, "
+                     f"new_order {data.get('new_order')}",
+            target=f"200, old_order {old_order}, a new order")
+    settled = await plan.wait_order(old_order, "completed", "exception", "failed")
+    c.check("exception 3 replace settled", "the replaced order is settled (completed)",
+            settled["status"] == "completed", measured=f"{settled['status']}, "
+            f"{settled['end_reason']}, {settled['duration_sec']} s",
+            target="completed")
+    with waiting_for(f"the device to start the new order {new_order}"):
+        await device.wait_until(lambda: port.charging and port.order is not None
+                                and port.order.order_no == new_order)
+    order = await plan.wait_order(new_order, "charging", "completed")
+    c.check("exception 3 replace new order", "the new order charges on the port",
+            order["status"] == "charging" and order["port_no"] == 1,
+            measured=order["status"], target="charging")
+    await plan.call("POST", f"/devices/{device.phy_id}/stop",
+                    {"port_no": 1, "order_no": new_order})
+    await port.wait_charge_ended()
+
+
+def _answered_heartbeats(device: SimDevice, after_seq: int) -> int:
+    """Heartbeats *device* sent after journal entry *after_seq* that the server answered."""
+    count, pending = 0, 0
+    for entry in device.journal:
+        if entry.seq <= after_seq:
+            continue
+        if entry.direction == "sent" and isinstance(entry.item, DeviceHeartbeat):
+            pending += 1
+        elif (entry.direction == "received" and isinstance(entry.item, ServerAnswered)
+              and entry.item.name in HEARTBEAT_ANSWERS and pending):
+            pending -= 1
+            count += 1
+    return count
+
+
+async def _wait_heartbeats(device: SimDevice, after_seq: int) -> None:
+    def enough() -> bool:
+        return _answered_heartbeats(device, after_seq) >= SAMPLED_HEARTBEATS
+    await device.wait_until(enough)
+
+
+async def heartbeat_sampling(plan: Plan, c: Checks) -> None:
+    """§4.1 / open point 31: ``device.heartbeat`` pushes 1 in 10 heartbeats, counted per
+    device (the 1st, 11th, 21st … of each)."""
+    devices = [plan.fast["82210225000606"], plan.fast["04A228CE"]]
+    start = {d.phy_id: (d.last_seq, len(plan.receiver.of_type("device.heartbeat",
+                                                               device=d.phy_id)))
+             for d in devices}
+    with waiting_for(f"{SAMPLED_HEARTBEATS} answered heartbeats of each device"):
+        for device in devices:
+            await _wait_heartbeats(device, start[device.phy_id][0])
+    # The webhooks of the last heartbeats are on their way (well below the 2 s target).
+    await trio.sleep(1.0)
+    found = []
+    ok = True
+    for device in devices:
+        seq, webhooks_before = start[device.phy_id]
+        heartbeats = _answered_heartbeats(device, seq)
+        webhooks = len(plan.receiver.of_type("device.heartbeat",
+                                             device=device.phy_id)) - webhooks_before
+        # One heartbeat at either edge of the window may have its webhook counted on
+        # the other side of it.
+        low = heartbeats // HEARTBEAT_SAMPLING - 1
+        high = -(-heartbeats // HEARTBEAT_SAMPLING) + 1
+        ok = ok and low <= webhooks <= high
+        found.append(f"{device.phy_id}: {heartbeats} heartbeats, {webhooks} webhooks")
+    c.check("heartbeat sampling", "device.heartbeat pushed for 1 in 10 heartbeats, "
+            "per device", ok, measured="; ".join(found),
+            target=f"heartbeats / {HEARTBEAT_SAMPLING} (± 1) webhooks per device")
+
+
 STEPS: Sequence[Step] = (
     Step("TC001", "QR code, by duration, normal completion",
          ("TC001", "TC001 duration", "TC001 energy", "TC001 amount", "TC001 webhooks",
@@ -580,6 +771,14 @@ STEPS: Sequence[Step] = (
          ("hands-on 1 at 1 min", "hands-on 1", "hands-on 2"), hands_on_1_and_2),
     Step("matrix 1.4", "cards", ("matrix 1.4", "matrix 4.4"), cards),
     Step("matrix 2.3", "API calls", ("matrix 2.3", "matrix 2.5", "matrix 5.3"), api_calls),
+    Step("matrix 5.2", "several devices at once",
+         ("matrix 5.2 stop", "matrix 5.2", "matrix 5.2 running duration",
+          "matrix 5.2 running energy"), several_devices),
+    Step("exception 3 replace", "busy port, strategy B (busy_port_policy replace)",
+         ("exception 3 replace", "exception 3 replace settled",
+          "exception 3 replace new order"), replace_policy),
+    Step("heartbeat sampling", "webhook sampling of heartbeats", ("heartbeat sampling",),
+         heartbeat_sampling),
     Step("matrix 3", "device state on real time",
          ("matrix 3.1", "matrix 3.2", "matrix 3.3", "matrix 3.4"), device_state,
          budget_s=3 * 3600.0),

@@ -17,8 +17,10 @@ class Verdict(enum.Enum):
 
     PASS = "pass"
     FAIL = "fail"
-    #: Not run (e.g. an earlier step it depends on failed).
+    #: Cannot be run here (e.g. it needs the server's internals in attach mode).
     SKIP = "skip"
+    #: The run was interrupted before the item was checked.
+    NOT_RUN = "not_run"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +53,8 @@ class Report:
     items: list[Item] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     settings: dict[str, object] = field(default_factory=dict)
+    #: The run was stopped (Ctrl-C) before every item was checked.
+    interrupted: bool = False
 
     def add(self, item: Item) -> None:
         self.items.append(item)
@@ -64,11 +68,24 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        """True when no item failed (skips do not fail a run)."""
-        return not self.failed
+        """True when no item failed and the run was not interrupted (skips do not
+        fail a run)."""
+        return not self.failed and not self.interrupted
 
     def counts(self) -> dict[str, int]:
         return {v.value: sum(1 for i in self.items if i.verdict is v) for v in Verdict}
+
+    def outcome(self) -> str:
+        """``PASSED``, ``FAILED`` or ``INTERRUPTED``."""
+        if self.interrupted:
+            return "INTERRUPTED"
+        return "PASSED" if self.passed else "FAILED"
+
+    def summary(self) -> str:
+        """The counts in words: ``79 passed, 0 failed, 2 skipped`` (and not run)."""
+        counts = self.counts()
+        text = f"{counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped"
+        return text + (f", {counts['not_run']} not run" if counts["not_run"] else "")
 
     def to_json(self) -> str:
         return json.dumps({
@@ -78,17 +95,16 @@ class Report:
             "settings": self.settings,
             "counts": self.counts(),
             "passed": self.passed,
+            "interrupted": self.interrupted,
             "items": [{**asdict(i), "verdict": i.verdict.value} for i in self.items],
         }, ensure_ascii=False, indent=2)
 
     def to_markdown(self) -> str:
-        counts = self.counts()
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started_at))
         lines = [
             "# Test plan report", "",
             f"Run at {when} on {platform.platform()}, Python {platform.python_version()}.",
-            "", f"**{'PASSED' if self.passed else 'FAILED'}**: {counts['pass']} passed, "
-            f"{counts['fail']} failed, {counts['skip']} skipped.", "",
+            "", f"**{self.outcome()}**: {self.summary()}.", "",
         ]
         if self.settings:
             lines += ["Settings: " + ", ".join(f"`{k}` = {v}" for k, v in self.settings.items()),
@@ -96,7 +112,8 @@ class Report:
         lines += ["| item | check | result | measured | target | notes |",
                   "|---|---|---|---|---|---|"]
         for i in self.items:
-            mark = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}[i.verdict.value]
+            mark = {"pass": "pass", "fail": "**FAIL**", "skip": "skip",
+                    "not_run": "not run"}[i.verdict.value]
             lines.append(f"| {_cell(i.item_id)} | {_cell(i.title)} | {mark} | "
                          f"{_cell(i.measured)} | {_cell(i.target)} | {_cell(i.detail)} |")
         return "\n".join(lines) + "\n"
