@@ -719,7 +719,7 @@ async def _wait_heartbeats(device: SimDevice, after_seq: int) -> None:
 
 
 async def heartbeat_sampling(plan: Plan, c: Checks) -> None:
-    """§4.1 / open point 31: ``device.heartbeat`` pushes 1 in 10 heartbeats, counted per
+    """``device.heartbeat`` pushes 1 in 10 heartbeats (the webhook sampling), counted per
     device (the 1st, 11th, 21st … of each)."""
     devices = [plan.fast["82210225000606"], plan.fast["04A228CE"]]
     start = {d.phy_id: (d.last_seq, len(plan.receiver.of_type("device.heartbeat",
