@@ -47,8 +47,8 @@ from .fields import (
     invalid,
 )
 
-__all__ = ["COMMAND_BODIES", "COMMAND_KIND_NAMES", "NETWORK_SOCKET_BODY", "ORDER_KINDS",
-           "CommandBody", "parse_command"]
+__all__ = ["COMMAND_BODIES", "COMMAND_KIND_NAMES", "MAX_PARAM_VALUE", "NETWORK_SOCKET_BODY",
+           "ORDER_KINDS", "CommandBody", "parse_command"]
 
 _U32 = 2**32 - 1
 #: Most parameter names in a query and entries in a network list.
@@ -63,7 +63,9 @@ ORDER_KINDS: Mapping[str, str] = {
 }
 
 _SOCKET_NO = IntField("socket_no", 1, 250, "Socket under a BKV gateway (1-250); default 1.")
-_PARAMS = ParamsField("params", IntField("value", 0, _U32, "Parameter value."),
+#: The largest integer JSON carries exactly: the AP3000 0x86 card keys are 48-bit.
+MAX_PARAM_VALUE = 2**53 - 1
+_PARAMS = ParamsField("params", IntField("value", 0, MAX_PARAM_VALUE, "Parameter value."),
                       "Parameter names of the device's protocol → whole numbers. On AP3000 "
                       "the names pick the set command; fields of it left out take the "
                       "device's last reported values (queried first when none are known).")
