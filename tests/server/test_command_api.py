@@ -303,6 +303,8 @@ async def test_every_kind_reaches_the_simulated_devices(tmp_path: Path) -> None:
         limits = outcomes["ap3000 query_params"]["result"]["params"]
         assert (7200, 25000) == (limits["max_charge_duration_s"], limits["overload_power_0p1w"])
         assert 90 == outcomes["bkv query_params"]["result"]["params"]["no_load_delay_s"]
+        # The simulated unit obeys the new longest charge.
+        assert 7200 == unit.settings.max_charge_time_s
 
 
 @pytest.mark.trio
