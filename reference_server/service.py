@@ -89,10 +89,11 @@ from bkvcodec import (
     UnknownMessage,
     UpgradeRequested,
 )
-from bkvcodec.ap3000 import Ap3000ParameterCommand, parameter_command
+from bkvcodec.ap3000 import Ap3000Message, Ap3000ParameterCommand, parameter_command
+from bkvcodec.bkv import BkvMessage
 
 from .clock import SteadyClock
-from .commands import command_from_record, command_kind, command_payload
+from .commands import command_from_record, command_kind, command_payload, message_json
 from .config import Config
 from .errors import (
     DeviceNotFound,
@@ -291,6 +292,8 @@ class ChargingService:
         self._params_waits: dict[str, _ParamsWait] = {}
         #: The parameters each SetParams in flight carries, by command id.
         self._params_sent: dict[str, dict[str, int]] = {}
+        #: Partial sets whose query is being queued (see _complete_params).
+        self._params_asking: set[str] = set()
         self._ports: dict[tuple[int, int, int], PortRecord] = {}
         self._link_iccid: dict[int, str] = {}
         self._card_locks: dict[str, trio.Lock] = {}
@@ -1419,6 +1422,8 @@ class ChargingService:
             result: dict[str, object] = {"ok": True}
             if event.business_no is not None:
                 result["business_no"] = event.business_no
+            if kind == "send_message" and event.reply is not None:
+                result["reply"] = _reply_json(event.phy_id, event.reply)
             sent_params = self._params_sent.pop(event.command_id, None)
             if sent_params is not None:
                 # What the device took (a partial set: with the values filled in).
@@ -1490,17 +1495,32 @@ class ChargingService:
             params.update(command.params)
             self._params_sent[open_command.id] = params
             return dataclasses.replace(command, params=params)
-        if any(wait.set_command.id == open_command.id
-               for wait in self._params_waits.values()):
+        if open_command.id in self._params_asking or any(
+                wait.set_command.id == open_command.id for wait in self._params_waits.values()):
             return None  # its query is queued already (a reconnect resends both)
+        # Two sends of one set can overlap (the queueing and the device's coming
+        # online): the first to get here asks, across its awaits.
+        self._params_asking.add(open_command.id)
+        try:
+            await self._ask_for_params(open_command, command, owner)
+        finally:
+            self._params_asking.discard(open_command.id)
+        return None
+
+    async def _ask_for_params(self, open_command: _OpenCommand, command: SetParams,
+                              owner: Ap3000ParameterCommand) -> None:
+        """Queue the query that reads the values a partial set lacks."""
+        device = open_command.device
         now = self.clock()
         record = await self.db.get_command(open_command.id)
-        if record is None or not owner.query_names:
+        if record is None:
+            return  # pruned meanwhile: nothing left to complete
+        if not owner.query_names:
             changes = _Changes()
             self._fail_partial_set(open_command, owner, "no parameter query reports them",
                                    now, changes)
             await self._commit(changes)
-            return None
+            return
         query = QueryParams(command_id=_new_id("cmd"), phy_id=device.phy_id,
                             names=owner.query_names, socket_no=command.socket_no)
         changes = _Changes()
@@ -1512,7 +1532,6 @@ class ChargingService:
                       command_id=open_command.id, query_command_id=query.command_id,
                       device=device.phy_id, set_command=owner.name)
         await self._commit(changes)
-        return None
 
     def _forget_params_wait(self, query_id: str) -> None:
         self._params_waits.pop(query_id, None)
@@ -1822,6 +1841,12 @@ def _sending_problem(protocol: ProtocolFamily, command: Command) -> str | None:
     except (LocalProtocolError, ValueError) as err:
         return str(err)
     return None
+
+
+def _reply_json(phy_id: str, reply: BkvMessage | Ap3000Message) -> dict[str, object]:
+    """The device's answer to a SendMessage: its message name and fields."""
+    form = message_json(phy_id, reply)
+    return {"message": form.get("message"), "fields": form.get("fields", {})}
 
 
 def _partial_set(protocol: ProtocolFamily, params: Mapping[str, int]

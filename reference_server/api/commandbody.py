@@ -10,6 +10,12 @@
 # raised when the service builds the command (422 invalid_command). Ranges here are
 # only wide JSON bounds; the library's are the real ones.
 #
+# send_message takes one server-to-device message of the device's protocol in the
+# codec's JSON form (its name and fields, as `bkvcodec decode --jsonl` prints them):
+# the escape hatch for the commands no other kind covers (AP3000 reboot, locate,
+# EEPROM access; BKV voice windows …). Messages that change firmware need the
+# firmware role like the firmware kinds.
+#
 # start_charging and stop_charging are refused with a pointer to /charge and /stop:
 # a start through this route would run on the device with no order, no tariff and
 # no bill, and a stop would leave the order it ends open.
@@ -25,14 +31,20 @@ from bkvcodec import (
     FirmwareTarget,
     ModifyCharge,
     NetworkSocketSpec,
+    ProtocolFamily,
     QueryParams,
     QueryStatus,
     SendFirmware,
+    SendMessage,
     SetNetworkList,
     SetParams,
     StartOta,
+    message_name,
 )
+from bkvcodec import ap3000 as a
+from bkvcodec import bkv as b
 
+from ..commands import message_from_json
 from ..errors import InvalidCommand
 from .fields import (
     BodySpec,
@@ -40,6 +52,7 @@ from .fields import (
     ChoiceField,
     FieldSpec,
     IntField,
+    ObjectField,
     ObjectListField,
     ParamsField,
     StrField,
@@ -47,8 +60,8 @@ from .fields import (
     invalid,
 )
 
-__all__ = ["COMMAND_BODIES", "COMMAND_KIND_NAMES", "MAX_PARAM_VALUE", "NETWORK_SOCKET_BODY",
-           "ORDER_KINDS", "CommandBody", "parse_command"]
+__all__ = ["COMMAND_BODIES", "COMMAND_KIND_NAMES", "FIRMWARE_MESSAGES", "MAX_PARAM_VALUE",
+           "NETWORK_SOCKET_BODY", "ORDER_KINDS", "CommandBody", "parse_command"]
 
 _U32 = 2**32 - 1
 #: Most parameter names in a query and entries in a network list.
@@ -95,6 +108,21 @@ _SOCKETS = ObjectListField("sockets", NETWORK_SOCKET_BODY, _MAX_SOCKETS,
                            "The sockets (exactly one with add).")
 _CHANNEL = IntField("channel", 0, 255, "Radio channel 1-15; default 1 (ignored with add).")
 _ADD = BoolField("add", "Add one socket (GN 0x09) instead of replacing the list (0x08).")
+_PROTOCOLS: Mapping[str, ProtocolFamily] = {p.value: p for p in ProtocolFamily}
+_PROTOCOL = ChoiceField("protocol", tuple(_PROTOCOLS),
+                        "The device's protocol (the message names are per protocol).")
+_MESSAGE = StrField("message", 64, "A server-to-device message name, as `bkvcodec decode "
+                    "--jsonl` prints it (locate, reboot, voice_config …).")
+_MESSAGE_FIELDS = ObjectField("fields", "The message's fields in the codec's JSON form "
+                              "(integers, hex strings for bytes); default none.")
+#: The messages that change a device's firmware, by protocol: they need the firmware role.
+FIRMWARE_MESSAGES: Mapping[ProtocolFamily, frozenset[str]] = {
+    ProtocolFamily.AP3000: frozenset(message_name(cls) for cls in (
+        a.Ap3000FirmwarePacketSlave, a.Ap3000FirmwarePacketPowerBoard,
+        a.Ap3000FirmwarePacketHost, a.Ap3000TriggerSelfUpgrade,
+        a.Ap3000LegacyFirmwarePacket)),
+    ProtocolFamily.BKV: frozenset({message_name(b.OtaUpgrade)}),
+}
 
 
 def _kind(name: str, description: str) -> ChoiceField:
@@ -134,6 +162,11 @@ COMMAND_BODIES: Mapping[str, BodySpec] = {
     "set_network_list": _body("set_network_list", "SetNetworkListCommand",
                               "BKV/GN: replace the gateway's socket list, or add one socket.",
                               (_SOCKETS, _CHANNEL, _ADD), ("sockets",)),
+    "send_message": _body("send_message", "SendMessageCommand",
+                          "One message of the device's protocol, paced and retransmitted "
+                          "like every command; the outcome is the device's answer. Messages "
+                          "that change firmware need the firmware role.",
+                          (_PROTOCOL, _MESSAGE, _MESSAGE_FIELDS), ("protocol", "message")),
 }
 #: Every kind the route knows: the commands it sends and the order kinds it refuses.
 COMMAND_KIND_NAMES: tuple[str, ...] = (*COMMAND_BODIES, *ORDER_KINDS)
@@ -152,6 +185,7 @@ class CommandBody:
 
     kind: str
     build: Callable[[str], Command]
+    changes_firmware: bool = False
 
 
 def parse_command(phy_id: str, body: Mapping[str, object]) -> CommandBody:
@@ -168,6 +202,8 @@ def parse_command(phy_id: str, body: Mapping[str, object]) -> CommandBody:
         invalid("kind", "is required; one of " + ", ".join(COMMAND_KIND_NAMES))
     if kind in ORDER_KINDS:
         raise InvalidCommand(kind, f"not sent through this route: {ORDER_KINDS[kind]}")
+    if kind == "send_message":
+        return _send_message(phy_id, body)
     return CommandBody(kind, _BUILDERS[kind](phy_id, body))
 
 
@@ -242,6 +278,21 @@ def _set_network_list(phy_id: str, body: Mapping[str, object]) -> _Build:
         return SetNetworkList(command_id=command_id, phy_id=phy_id, sockets=sockets,
                               channel=1 if channel is None else channel, add=add)
     return build
+
+
+def _send_message(phy_id: str, body: Mapping[str, object]) -> CommandBody:
+    protocol_name = _PROTOCOL.take(body)
+    if protocol_name is None:
+        invalid(_PROTOCOL.name, "is required")
+    protocol = _PROTOCOLS[protocol_name]
+    name = _MESSAGE.require(body)
+    fields = _MESSAGE_FIELDS.take(body) or {}
+
+    def build(command_id: str) -> Command:
+        return SendMessage(command_id=command_id, phy_id=phy_id,
+                           message=message_from_json(protocol, phy_id, name, fields))
+    return CommandBody("send_message", build,
+                       changes_firmware=name in FIRMWARE_MESSAGES[protocol])
 
 
 def _socket_no(body: Mapping[str, object]) -> int:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["BodySpec", "BoolField", "BoolQuery", "ChoiceField", "ChoiceListQuery", "FieldSpec",
-           "IntField", "IntQuery", "ObjectListField", "ParamsField", "QuerySpec", "StrField",
-           "StrListField", "StrQuery", "invalid", "json_type"]
+           "IntField", "IntQuery", "ObjectField", "ObjectListField", "ParamsField", "QuerySpec",
+           "StrField", "StrListField", "StrQuery", "invalid", "json_type"]
 
 
 def invalid(name: str, problem: str) -> NoReturn:
@@ -192,6 +192,26 @@ class StrListField:
     def schema(self) -> dict[str, object]:
         return {"type": "array", "maxItems": self.max_items, "items": self.item.schema(),
                 "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectField:
+    """A JSON object of any keys (checked by whoever reads it)."""
+
+    name: str
+    description: str
+
+    def take(self, body: Mapping[str, object]) -> dict[str, object] | None:
+        """The object, or None when absent or null."""
+        value = body.get(self.name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            invalid(self.name, f"must be an object, got {json_type(value)}")
+        return {str(k): v for k, v in value.items()}
+
+    def schema(self) -> dict[str, object]:
+        return {"type": "object", "description": self.description}
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,7 +211,7 @@ async def start_ota(ctx: ApiContext, call: Call) -> Response:
 
 async def send_command(ctx: ApiContext, call: Call) -> Response:
     body = parse_command(call.path("phy_id"), call.json())
-    role = COMMAND_ROLES[body.kind]
+    role = "firmware" if body.changes_firmware else COMMAND_ROLES[body.kind]
     assert call.key is not None  # an authenticated route
     if role not in call.key.roles:
         raise Forbidden(role, [r for r in ROLES if r in call.key.roles])

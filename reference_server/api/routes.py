@@ -221,8 +221,9 @@ ROUTES: tuple[RouteSpec, ...] = (
               summary="Queue any device command", tag="commands", device_command=True,
               bodies=tuple(COMMAND_BODIES.values()), data="Command", errors=(404, 422, 503),
               description="One body per kind: query_status, set_params, query_params, "
-                          "modify_charge, set_network_list (role operate), start_ota, "
-                          "send_firmware (role firmware). The command is stored, then sent "
+                          "modify_charge, set_network_list, send_message (role operate), "
+                          "start_ota, send_firmware and a send_message that changes firmware "
+                          "(role firmware). The command is stored, then sent "
                           "when the device is online; GET /commands/{command_id} gives its "
                           "outcome. A value the device's protocol cannot carry, a field the "
                           "command needs or a command the protocol lacks is 422 "

@@ -31,12 +31,14 @@ from .test_simulator import simulation
 
 TIMEOUT = 10
 OPERATOR_KEY, FIRMWARE_KEY, READER_KEY = "operator-key", "firmware-key", "reader-key"
-ROLE_CONFIG = replace(CONFIG, api_keys=(
+ROLE_CONFIG = replace(CONFIG, device_command_rate=1000, api_keys=(
     *CONFIG.api_keys,
     ApiKey("operator", OPERATOR_KEY, roles=frozenset({"operate"})),
     ApiKey("firmware", FIRMWARE_KEY, roles=frozenset({"firmware"})),
     ApiKey("reader", READER_KEY, roles=frozenset({"read"}))))
 IMAGE = base64.b64encode(bytes(range(256)) * 2).decode()
+#: Room for every request of a test (the device rate limit has a test of its own).
+UNLIMITED = replace(CONFIG, device_command_rate=1000)
 
 
 def commands_path(phy_id: str) -> str:
@@ -68,6 +70,11 @@ def commands_path(phy_id: str) -> str:
     (GW1, {"kind": "set_network_list", "sockets": [{"socket_no": 1}]}, "sockets[0].mac"),
     (GW1, {"kind": "set_network_list", "sockets": [{"socket_no": 1, "mac": "a"}],
            "add": "yes"}, "add"),
+    (AP1, {"kind": "send_message", "message": "locate"}, "protocol"),
+    (AP1, {"kind": "send_message", "protocol": "dny", "message": "locate"}, "protocol"),
+    (AP1, {"kind": "send_message", "protocol": "ap3000"}, "message"),
+    (AP1, {"kind": "send_message", "protocol": "ap3000", "message": "locate", "fields": [5]},
+     "fields"),
 ])
 async def test_a_body_of_the_wrong_shape_is_400_naming_the_field(
         tmp_path: Path, phy_id: str, body: dict[str, object], field: str) -> None:
@@ -106,6 +113,17 @@ async def test_a_body_of_the_wrong_shape_is_400_naming_the_field(
      "exactly one"),
     (AP1, {"kind": "set_network_list", "sockets": [{"socket_no": 1, "mac": "0123456789ab"}]},
      "SetNetworkList"),
+    (AP1, {"kind": "send_message", "protocol": "ap3000", "message": "no_such_message"},
+     "unknown AP3000 message 'no_such_message'"),
+    (AP1, {"kind": "send_message", "protocol": "ap3000", "message": "locate"}, "duration_s"),
+    (AP1, {"kind": "send_message", "protocol": "ap3000", "message": "locate",
+           "fields": {"duration_s": 300}}, "duration_s must be 0-255"),
+    (AP1, {"kind": "send_message", "protocol": "ap3000", "message": "locate_reply",
+           "fields": {"result": 0}}, "is sent by devices, not servers"),
+    (AP1, {"kind": "send_message", "protocol": "bkv", "message": "voice_config",
+           "fields": {"socket_no": 1, "port": 0, "buzzer_on": 1, "voice_on": 1,
+                      "windows": [{"start": "08:00", "end": "20:00"}]}},
+     "BKV message; this is an AP3000 connection"),
 ])
 async def test_what_the_library_refuses_is_422_with_its_message(
         tmp_path: Path, phy_id: str, body: dict[str, object], problem: str) -> None:
@@ -137,9 +155,14 @@ async def test_each_kind_is_stored_and_answered_as_a_command(tmp_path: Path) -> 
         (AP1, {"kind": "query_params", "names": ["overload_power_0p1w"]}),
         (AP1, {"kind": "modify_charge", "port_no": 2, "energy_wh": 500}),
         (AP1, {"kind": "send_firmware", "image_base64": IMAGE, "target": "host"}),
+        (AP1, {"kind": "send_message", "protocol": "ap3000", "message": "locate",
+               "fields": {"duration_s": 5}}),
+        (GW1, {"kind": "send_message", "protocol": "bkv", "message": "voice_config",
+               "fields": {"socket_no": 1, "port": 0, "buzzer_on": 0, "voice_on": 1,
+                          "windows": [{"start": "08:00", "end": "20:00"}]}}),
     ]
     with trio.fail_after(TIMEOUT):
-        async with running_api(tmp_path) as api:
+        async with running_api(tmp_path, UNLIMITED) as api:
             await add_device(api.db)
             await add_device(api.db, AP1, protocol=ProtocolFamily.AP3000, ports=2)
             answers = [ok_data(await api.client.post(commands_path(phy_id), json=body))
@@ -200,6 +223,12 @@ async def test_the_role_a_command_needs_depends_on_its_kind(tmp_path: Path) -> N
                                              headers={"X-Api-Key": key})
 
             operator_firmware = await post(OPERATOR_KEY, firmware)
+            operator_upgrade = await post(OPERATOR_KEY, {
+                "kind": "send_message", "protocol": "ap3000",
+                "message": "trigger_self_upgrade", "fields": {}})
+            operator_locate = await post(OPERATOR_KEY, {
+                "kind": "send_message", "protocol": "ap3000", "message": "locate",
+                "fields": {"duration_s": 5}})
             firmware_status = await post(FIRMWARE_KEY, status)
             reader_status = await post(READER_KEY, status)
 
@@ -207,6 +236,9 @@ async def test_the_role_a_command_needs_depends_on_its_kind(tmp_path: Path) -> N
             assert "queued" == ok_data(await post(FIRMWARE_KEY, firmware))["status"]
             assert {"required_role": "firmware", "roles": ["operate"]} == assert_error(
                 operator_firmware, 403, "forbidden")
+            assert {"required_role": "firmware", "roles": ["operate"]} == assert_error(
+                operator_upgrade, 403, "forbidden")
+            assert "queued" == ok_data(operator_locate)["status"]
             assert {"required_role": "operate", "roles": ["firmware"]} == assert_error(
                 firmware_status, 403, "forbidden")
             assert {"required_role": "operate", "roles": ["read"]} == assert_error(
@@ -234,7 +266,7 @@ def test_the_document_shows_one_body_per_kind() -> None:
     bodies = [schemas[option["$ref"].rsplit("/", 1)[1]] for option in options]
 
     assert ["query_status", "set_params", "query_params", "modify_charge", "start_ota",
-            "send_firmware", "set_network_list"] == [
+            "send_firmware", "set_network_list", "send_message"] == [
         body["properties"]["kind"]["enum"][0] for body in bodies]
     assert all("kind" in body["required"] for body in bodies)
     assert {"params", "socket_no"} <= set(bodies[1]["properties"])
@@ -264,7 +296,8 @@ async def outcome(server: RunningServer, command_id: str) -> dict[str, Any]:
 @pytest.mark.trio
 async def test_every_kind_reaches_the_simulated_devices(tmp_path: Path) -> None:
     specs = [bkv_gateway(BKV_ID), ap3000_unit(AP3000_ID, ports=2)]
-    async with simulation(tmp_path, specs, speed=60, seconds=40, command_ttl=30) as (
+    async with simulation(tmp_path, specs, speed=60, seconds=40, command_ttl=30,
+                          device_command_rate=100) as (
             server, fleet):
         # A charge to modify (a port with none refuses: port_not_charging).
         unit = next(d for d in fleet if d.phy_id == AP3000_ID)
@@ -291,6 +324,13 @@ async def test_every_kind_reaches_the_simulated_devices(tmp_path: Path) -> None:
                 "kind": "modify_charge", "port_no": 1, "duration_s": 600}),
             "ap3000 send_firmware": await command(server, AP3000_ID, {
                 "kind": "send_firmware", "image_base64": IMAGE, "target": "slave"}),
+            "ap3000 send_message": await command(server, AP3000_ID, {
+                "kind": "send_message", "protocol": "ap3000", "message": "locate",
+                "fields": {"duration_s": 5}}),
+            "bkv send_message": await command(server, BKV_ID, {
+                "kind": "send_message", "protocol": "bkv", "message": "voice_config",
+                "fields": {"socket_no": 1, "port": 0, "buzzer_on": 0, "voice_on": 1,
+                           "windows": [{"start": "08:00", "end": "20:00"}]}}),
         }
         outcomes = {name: await outcome(server, command_id)
                     for name, command_id in sent.items()}
@@ -303,6 +343,9 @@ async def test_every_kind_reaches_the_simulated_devices(tmp_path: Path) -> None:
         limits = outcomes["ap3000 query_params"]["result"]["params"]
         assert (7200, 25000) == (limits["max_charge_duration_s"], limits["overload_power_0p1w"])
         assert 90 == outcomes["bkv query_params"]["result"]["params"]["no_load_delay_s"]
+        # The device's answer to a raw message is the command's result.
+        assert "locate_reply" == outcomes["ap3000 send_message"]["result"]["reply"]["message"]
+        assert "voice_config_ack" == outcomes["bkv send_message"]["result"]["reply"]["message"]
         # The simulated unit obeys the new longest charge.
         assert 7200 == unit.settings.max_charge_time_s
 
