@@ -614,9 +614,10 @@ class ChargingService:
         if isinstance(command, SetParams):
             owner = _partial_set(device.protocol, command.params)
             if owner is not None:
-                # Checked with stand-ins for the fields the device will supply.
+                # Checked with the documented defaults standing in for the fields
+                # the device's own values will fill.
                 checked = dataclasses.replace(command, params={
-                    **dict.fromkeys(owner.fields, 0), **command.params})
+                    **owner.defaults, **command.params})
         problem = _sending_problem(device.protocol, checked)
         if problem is not None:
             raise refusal(problem)

@@ -886,6 +886,9 @@ def test_parameter_command_names_the_set_command_its_fields_and_the_query() -> N
     assert ("max_charge_duration_s", "overload_power_0p1w", "over_voltage_0p1v",
             "under_voltage_0p1v") == limits.fields == limits.query_names
     assert ("0x97 set_params_1_3", ()) == (mute.name, mute.query_names)
+    assert {"max_charge_duration_s": 36000, "overload_power_0p1w": 20000,
+            "over_voltage_0p1v": 2700, "under_voltage_0p1v": 1000} == limits.defaults
+    assert {"mute": 0} == mute.defaults
 
 
 @pytest.mark.parametrize(("names", "problem"), [

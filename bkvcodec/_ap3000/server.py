@@ -207,6 +207,9 @@ class Ap3000ParameterCommand:
         query_names: The names a QueryParams asks for to read every field (the
             fields of the query reply); empty when no query reports them
             (``0x97``).
+        defaults: The protocol reference's default of each field (a unit's values
+            before any set; ``0x85``'s overload power depends on the model, 2000 W
+            here).
 
     .. versionadded:: 0.1.0
     """
@@ -215,6 +218,7 @@ class Ap3000ParameterCommand:
     fields: tuple[str, ...]
     mandatory: tuple[str, ...]
     query_names: tuple[str, ...]
+    defaults: Mapping[str, int]
 
 
 def parameter_command(names: Iterable[str]) -> Ap3000ParameterCommand:
@@ -236,7 +240,8 @@ def parameter_command(names: Iterable[str]) -> Ap3000ParameterCommand:
         name=_describe(cls), fields=_SET_FIELDS[cls],
         mandatory=tuple(f.name for f in dataclasses.fields(cls)
                         if f.name != "extra" and f.default is dataclasses.MISSING),
-        query_names=() if query is None else _QUERY_FIELDS[query])
+        query_names=() if query is None else _QUERY_FIELDS[query],
+        defaults={name: a.PARAMETER_DEFAULTS[name] for name in _SET_FIELDS[cls]})
 
 
 _FIRMWARE_REPLIES = (a.Ap3000FirmwarePacketSlaveReply, a.Ap3000FirmwarePacketPowerBoardReply,

@@ -96,6 +96,8 @@ async def test_a_body_of_the_wrong_shape_is_400_naming_the_field(
      "belong to 2 AP3000 commands"),
     (AP1, {"kind": "set_params", "params": {"card_sector": 1, "user_card_key": 2**48,
                                             "new_card_key": 1}}, "card"),
+    (AP1, {"kind": "set_params", "params": {"float_percent": 0}},
+     "float_percent must be 1-100"),
     (GW1, {"kind": "set_params", "params": {"no_load_delay_s": 70000}},
      "no_load_delay_s must be 0-65535"),
     (GW1, {"kind": "set_params", "params": {"buzzer_on": 1}}, "voice_on"),
@@ -448,3 +450,34 @@ async def test_a_48_bit_card_key_is_a_parameter_value(tmp_path: Path) -> None:
 
             assert "queued" == ok_data(through_params)["status"]
             assert "queued" == ok_data(through_commands)["status"]
+
+
+@pytest.mark.trio
+async def test_a_partial_set_queued_offline_asks_once_the_device_is_back(
+        tmp_path: Path) -> None:
+    config = e2e_config(tmp_path / "iot.db", None, command_ttl=20)
+    with trio.fail_after(20):
+        async with server_running(config) as server, trio.open_nursery() as nursery:
+            first = Device(ProtocolFamily.AP3000, AP3000_ID, ports=2)
+            await first.connect(nursery, server.addresses.tcp_port)
+            await server.wait_online(AP3000_ID)
+            await first.disconnect()
+            await server.wait_online(AP3000_ID, online=False)
+            set_id = await command(server, AP3000_ID, {"kind": "set_params",
+                                                       "params": {"unplug_power": 5}})
+            device = Device(ProtocolFamily.AP3000, AP3000_ID, ports=2)
+            await device.connect(nursery, server.addresses.tcp_port)
+            query = await device.expect(QueryParams)
+            await device.send(ParamsReported(
+                phy_id=AP3000_ID, command_id=query.command_id, params={"float_percent": 25}))
+            received = await device.expect(SetParams)
+            await device.send(CommandAcknowledged(command_id=received.command_id,
+                                                  phy_id=AP3000_ID))
+            done = await outcome(server, set_id)
+            await device.disconnect()
+            nursery.cancel_scope.cancel()
+
+        assert ("acked", 5, 25) == (done["status"], received.params["unplug_power"],
+                                    received.params["float_percent"])
+        assert 1 == server.log.getvalue().count("partial parameter set waits")
+        assert not any(isinstance(item, QueryParams) for item in device.inputs)
