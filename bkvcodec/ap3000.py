@@ -103,7 +103,7 @@ from ._ap3000.messages import (
     UnknownAp3000Command,
 )
 from ._ap3000.nonframe import IccidAnnouncement, LinkKeepAlive
-from ._ap3000.server import AP3000_END_REASONS
+from ._ap3000.server import AP3000_END_REASONS, Ap3000ParameterCommand, parameter_command
 from ._ap3000.timing import AP3000_REQUIRED_REPLIES, AP3000_TIMING, Ap3000Timing
 from ._ap3000.values import (
     Ap3000AccountStatus,
@@ -178,6 +178,7 @@ __all__ = [
     "Ap3000OfflineOrder",
     "Ap3000OrderConfirm",
     "Ap3000OrderConfirmReply",
+    "Ap3000ParameterCommand",
     "Ap3000PlayVoice",
     "Ap3000PlayVoiceReply",
     "Ap3000PortPush",
@@ -239,5 +240,6 @@ __all__ = [
     "encode_order_no",
     "format_phy_id",
     "make_physical_id",
+    "parameter_command",
     "parse_phy_id",
 ]

@@ -2,7 +2,8 @@
 # A command is saved as its kind plus a JSON payload of the library command's
 # fields, and rebuilt from that row when it is (re)sent, after a reconnect or a
 # restart. Enums are stored by value, firmware images as base64, power tiers
-# as objects.
+# as objects, a SendMessage's message as the codec's JSON form of a frame that
+# carries it (the form `bkvcodec decode --jsonl` prints and `encode` reads).
 from __future__ import annotations
 
 import base64
@@ -17,19 +18,26 @@ from bkvcodec import (
     ModifyCharge,
     NetworkSocketSpec,
     PowerTierSpec,
+    ProtocolFamily,
     QueryParams,
     QueryStatus,
     SendFirmware,
+    SendMessage,
     SetNetworkList,
     SetParams,
     StartCharging,
     StartOta,
     StopCharging,
+    frame_from_json,
+    frame_to_json,
 )
+from bkvcodec.ap3000 import Ap3000Frame, Ap3000Message, parse_phy_id
+from bkvcodec.bkv import BkvFrame, BkvMessage
 
 from .storage import CommandRecord, load_json_object
 
-__all__ = ["COMMAND_KINDS", "command_from_record", "command_kind", "command_payload"]
+__all__ = ["COMMAND_KINDS", "command_from_record", "command_kind", "command_payload",
+           "message_from_json", "message_json"]
 
 #: Stored ``commands.kind`` → the library's command class.
 COMMAND_KINDS: Mapping[str, type[Command]] = {
@@ -42,6 +50,7 @@ COMMAND_KINDS: Mapping[str, type[Command]] = {
     "start_ota": StartOta,
     "set_network_list": SetNetworkList,
     "send_firmware": SendFirmware,
+    "send_message": SendMessage,
 }
 _KIND_OF: Mapping[type[Command], str] = {cls: kind for kind, cls in COMMAND_KINDS.items()}
 # Fields that live in their own columns, not in the payload.
@@ -60,7 +69,52 @@ def command_payload(command: Command) -> dict[str, object]:
         if f.name in _COLUMNS:
             continue
         payload[f.name] = _to_json(getattr(command, f.name))
+    if isinstance(command, SendMessage):
+        payload["message"] = _message_json(command)
     return payload
+
+
+def message_from_json(protocol: ProtocolFamily, phy_id: str, name: str,
+                      fields: Mapping[str, object]) -> BkvMessage | Ap3000Message:
+    """The *protocol* message called *name* with *fields* (the codec's JSON form), as
+    carried to the device *phy_id*.
+
+    Raises:
+        LocalProtocolError: No such message, or fields it cannot take.
+    """
+    if protocol is ProtocolFamily.AP3000:
+        obj: dict[str, object] = {"protocol": "ap3000", "physical_id": phy_id,
+                                  "message": name, "fields": dict(fields)}
+    else:
+        obj = {"protocol": "bkv", "header": "fcff", "gateway_id": phy_id, "message": name,
+               "fields": dict(fields)}
+    return _frame_message(obj)
+
+
+def _frame_message(obj: Mapping[str, object]) -> BkvMessage | Ap3000Message:
+    try:
+        frame = frame_from_json(obj)
+    except LocalProtocolError:
+        raise
+    except (ValueError, TypeError, OverflowError, KeyError) as err:
+        raise LocalProtocolError(f"the message cannot be built: {err}") from None
+    if not isinstance(frame, BkvFrame | Ap3000Frame):
+        raise LocalProtocolError("not a protocol message")
+    return frame.message
+
+
+def message_json(phy_id: str, message: BkvMessage | Ap3000Message) -> dict[str, object]:
+    """*message* (to or from the device *phy_id*) in the codec's JSON form of a frame."""
+    frame: BkvFrame | Ap3000Frame
+    if isinstance(message, Ap3000Message):
+        frame = Ap3000Frame(physical_id=parse_phy_id(phy_id), message_id=0, message=message)
+    else:
+        frame = BkvFrame(gateway_id=phy_id, message=message, seq=0)
+    return frame_to_json(frame)
+
+
+def _message_json(command: SendMessage) -> dict[str, object]:
+    return message_json(command.phy_id, command.message)
 
 
 def command_from_record(record: CommandRecord) -> Command:
@@ -123,10 +177,15 @@ def _mode(value: object) -> ChargeMode:
     return ChargeMode(value)
 
 
+def _message(value: object) -> BkvMessage | Ap3000Message:
+    assert isinstance(value, dict)
+    return _frame_message(value)
+
+
 def _names(value: object) -> tuple[str, ...]:
     assert isinstance(value, list)
     return tuple(str(name) for name in value)
 
 
 _FROM_JSON = {"power_tiers": _tiers, "sockets": _sockets, "image": _image, "mode": _mode,
-              "names": _names}
+              "names": _names, "message": _message}

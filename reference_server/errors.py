@@ -7,8 +7,8 @@ from collections.abc import Mapping
 
 __all__ = [
     "CardExists", "CardNotFound", "CommandNotFound", "DeviceNotFound", "DeviceRejected",
-    "EventNotFound", "InsufficientBalance", "InvalidArgument", "NoIdlePort", "OrderNotFound",
-    "PortBusy", "PortFault", "PortNotFound", "ServiceError", "Unavailable",
+    "EventNotFound", "InsufficientBalance", "InvalidArgument", "InvalidCommand", "NoIdlePort",
+    "OrderNotFound", "PortBusy", "PortFault", "PortNotFound", "ServiceError", "Unavailable",
 ]
 
 
@@ -163,6 +163,18 @@ class DeviceRejected(ServiceError):
 
     status = 422
     error = "device_rejected"
+
+
+class InvalidCommand(ServiceError):
+    """The library refuses the command: a value it cannot carry, a field it needs, a
+    command the device's protocol lacks; the message is the library's."""
+
+    status = 422
+    error = "invalid_command"
+
+    def __init__(self, kind: str, problem: str) -> None:
+        super().__init__(f"{kind}: {problem}", {"kind": kind})
+        self.kind = kind
 
 
 class Unavailable(ServiceError):

@@ -89,20 +89,24 @@ from bkvcodec import (
     UnknownMessage,
     UpgradeRequested,
 )
+from bkvcodec.ap3000 import Ap3000Message, Ap3000ParameterCommand, parameter_command
+from bkvcodec.bkv import BkvMessage
 
 from .clock import SteadyClock
-from .commands import command_from_record, command_kind, command_payload
+from .commands import command_from_record, command_kind, command_payload, message_json
 from .config import Config
 from .errors import (
     DeviceNotFound,
     DeviceRejected,
     EventNotFound,
     InvalidArgument,
+    InvalidCommand,
     NoIdlePort,
     OrderNotFound,
     PortBusy,
     PortFault,
     PortNotFound,
+    ServiceError,
     Unavailable,
 )
 from .eventdata import order_event_data
@@ -219,6 +223,17 @@ class _OpenCommand:
 
 
 @dataclass(eq=False)
+class _ParamsWait:
+    """A partial AP3000 parameter set waiting for the device's current values."""
+
+    set_command: _OpenCommand
+    command: SetParams
+    owner: Ap3000ParameterCommand
+    #: When the set expires: the query's answer must come before.
+    deadline: float
+
+
+@dataclass(eq=False)
 class _Changes:
     """The writes of one state change, committed together, and what follows them."""
 
@@ -277,6 +292,14 @@ class ChargingService:
         self._by_port: dict[tuple[int, int, int], str] = {}
         self._by_business: dict[tuple[int, int], str] = {}
         self._commands: dict[str, _OpenCommand] = {}
+        #: Each device's parameters as it last reported or acknowledged them, by name.
+        self._known_params: dict[str, dict[str, int]] = {}
+        #: Partial parameter sets waiting for a query's answer, by the query's id.
+        self._params_waits: dict[str, _ParamsWait] = {}
+        #: The parameters each SetParams in flight carries, by command id.
+        self._params_sent: dict[str, dict[str, int]] = {}
+        #: Partial sets whose query is being queued (see _complete_params).
+        self._params_asking: set[str] = set()
         self._ports: dict[tuple[int, int, int], PortRecord] = {}
         self._link_iccid: dict[int, str] = {}
         self._card_locks: dict[str, trio.Lock] = {}
@@ -511,15 +534,18 @@ class ChargingService:
                          socket_no: int = 1, key_name: str | None = None) -> CommandRecord:
         """Queue a parameter change; the answer comes as ``device.params_result``.
 
+        An AP3000 set naming only some fields of its command is completed with the
+        device's last reported values when it is sent (see :meth:`send_command`).
+
         Raises:
-            DeviceNotFound, InvalidArgument (``params``: a name the protocol lacks).
+            DeviceNotFound, InvalidArgument (``params``: a name the protocol lacks, a
+            value out of range).
         """
-        self._check_ready()
-        device = await self._known_device(phy_id)
-        command = SetParams(command_id=_new_id("cmd"), phy_id=phy_id, params=dict(params),
-                            socket_no=socket_no)
-        _check_expressible(device.protocol, command, "params")
-        return await self._queue(device, command, key_name=key_name)
+        return await self.send_command(
+            phy_id, "set_params",
+            lambda command_id: SetParams(command_id=command_id, phy_id=phy_id,
+                                         params=dict(params), socket_no=socket_no),
+            key_name=key_name, refuse=lambda problem: InvalidArgument("params", problem))
 
     async def query_params(self, phy_id: str, *, socket_no: int = 1,
                            key_name: str | None = None) -> CommandRecord:
@@ -559,6 +585,51 @@ class ChargingService:
                                ftp_host=request.ftp_host, file_name=request.file_name,
                                ftp_port=request.ftp_port, target=request.target)
         _check_expressible(device.protocol, command, "body")
+        return await self._queue(device, command, key_name=key_name)
+
+    async def send_command(self, phy_id: str, kind: str, build: Callable[[str], Command], *,
+                           key_name: str | None = None,
+                           refuse: Callable[[str], ServiceError] | None = None
+                           ) -> CommandRecord:
+        """Queue the library command *build* makes from a new command id, after the
+        library has accepted it for the device's protocol (persisted, then sent when
+        the device is online, like every command).
+
+        A :class:`~bkvcodec.SetParams` for an AP3000 device may name only some fields
+        of its set command (the frame carries them all): when it is sent, the other
+        fields take the device's last reported values; with none known, the server
+        first queues a parameter query and sends the completed set once the device
+        answers it. A query not answered within the set's lifetime fails the set.
+
+        Args:
+            kind: The command's kind, for the refusal.
+            refuse: The error for a command the library refuses; default
+                :class:`~reference_server.errors.InvalidCommand` (422).
+
+        Raises:
+            DeviceNotFound, the refusal.
+        """
+        self._check_ready()
+        device = await self._known_device(phy_id)
+
+        def refusal(problem: str) -> ServiceError:
+            return InvalidCommand(kind, problem) if refuse is None else refuse(problem)
+
+        try:
+            command = build(_new_id("cmd"))
+        except LocalProtocolError as err:
+            raise refusal(str(err)) from None
+        checked = command
+        if isinstance(command, SetParams):
+            owner = _partial_set(device.protocol, command.params)
+            if owner is not None:
+                # Checked with the documented defaults standing in for the fields
+                # the device's own values will fill.
+                checked = dataclasses.replace(command, params={
+                    **owner.defaults, **command.params})
+        problem = _sending_problem(device.protocol, checked)
+        if problem is not None:
+            raise refusal(problem)
         return await self._queue(device, command, key_name=key_name)
 
     # --- device identity (api.md §11.2) -----------------------------------------------------
@@ -934,6 +1005,7 @@ class ChargingService:
     def _params_reported(self, device: _Device, event: ParamsReported, now: float,
                          changes: _Changes) -> None:
         result = {"ok": True, "params": dict(event.params)}
+        self._params_known(device, event, changes)
         if event.command_id is not None:
             self._finish_command(event.command_id, CommandStatus.ACKED, now, changes,
                                  result=result)
@@ -1366,6 +1438,11 @@ class ChargingService:
         link = gateway.link_for(device.phy_id) if gateway is not None else None
         if gateway is None or link is None or open_command.handed_to == link.link_id:
             return
+        if isinstance(command, SetParams):
+            completed = await self._complete_params(open_command, command)
+            if completed is None:
+                return
+            command = completed
         self.log.info("outbound message dequeued", device=device.phy_id, cmd=open_command.kind,
                       command_id=open_command.id)
         try:
@@ -1404,6 +1481,13 @@ class ChargingService:
             result: dict[str, object] = {"ok": True}
             if event.business_no is not None:
                 result["business_no"] = event.business_no
+            if kind == "send_message" and event.reply is not None:
+                result["reply"] = _reply_json(event.phy_id, event.reply)
+            sent_params = self._params_sent.pop(event.command_id, None)
+            if sent_params is not None:
+                # What the device took (a partial set: with the values filled in).
+                result["params"] = sent_params
+                self._known_params.setdefault(event.phy_id, {}).update(sent_params)
             self._finish_command(event.command_id, CommandStatus.ACKED, now, changes,
                                  result=result if kind != "query_params" else None)
             if kind == "set_params":
@@ -1427,6 +1511,7 @@ class ChargingService:
                          command_id=event.command_id, reason=reason)
         self._finish_command(event.command_id, CommandStatus.FAILED, now, changes,
                              reason=reason)
+        self._params_query_failed(event.command_id, reason, now, changes)
         if kind in ("set_params", "query_params"):
             changes.events.append(self._device_event(
                 "device.params_result", event.phy_id, now,
@@ -1449,12 +1534,121 @@ class ChargingService:
                         changes: _Changes, *, reason: str | None = None,
                         result: Mapping[str, object] | None = None) -> None:
         open_command = self._commands.pop(command_id, None)
+        self._params_sent.pop(command_id, None)
         if open_command is not None:
             self.metrics.commands.labels(open_command.kind, status.value).inc()
             kept = open_command
             changes.undo.append(lambda: self._commands.__setitem__(command_id, kept))
         changes.write(lambda db: db.finish_command(command_id, status, int(now), reason=reason,
                                                    result=result))
+
+    # --- partial AP3000 parameter sets ---------------------------------------------------------
+    #
+    # An AP3000 set command carries every field of its frame, so a set naming only
+    # some is completed when it is sent: with the device's last reported values
+    # (its query answers and acknowledged sets, kept in memory: after a restart the
+    # device is asked again), else after a parameter query queued for it. The set
+    # row keeps what the client asked; its result shows what was sent.
+
+    async def _complete_params(self, open_command: _OpenCommand,
+                               command: SetParams) -> SetParams | None:
+        """*command* ready to send (completed if partial), or None while it waits."""
+        device = open_command.device
+        owner = _partial_set(device.protocol, command.params)
+        if owner is None:
+            self._params_sent[open_command.id] = dict(command.params)
+            return command
+        known = self._known_params.get(device.phy_id, {})
+        if all(name in command.params or name in known for name in owner.mandatory):
+            params = {name: known[name] for name in owner.fields if name in known}
+            params.update(command.params)
+            self._params_sent[open_command.id] = params
+            return dataclasses.replace(command, params=params)
+        if open_command.id in self._params_asking or any(
+                wait.set_command.id == open_command.id for wait in self._params_waits.values()):
+            return None  # its query is queued already (a reconnect resends both)
+        # Two sends of one set can overlap (the queueing and the device's coming
+        # online): the first to get here asks, across its awaits.
+        self._params_asking.add(open_command.id)
+        try:
+            await self._ask_for_params(open_command, command, owner)
+        finally:
+            self._params_asking.discard(open_command.id)
+        return None
+
+    async def _ask_for_params(self, open_command: _OpenCommand, command: SetParams,
+                              owner: Ap3000ParameterCommand) -> None:
+        """Queue the query that reads the values a partial set lacks."""
+        device = open_command.device
+        now = self.clock()
+        record = await self.db.get_command(open_command.id)
+        if record is None:
+            return  # pruned meanwhile: nothing left to complete
+        if not owner.query_names:
+            changes = _Changes()
+            self._fail_partial_set(open_command, owner, "no parameter query reports them",
+                                   now, changes)
+            await self._commit(changes)
+            return
+        query = QueryParams(command_id=_new_id("cmd"), phy_id=device.phy_id,
+                            names=owner.query_names, socket_no=command.socket_no)
+        changes = _Changes()
+        self._stage_command(device, query, None, now, changes, key_name=record.key_name)
+        self._params_waits[query.command_id] = _ParamsWait(
+            open_command, command, owner, deadline=record.expires_at)
+        changes.undo.append(lambda: self._forget_params_wait(query.command_id))
+        self.log.info("partial parameter set waits for the device's values",
+                      command_id=open_command.id, query_command_id=query.command_id,
+                      device=device.phy_id, set_command=owner.name)
+        await self._commit(changes)
+
+    def _forget_params_wait(self, query_id: str) -> None:
+        self._params_waits.pop(query_id, None)
+
+    def _params_known(self, device: _Device, event: ParamsReported,
+                      changes: _Changes) -> None:
+        """Keep the reported values; a partial set waiting for them is sent next."""
+        self._known_params.setdefault(device.phy_id, {}).update(event.params)
+        wait = self._params_waits.pop(event.command_id or "", None)
+        if wait is not None and wait.set_command.id in self._commands:
+            changes.after.append(lambda: self._send(wait.set_command, wait.command))
+
+    def _params_query_failed(self, query_id: str, reason: str, now: float,
+                             changes: _Changes) -> None:
+        wait = self._params_waits.pop(query_id, None)
+        if wait is not None:
+            self._fail_partial_set(wait.set_command, wait.owner,
+                                   f"the device did not answer the parameter query "
+                                   f"{query_id} ({reason})", now, changes)
+
+    async def _params_waits_due(self, now: float) -> None:
+        """Fail the partial sets whose lifetime ended before their query's answer."""
+        due = [query_id for query_id, wait in self._params_waits.items()
+               if wait.deadline <= now]
+        if not due:
+            return
+        changes = _Changes()
+        for query_id in due:
+            wait = self._params_waits.pop(query_id)
+            self._fail_partial_set(wait.set_command, wait.owner,
+                                   f"the device did not answer the parameter query "
+                                   f"{query_id} within command_ttl", now, changes)
+        await self._commit(changes)
+
+    def _fail_partial_set(self, open_command: _OpenCommand, owner: Ap3000ParameterCommand,
+                          why: str, now: float, changes: _Changes) -> None:
+        if open_command.id not in self._commands:
+            return  # already ended (expired, or failed another way)
+        reason = (f"partial parameter set: {owner.name} carries "
+                  f"{', '.join(owner.mandatory)} together and the device's current values "
+                  f"are not known: {why}; send every one of them to set without asking")
+        self.log.warning("command failed", device=open_command.device.phy_id,
+                         cmd=open_command.kind, msg_id=open_command.id, reason=reason)
+        self._finish_command(open_command.id, CommandStatus.FAILED, now, changes,
+                             reason=reason)
+        changes.events.append(self._device_event(
+            "device.params_result", open_command.device.phy_id, now,
+            {"command_id": open_command.id, "ok": False, "reason": reason}))
 
     # --- timers -------------------------------------------------------------------------------
 
@@ -1469,6 +1663,7 @@ class ChargingService:
         if now >= self._silence_check_at or now < self._swept_at:
             self._silence_check_at = self._sweep_silent(now, changes)
             self._swept_at = now
+        await self._params_waits_due(now)
         for record in await self.db.expire_commands(int(now)):
             open_command = self._commands.pop(record.id, None)
             self.metrics.commands.labels(record.kind, "expired").inc()
@@ -1702,11 +1897,37 @@ def _check_address(protocol: ProtocolFamily, socket_no: int, port_no: int) -> No
 
 def _check_expressible(protocol: ProtocolFamily, command: Command, field_name: str) -> None:
     """Encode *command* once on a scratch connection, so a bad one fails now, not later."""
+    problem = _sending_problem(protocol, command)
+    if problem is not None:
+        raise InvalidArgument(field_name, problem)
+
+
+def _sending_problem(protocol: ProtocolFamily, command: Command) -> str | None:
+    """Why the library refuses to send *command* to a device of *protocol*, if it does."""
     scratch = ServerConnection(protocol=protocol)
     try:
         scratch.send(command, 0.0)
     except (LocalProtocolError, ValueError) as err:
-        raise InvalidArgument(field_name, str(err)) from None
+        return str(err)
+    return None
+
+
+def _reply_json(phy_id: str, reply: BkvMessage | Ap3000Message) -> dict[str, object]:
+    """The device's answer to a SendMessage: its message name and fields."""
+    form = message_json(phy_id, reply)
+    return {"message": form.get("message"), "fields": form.get("fields", {})}
+
+
+def _partial_set(protocol: ProtocolFamily, params: Mapping[str, int]
+                 ) -> Ap3000ParameterCommand | None:
+    """The AP3000 set command *params* names only some mandatory fields of, if so."""
+    if protocol is not ProtocolFamily.AP3000:
+        return None  # BKV's 0x1011 carries only what changes
+    try:
+        owner = parameter_command(params)
+    except LocalProtocolError:
+        return None  # unknown names or two commands: the library's refusal says which
+    return owner if any(name not in params for name in owner.mandatory) else None
 
 
 def _reported_rssi(protocol: ProtocolFamily, event: DeviceHeartbeat) -> int | None:

@@ -875,3 +875,28 @@ def test_parameter_messages_convert_to_integers_and_back() -> None:
         a.Ap3000SetLimits(max_charge_duration_s=1, overload_power_0p1w=2))
     with pytest.raises(LocalProtocolError, match=r"Ap3000SetLimits: .*overload_power_0p1w"):
         parameter_message(a.Ap3000SetLimits, {"max_charge_duration_s": 1})
+
+
+def test_parameter_command_names_the_set_command_its_fields_and_the_query() -> None:
+    limits = a.parameter_command(["overload_power_0p1w"])
+    mute = a.parameter_command(["mute"])
+
+    assert ("0x85 set_limits", ("max_charge_duration_s", "overload_power_0p1w")) == (
+        limits.name, limits.mandatory)
+    assert ("max_charge_duration_s", "overload_power_0p1w", "over_voltage_0p1v",
+            "under_voltage_0p1v") == limits.fields == limits.query_names
+    assert ("0x97 set_params_1_3", ()) == (mute.name, mute.query_names)
+    assert {"max_charge_duration_s": 36000, "overload_power_0p1w": 20000,
+            "over_voltage_0p1v": 2700, "under_voltage_0p1v": 1000} == limits.defaults
+    assert {"mute": 0} == mute.defaults
+
+
+@pytest.mark.parametrize(("names", "problem"), [
+    ([], "no AP3000 parameter named"),
+    (["max_power_w"], "unknown AP3000 parameter max_power_w"),
+    (["mute", "unplug_power"], "belong to 2 AP3000 commands"),
+])
+def test_parameter_command_refuses_names_of_no_or_several_commands(
+        names: list[str], problem: str) -> None:
+    with pytest.raises(LocalProtocolError, match=problem):
+        a.parameter_command(names)

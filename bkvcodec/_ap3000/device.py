@@ -90,28 +90,8 @@ _PACKETS: dict[type[a.Ap3000Message], type[a.Ap3000FirmwarePacketSlaveReply]
     a.Ap3000FirmwarePacketHost: a.Ap3000FirmwarePacketHostReply,
 }
 
-#: The parameters a unit starts with: the protocol's defaults for 0x83-0x86 (0x85's
-#: overload power depends on the model; 20000 = 2000 W, the dual-socket limit) and
-#: 0x97 ``mute`` off.
-AP3000_DEFAULT_PARAMS: dict[str, int] = {
-    # 0x83 (§5.4)
-    "unplug_power": 3, "unplug_detect_time_s": 10, "float_percent": 20,
-    "float_detect_time_s": 1800, "float_time_s": 3600, "heartbeat_interval_s": 180,
-    # 0x84 (§5.5)
-    "dyn_overload_power": 800, "dyn_overload_detect_time_s": 30,
-    "dyn_overload_start_time_s": 1800, "unplug_interference_power": 10,
-    "unplug_interference_time_s": 300, "float_second_time_point_s": 10800,
-    "float_second_detect_time_s": 300, "min_power": 300, "min_power_check_time_s": 1800,
-    "second_max_power_time_s": 300, "env_alarm_temp_c": 80, "port_alarm_temp_c": 80,
-    "unplug_detect_off": 0, "qr_light": 1,
-    # 0x85 (§5.6)
-    "max_charge_duration_s": 36000, "overload_power_0p1w": 20000,
-    "over_voltage_0p1v": 2700, "under_voltage_0p1v": 1000,
-    # 0x86 (§5.7)
-    "card_sector": 0, "user_card_key": 0x159185191880, "new_card_key": 0xFFFFFFFFFFFF,
-    # 0x97 (§5.8)
-    "mute": 0,
-}
+#: The parameters a unit starts with (the reference's defaults).
+AP3000_DEFAULT_PARAMS = a.PARAMETER_DEFAULTS
 
 
 class _ResultReply(Protocol):

@@ -33,6 +33,7 @@ from .values import card_id_decimal, format_phy_id
 __all__ = [
     "MESSAGE_TYPES",
     "PARAMETER_BYTES",
+    "PARAMETER_DEFAULTS",
     "PARAMETER_QUERIES",
     "PARAMETER_SETS",
     "Ap3000Alarm",
@@ -1635,6 +1636,28 @@ PARAMETER_SETS: Mapping[type[ParameterSet], type[ParameterQuery] | None] = {
 PARAMETER_QUERIES: Mapping[type[ParameterQuery], type[ParameterReply]] = {
     Ap3000QueryParams11: Ap3000QueryParams11Reply, Ap3000QueryParams12: Ap3000QueryParams12Reply,
     Ap3000QueryLimits: Ap3000QueryLimitsReply, Ap3000QueryCardParams: Ap3000QueryCardParamsReply,
+}
+#: The parameters a unit starts with: the defaults of ap3000.md §5.4-§5.7 (0x85's
+#: overload power depends on the model; 20000 = 2000 W, the dual-socket limit) and
+#: 0x97 ``mute`` off.
+PARAMETER_DEFAULTS: Mapping[str, int] = {
+    # 0x83 (§5.4)
+    "unplug_power": 3, "unplug_detect_time_s": 10, "float_percent": 20,
+    "float_detect_time_s": 1800, "float_time_s": 3600, "heartbeat_interval_s": 180,
+    # 0x84 (§5.5)
+    "dyn_overload_power": 800, "dyn_overload_detect_time_s": 30,
+    "dyn_overload_start_time_s": 1800, "unplug_interference_power": 10,
+    "unplug_interference_time_s": 300, "float_second_time_point_s": 10800,
+    "float_second_detect_time_s": 300, "min_power": 300, "min_power_check_time_s": 1800,
+    "second_max_power_time_s": 300, "env_alarm_temp_c": 80, "port_alarm_temp_c": 80,
+    "unplug_detect_off": 0, "qr_light": 1,
+    # 0x85 (§5.6)
+    "max_charge_duration_s": 36000, "overload_power_0p1w": 20000,
+    "over_voltage_0p1v": 2700, "under_voltage_0p1v": 1000,
+    # 0x86 (§5.7)
+    "card_sector": 0, "user_card_key": 0x159185191880, "new_card_key": 0xFFFFFFFFFFFF,
+    # 0x97 (§5.8)
+    "mute": 0,
 }
 #: Byte-string parameters (the 0x86 card keys) and their size. As integers they are the
 #: bytes read big-endian, so ``0x159185191880`` is the key ``15 91 85 19 18 80``.

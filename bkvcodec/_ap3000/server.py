@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -80,7 +80,8 @@ from .values import (
     parse_phy_id,
 )
 
-__all__ = ["AP3000_END_REASONS", "Ap3000ServerRules", "port_state"]
+__all__ = ["AP3000_END_REASONS", "Ap3000ParameterCommand", "Ap3000ServerRules",
+           "parameter_command", "port_state"]
 
 _S = Ap3000StopReason
 #: AP3000 stop reasons in the contract's names.
@@ -188,6 +189,59 @@ def _route(names: list[str], table: Mapping[_Kind, tuple[str, ...]], what: str) 
             f"{what}: the parameters belong to {len(chosen)} AP3000 commands, send one "
             f"{what} per command ({parts})")
     return chosen[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Ap3000ParameterCommand:
+    """The AP3000 set command some parameter names belong to: what a
+    :class:`~bkvcodec.SetParams` naming them must carry, and how to read their values.
+
+    A set command carries all its mandatory fields in one frame, so an application
+    that changes some of them fills in the others (the device's current values,
+    read with a :class:`~bkvcodec.QueryParams` for :attr:`query_names`).
+
+    Attributes:
+        name: The command as error messages name it (``0x85 set_limits``).
+        fields: Every field of the command, in wire order.
+        mandatory: The fields a SetParams must name.
+        query_names: The names a QueryParams asks for to read every field (the
+            fields of the query reply); empty when no query reports them
+            (``0x97``).
+        defaults: The protocol reference's default of each field (a unit's values
+            before any set; ``0x85``'s overload power depends on the model, 2000 W
+            here).
+
+    .. versionadded:: 0.1.0
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    mandatory: tuple[str, ...]
+    query_names: tuple[str, ...]
+    defaults: Mapping[str, int]
+
+
+def parameter_command(names: Iterable[str]) -> Ap3000ParameterCommand:
+    """The AP3000 set command (``0x83``-``0x86``, ``0x97``) whose fields include every
+    name of *names*.
+
+    Raises:
+        LocalProtocolError: No name given, a name no set command has (the message
+            lists the known ones), or names of several commands.
+
+    .. versionadded:: 0.1.0
+    """
+    wanted = list(names)
+    if not wanted:
+        raise LocalProtocolError("no AP3000 parameter named")
+    cls = _route(wanted, _SET_FIELDS, "SetParams")
+    query = a.PARAMETER_SETS[cls]
+    return Ap3000ParameterCommand(
+        name=_describe(cls), fields=_SET_FIELDS[cls],
+        mandatory=tuple(f.name for f in dataclasses.fields(cls)
+                        if f.name != "extra" and f.default is dataclasses.MISSING),
+        query_names=() if query is None else _QUERY_FIELDS[query],
+        defaults={name: a.PARAMETER_DEFAULTS[name] for name in _SET_FIELDS[cls]})
 
 
 _FIRMWARE_REPLIES = (a.Ap3000FirmwarePacketSlaveReply, a.Ap3000FirmwarePacketPowerBoardReply,

@@ -67,7 +67,7 @@ from .idempotency import IdempotencyStore
 from .openapi import openapi_document
 from .parse import MAX_PATH_ID_LENGTH, check_path_id, read_body
 from .ratelimit import TokenBucketLimiter
-from .routes import ROUTES, RouteSpec, route_role
+from .routes import ROUTES, RouteSpec, admitting_roles, route_role
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -181,9 +181,8 @@ async def admit(context: ApiContext, spec: RouteSpec, request: Request) -> Call:
         context.auth_failure_limiter.acquire(address, trio.current_time())
         raise
     _take_token(context.key_limiter, key.name, "api_key")
-    role = route_role(spec.name)
-    if role not in key.roles:
-        raise Forbidden(role, [r for r in ROLES if r in key.roles])
+    if not admitting_roles(spec.name) & key.roles:
+        raise Forbidden(route_role(spec.name), [r for r in ROLES if r in key.roles])
     for name, value in request.path_params.items():
         if not check_path_id(str(value)):
             raise NOT_FOUND[name](str(value)[:MAX_PATH_ID_LENGTH] + "…")

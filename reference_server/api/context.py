@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from bkvcodec import ProtocolFamily
+    from bkvcodec import Command, ProtocolFamily
 
     from ..config import Config
+    from ..errors import ServiceError
     from ..logs import Logger
     from ..metrics import Metrics
     from ..requests import ChargeRequest, ChargeResult, OtaRequest, StopRequest
@@ -72,6 +73,13 @@ class ChargingOperations(Protocol):
     async def start_ota(self, phy_id: str, request: OtaRequest, *,
                         key_name: str | None = None) -> CommandRecord:
         """Queue a firmware update."""
+        ...
+
+    async def send_command(self, phy_id: str, kind: str, build: Callable[[str], Command], *,
+                           key_name: str | None = None,
+                           refuse: Callable[[str], ServiceError] | None = None
+                           ) -> CommandRecord:
+        """Queue the library command *build* makes from a new command id."""
         ...
 
     async def redeliver(self, event_id: str, *, key_name: str | None = None) -> EventRecord:

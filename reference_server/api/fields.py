@@ -18,9 +18,9 @@ from ..errors import InvalidArgument
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["BodySpec", "BoolQuery", "ChoiceField", "ChoiceListQuery", "FieldSpec", "IntField",
-           "IntQuery", "ObjectListField", "ParamsField", "QuerySpec", "StrField", "StrQuery",
-           "invalid", "json_type"]
+__all__ = ["BodySpec", "BoolField", "BoolQuery", "ChoiceField", "ChoiceListQuery", "FieldSpec",
+           "IntField", "IntQuery", "ObjectField", "ObjectListField", "ParamsField", "QuerySpec",
+           "StrField", "StrListField", "StrQuery", "invalid", "json_type"]
 
 
 def invalid(name: str, problem: str) -> NoReturn:
@@ -146,6 +146,72 @@ class ChoiceField:
 
     def schema(self) -> dict[str, object]:
         return {"type": "string", "enum": list(self.choices), "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class BoolField:
+    """``true`` or ``false`` (not 1 or 0)."""
+
+    name: str
+    description: str
+
+    def take(self, body: Mapping[str, object], prefix: str = "") -> bool | None:
+        """The value, or None when absent or null."""
+        value = body.get(self.name)
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            invalid(prefix + self.name, f"must be true or false, got {json_type(value)}")
+        return value
+
+    def schema(self) -> dict[str, object]:
+        return {"type": "boolean", "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class StrListField:
+    """A list of up to *max_items* strings, each checked by *item*."""
+
+    name: str
+    item: StrField
+    max_items: int
+    description: str
+
+    def take(self, body: Mapping[str, object]) -> tuple[str, ...] | None:
+        """The strings, or None when absent or null."""
+        value = body.get(self.name)
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            invalid(self.name, f"must be a list, got {json_type(value)}")
+        if len(value) > self.max_items:
+            invalid(self.name, f"must hold at most {self.max_items} items")
+        return tuple(self.item.check(entry, f"{self.name}[{i}]")
+                     for i, entry in enumerate(value))
+
+    def schema(self) -> dict[str, object]:
+        return {"type": "array", "maxItems": self.max_items, "items": self.item.schema(),
+                "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectField:
+    """A JSON object of any keys (checked by whoever reads it)."""
+
+    name: str
+    description: str
+
+    def take(self, body: Mapping[str, object]) -> dict[str, object] | None:
+        """The object, or None when absent or null."""
+        value = body.get(self.name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            invalid(self.name, f"must be an object, got {json_type(value)}")
+        return {str(k): v for k, v in value.items()}
+
+    def schema(self) -> dict[str, object]:
+        return {"type": "object", "description": self.description}
 
 
 @dataclass(frozen=True, slots=True)

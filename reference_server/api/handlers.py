@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from bkvcodec import OrderState, ProtocolFamily
 
+from ..config import ROLES
 from ..errors import (
     CardExists,
     CardNotFound,
@@ -29,8 +30,9 @@ from ..errors import (
 from ..metrics import CONTENT_TYPE
 from ..storage import CardExists as StoredCardExists
 from ..storage import InsufficientFunds
+from .commandbody import parse_command
 from .context import ApiContext
-from .envelope import JSON_MEDIA_TYPE, error_response, success
+from .envelope import JSON_MEDIA_TYPE, Forbidden, error_response, success
 from .frameview import frame_log_view
 from .idempotency import AnswerRecorder
 from .parse import (
@@ -57,6 +59,7 @@ from .parse import (
     parse_topup,
     request_fingerprint,
 )
+from .routes import COMMAND_ROLES
 from .views import (
     card_view,
     charge_result_view,
@@ -205,6 +208,17 @@ async def start_ota(ctx: ApiContext, call: Call) -> Response:
     command = await ctx.service.start_ota(call.path("phy_id"), parse_ota(call.json()),
                                           key_name=_key_name(call))
     return call.ok(command_view(command), "firmware update queued")
+
+
+async def send_command(ctx: ApiContext, call: Call) -> Response:
+    body = parse_command(call.path("phy_id"), call.json())
+    role = "firmware" if body.changes_firmware else COMMAND_ROLES[body.kind]
+    assert call.key is not None  # an authenticated route
+    if role not in call.key.roles:
+        raise Forbidden(role, [r for r in ROLES if r in call.key.roles])
+    command = await ctx.service.send_command(call.path("phy_id"), body.kind, body.build,
+                                             key_name=_key_name(call))
+    return call.ok(command_view(command), f"{body.kind} queued")
 
 
 async def get_command(ctx: ApiContext, call: Call) -> Response:
@@ -478,8 +492,8 @@ def _limit(call: Call) -> int:
 #: Every route's handler, by the route's name in the table.
 HANDLERS: Mapping[str, Handler] = {
     fn.__name__: fn for fn in (
-        start_charge, stop_charge, set_params, query_params, start_ota, get_command,
-        get_device, list_devices, provision_device, deprovision_device,
+        start_charge, stop_charge, set_params, query_params, start_ota, send_command,
+        get_command, get_device, list_devices, provision_device, deprovision_device,
         list_device_frames, list_pending_commands, get_order,
         list_orders, get_order_progress,
         create_card, get_card, list_card_ledger, top_up_card, adjust_card, set_card_status,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from bkvcodec import __version__
 
 from .auth import API_KEY_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from .commandbody import COMMAND_BODIES, NETWORK_SOCKET_BODY
 from .envelope import REQUEST_ID_HEADER
 from .fields import BodySpec
 from .idempotency import IDEMPOTENCY_REPLAYED_HEADER
@@ -235,7 +236,8 @@ _ERROR_ENVELOPE = _object("An error: code = the HTTP status.", {
 
 _BODIES: tuple[BodySpec, ...] = (CHARGE_BODY, POWER_TIER_BODY, STOP_BODY, PARAMS_BODY,
                                  FTP_OTA_BODY, FIRMWARE_OTA_BODY, CARD_BODY, TOPUP_BODY,
-                                 ADJUST_BODY, CARD_STATUS_BODY, DEVICE_BODY)
+                                 ADJUST_BODY, CARD_STATUS_BODY, DEVICE_BODY,
+                                 *COMMAND_BODIES.values(), NETWORK_SOCKET_BODY)
 
 _ERROR_TEXT: Mapping[int, str] = {
     400: "invalid_argument: a field is missing, mistyped or out of range (data.field).",

@@ -167,7 +167,8 @@ _REASON = StrField("reason", 64, "Free text kept for audit (e.g. user_cancelled)
 STOP_BODY = BodySpec("StopRequest", "POST /devices/{phy_id}/stop.",
                      (_STOP_PORT_NO, _SOCKET_NO, _ORDER_NO, _REASON), required=("port_no",))
 
-_PARAMS = ParamsField("params", IntField("value", -(2**31), 2**32 - 1, "Parameter value."),
+# Up to 2**53 - 1 (exact in JSON): the AP3000 0x86 card keys are 48-bit integers.
+_PARAMS = ParamsField("params", IntField("value", -(2**31), 2**53 - 1, "Parameter value."),
                       "Parameter names (the field names of the protocol's set messages, "
                       "as in the message catalogues of the docs) → integer values.",
                       max_items=MAX_PARAMS)

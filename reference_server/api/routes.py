@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .commandbody import COMMAND_BODIES, ORDER_KINDS
 from .fields import BodySpec, QuerySpec
 from .parse import (
     ADJUST_BODY,
@@ -44,8 +45,8 @@ from .parse import (
 if TYPE_CHECKING:
     from ..config import Role
 
-__all__ = ["API_PREFIX", "PATH_PARAMETERS", "ROUTES", "ROUTE_ROLES", "RouteSpec",
-           "path_parameters", "route_role"]
+__all__ = ["API_PREFIX", "COMMAND_ROLES", "PATH_PARAMETERS", "ROUTES", "ROUTE_ROLES",
+           "RouteSpec", "admitting_roles", "path_parameters", "route_role"]
 
 #: Base path of the third-party API.
 API_PREFIX = "/api/v1/third"
@@ -54,7 +55,7 @@ API_PREFIX = "/api/v1/third"
 PATH_PARAMETERS: dict[str, str] = {
     "phy_id": "The device's printed id (BKV/GN: 14 hex digits).",
     "order_no": "The order number (THD + 10-digit Unix seconds + 3-digit sequence).",
-    "command_id": "A command id, as returned by the params and ota endpoints.",
+    "command_id": "A command id, as returned by the params, ota and commands endpoints.",
     "card_no": "The card number.",
     "event_id": "A recorded event's id.",
 }
@@ -112,6 +113,8 @@ ROUTE_ROLES: Mapping[str, Role] = {
     "set_params": "operate",
     "query_params": "operate",
     "start_ota": "firmware",
+    # The role depends on the kind (COMMAND_ROLES); this is the one the document names.
+    "send_command": "operate",
     "get_command": "read",
     "get_device": "read",
     "list_devices": "read",
@@ -131,6 +134,24 @@ ROUTE_ROLES: Mapping[str, Role] = {
     "list_device_frames": "read",
     "list_pending_commands": "read",
 }
+
+
+#: The role each kind of ``POST /devices/{phy_id}/commands`` needs: firmware kinds
+#: need ``firmware`` like ``/ota``, the others ``operate`` like ``/params``.
+COMMAND_ROLES: Mapping[str, Role] = {
+    **{kind: "operate" for kind in (*COMMAND_BODIES, *ORDER_KINDS)},
+    "start_ota": "firmware",
+    "send_firmware": "firmware",
+}
+#: Routes whose role depends on the body: admission lets in a key with any of the
+#: roles, the handler checks the one the body asks for.
+_ROLES_BY_BODY: Mapping[str, Mapping[str, Role]] = {"send_command": COMMAND_ROLES}
+
+
+def admitting_roles(name: str) -> frozenset[Role]:
+    """The roles of which a key needs one to be admitted to route *name*."""
+    by_body = _ROLES_BY_BODY.get(name)
+    return frozenset(by_body.values()) if by_body else frozenset({route_role(name)})
 
 
 def route_role(name: str) -> Role:
@@ -199,6 +220,23 @@ ROUTES: tuple[RouteSpec, ...] = (
               description="BKV gateways fetch firmware by FTP (ftp_host, file_name); AP3000 "
                           "units get the image in packets (image_base64). 422 "
                           "device_rejected when the form does not fit the device."),
+    RouteSpec(name="send_command", method="POST", path=f"{_P}/devices/{{phy_id}}/commands",
+              summary="Queue any device command", tag="commands", device_command=True,
+              bodies=tuple(COMMAND_BODIES.values()), data="Command", errors=(404, 422, 503),
+              description="One body per kind: query_status, set_params, query_params, "
+                          "modify_charge, set_network_list, send_message (role operate), "
+                          "start_ota, send_firmware and a send_message that changes firmware "
+                          "(role firmware). The command is stored, then sent "
+                          "when the device is online; GET /commands/{command_id} gives its "
+                          "outcome. A value the device's protocol cannot carry, a field the "
+                          "command needs or a command the protocol lacks is 422 "
+                          "invalid_command with the codec's message. An AP3000 set_params "
+                          "naming only some fields of its set command is completed with the "
+                          "device's last reported values; with none known the server first "
+                          "queries the device, and the set fails (with the reason) if the "
+                          "query is not answered within command_ttl. start_charging and "
+                          "stop_charging are refused (422 invalid_command): orders start and "
+                          "stop through /charge and /stop, which keep the order and its bill."),
     RouteSpec(name="get_command", method="GET", path=f"{_P}/commands/{{command_id}}",
               summary="A queued command and its outcome", tag="commands", data="Command",
               errors=(404,)),

@@ -580,8 +580,15 @@ class SimDevice:
                 self._heartbeat_due = min(self._heartbeat_due, at + self.settings.heartbeat_s)
                 self._ack(item.command_id, at)
             case QueryParams():
-                self._emit(ParamsReported(phy_id=self.phy_id, params=self.settings.params(
-                    self.protocol), socket_no=item.socket_no, command_id=item.command_id), at)
+                # A query for some names (AP3000 0x91-0x93) is answered with those;
+                # the device role fills the reply's other fields with its stored values.
+                params = self.settings.params(self.protocol)
+                if item.names:
+                    params = {name: value for name, value in params.items()
+                              if name in item.names}
+                self._emit(ParamsReported(phy_id=self.phy_id, params=params,
+                                          socket_no=item.socket_no,
+                                          command_id=item.command_id), at)
             case ModifyCharge():
                 self._modify_command(item, at)
             case SetNetworkList() | SendMessage():

@@ -136,7 +136,8 @@ def server_end_reason(protocol: ProtocolFamily, cause: EndCause,
 @dataclass(slots=True)
 class DeviceSettings:
     """A device's live tunables: copied from its profile, changed by the server's
-    parameter commands (BKV ``0x1011``, AP3000 ``0x83``)."""
+    parameter commands (BKV ``0x1011``, AP3000 ``0x83`` and ``0x85``'s maximum
+    charge duration)."""
 
     heartbeat_s: float
     progress_s: float
@@ -176,6 +177,7 @@ class DeviceSettings:
             "float_detect_time_s": round(self.full_delay_s),
             "float_time_s": 0,
             "heartbeat_interval_s": round(self.heartbeat_s),
+            "max_charge_duration_s": round(self.max_charge_time_s),
         }
 
     def apply(self, protocol: ProtocolFamily, params: Mapping[str, int]) -> None:
@@ -194,7 +196,8 @@ class DeviceSettings:
             updates = {"no_load_power_w": get("unplug_power"),
                        "no_load_delay_s": get("unplug_detect_time_s"),
                        "full_delay_s": get("float_detect_time_s"),
-                       "heartbeat_s": get("heartbeat_interval_s")}
+                       "heartbeat_s": get("heartbeat_interval_s"),
+                       "max_charge_time_s": get("max_charge_duration_s")}
         for name, value in updates.items():
             if value is not None:
                 setattr(self, name, value)

@@ -15,12 +15,15 @@ from bkvcodec import (
     QueryParams,
     QueryStatus,
     SendFirmware,
+    SendMessage,
     SetNetworkList,
     SetParams,
     StartCharging,
     StartOta,
     StopCharging,
 )
+from bkvcodec import ap3000 as a
+from bkvcodec import bkv as b
 from reference_server.commands import command_from_record, command_kind, command_payload
 from reference_server.storage import CommandRecord, CommandStatus, dump_json
 
@@ -39,6 +42,10 @@ COMMANDS: list[Command] = [
                    sockets=(NetworkSocketSpec(socket_no=1, mac="aabbccddeeff"),)),
     SendFirmware(command_id="c9", phy_id=PHY, image=b"\x00\x01firmware",
                  target=FirmwareTarget.HOST, firmware_version=12),
+    SendMessage(command_id="c10", phy_id="04A228CD", message=a.Ap3000Locate(duration_s=5)),
+    SendMessage(command_id="c11", phy_id=PHY, message=b.VoiceConfig(
+        socket_no=1, port=0, buzzer_on=1, voice_on=0,
+        windows=(b.VoiceWindow(start="08:00", end="20:00"),))),
 ]
 
 
