@@ -1637,7 +1637,7 @@ PARAMETER_QUERIES: Mapping[type[ParameterQuery], type[ParameterReply]] = {
     Ap3000QueryParams11: Ap3000QueryParams11Reply, Ap3000QueryParams12: Ap3000QueryParams12Reply,
     Ap3000QueryLimits: Ap3000QueryLimitsReply, Ap3000QueryCardParams: Ap3000QueryCardParamsReply,
 }
-#: The parameters a unit starts with: the defaults of ap3000.md §5.4-§5.7 (0x85's
+#: The parameters a unit starts with: the protocol's defaults for 0x83-0x86 (0x85's
 #: overload power depends on the model; 20000 = 2000 W, the dual-socket limit) and
 #: 0x97 ``mute`` off.
 PARAMETER_DEFAULTS: Mapping[str, int] = {
