@@ -43,7 +43,7 @@ def test_the_server_pins_the_library_of_its_version() -> None:
     pin = f"bkvcodec=={bkvcodec.__version__}"
 
     assert pin in project["dependencies"]  # type: ignore[operator]
-    assert f"bkvcodec[testing]=={bkvcodec.__version__}" in (
+    assert f"bkvcodec[docs,sniff,testing]=={bkvcodec.__version__}" in (
         project["optional-dependencies"]["test"])  # type: ignore[index]
     mentions = [r for r in project["dependencies"] if r.startswith("bkvcodec")]  # type: ignore[attr-defined]
     assert [pin] == mentions
