@@ -21,14 +21,11 @@
 # no bill, and a stop would leave the order it ends open.
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bkvcodec import (
     Command,
-    FirmwareTarget,
     ModifyCharge,
     NetworkSocketSpec,
     ProtocolFamily,
@@ -59,6 +56,7 @@ from .fields import (
     StrListField,
     invalid,
 )
+from .parse import FIRMWARE_OTA_BODY, FTP_OTA_BODY, parse_firmware_ota, parse_ftp_ota
 
 __all__ = ["COMMAND_BODIES", "COMMAND_KIND_NAMES", "FIRMWARE_MESSAGES", "MAX_PARAM_VALUE",
            "NETWORK_SOCKET_BODY", "ORDER_KINDS", "CommandBody", "parse_command"]
@@ -90,16 +88,6 @@ _PORT_NO = IntField("port_no", 1, 255, "Port, 1-based.")
 _DURATION_S = IntField("duration_s", 0, _U32, "New time limit, seconds (or energy_wh).")
 _ENERGY_WH = IntField("energy_wh", 0, _U32, "New energy limit, Wh (or duration_s).")
 _STOP_WHEN_FULL = BoolField("stop_when_full", "With duration_s: also stop when full.")
-_FTP_HOST = StrField("ftp_host", 253, "FTP server the gateway fetches the file from.")
-_FILE_NAME = StrField("file_name", 255, "Firmware file on the FTP server.")
-_FTP_PORT = IntField("ftp_port", 1, 65535, "FTP port; default 21.")
-_FTP_TARGET = IntField("target", 0, 255, "What to upgrade; 1 (default) = the gateway.")
-_TARGETS: Mapping[str, FirmwareTarget] = {t.name.lower(): t for t in FirmwareTarget}
-_IMAGE = StrField("image_base64", 1_000_000, "The firmware image, base64 (standard alphabet).")
-_IMAGE_TARGET = ChoiceField("target", tuple(_TARGETS), "Unit to upgrade; default slave.")
-_DEVICE_TYPE = IntField("device_type", 0, 255, "Device type for the verification packet.")
-_FIRMWARE_VERSION = IntField("firmware_version", 0, 65535,
-                             "Firmware version for the verification packet.")
 _NET_SOCKET_NO = IntField("socket_no", 1, 250, "The socket's number under the gateway.")
 _MAC = StrField("mac", 12, "The socket's MAC, 12 hex digits.")
 NETWORK_SOCKET_BODY = BodySpec("NetworkSocket", "A socket of a BKV gateway's network list.",
@@ -153,12 +141,10 @@ COMMAND_BODIES: Mapping[str, BodySpec] = {
                            ("port_no",)),
     "start_ota": _body("start_ota", "StartOtaCommand",
                        "BKV: the gateway fetches firmware by FTP. Role firmware.",
-                       (_FTP_HOST, _FILE_NAME, _FTP_PORT, _FTP_TARGET),
-                       ("ftp_host", "file_name")),
+                       FTP_OTA_BODY.fields, FTP_OTA_BODY.required),
     "send_firmware": _body("send_firmware", "SendFirmwareCommand",
                            "AP3000: the server sends the image in packets. Role firmware.",
-                           (_IMAGE, _IMAGE_TARGET, _DEVICE_TYPE, _FIRMWARE_VERSION),
-                           ("image_base64",)),
+                           FIRMWARE_OTA_BODY.fields, FIRMWARE_OTA_BODY.required),
     "set_network_list": _body("set_network_list", "SetNetworkListCommand",
                               "BKV/GN: replace the gateway's socket list, or add one socket.",
                               (_SOCKETS, _CHANNEL, _ADD), ("sockets",)),
@@ -243,25 +229,17 @@ def _modify_charge(phy_id: str, body: Mapping[str, object]) -> _Build:
 
 
 def _start_ota(phy_id: str, body: Mapping[str, object]) -> _Build:
-    ftp_host, file_name = _FTP_HOST.require(body), _FILE_NAME.require(body)
-    ftp_port, target = _FTP_PORT.take(body), _FTP_TARGET.take(body)
+    ota = parse_ftp_ota(body)
     return lambda command_id: StartOta(
-        command_id=command_id, phy_id=phy_id, ftp_host=ftp_host, file_name=file_name,
-        ftp_port=21 if ftp_port is None else ftp_port, target=1 if target is None else target)
+        command_id=command_id, phy_id=phy_id, ftp_host=ota.ftp_host, file_name=ota.file_name,
+        ftp_port=ota.ftp_port, target=ota.target)
 
 
 def _send_firmware(phy_id: str, body: Mapping[str, object]) -> _Build:
-    encoded = _IMAGE.require(body)
-    try:
-        image = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        invalid(_IMAGE.name, "is not valid base64")
-    target_name = _IMAGE_TARGET.take(body)
-    target = FirmwareTarget.SLAVE if target_name is None else _TARGETS[target_name]
-    device_type, version = _DEVICE_TYPE.take(body), _FIRMWARE_VERSION.take(body)
+    ota = parse_firmware_ota(body)
     return lambda command_id: SendFirmware(
-        command_id=command_id, phy_id=phy_id, image=image, target=target,
-        device_type=device_type, firmware_version=version)
+        command_id=command_id, phy_id=phy_id, image=ota.image, target=ota.target,
+        device_type=ota.device_type, firmware_version=ota.firmware_version)
 
 
 def _set_network_list(phy_id: str, body: Mapping[str, object]) -> _Build:

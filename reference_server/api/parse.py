@@ -86,6 +86,8 @@ __all__ = [
     "parse_card_status",
     "parse_charge",
     "parse_device",
+    "parse_firmware_ota",
+    "parse_ftp_ota",
     "parse_json_object",
     "parse_ota",
     "parse_params",
@@ -395,11 +397,27 @@ def parse_ota(body: Mapping[str, object]) -> OtaRequest:
     has_ftp = body.get(_FTP_HOST.name) is not None
     if has_image == has_ftp:
         invalid("body", "give either ftp_host and file_name (BKV) or image_base64 (AP3000)")
-    if has_ftp:
-        port = _FTP_PORT.take(body)
-        target = _FTP_TARGET.take(body)
-        return FtpOta(ftp_host=_FTP_HOST.require(body), file_name=_FILE_NAME.require(body),
-                      ftp_port=21 if port is None else port, target=1 if target is None else target)
+    return parse_ftp_ota(body) if has_ftp else parse_firmware_ota(body)
+
+
+def parse_ftp_ota(body: Mapping[str, object]) -> FtpOta:
+    """The fields of :data:`FTP_OTA_BODY` (BKV: the gateway fetches by FTP).
+
+    Raises:
+        InvalidArgument: A missing or bad field.
+    """
+    port = _FTP_PORT.take(body)
+    target = _FTP_TARGET.take(body)
+    return FtpOta(ftp_host=_FTP_HOST.require(body), file_name=_FILE_NAME.require(body),
+                  ftp_port=21 if port is None else port, target=1 if target is None else target)
+
+
+def parse_firmware_ota(body: Mapping[str, object]) -> FirmwareOta:
+    """The fields of :data:`FIRMWARE_OTA_BODY` (AP3000: the image sent in packets).
+
+    Raises:
+        InvalidArgument: A missing, empty or badly encoded image, or a bad field.
+    """
     encoded = _IMAGE.require(body)
     try:
         image = base64.b64decode(encoded, validate=True)
