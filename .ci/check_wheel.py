@@ -131,8 +131,12 @@ assert not [n for n in sdist_files if n.startswith(("bkvcodec/", "tests", "docs"
 server_text = f"bkvcodec-server {version} (bkvcodec {version})\n"
 assert run(scripts / "bkvcodec-server", "--version") == server_text
 assert run(sys.executable, "-m", "reference_server", "--version") == server_text
-assert "--tcp-port" in run(sys.executable, "-m", "reference_server", "--help")
-assert "--tcp-port" in run(scripts / "bkvcodec-server", "--help")
+# --help names the commands; the server's own flags are under serve --help.
+top_help = run(sys.executable, "-m", "reference_server", "--help")
+assert all(command in top_help for command in ("serve", "testplan", "monitor", "batch"))
+assert "--tcp-port" in run(sys.executable, "-m", "reference_server", "serve", "--help")
+assert "--tcp-port" in run(scripts / "bkvcodec-server", "serve", "--help")
+assert "--once" in run(scripts / "bkvcodec-server", "monitor", "--help")
 
 print(f"{lib_wheel.name}: bkvcodec/ only; {server_wheel.name}: reference_server/ only; "
       f"{lib_sdist.name}, {server_sdist.name}; version {version}")
