@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from bkvcodec import (
+    CommandSent,
     ConnectionEvent,
     DeviceConnection,
     DeviceHeartbeat,
@@ -27,6 +28,7 @@ class Recorder:
         self.events: list[ConnectionEvent] = []
         self.closed: list[list[str]] = []
         self.traffic_log: list[tuple[Direction, list[str]]] = []
+        self.sent: list[CommandSent] = []
         self.changed = trio.Event()
 
     async def device_events(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
@@ -41,6 +43,9 @@ class Recorder:
     def traffic(self, link: DeviceLink, direction: Direction, data: bytes, kinds: list[str],
                 phy_id: str | None, *, msg_id: int | None = None) -> None:
         self.traffic_log.append((direction, kinds))
+
+    def commands_sent(self, link: DeviceLink, sent: list[CommandSent]) -> None:
+        self.sent += sent
 
 
 @asynccontextmanager
