@@ -239,9 +239,9 @@ class ServerConnection:
         whose bytes never left the buffer because the connection ended are
         forgotten with those bytes.
 
-        The connection keeps at most the last 1024 records
-        (``MAX_COMMANDS_SENT``): a caller that never asks does not grow its
-        memory, and one that asks after every :meth:`data_to_send` loses none.
+        The connection keeps at most the last 1024 records, forgetting the
+        oldest: a caller that never asks does not grow its memory, and one that
+        asks after every :meth:`data_to_send` loses none.
 
         .. versionadded:: 0.1.0
         """
