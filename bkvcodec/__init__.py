@@ -107,7 +107,7 @@ from ._signing import (
     verify_signature,
     verify_webhook,
 )
-from ._tracker import CommandTiming, MessageIds
+from ._tracker import CommandSent, CommandTiming, MessageIds
 from ._types import Direction, ProtocolFamily
 from ._version import __version__
 
@@ -127,6 +127,7 @@ __all__ = [
     "CommandAcknowledged",
     "CommandDropped",
     "CommandRejected",
+    "CommandSent",
     "CommandTimedOut",
     "CommandTiming",
     "ConnectionEvent",

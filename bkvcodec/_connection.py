@@ -34,7 +34,14 @@ from ._events import (
     StartConfirmed,
 )
 from ._roles import ConnectionEvent, ServerRules
-from ._tracker import CommandTiming, CommandTracker, InFlight, MessageIds, remember
+from ._tracker import (
+    CommandSent,
+    CommandTiming,
+    CommandTracker,
+    InFlight,
+    MessageIds,
+    remember,
+)
 from ._types import CHINA_STANDARD_TIME, Direction, ProtocolFamily
 
 __all__ = ["ServerConnection"]
@@ -200,10 +207,50 @@ class ServerConnection:
             self._context.taken()
         return data
 
+    def commands_sent(self) -> list[CommandSent]:
+        """The commands whose frames were added to :meth:`data_to_send` since the last
+        call, in write order; empties the list, like :meth:`data_to_send`.
+
+        A command's frame is not always written by :meth:`send`: one waiting behind
+        the device's command in flight goes while :meth:`receive_data` handles the
+        answer to that command, one waiting for the protocol's spacing or for the
+        protocol to be identified goes in :meth:`handle_timeout` or
+        :meth:`receive_data`, and retransmissions go in :meth:`handle_timeout`.
+        Call this after each :meth:`data_to_send` to learn which command was
+        written when, with which message id::
+
+            conn.send(start, now)
+            conn.send(query, now)            # waits behind the start
+            sock.sendall(conn.data_to_send())
+            conn.commands_sent()             # [CommandSent(command_id=start.command_id,
+                                             #   ..., message_id=7, attempt=1)]
+            ...                              # the device answers the start:
+            conn.receive_data(data, now)
+            sock.sendall(conn.data_to_send())
+            conn.commands_sent()             # [CommandSent(command_id=query.command_id,
+                                             #   ..., message_id=8, attempt=1)]
+
+        Every frame of a command counts, with ``attempt`` 2 and up for its
+        retransmissions: commands the protocol never answers (a BKV OTA order,
+        acknowledged once written) too, and each packet of a
+        :class:`SendFirmware` (AP3000), under the command's id with the packet's
+        own message id. Answers to the device's own frames, card answers included
+        (:meth:`answer_card`), are not commands and are not reported. Records
+        whose bytes never left the buffer because the connection ended are
+        forgotten with those bytes.
+
+        The connection keeps at most the last 1024 records, forgetting the
+        oldest: a caller that never asks does not grow its memory, and one that
+        asks after every :meth:`data_to_send` loses none.
+
+        .. versionadded:: 0.1.0
+        """
+        return [] if self._tracker is None else self._tracker.take_sent()
+
     def send(self, command: Command, now: float) -> None:
         """Send a command to a device on this connection; its frame comes out of
         :meth:`data_to_send` unless it waits behind another command or for the
-        protocol to be identified.
+        protocol to be identified (:meth:`commands_sent` says when it was written).
 
         Raises:
             LocalProtocolError: The command cannot be expressed in the
@@ -308,6 +355,8 @@ class ServerConnection:
         self._closed = True
         self._decoder.end()
         self._out.clear()
+        if self._tracker is not None:
+            self._tracker.take_sent()  # their bytes were just thrown away
         events: list[ConnectionEvent] = [
             CommandDropped(phy_id=command.phy_id, command_id=command.command_id)
             for command in self._waiting]
@@ -339,10 +388,14 @@ class ServerConnection:
     def _submit(self, command: Command, now: float) -> None:
         assert self._rules is not None and self._tracker is not None
         data, key = self._rules.encode(command, now)
+        # encode() took exactly one id for the command's device.
+        message_id = self._rules.message_ids.last(command.phy_id)
+        assert message_id is not None
         if isinstance(command, StopCharging):
             self._rules.stop_sent(command)
         self._out += self._tracker.submit(command.command_id, command.phy_id, key, data, now,
-                                          self._rules.command_timing(command))
+                                          self._rules.command_timing(command),
+                                          message_id=message_id)
 
 
 class _RulesSettings:
@@ -442,7 +495,8 @@ class _Context:
         return self._tracker.in_flight(phy_id)
 
     def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
-               timing: CommandTiming | None = None) -> None:
+               timing: CommandTiming | None = None, *, message_id: int) -> None:
         """Send a follow-up frame of a command (the next firmware packet), paced and
         tracked like a command."""
-        self._out += self._tracker.submit(command_id, phy_id, key, data, now, timing)
+        self._out += self._tracker.submit(command_id, phy_id, key, data, now, timing,
+                                          message_id=message_id)

@@ -45,7 +45,7 @@ from ._events import (
     UnknownMessage,
     UpgradeRequested,
 )
-from ._tracker import CommandTiming, InFlight
+from ._tracker import CommandTiming, InFlight, MessageIds
 
 __all__ = ["ConnectionEvent", "DeviceInput", "DeviceOutput", "DeviceRules", "RulesContext",
            "ServerRules"]
@@ -86,13 +86,15 @@ class RulesContext(Protocol):
     def in_flight(self, phy_id: str) -> InFlight | None: ...
 
     def submit(self, command_id: str, phy_id: str, key: Hashable, data: bytes, now: float,
-               timing: CommandTiming | None = None) -> None: ...
+               timing: CommandTiming | None = None, *, message_id: int) -> None: ...
 
 
 class ServerRules(Protocol):
     """One protocol's server-side behaviour (``_bkv.server``, ``_ap3000.server``)."""
 
     timing: CommandTiming
+    #: Where command message ids come from; :meth:`encode` takes one per command.
+    message_ids: MessageIds
 
     def on_frame(self, frame: object, now: float,
                  context: RulesContext) -> list[ConnectionEvent]: ...

@@ -32,8 +32,12 @@ def remember(table: dict[K, V], key: K, value: V, limit: int = MAX_PENDING_CARDS
     while len(table) > limit:
         del table[next(iter(table))]
 
-__all__ = ["MAX_PENDING_CARDS", "CommandTiming", "CommandTracker", "InFlight", "MessageIds",
-           "remember"]
+#: Most :class:`CommandSent` records a connection keeps for
+#: :meth:`~bkvcodec.ServerConnection.commands_sent`; older ones are forgotten.
+MAX_COMMANDS_SENT = 1024
+
+__all__ = ["MAX_COMMANDS_SENT", "MAX_PENDING_CARDS", "CommandSent", "CommandTiming",
+           "CommandTracker", "InFlight", "MessageIds", "remember"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +60,34 @@ class CommandTiming:
     min_spacing_s: float = 0.5
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandSent:
+    """A command's frame was added to :meth:`~bkvcodec.ServerConnection.data_to_send`
+    (see :meth:`~bkvcodec.ServerConnection.commands_sent`).
+
+    A command waiting behind the device's command in flight, or for the
+    protocol's spacing, is written later than :meth:`~bkvcodec.ServerConnection.send`
+    (while the connection handles the answer to the first, or in
+    :meth:`~bkvcodec.ServerConnection.handle_timeout`); this record says when, and
+    with which message id.
+
+    Attributes:
+        command_id: The command's ``command_id``.
+        phy_id: The device it was sent to.
+        message_id: The id the frame carries: the AP3000 message id, the BKV
+            frame sequence number.
+        attempt: 1 for the first write of the frame, 2 and up for its
+            retransmissions (the same message id).
+
+    .. versionadded:: 0.1.0
+    """
+
+    command_id: str
+    phy_id: str
+    message_id: int
+    attempt: int
+
+
 @dataclass(slots=True)
 class InFlight:
     """A command written to the device and awaiting its reply."""
@@ -67,6 +99,8 @@ class InFlight:
     attempts: int
     deadline: float
     timing: CommandTiming
+    #: The frame's message id (0 for a tracked reply, which is not reported).
+    message_id: int = 0
 
 
 @dataclass(slots=True)
@@ -77,6 +111,7 @@ class _Queued:
     key: Hashable | None
     data: bytes
     timing: CommandTiming
+    message_id: int
 
 
 class CommandTracker:
@@ -90,18 +125,31 @@ class CommandTracker:
         #: Tracked replies (see :meth:`reply`), by command id.
         self._replies: dict[str, InFlight] = {}
         self._last_write: float | None = None
+        #: The command frames written, oldest first (see :meth:`take_sent`).
+        self._sent: deque[CommandSent] = deque(maxlen=MAX_COMMANDS_SENT)
 
     def submit(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
-               now: float, timing: CommandTiming | None = None) -> bytes:
+               now: float, timing: CommandTiming | None = None, *,
+               message_id: int) -> bytes:
         """Queue a command; return the bytes that may be written now.
 
         *key* identifies the device's reply; None for a command the protocol never
         answers, which is done once written (see :meth:`take_written_unanswered`).
         *timing* overrides the connection's reply timeout and retransmissions
         for this command (AP3000 firmware packets wait 30 s and are resent 3 times).
+        *message_id* is the id the frame carries, reported by :meth:`take_sent`
+        when the frame is written.
         """
-        self._queue.append(_Queued(command_id, phy_id, key, data, timing or self.timing))
+        self._queue.append(_Queued(command_id, phy_id, key, data, timing or self.timing,
+                                   message_id))
         return self._pump(now)
+
+    def take_sent(self) -> list[CommandSent]:
+        """The command frames written since the last call, in write order (at most
+        :data:`MAX_COMMANDS_SENT`, the newest). Tracked replies are not included."""
+        sent = list(self._sent)
+        self._sent.clear()
+        return sent
 
     def reply(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
               now: float) -> bytes:
@@ -155,6 +203,9 @@ class CommandTracker:
                 pending.deadline = now + pending.timing.reply_timeout_s
                 if table is self._in_flight:
                     self._last_write = now
+                    self._sent.append(CommandSent(
+                        command_id=pending.command_id, phy_id=pending.phy_id,
+                        message_id=pending.message_id, attempt=pending.attempts))
                 out += pending.data
         out += self._pump(now)
         return failed, bytes(out)
@@ -197,14 +248,16 @@ class CommandTracker:
             self._queue.remove(queued)
             self._last_write = now
             out += queued.data
+            self._sent.append(CommandSent(command_id=queued.command_id, phy_id=queued.phy_id,
+                                          message_id=queued.message_id, attempt=1))
             if queued.key is None:
                 self._written_unanswered.append(InFlight(
                     queued.command_id, queued.phy_id, None, queued.data, 1, now,
-                    queued.timing))
+                    queued.timing, queued.message_id))
                 continue
             self._in_flight[queued.phy_id] = InFlight(
                 queued.command_id, queued.phy_id, queued.key, queued.data, 1,
-                now + queued.timing.reply_timeout_s, queued.timing)
+                now + queued.timing.reply_timeout_s, queued.timing, queued.message_id)
         return bytes(out)
 
 

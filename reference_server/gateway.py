@@ -9,7 +9,11 @@
 # the device reconnects and repeats the report, which the sink, whose memory went
 # back to what the database holds, then processes once. Other connections carry on. Commands reach a
 # device through Gateway.send(), which encodes them on that device's connection.
-# A timer task per connection calls handle_timeout() at next_deadline().
+# A timer task per connection calls handle_timeout() at next_deadline(). A command
+# may be written later than send(): behind the device's command in flight (written
+# in the read that answers it) or the spacing (in the timer task). Every write
+# hands the sink the commands it carried (ServerConnection.commands_sent()), with
+# their wire message ids, once the bytes are written.
 #
 # Isolation: a connection's failure (garbage, a slow reader, a bug in a handler)
 # closes that connection only. Reads are bounded by ``idle_timeout``, writes by
@@ -48,6 +52,7 @@ from bkvcodec import (
     CommandAcknowledged,
     CommandDropped,
     CommandRejected,
+    CommandSent,
     CommandTimedOut,
     ConnectionEvent,
     DeviceHeartbeat,
@@ -115,6 +120,12 @@ class EventSink(Protocol):
                 kinds: list[str], phy_id: str | None, *, msg_id: int | None = None) -> None:
         """Bytes read from or written to *link*, with the kinds of what they carried
         and the message id of their first frame (the frame log)."""
+
+    def commands_sent(self, link: DeviceLink, sent: list[CommandSent]) -> None:
+        """The command frames a write to *link* just carried (first writes and
+        retransmissions), in write order. Called right after the write; what it
+        records is stored with the sink's next commit (the gateway follows a
+        write outside a read with :meth:`device_events`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,8 +210,6 @@ class DeviceLink:
     garbage_logged: int = 0
     log_window_start: float = 0.0
     log_window_bytes: int = 0
-    #: The wire message id each command was first written with, until asked for.
-    sent_msg_ids: dict[str, int] = field(default_factory=dict)
 
     def close(self) -> None:
         """Stop serving this connection (its task closes the socket)."""
@@ -288,19 +297,10 @@ class Gateway:
             return False
         link.connection.send(command, self.clock())
         link.deadline_changed.set()
-        data = link.connection.data_to_send()
-        # Empty when the command waits behind another one in flight: its message id
-        # is then not known here.
-        for header in frame_headers(data):
-            link.sent_msg_ids[command.command_id] = header.msg_id
-            break
-        await self._write(link, data, type(command).__name__, phy_id)
+        # Nothing to write when the command waits behind another one in flight or
+        # for the spacing: the sink hears of it when it is written.
+        await self._write(link, type(command).__name__, phy_id)
         return True
-
-    def sent_message_id(self, phy_id: str, command_id: str) -> int | None:
-        """The wire message id *command_id* was written with by :meth:`send` (once)."""
-        link = self._links.get(phy_id)
-        return None if link is None else link.sent_msg_ids.pop(command_id, None)
 
     async def answer_card(self, phy_id: str, request_id: int, *, accept: bool,
                           command_id: str | None = None, order_no: str | None = None,
@@ -320,7 +320,7 @@ class Gateway:
             order_no=order_no, balance_cents=balance_cents, duration_s=duration_s,
             energy_wh=energy_wh, refusal_code=refusal_code)
         link.deadline_changed.set()
-        await self._write(link, link.connection.data_to_send(), "CardAnswer", phy_id)
+        await self._write(link, "CardAnswer", phy_id)
         return True
 
     def statistics(self) -> GatewayStatistics:
@@ -429,6 +429,9 @@ class Gateway:
             self._log_traffic(link, Direction.UP, data, [type(e).__name__ for e in events],
                               phy_id, frames=_has_frame(events))
             answers = link.connection.data_to_send()
+            # The commands in *answers*: one that waited behind a command this read
+            # answered is written now.
+            answered = link.connection.commands_sent()
             if verdict is _Verdict.CLOSE:
                 link.close()
                 return
@@ -438,7 +441,7 @@ class Gateway:
                     self._close_unidentified(link, "unidentified_bytes")
                     return
             if verdict is _Verdict.SERVE:
-                await self._write(link, answers, "reply", phy_id)
+                await self._write_data(link, answers, answered, "reply", phy_id)
             elif answers:
                 self.log.info("answers withheld for refused frames",
                               remote_addr=link.remote_addr, bytes=len(answers))
@@ -457,8 +460,7 @@ class Gateway:
             if held:
                 for event in held:
                     link.connection.acknowledge(event)
-                await self._write(link, link.connection.data_to_send(), "acknowledgement",
-                                  phy_id)
+                await self._write(link, "acknowledgement", phy_id)
 
     def _close_unidentified(self, link: DeviceLink, reason: str) -> None:
         self.metrics.connections_refused.labels(reason).inc()
@@ -639,14 +641,26 @@ class Gateway:
                 await link.deadline_changed.wait()
                 continue
             events = link.connection.handle_timeout(self.clock())
-            await self._write(link, link.connection.data_to_send(), "retransmission")
-            if events:
+            # Retransmissions, and commands that waited for the spacing.
+            sent = await self._write(link, "retransmission")
+            if events or sent:  # the sink commits what it recorded of them
                 await self.sink.device_events(link, events)
 
-    async def _write(self, link: DeviceLink, data: bytes, kind: str,
-                     phy_id: str | None = None) -> None:
+    async def _write(self, link: DeviceLink, kind: str,
+                     phy_id: str | None = None) -> list[CommandSent]:
+        """Write what the connection has for the device; return the commands written."""
+        data = link.connection.data_to_send()
+        return await self._write_data(link, data, link.connection.commands_sent(), kind,
+                                      phy_id)
+
+    async def _write_data(self, link: DeviceLink, data: bytes, sent: list[CommandSent],
+                          kind: str, phy_id: str | None) -> list[CommandSent]:
+        """Write *data*, which carries the command frames *sent*; hand those to the
+        sink once written. Returns them (empty if nothing was written)."""
         if not data or link.closed:
-            return
+            return []
+        if phy_id is None:
+            phy_id = _device_of(link, data)
         if self.log.enabled(self.settings.frame_log_level):
             self._log_frames(link, data, "sent")
         self._log_traffic(link, Direction.DOWN, data, [kind], phy_id, frames=True)
@@ -656,13 +670,16 @@ class Gateway:
                     await link.stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     link.closed = link.write_failed = True
-                    return
+                    return []
             if scope.cancelled_caught:
                 self.log.warning("connection will close", remote_addr=link.remote_addr,
                                  reason="write timeout")
                 link.closed = link.write_failed = True
-                return
+                return []
         self._bytes_out += len(data)
+        if sent:
+            self.sink.commands_sent(link, sent)
+        return sent
 
     async def _close(self, link: DeviceLink) -> None:
         link.closed = True
@@ -742,6 +759,18 @@ def frame_headers(data: bytes) -> Iterator[FrameHeader]:
         if not starts:
             return
         at = min(starts)
+
+
+def _device_of(link: DeviceLink, data: bytes) -> str | None:
+    """The device a write without a named device is for (a retransmission, a
+    command released by the spacing): the connection's only device, else the
+    device id in the first frame's header. ``frame_headers`` gives the AP3000
+    physical id in its printed form and the BKV gateway id in lower-case hex,
+    which is how both protocols' ``phy_id`` s are written."""
+    if len(link.phy_ids) == 1:
+        return next(iter(link.phy_ids))
+    first = next(frame_headers(data), None)
+    return None if first is None else first.device
 
 
 def _has_frame(events: list[ConnectionEvent]) -> bool:

@@ -51,6 +51,7 @@ from bkvcodec import (
     CommandAcknowledged,
     CommandDropped,
     CommandRejected,
+    CommandSent,
     CommandTimedOut,
     ConnectionEvent,
     DeviceHeartbeat,
@@ -220,6 +221,8 @@ class _OpenCommand:
     device: _Device
     order_no: str | None
     handed_to: int | None = None  # the link the command was given to
+    #: The link whose first frame of the command gave ``commands.msg_id``.
+    msg_id_link: int | None = None
 
 
 @dataclass(eq=False)
@@ -307,6 +310,8 @@ class ChargingService:
         self._free_order_no = format_order_no(0, 0)
         self._touches: dict[str, DeviceTouch] = {}
         self._frame_logs: list[CmdLogEntry] = []
+        #: Wire message ids of commands just written, stored with the next commit.
+        self._msg_ids: dict[str, int] = {}
         self._silence_check_at = -math.inf  # see _sweep_silent()
         self._swept_at = -math.inf
         self._timeouts = SessionTimeouts(
@@ -392,8 +397,28 @@ class ChargingService:
             created_at=int(self.clock()), device_id=None if device is None else device.id,
             phy_id=phy_id))
 
+    def commands_sent(self, link: DeviceLink, sent: list[CommandSent]) -> None:
+        """Command frames just written to *link*: each is logged now (``outbound
+        message sent``); the first frame of a command on a link gives
+        ``commands.msg_id``, stored with the next commit (the gateway's or the
+        caller's of :meth:`Gateway.send`), not in a transaction of its own."""
+        for record in sent:
+            open_command = self._commands.get(record.command_id)
+            self.log.info("outbound message sent", device=record.phy_id,
+                          cmd=None if open_command is None else open_command.kind,
+                          msg_id=record.message_id, command_id=record.command_id,
+                          attempt=record.attempt)
+            if record.attempt != 1:
+                continue  # a retransmission: the same message id
+            if open_command is not None:
+                if open_command.msg_id_link == link.link_id:
+                    continue  # a later frame of the command (an AP3000 firmware packet)
+                open_command.msg_id_link = link.link_id
+            self._msg_ids[record.command_id] = record.message_id
+
     async def device_events(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
-        """Handle the events of one read of *link*, then commit them together."""
+        """Handle the events of one read of *link*, then commit them together (with
+        the message ids of commands written since the last commit)."""
         started = time.perf_counter()
         now = self.clock()
         changes = _Changes()
@@ -1458,11 +1483,11 @@ class ChargingService:
         open_command.handed_to = link.link_id
         now = self.clock()
         command_id = open_command.id
-        msg_id = gateway.sent_message_id(device.phy_id, command_id)
-        self.log.info("outbound message sent", device=device.phy_id, cmd=open_command.kind,
-                      msg_id=msg_id, command_id=command_id)
+        # Its message id, if it was written at once, is in self._msg_ids (see
+        # commands_sent) and stored with this commit; a command waiting behind
+        # another one gets its id when it is written.
         changes = _Changes()
-        changes.write(lambda db: db.mark_command_sent(command_id, int(now), msg_id=msg_id))
+        changes.write(lambda db: db.mark_command_sent(command_id, int(now)))
         order = self._orders.get(open_command.order_no or "")
         if order is not None and open_command.kind == "start_charging":
             self._order_input(order, order.session.command_sent(now), now, changes)
@@ -1745,6 +1770,11 @@ class ChargingService:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _commit(self, changes: _Changes) -> None:
+        if self._msg_ids:  # commands written since the last commit (commands_sent)
+            msg_ids, self._msg_ids = self._msg_ids, {}
+            changes.write(lambda db: db.set_command_msg_ids(msg_ids))
+            changes.undo.append(lambda: self._msg_ids.update(
+                {k: v for k, v in msg_ids.items() if k not in self._msg_ids}))
         # Taken out of *changes* first: a change is applied once, even if the
         # object is committed again.
         ops, events, after = changes.ops, changes.events, changes.after

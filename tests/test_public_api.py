@@ -22,7 +22,7 @@ PINNED = Path(__file__).with_name("public_api.txt")
 PUBLIC_MODULES = ("bkvcodec", "bkvcodec.ap3000", "bkvcodec.bkv", "bkvcodec.errors",
                   "bkvcodec.testing")
 #: The protocol-neutral top level stays small (the wire messages have their own modules).
-MAX_TOP_LEVEL_NAMES = 89
+MAX_TOP_LEVEL_NAMES = 90
 
 
 def _signature(obj: object) -> str:

@@ -640,7 +640,7 @@ class Ap3000ServerRules:
         data = Ap3000Frame(physical_id=frame.physical_id, message_id=message_id,
                            message=transfer.packet(next_no)).encode()
         context.submit(pending.command_id, frame.phy_id, next_key, data, now,
-                       self.firmware_timing)
+                       self.firmware_timing, message_id=message_id)
         return [FirmwareProgress(command_id=pending.command_id, phy_id=frame.phy_id,
                                  packets_done=message.packet_no, packets_total=transfer.total)]
 

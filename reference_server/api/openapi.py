@@ -157,8 +157,8 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "result": {"description": "The device's answer (parameter queries), or null."},
         "attempts": _t("int"),
         "msg_id": _t("int?", "The wire message id it was sent with (BKV frame sequence "
-                             "number, AP3000 message id); null before it is sent, or "
-                             "when it was written behind another command."),
+                             "number, AP3000 message id) of its first frame on its "
+                             "latest connection; null until it is written."),
         "order_no": _t("str?"), "created_at": _t("int"),
         "sent_at": _t("int?"), "finished_at": _t("int?"), "expires_at": _t("int"),
         "key_name": _t("str?", "The API key that asked for it; null when the server "

@@ -395,6 +395,10 @@ class AsyncDatabase:
         """
         return await self.run(Database.mark_command_sent, command_id, now, msg_id=msg_id)
 
+    async def set_command_msg_ids(self, msg_ids: Mapping[str, int]) -> None:
+        """Record the wire message id each command (by id) was written with."""
+        return await self.run(Database.set_command_msg_ids, msg_ids)
+
     async def finish_command(self, command_id: str, status: CommandStatus, now: int, *,
                              reason: str | None = None,
                              result: Mapping[str, object] | None = None) -> bool:

@@ -725,6 +725,13 @@ class Database:
                                      {"id": command_id, "now": now, "msg_id": msg_id})
             return cur.rowcount == 1
 
+    def set_command_msg_ids(self, msg_ids: Mapping[str, int]) -> None:
+        """Record the wire message id each command (by id) was written with."""
+        with self.transaction():
+            self._conn.executemany(sql.SET_COMMAND_MSG_ID,
+                                   [{"id": command_id, "msg_id": msg_id}
+                                    for command_id, msg_id in msg_ids.items()])
+
     def finish_command(self, command_id: str, status: CommandStatus, now: int, *,
                        reason: str | None = None,
                        result: Mapping[str, object] | None = None) -> bool:

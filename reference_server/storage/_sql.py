@@ -223,6 +223,8 @@ UPDATE commands SET status = 'sent', sent_at = :now, msg_id = COALESCE(:msg_id, 
                     attempts = attempts + 1
 WHERE id = :id AND status IN ('queued', 'sent')"""
 
+SET_COMMAND_MSG_ID = "UPDATE commands SET msg_id = :msg_id WHERE id = :id"
+
 FINISH_COMMAND = """
 UPDATE commands SET status = :status, finished_at = :now, reason = :reason,
                     result_json = COALESCE(:result_json, result_json)

@@ -1,6 +1,7 @@
 """The device gateway over real TCP sockets on loopback."""
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,6 +9,7 @@ import pytest
 import trio
 
 from bkvcodec import (
+    CommandSent,
     ConnectionEvent,
     DeviceConnection,
     DeviceHeartbeat,
@@ -27,6 +29,8 @@ class Recorder:
         self.events: list[ConnectionEvent] = []
         self.closed: list[list[str]] = []
         self.traffic_log: list[tuple[Direction, list[str]]] = []
+        self.sent: list[CommandSent] = []
+        self.traffic_devices: list[tuple[Direction, list[str], str | None]] = []
         self.changed = trio.Event()
 
     async def device_events(self, link: DeviceLink, events: list[ConnectionEvent]) -> None:
@@ -41,6 +45,10 @@ class Recorder:
     def traffic(self, link: DeviceLink, direction: Direction, data: bytes, kinds: list[str],
                 phy_id: str | None, *, msg_id: int | None = None) -> None:
         self.traffic_log.append((direction, kinds))
+        self.traffic_devices.append((direction, kinds, phy_id))
+
+    def commands_sent(self, link: DeviceLink, sent: list[CommandSent]) -> None:
+        self.sent += sent
 
 
 @asynccontextmanager
@@ -57,7 +65,6 @@ async def running(settings: GatewaySettings | None = None
 
 async def _start(nursery: trio.Nursery, settings: GatewaySettings | None = None
                  ) -> tuple[Gateway, Recorder, int]:
-    import io
 
     recorder = Recorder()
     gateway = Gateway(recorder, Logger("debug", io.StringIO()), settings)
@@ -142,6 +149,36 @@ async def test_command_reaches_the_device() -> None:
 
         assert sent and not offline
         assert [QueryStatus(command_id=received[0].command_id, phy_id=GATEWAY_ID)] == received
+
+
+@pytest.mark.trio
+async def test_retransmissions_are_logged_with_their_device_and_reported_sent() -> None:
+    now = [1_000.0]
+    async with trio.open_nursery() as nursery:
+        recorder = Recorder()
+        gateway = Gateway(recorder, Logger("debug", io.StringIO()), clock=lambda: now[0])
+        [listener] = await nursery.start(gateway.serve, "127.0.0.1", 0)
+        port = listener.socket.getsockname()[1]
+        device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+        with trio.fail_after(5):
+            async with await _heartbeat(port, device) as stream:
+                device.receive_data(await stream.receive_some(1024), 0)
+                await gateway.send(GATEWAY_ID, QueryStatus(command_id="q", phy_id=GATEWAY_ID))
+                first = BkvFrame.decode(await stream.receive_some(1024))
+
+                now[0] += 11  # past the BKV reply timeout: the timer task resends
+                link = gateway.link_for(GATEWAY_ID)
+                assert link is not None
+                link.deadline_changed.set()
+                again = BkvFrame.decode(await stream.receive_some(1024))
+                while len(recorder.sent) < 2:
+                    await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+    assert first == again
+    assert [CommandSent(command_id="q", phy_id=GATEWAY_ID, message_id=first.seq, attempt=n)
+            for n in (1, 2)] == recorder.sent
+    assert (Direction.DOWN, ["retransmission"], GATEWAY_ID) in recorder.traffic_devices
 
 
 @pytest.mark.trio

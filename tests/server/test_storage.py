@@ -707,6 +707,20 @@ def test_command_life(db: Database) -> None:
         db.finish_command(second.id, CommandStatus.SENT, T0)
 
 
+def test_a_commands_message_id_is_recorded_when_it_is_written(db: Database) -> None:
+    device_id = _device(db)
+    first = db.insert_command(_command(device_id, T0))
+    second = db.insert_command(_command(device_id, T0 + 1, "stop"))
+    db.mark_command_sent(first.id, T0 + 2)  # handed over, held behind another: no id yet
+
+    db.set_command_msg_ids({first.id: 7, second.id: 8})
+    db.mark_command_sent(first.id, T0 + 3)  # a later send without an id keeps it
+
+    assert [7, 8] == [record.msg_id for record in (db.get_command(first.id),
+                                                   db.get_command(second.id))
+                      if record is not None]
+
+
 def test_commands_expire_after_their_ttl(db: Database) -> None:
     device_id = _device(db)
     old = db.insert_command(_command(device_id, T0, ttl=300))
