@@ -99,8 +99,8 @@ _ADD = BoolField("add", "Add one socket (GN 0x09) instead of replacing the list 
 _PROTOCOLS: Mapping[str, ProtocolFamily] = {p.value: p for p in ProtocolFamily}
 _PROTOCOL = ChoiceField("protocol", tuple(_PROTOCOLS),
                         "The device's protocol (the message names are per protocol).")
-_MESSAGE = StrField("message", 64, "A server-to-device message name, as `bkvcodec decode "
-                    "--jsonl` prints it (locate, reboot, voice_config …).")
+_MESSAGE = StrField("message", 64, "A server-to-device message name, as the codec's JSON "
+                    "form names it (locate, reboot, voice_config …).")
 _MESSAGE_FIELDS = ObjectField("fields", "The message's fields in the codec's JSON form "
                               "(integers, hex strings for bytes); default none.")
 #: The messages that change a device's firmware, by protocol: they need the firmware role.
