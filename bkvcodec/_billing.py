@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 from ._commands import PowerTierSpec
 from ._errors import LocalProtocolError
 from ._events import ChargeMode
+from ._fastinit import frozen_dataclass
 
 __all__ = ["Bill", "Tariff", "TariffKind", "compute_bill", "round_half_up"]
 
@@ -62,7 +62,7 @@ class TariffKind(enum.Enum):
         return cls.FLAT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Tariff:
     """What an order costs.
 
@@ -107,7 +107,7 @@ class Tariff:
         return TariffKind.FLAT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Bill:
     """The settlement of an order, in cents.
 

@@ -13,10 +13,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
 from ._errors import BkvError
+from ._fastinit import frozen_dataclass
 
 __all__ = [
     "SignatureError",
@@ -110,7 +110,7 @@ def verify_signature(secret: str, method: str, path: str, headers: Mapping[str, 
     return nonce
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class WebhookEvent:
     """A verified webhook delivery.
 
