@@ -24,12 +24,13 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import reprlib
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TypeVar, dataclass_transform
 
-__all__ = ["frozen_dataclass", "frozen_message", "positional_builder"]
+__all__ = ["frozen_dataclass", "frozen_message", "frozen_record", "positional_builder"]
 
 T = TypeVar("T")
 
@@ -42,7 +43,14 @@ _MADE: set[type] = set()
 def frozen_dataclass(cls: type[T]) -> type[T]:
     """``@dataclass(frozen=True, slots=True, kw_only=True)``, cheaper to create and
     with a faster ``__init__`` (annotated like the standard one)."""
-    return _frozen(cls, annotate=True)
+    return _frozen(cls, annotate=True, kw_only=True)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field, dataclasses.Field))
+def frozen_record(cls: type[T]) -> type[T]:
+    """``@dataclass(frozen=True, slots=True)`` (positional fields), cheaper to create
+    and with a faster ``__init__``."""
+    return _frozen(cls, annotate=True, kw_only=False)
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True,
@@ -50,13 +58,13 @@ def frozen_dataclass(cls: type[T]) -> type[T]:
 def frozen_message(cls: type[T]) -> type[T]:
     """:func:`frozen_dataclass` with an ``__init__`` without annotations (the
     signature the wire messages have always had)."""
-    return _frozen(cls, annotate=False)
+    return _frozen(cls, annotate=False, kw_only=True)
 
 
-def _frozen(cls: type[T], *, annotate: bool) -> type[T]:
-    own = vars(cls)
-    if any(name in own for name in ("__repr__", "__eq__", "__hash__")):
-        raise TypeError(f"{cls.__name__}: use dataclasses.dataclass")
+def _frozen(cls: type[T], *, annotate: bool, kw_only: bool) -> type[T]:
+    own = dict(vars(cls))
+    if "__setattr__" in own or "__delattr__" in own:
+        raise TypeError(f"cannot overwrite attribute __setattr__ in class {cls.__name__}")
     # The standard decorator does the field bookkeeping and the slots; it generates
     # no method (frozen=False: __setattr__ and __delattr__ come below). It refuses
     # a non-frozen class over a frozen base, so the bases made here say "not
@@ -70,7 +78,7 @@ def _frozen(cls: type[T], *, annotate: bool) -> type[T]:
         base.__dataclass_params__.frozen = False  # type: ignore[attr-defined]
     try:
         cls = dataclasses.dataclass(
-            init=False, repr=False, eq=False, slots=True, kw_only=True)(cls)
+            init=False, repr=False, eq=False, slots=True, kw_only=kw_only)(cls)
     finally:
         for base in bases:
             base.__dataclass_params__.frozen = True  # type: ignore[attr-defined]
@@ -83,10 +91,19 @@ def _frozen(cls: type[T], *, annotate: bool) -> type[T]:
     compared = tuple(f.name for f in fields if f.compare)
     hashed = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
     methods = _methods(cls, names, shown, _key(compared), _key(hashed))
+    # As the standard decorator: a __repr__ or __eq__ of the class body stays, and
+    # so does an explicit __hash__ (not the None that defining __eq__ implies).
+    keep: set[str] = {name for name in ("__repr__", "__eq__") if name in own}
+    if own.get("__hash__", None) is not None or ("__hash__" in own and "__eq__" not in own):
+        keep.add("__hash__")
     for name, method in methods.items():
-        method.__qualname__ = f"{cls.__qualname__}.{name}"
-        setattr(cls, name, method)
+        if name not in keep:
+            method.__qualname__ = f"{cls.__qualname__}.{name}"
+            setattr(cls, name, method)
     _set_fast_init(cls, annotate=annotate)
+    if not own.get("__doc__"):
+        # The standard decorator's docstring for a class without one.
+        cls.__doc__ = cls.__name__ + str(inspect.signature(cls)).replace(" -> None", "")
     return cls
 
 
@@ -154,9 +171,11 @@ _FACTORY = _Factory()
 def _set_fast_init(cls: type, *, annotate: bool) -> None:
     fields = dataclasses.fields(cls)
     namespace: dict[str, object] = {}
-    params = []
+    positional: list[str] = []
+    keyword: list[str] = []
     body = []
     for i, field in enumerate(fields):
+        params = keyword if field.kw_only else positional
         if field.default is not dataclasses.MISSING:
             namespace[f"default{i}"] = field.default
             params.append(f"{field.name}=default{i}")
@@ -172,7 +191,7 @@ def _set_fast_init(cls: type, *, annotate: bool) -> None:
     namespace["FACTORY"] = _FACTORY
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
-    signature = f"self, *, {', '.join(params)}" if params else "self"
+    signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
     source = f"def __init__({signature}):\n" + "\n".join(body or ["    pass"])
     exec(source, namespace)
     init = namespace["__init__"]
