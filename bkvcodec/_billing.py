@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from fractions import Fraction
 
 from ._commands import PowerTierSpec
 from ._errors import LocalProtocolError
@@ -140,6 +139,8 @@ def tiers_fee(tiers: Sequence[PowerTierSpec], tier_minutes: Sequence[int]) -> in
 
     .. versionadded:: 0.1.0
     """
+    from fractions import Fraction  # here: its import (decimal too) is most of this module's
+
     if any(minutes < 0 for minutes in tier_minutes):
         raise LocalProtocolError("minutes per tier must not be negative")
     total = sum((Fraction(used * tier.price_cents, tier.minutes)
