@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import reprlib
+import sys
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TypeVar, dataclass_transform
@@ -170,32 +171,39 @@ _FACTORY = _Factory()
 
 def _set_fast_init(cls: type, *, annotate: bool) -> None:
     fields = dataclasses.fields(cls)
-    namespace: dict[str, object] = {}
+    # What the __init__ uses reaches it as closure cells, so that its globals can be
+    # the module's, as the standard one's are: typing.get_type_hints (and with it
+    # the documentation) resolves the annotation strings there.
+    cells: dict[str, object] = {"_FACTORY": _FACTORY}
     positional: list[str] = []
     keyword: list[str] = []
     body = []
     for i, field in enumerate(fields):
         params = keyword if field.kw_only else positional
         if field.default is not dataclasses.MISSING:
-            namespace[f"default{i}"] = field.default
-            params.append(f"{field.name}=default{i}")
+            cells[f"_default{i}"] = field.default
+            params.append(f"{field.name}=_default{i}")
         elif field.default_factory is not dataclasses.MISSING:
             # As the standard __init__: a marker default that shows as <factory>.
-            namespace[f"factory{i}"] = field.default_factory
-            params.append(f"{field.name}=FACTORY")
-            body.append(f"    if {field.name} is FACTORY: {field.name} = factory{i}()")
+            cells[f"_factory{i}"] = field.default_factory
+            params.append(f"{field.name}=_FACTORY")
+            body.append(f"if {field.name} is _FACTORY: {field.name} = _factory{i}()")
         else:
             params.append(field.name)
-        namespace[f"set{i}"] = getattr(cls, field.name).__set__
-        body.append(f"    set{i}(self, {field.name})")
-    namespace["FACTORY"] = _FACTORY
+        cells[f"_set{i}"] = getattr(cls, field.name).__set__
+        body.append(f"_set{i}(self, {field.name})")
     if hasattr(cls, "__post_init__"):
-        body.append("    self.__post_init__()")
+        body.append("self.__post_init__()")
     signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    source = f"def __init__({signature}):\n" + "\n".join(body or ["    pass"])
-    exec(source, namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"  # type: ignore[attr-defined]
+    source = "\n".join([f"def __create__({', '.join(cells)}):",
+                        f"  def __init__({signature}):",
+                        *[f"    {line}" for line in body or ["pass"]],
+                        "  return __init__"])
+    module = sys.modules.get(cls.__module__)
+    local: dict[str, Callable[..., Callable[..., None]]] = {}
+    exec(source, vars(module) if module is not None else {}, local)
+    init = local["__create__"](**cells)
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
     if annotate:
         # The standard __init__'s annotations: the fields' (strings here) and None.
         init.__annotations__ = {

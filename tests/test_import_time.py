@@ -17,6 +17,7 @@ import json
 import pickle
 import subprocess
 import sys
+import typing
 from dataclasses import FrozenInstanceError, dataclass, field
 
 import pytest
@@ -198,6 +199,8 @@ def test_the_class_is_the_standard_one(std: type, fast: type) -> None:
     assert repr(std.__dataclass_params__) == repr(fast.__dataclass_params__)
     assert _same(inspect.signature(std), inspect.signature(fast))
     assert std.__init__.__annotations__ == fast.__init__.__annotations__
+    # The annotation strings resolve in the class's module (the documentation needs it).
+    assert typing.get_type_hints(std.__init__) == typing.get_type_hints(fast.__init__)
     assert std.__match_args__ == fast.__match_args__
     assert std.__slots__ == fast.__slots__
     assert _same(std.__doc__, fast.__doc__)
