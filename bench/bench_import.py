@@ -14,7 +14,9 @@ other with ``python -c``:
 
 The children run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` is dropped
 from their environment and a warm-up run writes the ``.pyc`` files), as for an
-installed wheel: compiling the sources is not part of the figure.
+installed wheel: compiling the sources is not part of the figure. They run in an
+empty temporary directory, so that ``python -c`` does not find a ``bkvcodec`` in the
+current one.
 
 Run: ``python bench/bench_import.py [--runs 15] [--src DIR] [--json FILE]``;
 ``--src`` imports ``bkvcodec`` from another source tree (``PYTHONPATH``), for a
@@ -29,6 +31,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,18 +69,26 @@ def child_env(src: str | None) -> dict[str, str]:
     return env
 
 
+#: The children's working directory (``python -c`` puts it first on sys.path).
+WORKDIR = tempfile.mkdtemp(prefix="bench-import-")
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, cwd=WORKDIR, check=True, capture_output=True,
+                          text=True)
+
+
 def wall(python: str, code: str, env: dict[str, str]) -> float:
     """Seconds from start to exit of ``python -c code``."""
     started = time.perf_counter()
-    subprocess.run([python, "-c", code], env=env, check=True)
+    run([python, "-c", code], env)
     return time.perf_counter() - started
 
 
 def importtime(python: str, env: dict[str, str]) -> tuple[float, list[tuple[int, int, str]]]:
     """bkvcodec's cumulative import time in seconds, and every (self µs, cumulative µs,
     module) line of ``-X importtime``."""
-    result = subprocess.run([python, "-X", "importtime", "-c", "import bkvcodec"], env=env,
-                            check=True, capture_output=True, text=True)
+    result = run([python, "-X", "importtime", "-c", "import bkvcodec"], env)
     rows = []
     for line in result.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -98,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
     env = child_env(args.src)
-    where = subprocess.run([args.python, "-c", "import bkvcodec; print(bkvcodec.__file__)"],
-                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+    where = run([args.python, "-c", "import bkvcodec; print(bkvcodec.__file__)"],
+                env).stdout.strip()
     for _ in range(2):  # warm-up: .pyc files written, disk caches filled
         wall(args.python, "import bkvcodec", env)
 
@@ -108,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.runs):
         bare.append(wall(args.python, "pass", env))
         full.append(wall(args.python, "import bkvcodec", env))
-        out = subprocess.run([args.python, "-c", _FIRST_USE], env=env, check=True,
-                             capture_output=True, text=True).stdout
-        first.append(json.loads(out))
+        first.append(json.loads(run([args.python, "-c", _FIRST_USE], env).stdout))
         total, rows = importtime(args.python, env)
         cumulative.append(total)
         rows_by_run.append(rows)
@@ -171,4 +180,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    finally:
+        os.rmdir(WORKDIR)
