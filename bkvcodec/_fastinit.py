@@ -6,15 +6,19 @@
 # cost. The standard decorator compiles six small functions per class (__init__,
 # __repr__, __eq__, __hash__, __setattr__, __delattr__); with some 200 message,
 # event and command classes that was most of ``import bkvcodec``. Here only
-# ``__init__`` is compiled (its signature must be the real one, for users, the
-# documentation and the pinned public surface); the others are closures over the
-# class's field names with the standard ones' results: the same repr, equality and
-# hash over the same fields, FrozenInstanceError on assignment or deletion,
-# pickling through __getstate__/__setstate__. ``dataclasses`` itself still does the
-# fields and the slots, so the class is a dataclass in every respect it looks at
-# (``fields``, ``__dataclass_params__``, ``replace``, ``asdict``);
-# tests/test_import_time.py compares both kinds of class with the standard ones.
-# For mypy both decorators are ``dataclass_transform``s: frozen and keyword-only.
+# ``__init__`` is generated code (its signature must be the real one, for users,
+# the documentation and the pinned public surface), compiled once per shape of
+# class and given each class's parameter names with ``CodeType.replace``; the
+# others are closures over the class's field names with the standard ones'
+# results: the same repr, equality and hash over the same fields,
+# FrozenInstanceError on assignment or deletion, pickling through
+# __getstate__/__setstate__. ``dataclasses`` itself still does the fields and the
+# slots, so the class is a dataclass in every respect it looks at (``fields``,
+# ``__dataclass_params__``, ``replace``, ``asdict``); tests/test_import_time.py
+# compares the classes with standard ones. ``frozen_record`` is the same for
+# ``@dataclass(frozen=True, slots=True)`` (positional fields).
+# For mypy the decorators are ``dataclass_transform``s (frozen; keyword-only but for
+# ``frozen_record``).
 #
 # The generated __init__ is faster too. A frozen dataclass's own stores each field
 # with a call to object.__setattr__ (it must get past the __setattr__ that makes
@@ -29,6 +33,7 @@ import reprlib
 import sys
 from collections.abc import Callable
 from operator import attrgetter
+from types import CellType, CodeType, FunctionType
 from typing import TypeVar, dataclass_transform
 
 __all__ = ["frozen_dataclass", "frozen_message", "frozen_record", "positional_builder"]
@@ -169,40 +174,90 @@ class _Factory:
 _FACTORY = _Factory()
 
 
-def _set_fast_init(cls: type, *, annotate: bool) -> None:
-    fields = dataclasses.fields(cls)
-    # What the __init__ uses reaches it as closure cells, so that its globals can be
-    # the module's, as the standard one's are: typing.get_type_hints (and with it
-    # the documentation) resolves the annotation strings there.
-    cells: dict[str, object] = {"_FACTORY": _FACTORY}
+#: Compiled __init__ bodies by shape (see _init_code).
+_INIT_CODE: dict[tuple[tuple[tuple[bool, str], ...], bool], CodeType] = {}
+
+
+def _init_code(shape: tuple[tuple[bool, str], ...], post_init: bool) -> CodeType:
+    """The code of an __init__ for fields of this shape ((keyword-only, "required" /
+    "default" / "factory") in field order), with parameters named ``p0``, ``p1`` ...
+    Classes of the same shape share one compilation; each gets the code with its own
+    parameter names (``CodeType.replace``), which costs a microsecond where compiling
+    costs some 50."""
+    key = (shape, post_init)
+    code = _INIT_CODE.get(key)
+    if code is not None:
+        return code
+    cells = ["_FACTORY"]
     positional: list[str] = []
     keyword: list[str] = []
     body = []
-    for i, field in enumerate(fields):
-        params = keyword if field.kw_only else positional
-        if field.default is not dataclasses.MISSING:
-            cells[f"_default{i}"] = field.default
-            params.append(f"{field.name}=_default{i}")
-        elif field.default_factory is not dataclasses.MISSING:
+    for i, (kw_only, kind) in enumerate(shape):
+        params = keyword if kw_only else positional
+        if kind == "default":
+            cells.append(f"_default{i}")
+            params.append(f"p{i}=_default{i}")
+        elif kind == "factory":
             # As the standard __init__: a marker default that shows as <factory>.
-            cells[f"_factory{i}"] = field.default_factory
-            params.append(f"{field.name}=_FACTORY")
-            body.append(f"if {field.name} is _FACTORY: {field.name} = _factory{i}()")
+            cells.append(f"_factory{i}")
+            params.append(f"p{i}=_FACTORY")
+            body.append(f"if p{i} is _FACTORY: p{i} = _factory{i}()")
         else:
-            params.append(field.name)
-        cells[f"_set{i}"] = getattr(cls, field.name).__set__
-        body.append(f"_set{i}(self, {field.name})")
-    if hasattr(cls, "__post_init__"):
+            params.append(f"p{i}")
+        cells.append(f"_set{i}")
+        body.append(f"_set{i}(self, p{i})")
+    if post_init:
         body.append("self.__post_init__()")
     signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
     source = "\n".join([f"def __create__({', '.join(cells)}):",
                         f"  def __init__({signature}):",
                         *[f"    {line}" for line in body or ["pass"]],
                         "  return __init__"])
+    local: dict[str, Callable[..., object]] = {}
+    exec(source, {}, local)
+    create = local["__create__"]
+    code = next(const for const in create.__code__.co_consts if isinstance(const, CodeType))
+    _INIT_CODE[key] = code
+    return code
+
+
+def _set_fast_init(cls: type, *, annotate: bool) -> None:
+    fields = dataclasses.fields(cls)
+    # What the __init__ uses reaches it as closure cells, so that its globals can be
+    # the module's, as the standard one's are: typing.get_type_hints (and with it
+    # the documentation) resolves the annotation strings there.
+    cells: dict[str, object] = {"_FACTORY": _FACTORY}
+    shape: list[tuple[bool, str]] = []
+    positional: list[str] = []
+    keyword: list[str] = []
+    defaults: list[object] = []
+    keyword_defaults: dict[str, object] = {}
+    for i, field in enumerate(fields):
+        if field.default is not dataclasses.MISSING:
+            kind, default = "default", field.default
+            cells[f"_default{i}"] = default
+        elif field.default_factory is not dataclasses.MISSING:
+            kind, default = "factory", _FACTORY
+            cells[f"_factory{i}"] = field.default_factory
+        else:
+            kind, default = "required", dataclasses.MISSING
+        cells[f"_set{i}"] = getattr(cls, field.name).__set__
+        kw_only = field.kw_only is True
+        shape.append((kw_only, kind))
+        (keyword if kw_only else positional).append(field.name)
+        if default is not dataclasses.MISSING:
+            if kw_only:
+                keyword_defaults[field.name] = default
+            else:
+                defaults.append(default)
+    template = _init_code(tuple(shape), hasattr(cls, "__post_init__"))
+    code = template.replace(co_varnames=("self", *positional, *keyword),
+                            co_qualname=f"{cls.__qualname__}.__init__")
     module = sys.modules.get(cls.__module__)
-    local: dict[str, Callable[..., Callable[..., None]]] = {}
-    exec(source, vars(module) if module is not None else {}, local)
-    init = local["__create__"](**cells)
+    init = FunctionType(code, vars(module) if module is not None else {}, "__init__",
+                        tuple(defaults) or None,
+                        tuple(CellType(cells[name]) for name in code.co_freevars))
+    init.__kwdefaults__ = keyword_defaults or None
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     if annotate:
         # The standard __init__'s annotations: the fields' (strings here) and None.
@@ -224,10 +279,13 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
     names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
     if tuple(getattr(cls, "__slots__", ())) == tuple(names):
         twin = type(f"_{cls.__name__}Filler", (), {"__slots__": tuple(names)})
-        lines = [f"def build({', '.join(names)}):", "    self = new(twin)"]
-        lines += [f"    self.{name} = {name}" for name in names]
-        lines += ["    self.__class__ = cls", "    return self"]
-        build = _compile(lines, {"new": object.__new__, "twin": twin, "cls": cls})
+        # One compilation per number of fields; each class gets the code with its
+        # attribute names put in (attribute ``a3`` becomes the fourth field).
+        template = _builder_code(len(names))
+        attributes = dict(zip([f"a{i}" for i in range(len(names))], names, strict=True))
+        code = template.replace(
+            co_names=tuple(attributes.get(name, name) for name in template.co_names))
+        build = FunctionType(code, {"new": object.__new__, "twin": twin, "cls": cls})
         try:
             probe: object = build(*range(len(names)))
         except TypeError:
@@ -241,6 +299,22 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
         lines.append(f"    set{i}(self, {name})")
     lines.append("    return self")
     return _compile(lines, namespace)
+
+
+#: Compiled positional builders by number of fields.
+_BUILDER_CODE: dict[int, CodeType] = {}
+
+
+def _builder_code(count: int) -> CodeType:
+    code = _BUILDER_CODE.get(count)
+    if code is None:
+        params = [f"p{i}" for i in range(count)]
+        lines = [f"def build({', '.join(params)}):", "    self = new(twin)"]
+        lines += [f"    self.a{i} = p{i}" for i in range(count)]
+        lines += ["    self.__class__ = cls", "    return self"]
+        code = _compile(lines, {}).__code__
+        _BUILDER_CODE[count] = code
+    return code
 
 
 def _compile(lines: list[str], namespace: dict[str, object]) -> Callable[..., T]:

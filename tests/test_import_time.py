@@ -34,13 +34,15 @@ def hook(event, args):
     global compiled
     if event != "compile" or args[1] != "<string>":
         return
-    compiled += 1
     frame = sys._getframe(1)
     while frame is not None:
         if frame.f_code.co_name == "_process_class" and (
                 frame.f_code.co_filename == dataclasses.__file__):
             cls = frame.f_locals["cls"]
             from_dataclasses.append(f"{cls.__module__}.{cls.__qualname__}")
+            return
+        if frame.f_code.co_filename.endswith("_fastinit.py"):
+            compiled += 1
             return
         frame = frame.f_back
 sys.addaudithook(hook)
@@ -77,9 +79,10 @@ def test_import_generates_no_dataclass_methods() -> None:
     # Every frozen class of the import is made the cheap way ...
     assert set(probe["from_dataclasses"]) <= STANDARD_DATACLASSES
     assert probe["made"] > 150
-    # ... which compiles at most an __init__ and a positional builder per class (the
-    # standard decorator compiled six functions per class).
-    assert probe["compiled"] <= 2 * probe["made"]
+    # ... which compiles one __init__ per shape of class and one positional builder
+    # per number of fields, shared (the standard decorator compiled six functions
+    # for every class).
+    assert 0 < probe["compiled"] < probe["made"] // 2
     # The wire messages are part of the import (decoding needs them).
     assert "bkvcodec._bkv.messages" in probe["modules"]
     assert "bkvcodec._ap3000.messages" in probe["modules"]
