@@ -128,11 +128,13 @@ def _methods(cls: type, names: tuple[str, ...], shown: tuple[str, ...],
              hash_key: Callable[[object], tuple[object, ...]],
              ) -> dict[str, Callable[..., object]]:
     frozen_error = dataclasses.FrozenInstanceError
+    # "(a={!r}, b={!r})": str.format does the reprs (field names hold no braces).
+    form = "(" + ", ".join([f"{name}={{!r}}" for name in shown]) + ")"
+    shown_values = _key(shown)
 
     @reprlib.recursive_repr()
     def __repr__(self: object) -> str:
-        inner = ", ".join([f"{name}={getattr(self, name)!r}" for name in shown])
-        return f"{self.__class__.__qualname__}({inner})"
+        return self.__class__.__qualname__ + form.format(*shown_values(self))
 
     def __eq__(self: object, other: object) -> bool:
         if other.__class__ is self.__class__:
