@@ -35,7 +35,7 @@ from .._errors import (
 from .._fastinit import positional_builder
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
-from .fastpath import GN_DECODERS, GnMessage, split_items
+from .fastpath import GN_DECODERS, GnMessage, fast_packet, split_items
 from .grammar import DOWNLINK_MAGIC, ENVELOPE_OVERHEAD, TRAILER, UPLINK_MAGIC
 from .messages import (
     GN_CONTROL,
@@ -257,8 +257,12 @@ def decode_checked(data: bytes) -> BkvFrame:
     """Decode the frame at the start of *data*, whose envelope has been checked."""
     magic, length, command, seq, flag, gateway = _HEADER.unpack_from(data)
     up = magic == UPLINK_MAGIC
-    message = _decode_payload(command, _UP if up else _DOWN, data[18:length + 1], gateway,
-                              split_items)
+    message: BkvMessage
+    if command == 0x1000:  # BkvCommand.BKV
+        message = fast_packet(data[18:length + 1], _UP if up else _DOWN, gateway)
+    else:
+        message = _decode_payload(command, _UP if up else _DOWN, data[18:length + 1],
+                                  gateway, split_items)
     return _frame_new(gateway.hex(), message, seq, None if flag == up else flag)
 
 
