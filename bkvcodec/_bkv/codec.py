@@ -193,9 +193,17 @@ class BkvFrame:
                 :class:`~bkvcodec.errors.TrailingBytes`), in the order the protocol checks them.
             PayloadError: The envelope is valid but its payload is not.
         """
+        size = len(data)
+        # One test for a well-formed frame of up to 259 bytes (the checksum is then
+        # adler32's low half - 1); any failure goes to check_envelope for its error.
+        if (ENVELOPE_OVERHEAD <= size <= 259 and ((data[2] << 8) | data[3]) + 4 == size
+                and data[size - 2:] == TRAILER
+                and (data[:2] == UPLINK_MAGIC or data[:2] == DOWNLINK_MAGIC)
+                and data[size - 3] == (_adler32(data[2:size - 3]) - 1) & 0xFF):
+            return decode_checked(data)
         total = check_envelope(data)
-        if len(data) > total:
-            raise TrailingBytes(total, len(data))
+        if size > total:
+            raise TrailingBytes(total, size)
         return decode_checked(data)
 
     def encode(self) -> bytes:
@@ -246,23 +254,28 @@ def checksum(data: bytes, total: int) -> int:
     """The envelope checksum of the *total*-byte frame at the start of *data*."""
     if total <= 259:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
-        return (zlib.adler32(memoryview(data)[2:total - 3]) - 1) & 0xFF
+        return (_adler32(data[2:total - 3]) - 1) & 0xFF
     return sum(memoryview(data)[2:total - 3]) & 0xFF
 
 
 _HEADER = Struct(">2sHHIB7s")
+_adler32 = zlib.adler32
 
 
 def decode_checked(data: bytes) -> BkvFrame:
     """Decode the frame at the start of *data*, whose envelope has been checked."""
     magic, length, command, seq, flag, gateway = _HEADER.unpack_from(data)
     up = magic == UPLINK_MAGIC
+    payload = data[18:length + 1]
     message: BkvMessage
     if command == 0x1000:  # BkvCommand.BKV
-        message = fast_packet(data[18:length + 1], _UP if up else _DOWN, gateway)
+        message = fast_packet(payload, _UP if up else _DOWN, gateway)
+    elif ((command == GN_CONTROL or command == GN_NETWORK) and length >= 20
+          and (payload[0] << 8) | payload[1] == length - 20
+          and (decoder := (_GN_UP if up else _GN_DOWN).get(payload[2])) is not None):
+        message = decoder(payload[3:], command)
     else:
-        message = _decode_payload(command, _UP if up else _DOWN, data[18:length + 1],
-                                  gateway, split_items)
+        message = _decode_payload(command, _UP if up else _DOWN, payload, gateway, split_items)
     return _frame_new(gateway.hex(), message, seq, None if flag == up else flag)
 
 

@@ -280,6 +280,8 @@ _UINT, _BYTES, _BCD, _CLUSTERS, _FEE_TIERS = range(5)
 _KIND_CODES = {_Kind.UINT: _UINT, _Kind.BYTES: _BYTES, _Kind.BCD: _BCD}
 _PORT_SLOTS: dict[int | str, int] = {tag: i for i, tag in enumerate(_PORT_TAGS)}
 _EMPTY: tuple[BkvItem, ...] = ()
+#: f"{n:02d}" for every byte value (the hh and mm of a fee tier's end).
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(256))
 
 
 def _simple_items(data: bytes) -> list[tuple[int, bytes]] | None:
@@ -472,10 +474,11 @@ def fast_packet(payload: bytes, direction: Direction, gateway_id: bytes) -> BkvP
             elif not len(raw) % 6:  # _FEE_TIERS
                 if lists is None:
                     lists = {}
-                lists.setdefault(slot, []).extend(
-                    _fee_tier_new(f"{raw[i]:02d}:{raw[i + 1]:02d}",
-                                  (raw[i + 2] << 8) | raw[i + 3], (raw[i + 4] << 8) | raw[i + 5])
-                    for i in range(0, len(raw), 6))
+                tiers = lists.setdefault(slot, [])
+                for i in range(0, len(raw), 6):
+                    tiers.append(_fee_tier_new(
+                        _TWO_DIGITS[raw[i]] + ":" + _TWO_DIGITS[raw[i + 1]],
+                        (raw[i + 2] << 8) | raw[i + 3], (raw[i + 4] << 8) | raw[i + 5]))
                 continue
         unknown.append(_bkv_item_new(key, raw))
     if clusters is not None:
@@ -538,10 +541,11 @@ def _general_packet(payload: bytes, direction: Direction, gateway_id: bytes) -> 
             elif not len(raw) % 6:  # _FEE_TIERS
                 if lists is None:
                     lists = {}
-                lists.setdefault(slot, []).extend(
-                    _fee_tier_new(f"{raw[i]:02d}:{raw[i + 1]:02d}",
-                                  (raw[i + 2] << 8) | raw[i + 3], (raw[i + 4] << 8) | raw[i + 5])
-                    for i in range(0, len(raw), 6))
+                tiers = lists.setdefault(slot, [])
+                for i in range(0, len(raw), 6):
+                    tiers.append(_fee_tier_new(
+                        _TWO_DIGITS[raw[i]] + ":" + _TWO_DIGITS[raw[i + 1]],
+                        (raw[i + 2] << 8) | raw[i + 3], (raw[i + 4] << 8) | raw[i + 5]))
                 continue
         unknown.append(_bkv_item_new(key, raw))
     if lists is not None:
