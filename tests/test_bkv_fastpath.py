@@ -1,0 +1,204 @@
+"""The one-pass decoder of BKV item packets (command 0x1000) against the general item
+reading and the construct grammar: same packets on random item lists (usual and unusual
+item forms, repeated and misplaced tags, nested clusters and port groups), same error
+types and messages on malformed ones."""
+from __future__ import annotations
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from bkvcodec import RemoteProtocolError
+from bkvcodec._bkv.codec import _grammar_items, reference_decode
+from bkvcodec._bkv.fastpath import fast_packet, split_items
+from bkvcodec._bkv.packets import BKV_PACKETS, packet_from_items
+from bkvcodec._types import Direction
+from bkvcodec.bkv import BkvFrame
+
+GATEWAY = bytes.fromhex("82231214002700")
+_PACKET_TAGS = sorted({tag for _, tags in BKV_PACKETS.values() for tag in tags})
+_PORT_TAGS = [0x08, 0x09, 0x0A, 0x95, 0x0B, 0x0C, 0x0D, 0x0E]
+_CLUSTER_TAGS = [0x4A, 0x3E, 0x07, 0x96]
+
+
+def _length(draw: st.DrawFn, length: int) -> bytes:
+    """LEN in its shortest form, or (sometimes) padded to more groups."""
+    groups = [length & 0x7F]
+    rest = length >> 7
+    while rest:
+        groups.append(0x80 | (rest & 0x7F))
+        rest >>= 7
+    while len(groups) < 4 and draw(st.integers(0, 9)) == 0:
+        groups.append(0x80)
+    return bytes(reversed(groups))
+
+
+@st.composite
+def _item(draw: st.DrawFn, tags: list[int], body: st.SearchStrategy[bytes] | None = None
+          ) -> bytes:
+    form = draw(st.integers(0, 19))
+    if form == 0:  # a text key
+        key = draw(st.text("ab\x01", min_size=0, max_size=3)).encode("latin-1")
+        ks = 0x80 | len(key)
+    elif form == 1:  # a two-byte numeric key
+        key = draw(st.integers(0, 0xFFFF)).to_bytes(2, "big")
+        ks = 2
+    else:
+        key = bytes((draw(st.sampled_from(tags) if draw(st.booleans()) else
+                          st.integers(0, 255)),))
+        ks = 1
+    value = draw(body if body is not None and draw(st.booleans()) else
+                 st.one_of(st.binary(max_size=3), st.binary(min_size=6, max_size=8),
+                           st.binary(min_size=120, max_size=140)))
+    return _length(draw, 1 + len(key) + len(value)) + bytes((ks,)) + key + value
+
+
+def _items(tags: list[int], body: st.SearchStrategy[bytes] | None = None, max_size: int = 8
+           ) -> st.SearchStrategy[bytes]:
+    return st.lists(_item(tags, body), max_size=max_size).map(b"".join)
+
+
+def _usual(tag: int, value: bytes) -> bytes:
+    """An item with a one-byte key and the shortest LEN."""
+    length = 2 + len(value)
+    head = bytes((length,)) if length < 0x80 else bytes((0x80 | length >> 7, length & 0x7F))
+    return head + bytes((1, tag)) + value
+
+
+@st.composite
+def _port_group(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):  # the usual form, which the template reads
+        sizes = (1, 1, 2, 2, 2, 2, 2, 2)
+        return b"".join(_usual(tag, draw(st.binary(min_size=size, max_size=size)))
+                        for tag, size in zip(_PORT_TAGS, sizes, strict=True))
+    return draw(_items(_PORT_TAGS))
+
+
+@st.composite
+def _cluster(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        head = (_usual(0x4A, draw(st.binary(min_size=1, max_size=1)))
+                + _usual(0x3E, draw(st.binary(min_size=2, max_size=2)))
+                + _usual(0x07, draw(st.binary(min_size=1, max_size=1)))
+                + _usual(0x96, draw(st.binary(min_size=1, max_size=1))))
+        groups = draw(st.lists(_port_group(), max_size=3))
+        return head + b"".join(_usual(0x5B, g) for g in groups)
+    return draw(_items([*_CLUSTER_TAGS, 0x5B], _port_group().map(
+        lambda g: _usual(0x5B, g)), max_size=6))
+
+
+@st.composite
+def packets(draw: st.DrawFn) -> tuple[bytes, Direction]:
+    """A 0x1000 payload: header items (usually), then random items."""
+    key, (_, tags) = draw(st.sampled_from(sorted(BKV_PACKETS.items(),
+                                                 key=lambda kv: (kv[0][0], kv[0][1].value))))
+    bkv_cmd, direction = key
+    if draw(st.integers(0, 9)) == 0:
+        bkv_cmd = draw(st.integers(0, 0xFFFF))
+    head = _usual(0x01, bkv_cmd.to_bytes(2, "big"))
+    if draw(st.booleans()):
+        head += _usual(0x02, draw(st.binary(max_size=8)))
+    if draw(st.booleans()):
+        head += _usual(0x03, GATEWAY if draw(st.booleans()) else draw(st.binary(max_size=7)))
+    body_tags = [*tags, *_PACKET_TAGS[:4], 0x01, 0x02, 0x03]
+    clusters = _cluster().map(lambda c: _usual(0x94, c))
+    fee_tiers = st.binary(min_size=6, max_size=13).map(lambda v: _usual(0x83, v))
+    body = draw(st.lists(st.one_of(_item(body_tags), clusters, fee_tiers), max_size=12))
+    payload = head + b"".join(body)
+    if draw(st.integers(0, 4)) == 0:  # no header at all, or a broken one
+        payload = draw(st.binary(max_size=4)) + payload[draw(st.integers(0, 6)):]
+    return payload, direction
+
+
+def _outcome(read: object) -> object:
+    try:
+        return read()  # type: ignore[operator]
+    except RemoteProtocolError as err:
+        return type(err), str(err)
+
+
+def _general(payload: bytes, direction: Direction) -> object:
+    return _outcome(lambda: packet_from_items(split_items(payload), direction, GATEWAY,
+                                              split_items))
+
+
+@given(packets())
+@example((bytes.fromhex("04010110170a01020000000000000000090103822312140027006501940301"
+                        "4a0104013effff030107250301961e28015b030108000301098004010a0000"
+                        "04019508e304010b000004010c000104010d000004010e0000"), Direction.UP))
+def test_fast_packet_agrees_with_the_general_reading(case: tuple[bytes, Direction]) -> None:
+    payload, direction = case
+
+    assert _outcome(lambda: fast_packet(payload, direction, GATEWAY)) == _general(
+        payload, direction)
+
+
+@given(packets())
+def test_fast_packet_agrees_with_the_grammar(case: tuple[bytes, Direction]) -> None:
+    payload, direction = case
+    fast = _outcome(lambda: fast_packet(payload, direction, GATEWAY))
+    try:
+        grammar = packet_from_items(_grammar_items(payload), direction, GATEWAY,
+                                    _grammar_items)
+    except Exception:  # construct's errors, or the packet's own
+        assert isinstance(fast, tuple) and issubclass(fast[0], RemoteProtocolError)
+        return
+    assert fast == grammar
+
+
+@given(packets(), st.data())
+def test_mutated_packets_fail_alike(case: tuple[bytes, Direction], data: st.DataObject
+                                    ) -> None:
+    payload, direction = case
+    mutated = bytearray(payload)
+    for _ in range(data.draw(st.integers(1, 3))):
+        if mutated:
+            mutated[data.draw(st.integers(0, len(mutated) - 1))] = data.draw(
+                st.integers(0, 255))
+    cut = bytes(mutated[:data.draw(st.integers(0, len(mutated)))])
+
+    for variant in (bytes(mutated), cut):
+        assert _outcome(lambda v=variant: fast_packet(v, direction, GATEWAY)) == _general(
+            variant, direction)
+
+
+def _frame(payload: bytes, direction: Direction) -> bytes:
+    magic = b"\xfc\xfe" if direction is Direction.UP else b"\xfc\xff"
+    body = ((len(payload) + 17).to_bytes(2, "big") + b"\x10\x00" + bytes(4)
+            + bytes((direction is Direction.UP,)) + GATEWAY + payload)
+    return magic + body + bytes((sum(body) & 0xFF,)) + b"\xfc\xee"
+
+
+@given(packets())
+def test_whole_frames_decode_as_the_grammar_reads_them(case: tuple[bytes, Direction]) -> None:
+    payload, direction = case
+    data = _frame(payload, direction)
+
+    fast = _outcome(lambda: BkvFrame.decode(data))
+    reference = _outcome(lambda: reference_decode(data))
+    if isinstance(reference, tuple):
+        assert isinstance(fast, tuple)
+    else:
+        assert fast == reference
+
+
+def _ordered_decode(data: bytes) -> object:
+    """BkvFrame.decode without its one-test envelope shortcut."""
+    from bkvcodec._bkv.codec import check_envelope, decode_checked
+    from bkvcodec.errors import TrailingBytes
+
+    total = check_envelope(data)
+    if len(data) > total:
+        raise TrailingBytes(total, len(data))
+    return decode_checked(data)
+
+
+@given(packets(), st.data())
+def test_envelope_shortcut_keeps_the_errors(case: tuple[bytes, Direction], data: st.DataObject
+                                            ) -> None:
+    frame = bytearray(_frame(*case))
+    for _ in range(data.draw(st.integers(0, 2))):
+        frame[data.draw(st.integers(0, len(frame) - 1))] = data.draw(st.integers(0, 255))
+    variant = bytes(frame) + data.draw(st.binary(max_size=2))
+
+    assert _outcome(lambda: BkvFrame.decode(variant)) == _outcome(
+        lambda: _ordered_decode(variant))
