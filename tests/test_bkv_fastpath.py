@@ -4,15 +4,18 @@ item forms, repeated and misplaced tags, nested clusters and port groups), same 
 types and messages on malformed ones."""
 from __future__ import annotations
 
+import dataclasses
+
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bkvcodec import RemoteProtocolError
-from bkvcodec._bkv.codec import _grammar_items, reference_decode
+from bkvcodec import LocalProtocolError, RemoteProtocolError
+from bkvcodec._bkv.codec import _grammar_items, reference_decode, reference_encode
 from bkvcodec._bkv.fastpath import fast_packet, split_items
 from bkvcodec._bkv.packets import BKV_PACKETS, packet_from_items
 from bkvcodec._types import Direction
 from bkvcodec.bkv import BkvFrame
+from bkvcodec.testing import bkv_frames
 
 GATEWAY = bytes.fromhex("82231214002700")
 _PACKET_TAGS = sorted({tag for _, tags in BKV_PACKETS.values() for tag in tags})
@@ -202,3 +205,30 @@ def test_envelope_shortcut_keeps_the_errors(case: tuple[bytes, Direction], data:
 
     assert _outcome(lambda: BkvFrame.decode(variant)) == _outcome(
         lambda: _ordered_decode(variant))
+
+
+@given(bkv_frames(), st.data())
+def test_fast_encoder_refuses_what_the_grammar_refuses(frame: BkvFrame, data: st.DataObject
+                                                       ) -> None:
+    message = frame.message
+    names = [f.name for f in dataclasses.fields(message)  # type: ignore[arg-type]
+             if f.name not in ("container", "sub_command", "direction")]
+    name = data.draw(st.sampled_from(names))
+    value = getattr(message, name)
+    if isinstance(value, str):
+        bad: object = data.draw(st.sampled_from(["x" * 30, "\u4e2d", 5]))
+    elif isinstance(value, bytes):
+        bad = data.draw(st.sampled_from([value + b"\0", value[:-1], "ab", 7, bytearray(value)]))
+    else:
+        bad = data.draw(st.sampled_from([-1, 1 << 16, 1 << 40, "1", None, True, b"\0"]))
+    broken = dataclasses.replace(frame, message=dataclasses.replace(  # type: ignore[type-var]
+        message, **{name: bad}))
+
+    assert _encoded(broken.encode) == _encoded(lambda: reference_encode(broken))
+
+
+def _encoded(encode: object) -> object:
+    try:
+        return encode()  # type: ignore[operator]
+    except LocalProtocolError:
+        return "refused"

@@ -35,7 +35,7 @@ from .._errors import (
 from .._fastinit import positional_builder
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
-from .fastpath import GN_DECODERS, GnMessage, fast_packet, split_items
+from .fastpath import GN_DECODERS, GN_FIXED, GnMessage, fast_packet, split_items
 from .grammar import DOWNLINK_MAGIC, ENVELOPE_OVERHEAD, TRAILER, UPLINK_MAGIC
 from .messages import (
     GN_CONTROL,
@@ -362,6 +362,56 @@ def _payload(message: BkvMessage, gateway: bytes,
 
 
 _ENVELOPE_HEAD = Struct(">HHIB7s")
+_GN_HEAD = Struct(">HB")
+
+
+def _fixed_encoder(sub_command: int, layout: str, names: tuple[str, ...]
+                   ) -> Callable[[Any], bytes | None]:
+    """The GN payload of a message of one struct *layout*, written with ``struct``; None
+    for a value of an unusual type (the grammar then decides: it converts some)."""
+    packer = Struct(">" + layout)
+    codes = [code for code in re.findall(r"\d*[A-Za-z]", layout)]
+    byte_fields = tuple((i, int(code[:-1])) for i, code in enumerate(codes)
+                        if code.endswith("s"))
+    pack, head = packer.pack, _GN_HEAD.pack
+
+    def encode(message: Any) -> bytes | None:
+        values = [getattr(message, name) for name in names]
+        for i, size in byte_fields:
+            value = values[i]
+            if type(value) is not bytes or len(value) != size:
+                return None
+        extra = message.extra
+        if type(extra) is not bytes:
+            return None
+        params = pack(*values) + extra
+        return head(len(params), sub_command) + params
+    return encode
+
+
+#: struct encoders of the GN messages of one fixed layout, by class.
+_GN_FIXED_ENCODERS: dict[type[Any], Callable[[Any], bytes | None]] = {
+    cls: _fixed_encoder(sub, layout, tuple(
+        f.name for f in dataclasses.fields(cls)[:len(re.findall(r"\d*[A-Za-z]", layout))]))
+    for (sub, _), (cls, _, layout) in GN_FIXED.items()}
+_HEARTBEAT_LAYOUT = Struct(">20s8sB")
+
+
+def _fast_payload(message: BkvMessage, gateway: bytes) -> bytes:
+    """``_payload(message, gateway, items_to_bytes)`` with the fixed GN layouts and the
+    heartbeat packed by ``struct``; the same bytes and errors."""
+    encoder = _GN_FIXED_ENCODERS.get(type(message))
+    if encoder is not None:
+        payload = encoder(message)
+        if payload is not None:
+            return payload
+    elif type(message) is Heartbeat:
+        iccid, firmware = message.iccid, message.firmware
+        if type(iccid) is str and type(firmware) is str:
+            raw_iccid, raw_firmware = iccid.encode("latin-1"), firmware.encode("latin-1")
+            if len(raw_iccid) <= 20 and len(raw_firmware) <= 8:
+                return _HEARTBEAT_LAYOUT.pack(raw_iccid, raw_firmware, message.rssi)
+    return _payload(message, gateway, items_to_bytes)
 
 
 def encode_frame(frame: BkvFrame) -> bytes:
@@ -372,7 +422,7 @@ def encode_frame(frame: BkvFrame) -> bytes:
     """
     gateway, direction, flag = _envelope_fields(frame)
     try:
-        payload = _payload(frame.message, gateway, items_to_bytes)
+        payload = _fast_payload(frame.message, gateway)
         body = _ENVELOPE_HEAD.pack(len(payload) + ENVELOPE_OVERHEAD - 4, frame.command,
                                    frame.seq, flag, gateway) + payload
     except LocalProtocolError:

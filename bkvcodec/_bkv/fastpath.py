@@ -63,7 +63,7 @@ from .packets import (
     packet_from_items,
 )
 
-__all__ = ["GN_DECODERS", "GnMessage", "fast_packet", "split_items"]
+__all__ = ["GN_DECODERS", "GN_FIXED", "GnMessage", "fast_packet", "split_items"]
 
 GnMessage = (
     NetworkRefresh | NetworkRefreshAck | NetworkAdd | NetworkAddAck | StatusQuery
@@ -196,29 +196,35 @@ def _voice_config(p: bytes, container: int) -> VoiceConfig:
                        windows=windows, extra=p[5 + 4 * count:], container=container)
 
 
+#: The GN messages whose fields are one struct layout (then ``extra``, then the
+#: container): class, name and layout by (sub-command, direction).
+GN_FIXED: dict[tuple[int, Direction], tuple[type[GnMessage], str, str]] = {
+    (0x08, Direction.UP): (NetworkRefreshAck, "network_refresh_ack", "B"),
+    (0x09, Direction.DOWN): (NetworkAdd, "network_add", "B6s"),
+    (0x09, Direction.UP): (NetworkAddAck, "network_add_ack", "B"),
+    (0x1D, Direction.DOWN): (StatusQuery, "status_query", "B"),
+    (0x07, Direction.DOWN): (ChargeControl, "charge_control", "BBBBHH"),
+    (0x07, Direction.UP): (ChargeControlAck, "charge_control_ack", "BBBH"),
+    (0x02, Direction.UP): (ChargeEnd, "charge_end", _M17_LAYOUT),
+    (0x0B, Direction.UP): (CardSwipe, "card_swipe", "BBHB6s20s"),
+    (0x0F, Direction.UP): (CardOrderAck, "card_order_ack", "BBB"),
+    (0x0C, Direction.DOWN): (ChargeEndAck, "charge_end_ack", "BB"),
+    (0x1A, Direction.UP): (CardBalanceQuery, "card_balance_query", "BB6s"),
+    (0x1A, Direction.DOWN): (CardBalanceReply, "card_balance_reply", "BB6sI"),
+    (0x1B, Direction.UP): (VoiceConfigAck, "voice_config_ack", "BBB"),
+}
+
 #: Fast decoders by (sub-command, direction); the same keys as grammar.GN_LAYOUTS.
 GN_DECODERS: dict[tuple[int, Direction], Callable[[bytes, int], GnMessage]] = {
     (0x08, Direction.DOWN): _network_refresh,
-    (0x08, Direction.UP): _fixed(NetworkRefreshAck, "network_refresh_ack", "B"),
-    (0x09, Direction.DOWN): _fixed(NetworkAdd, "network_add", "B6s"),
-    (0x09, Direction.UP): _fixed(NetworkAddAck, "network_add_ack", "B"),
-    (0x1D, Direction.DOWN): _fixed(StatusQuery, "status_query", "B"),
     (0x1C, Direction.UP): _socket_status(0x1C),
     (0x1D, Direction.UP): _socket_status(0x1D),
-    (0x07, Direction.DOWN): _fixed(ChargeControl, "charge_control", "BBBBHH"),
-    (0x07, Direction.UP): _fixed(ChargeControlAck, "charge_control_ack", "BBBH"),
-    (0x02, Direction.UP): _fixed(ChargeEnd, "charge_end", _M17_LAYOUT),
     (0x17, Direction.DOWN): _power_control,
     (0x18, Direction.UP): _power_charge_end,
-    (0x0B, Direction.UP): _fixed(CardSwipe, "card_swipe", "BBHB6s20s"),
     (0x0B, Direction.DOWN): _card_order,
-    (0x0F, Direction.UP): _fixed(CardOrderAck, "card_order_ack", "BBB"),
     (0x0C, Direction.UP): _card_charge_end,
-    (0x0C, Direction.DOWN): _fixed(ChargeEndAck, "charge_end_ack", "BB"),
-    (0x1A, Direction.UP): _fixed(CardBalanceQuery, "card_balance_query", "BB6s"),
-    (0x1A, Direction.DOWN): _fixed(CardBalanceReply, "card_balance_reply", "BB6sI"),
     (0x1B, Direction.DOWN): _voice_config,
-    (0x1B, Direction.UP): _fixed(VoiceConfigAck, "voice_config_ack", "BBB"),
+    **{key: _fixed(cls, name, layout) for key, (cls, name, layout) in GN_FIXED.items()},
 }
 
 
