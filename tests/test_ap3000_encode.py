@@ -1,6 +1,7 @@
 """The hand-written AP3000 envelope of ``Ap3000Frame.encode`` against the grammar's."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import pytest
@@ -30,3 +31,38 @@ def test_ids_out_of_range_are_refused(frame: Ap3000Frame, bad: object, physical:
     with pytest.raises(LocalProtocolError), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         broken.encode()
+
+
+def _encoded(encode: object) -> object:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return encode()  # type: ignore[operator]
+    except LocalProtocolError:
+        return "refused"
+
+
+@given(ap3000_frames(), st.data())
+def test_fast_data_encoder_writes_and_refuses_as_the_grammar(frame: Ap3000Frame,
+                                                             data: st.DataObject) -> None:
+    message = frame.message
+    names = [f.name for f in dataclasses.fields(message)  # type: ignore[arg-type]
+             if f.name != "direction"]
+    if names and data.draw(st.booleans()):
+        name = data.draw(st.sampled_from(names))
+        value = getattr(message, name)
+        if isinstance(value, str):
+            bad: object = data.draw(st.sampled_from(["x" * 40, "\u00e9", "\u4e2d", 5, None]))
+        elif isinstance(value, bytes):
+            bad = data.draw(st.sampled_from([value + b"\0", value[:-1], "ab", 7,
+                                             bytearray(value), None]))
+        else:
+            bad = data.draw(st.sampled_from([-1, 1 << 8, 1 << 16, 1 << 40, "1", None, True,
+                                             1.0, b"\0"]))
+        try:
+            message = dataclasses.replace(message, **{name: bad})  # type: ignore[type-var]
+        except (TypeError, ValueError):
+            return
+        frame = dataclasses.replace(frame, message=message)
+
+    assert _encoded(frame.encode) == _encoded(lambda: reference_encode(frame))

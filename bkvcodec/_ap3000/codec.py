@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from struct import Struct
 from struct import error as StructError
@@ -333,11 +334,85 @@ def _container(layout: Layout, message: Ap3000Message) -> dict[str, Any]:
     return out
 
 
-def encode_data(message: Ap3000Message) -> bytes:
-    """The data field of *message* (see :meth:`bkvcodec.ap3000.Ap3000Frame.encode`)."""
+def _grammar_data(message: Ap3000Message) -> bytes:
+    """The data field of *message*, built by the construct grammar."""
     if isinstance(message, UnknownAp3000Command):
         return message.data
     layout = LAYOUTS[_message_key(message)]
+    return bytes(layout.struct.build(_container(layout, message)))
+
+
+def _compile_encoder(layout: Layout) -> Callable[[Any], bytes | None] | None:
+    """A ``struct`` encoder for a layout whose fields all have a fixed size, or None.
+
+    It returns None for any value it does not write the way the grammar does (a value
+    of an unusual type, text too long, bytes of the wrong size, a number out of range):
+    the grammar then builds the data or raises its error.
+    """
+    plain = layout.plain()
+    if plain is None:
+        return None
+    mandatory, optional = plain
+    fields = [*mandatory, *optional]
+    names = tuple(f.name for f in fields)
+    first_optional = len(mandatory)
+    # structs[k] packs the mandatory fields and the first k optional ones.
+    structs = [Struct("<" + "".join(f.code for f in fields[:first_optional + k]))
+               for k in range(len(optional) + 1)]
+    # (index, size, is_text) of the text and bytes fields.
+    sized = tuple((i, int(f.code[:-1]), f.text) for i, f in enumerate(fields)
+                  if f.code.endswith("s"))
+
+    def encode(message: Any) -> bytes | None:
+        values = [getattr(message, name) for name in names]
+        k = len(values) - first_optional
+        while k and values[first_optional + k - 1] is None:
+            k -= 1
+        count = first_optional + k
+        del values[count:]
+        for i in range(first_optional, count):
+            if values[i] is None:
+                values[i] = _neutral(layout, layout.optional[i - first_optional], message)
+        for i, size, text in sized:
+            if i >= count:
+                break
+            value = values[i]
+            if text:
+                if type(value) is not str or not value.isascii() or len(value) > size:
+                    return None
+                values[i] = value.encode("ascii")
+            elif type(value) is not bytes or len(value) != size:
+                return None
+        extra = message.extra
+        if type(extra) is not bytes:
+            return None
+        try:
+            return structs[k].pack(*values) + extra
+        except StructError:
+            return None
+    return encode
+
+
+_ENCODERS: dict[tuple[int, Direction], Callable[[Any], bytes | None]] = {
+    key: encoder for key, layout in LAYOUTS.items()
+    if (encoder := _compile_encoder(layout)) is not None}
+
+
+def encode_data(message: Ap3000Message) -> bytes:
+    """The data field of *message* (see :meth:`bkvcodec.ap3000.Ap3000Frame.encode`).
+
+    Fixed layouts are packed with ``struct``; the property tests check them against the
+    grammar, which builds the others.
+    """
+    if isinstance(message, UnknownAp3000Command):
+        return message.data
+    key = _message_key(message)
+    encoder = _ENCODERS.get(key)
+    if encoder is not None:
+        data = encoder(message)
+        if data is not None:
+            return data
+    layout = LAYOUTS[key]
     return bytes(layout.struct.build(_container(layout, message)))
 
 
@@ -371,11 +446,22 @@ def encode_frame(frame: Ap3000Frame) -> bytes:
 
 
 def reference_encode(frame: Ap3000Frame) -> bytes:
-    """Encode *frame* with the construct grammar's envelope (slow; for tests)."""
-    data = encode_data(frame.message)
-    return bytes(grammar.FRAME.build({"body": {"value": {
-        "physical_id": frame.physical_id, "message_id": frame.message_id,
-        "command": frame.command, "data": data}}}))
+    """Encode *frame* with the construct grammar alone (slow; for tests).
+
+    Raises:
+        LocalProtocolError: A field does not fit its wire encoding.
+    """
+    try:
+        data = _grammar_data(frame.message)
+        return bytes(grammar.FRAME.build({"body": {"value": {
+            "physical_id": frame.physical_id, "message_id": frame.message_id,
+            "command": frame.command, "data": data}}}))
+    except LocalProtocolError:
+        raise
+    except (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,
+            KeyError, UnicodeError, StructError) as err:
+        raise LocalProtocolError(
+            f"cannot encode {type(frame.message).__name__}: {err}") from err
 
 
 # --- the grammar as a decoder ---------------------------------------------------------------
