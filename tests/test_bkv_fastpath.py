@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from bkvcodec import LocalProtocolError, RemoteProtocolError
 from bkvcodec._bkv.codec import _grammar_items, reference_decode, reference_encode
 from bkvcodec._bkv.fastpath import fast_packet, split_items
-from bkvcodec._bkv.packets import BKV_PACKETS, packet_from_items
+from bkvcodec._bkv.messages import BkvItem, PortGroup
+from bkvcodec._bkv.packets import _PORT_TAGS as _PORT_TAGS_ORDER
+from bkvcodec._bkv.packets import (
+    BKV_PACKETS,
+    _plain_items,
+    _port_group_bytes,
+    grammar_items_to_bytes,
+    items_to_bytes,
+    packet_from_items,
+)
 from bkvcodec._types import Direction
 from bkvcodec.bkv import BkvFrame
 from bkvcodec.testing import bkv_frames
@@ -232,3 +241,29 @@ def _encoded(encode: object) -> object:
         return encode()  # type: ignore[operator]
     except LocalProtocolError:
         return "refused"
+
+
+_VALUES = st.one_of(st.none(), st.integers(0, 0x1FFFF), st.integers(-2, -1))
+
+
+@given(st.builds(PortGroup, port=_VALUES, status=_VALUES, business_no=_VALUES,
+                 voltage_dv=_VALUES, power_dw=_VALUES, current_ma=_VALUES, energy_wh=_VALUES,
+                 duration_min=_VALUES, unknown=st.lists(st.builds(
+                     BkvItem, key=st.integers(0, 300), value=st.binary(max_size=3)),
+                     max_size=1).map(tuple)))
+def test_port_group_template_writes_the_grammar_items(group: PortGroup) -> None:
+    try:
+        expected: object = grammar_items_to_bytes(_plain_items(group, _PORT_TAGS_ORDER))
+    except Exception:  # the item rules (LocalProtocolError) or construct
+        expected = "refused"
+    try:
+        actual: object = _port_group_bytes(group)
+    except LocalProtocolError:
+        actual = "refused"
+    assert actual == expected
+
+
+@given(st.lists(st.tuples(st.one_of(st.integers(0, 0x1FF), st.text("ab", max_size=2)),
+                          st.binary(max_size=200)), max_size=5))
+def test_item_writer_agrees_with_grammar(items: list[tuple[int | str, bytes]]) -> None:
+    assert items_to_bytes(items) == grammar_items_to_bytes(items)  # type: ignore[arg-type]
