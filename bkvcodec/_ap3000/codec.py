@@ -417,6 +417,7 @@ def encode_data(message: Ap3000Message) -> bytes:
 
 
 _FRAME_HEAD = Struct("<3sHIHB")
+_CHECKSUM = Struct("<H")
 
 
 def encode_frame(frame: Ap3000Frame) -> bytes:
@@ -431,7 +432,9 @@ def encode_frame(frame: Ap3000Frame) -> bytes:
         # with the grammar and the property tests check that both agree.
         body = _FRAME_HEAD.pack(HEADER, length, frame.physical_id, frame.message_id,
                                 command) + data
-        encoded = body + (sum(body) & 0xFFFF).to_bytes(2, "little")
+        # adler32's low half is 1 + the byte sum while that sum stays below 65521.
+        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else sum(body) & 0xFFFF
+        encoded = body + _CHECKSUM.pack(check)
     except LocalProtocolError:
         raise
     except (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,

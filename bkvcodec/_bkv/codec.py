@@ -129,13 +129,27 @@ _FIXED_DIRECTIONS: dict[type[Any], Direction] = {
 }
 
 
+#: Envelope commands of the message classes that have one (GN messages name theirs).
+_FIXED_COMMANDS: dict[type[Any], int] = {
+    Heartbeat: BkvCommand.HEARTBEAT, HeartbeatAck: BkvCommand.HEARTBEAT,
+    OtaUpgrade: BkvCommand.OTA, UnknownBkvPacket: BkvCommand.BKV,
+    **dict.fromkeys(_BKV_DIRECTIONS, BkvCommand.BKV),
+}
+
+
 def _message_direction(message: BkvMessage) -> Direction:
+    direction = _FIXED_DIRECTIONS.get(type(message))
+    if direction is not None:
+        return direction
     if isinstance(message, (UnknownCommand, UnknownGnMessage, UnknownBkvPacket)):
         return message.direction
     return _FIXED_DIRECTIONS[type(message)]
 
 
 def _message_command(message: BkvMessage) -> int:
+    command = _FIXED_COMMANDS.get(type(message))
+    if command is not None:
+        return command
     if isinstance(message, Heartbeat | HeartbeatAck):
         return BkvCommand.HEARTBEAT
     if isinstance(message, OtaUpgrade):
@@ -260,6 +274,7 @@ def checksum(data: bytes, total: int) -> int:
 
 _HEADER = Struct(">2sHHIB7s")
 _adler32 = zlib.adler32
+_BYTES = tuple(bytes((n,)) for n in range(256))
 
 
 def decode_checked(data: bytes) -> BkvFrame:
@@ -432,7 +447,9 @@ def encode_frame(frame: BkvFrame) -> bytes:
         raise LocalProtocolError(
             f"cannot encode {type(frame.message).__name__}: {err}") from err
     magic = UPLINK_MAGIC if direction is Direction.UP else DOWNLINK_MAGIC
-    return b"".join((magic, body, (sum(body) & 0xFF).to_bytes(1, "big"), TRAILER))
+    # adler32's low half is 1 + the byte sum while that sum stays below 65521.
+    check = (_adler32(body) - 1) & 0xFF if len(body) <= 256 else sum(body) & 0xFF
+    return b"".join((magic, body, _BYTES[check], TRAILER))
 
 
 def reference_encode(frame: BkvFrame) -> bytes:
