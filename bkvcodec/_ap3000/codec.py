@@ -404,9 +404,12 @@ def encode_data(message: Ap3000Message) -> bytes:
     Fixed layouts are packed with ``struct``; the property tests check them against the
     grammar, which builds the others.
     """
+    return _encode_data(message, _message_key(message))
+
+
+def _encode_data(message: Ap3000Message, key: tuple[int, Direction]) -> bytes:
     if isinstance(message, UnknownAp3000Command):
         return message.data
-    key = _message_key(message)
     encoder = _ENCODERS.get(key)
     if encoder is not None:
         data = encoder(message)
@@ -423,8 +426,10 @@ _CHECKSUM = Struct("<H")
 def encode_frame(frame: Ap3000Frame) -> bytes:
     """Encode *frame* (see :meth:`bkvcodec.ap3000.Ap3000Frame.encode`)."""
     try:
-        command = frame.command
-        data = encode_data(frame.message)
+        message = frame.message
+        key = _message_key(message)
+        command = key[0]
+        data = _encode_data(message, key)
         length = len(data) + MIN_LENGTH
         if length > MAX_LENGTH:
             raise LocalProtocolError(f"length {length} exceeds the limit {MAX_LENGTH}")
