@@ -266,7 +266,8 @@ def compare(ours: Callable[[Any], object], ours_args: list[Any],
     Each of the *rounds* times one side for about ``seconds / rounds``, then the other.
     """
     per_round = seconds / rounds
-    one_pass = _per_call(ours, ours_args, 1) * len(ours_args)
+    _per_call(ours, ours_args, 1)  # warm up, then calibrate
+    one_pass = _per_call(ours, ours_args, 5) * len(ours_args)
     loops = max(1, int(per_round / max(one_pass, 1e-9)))
     ours_times, base_times = [], []
     gc.collect()
