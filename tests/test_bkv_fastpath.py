@@ -224,8 +224,15 @@ def test_fast_encoder_refuses_what_the_grammar_refuses(frame: BkvFrame, data: st
              if f.name not in ("container", "sub_command", "direction")]
     name = data.draw(st.sampled_from(names))
     value = getattr(message, name)
-    if isinstance(value, str):
-        bad: object = data.draw(st.sampled_from(["x" * 30, "\u4e2d", 5]))
+    if isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
+        # A part (tier, port, window, socket) with one field out of its range or type.
+        i = data.draw(st.integers(0, len(value) - 1))
+        part_field = data.draw(st.sampled_from(dataclasses.fields(value[i])))
+        part_bad = data.draw(st.sampled_from([-1, 1 << 16, "1", None, "24:61", "1:2", b"\0"]))
+        bad: object = (*value[:i], dataclasses.replace(  # type: ignore[type-var]
+            value[i], **{part_field.name: part_bad}), *value[i + 1:])
+    elif isinstance(value, str):
+        bad = data.draw(st.sampled_from(["x" * 30, "\u4e2d", 5]))
     elif isinstance(value, bytes):
         bad = data.draw(st.sampled_from([value + b"\0", value[:-1], "ab", 7, bytearray(value)]))
     else:

@@ -410,6 +410,120 @@ _GN_FIXED_ENCODERS: dict[type[Any], Callable[[Any], bytes | None]] = {
         f.name for f in dataclasses.fields(cls)[:len(re.findall(r"\d*[A-Za-z]", layout))]))
     for (sub, _), (cls, _, layout) in GN_FIXED.items()}
 _HEARTBEAT_LAYOUT = Struct(">20s8sB")
+_M17_NAMES = ("socket_no", "socket_version", "temperature_c", "rssi", "port", "status",
+              "business_no", "power_dw", "current_ma", "energy_wh", "duration_min")
+_M17_PACK = Struct(">B2sBBBBHHHHH").pack
+_U8, _U16 = Struct(">B").pack, Struct(">H").pack
+_HOUR_MINUTE = re.compile(r"([0-9]{2}):([0-9]{2})")
+
+
+def _m17(message: Any) -> bytes | None:
+    version = message.socket_version
+    if type(version) is not bytes or len(version) != 2:
+        return None
+    return _M17_PACK(*[getattr(message, name) for name in _M17_NAMES])
+
+
+def _durations(durations: object) -> bytes | None:
+    if type(durations) is not tuple or any(type(d) is not int for d in durations):
+        return None
+    return _U8(len(durations)) + Struct(f">{len(durations)}H").pack(*durations)
+
+
+def _pack_power_tiers(tiers: object) -> bytes | None:
+    if type(tiers) is not tuple or any(type(t) is not PowerTier for t in tiers):
+        return None
+    return _U8(len(tiers)) + b"".join(
+        _POWER_TIER_PACK(t.max_power_dw, t.price_fen, t.duration_min) for t in tiers)
+
+
+_POWER_TIER_PACK = Struct(">HHH").pack
+_PORT_REPORT_PACK = Struct(">BBHHHHHH").pack
+_SOCKET_HEAD_PACK = Struct(">B2sBB").pack
+
+
+def _socket_status_params(m: SocketStatus) -> bytes | None:
+    if m.sub_command not in (0x1C, 0x1D) or type(m.ports) is not tuple or type(
+            m.socket_version) is not bytes or len(m.socket_version) != 2:
+        return None
+    parts = [_SOCKET_HEAD_PACK(m.socket_no, m.socket_version, m.temperature_c, m.rssi)]
+    for p in m.ports:
+        if type(p) is not PortReport:
+            return None
+        parts.append(_PORT_REPORT_PACK(p.port, p.status, p.business_no, p.voltage_dv,
+                                       p.power_dw, p.current_ma, p.energy_wh, p.duration_min))
+    return b"".join(parts)
+
+
+def _network_refresh_params(m: NetworkRefresh) -> bytes | None:
+    if type(m.sockets) is not tuple:
+        return None
+    parts = [_U8(m.channel)]
+    for socket in m.sockets:
+        if type(socket) is not NetworkSocket or type(socket.mac) is not bytes or len(
+                socket.mac) != 6:
+            return None
+        parts.append(_U8(socket.socket_no) + socket.mac)
+    return b"".join(parts)
+
+
+def _power_control_params(m: PowerControl) -> bytes | None:
+    tiers = _pack_power_tiers(m.tiers)
+    if tiers is None:
+        return None
+    return bytes((m.socket_no, m.port, m.switch)) + _U16(m.amount_fen) + tiers
+
+
+def _card_order_params(m: CardOrder) -> bytes | None:
+    head = (bytes((m.socket_no, m.port)) + _U16(m.business_no) + bytes((m.switch, m.mode))
+            + _U16(m.duration_min) + _U16(m.energy_wh))
+    if m.amount_fen is None:
+        return head
+    tiers = _pack_power_tiers(m.tiers)
+    return None if tiers is None else head + _U16(m.amount_fen) + tiers
+
+
+def _card_charge_end_params(m: CardChargeEnd) -> bytes | None:
+    head, durations = _m17(m), _durations(m.tier_durations_min)
+    if head is None or durations is None or type(m.card_no) is not bytes or len(
+            m.card_no) != 6:
+        return None
+    return (head + m.card_no + bytes((m.card_type, m.billing_mode)) + _U16(m.amount_fen)
+            + _U16(m.settlement_power_dw) + durations)
+
+
+def _power_charge_end_params(m: PowerChargeEnd) -> bytes | None:
+    head, durations, end = _m17(m), _durations(m.tier_durations_min), m.end_time
+    if head is None or durations is None or type(end) is not BinaryTime:
+        return None
+    return (head + _U16(end.year) + bytes((end.month, end.day, end.hour, end.minute,
+                                           end.second, m.end_reason))
+            + _U16(m.amount_fen) + _U16(m.settlement_power_dw) + durations)
+
+
+def _voice_config_params(m: VoiceConfig) -> bytes | None:
+    if type(m.windows) is not tuple:
+        return None
+    parts = [bytes((m.socket_no, m.port, m.buzzer_on, m.voice_on, len(m.windows)))]
+    for window in m.windows:
+        if type(window) is not VoiceWindow:
+            return None
+        for text in (window.start, window.end):
+            match = _HOUR_MINUTE.fullmatch(text) if type(text) is str else None
+            if match is None:
+                return None
+            parts.append(bytes((int(match[1]), int(match[2]))))
+    return b"".join(parts)
+
+
+#: struct encoders of the GN messages of a variable layout: their params, or None when
+#: a value is of an unusual type (the grammar then decides).
+_GN_VARIABLE_ENCODERS: dict[type[Any], Callable[[Any], bytes | None]] = {
+    SocketStatus: _socket_status_params, NetworkRefresh: _network_refresh_params,
+    PowerControl: _power_control_params, CardOrder: _card_order_params,
+    CardChargeEnd: _card_charge_end_params, PowerChargeEnd: _power_charge_end_params,
+    VoiceConfig: _voice_config_params,
+}
 
 
 def _fast_payload(message: BkvMessage, gateway: bytes) -> bytes:
@@ -420,6 +534,17 @@ def _fast_payload(message: BkvMessage, gateway: bytes) -> bytes:
         payload = encoder(message)
         if payload is not None:
             return payload
+    elif (variable := _GN_VARIABLE_ENCODERS.get(type(message))) is not None:
+        try:
+            params = variable(message)
+        except (StructError, ValueError, TypeError, OverflowError, AttributeError):
+            params = None
+        extra = getattr(message, "extra", None)
+        if params is not None and type(extra) is bytes:
+            params += extra
+            sub_command = (message.sub_command if isinstance(message, SocketStatus)
+                           else _GN_CLASSES[type(message)][0])  # type: ignore[index]
+            return _GN_HEAD.pack(len(params), sub_command) + params
     elif type(message) is Heartbeat:
         iccid, firmware = message.iccid, message.firmware
         if type(iccid) is str and type(firmware) is str:
