@@ -51,8 +51,19 @@ def test_fast_data_encoder_writes_and_refuses_as_the_grammar(frame: Ap3000Frame,
     if names and data.draw(st.booleans()):
         name = data.draw(st.sampled_from(names))
         value = getattr(message, name)
-        if isinstance(value, str):
-            bad: object = data.draw(st.sampled_from(["x" * 40, "\u00e9", "\u4e2d", 5, None]))
+        if isinstance(value, tuple) and value:
+            # One element (a port code, a slave version) out of its range or type.
+            i = data.draw(st.integers(0, len(value) - 1))
+            if dataclasses.is_dataclass(value[i]):
+                part_field = data.draw(st.sampled_from(dataclasses.fields(value[i])))
+                part: object = dataclasses.replace(  # type: ignore[type-var]
+                    value[i], **{part_field.name: data.draw(st.sampled_from(
+                        [-1, 1 << 32, "1", None]))})
+            else:
+                part = data.draw(st.sampled_from([-1, 256, "1", None, True]))
+            bad: object = (*value[:i], part, *value[i + 1:])
+        elif isinstance(value, str):
+            bad = data.draw(st.sampled_from(["x" * 40, "\u00e9", "\u4e2d", 5, None]))
         elif isinstance(value, bytes):
             bad = data.draw(st.sampled_from([value + b"\0", value[:-1], "ab", 7,
                                              bytearray(value), None]))

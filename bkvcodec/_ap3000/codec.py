@@ -393,9 +393,57 @@ def _compile_encoder(layout: Layout) -> Callable[[Any], bytes | None] | None:
     return encode
 
 
+_U8, _U16, _HEARTBEAT_HEAD = Struct("<B").pack, Struct("<H").pack, Struct("<HB").pack
+_SLAVE_VERSION_PACK = Struct("<BBHI").pack
+
+
+def _heartbeat_data(m: Any) -> bytes | None:
+    statuses, extra = m.port_status, m.extra
+    if type(statuses) is not tuple or type(extra) is not bytes or any(
+            type(code) is not int for code in statuses):
+        return None
+    return (_HEARTBEAT_HEAD(m.voltage_0p1v, len(statuses)) + bytes(statuses)
+            + bytes((m.signal_strength, m.env_temp_raw)) + extra)
+
+
+def _slave_versions_data(m: Any) -> bytes | None:
+    entries, extra = m.entries, m.extra
+    if type(entries) is not tuple or type(extra) is not bytes or any(
+            type(e) is not Ap3000SlaveVersion for e in entries):
+        return None
+    return _U8(len(entries)) + b"".join(
+        _SLAVE_VERSION_PACK(e.device_type, e.reserved, e.min_firmware_version, e.physical_id)
+        for e in entries) + extra
+
+
+def _play_voice_data(m: Any) -> bytes | None:
+    ids, extra = m.voice_ids, m.extra
+    if type(ids) is not bytes or type(extra) is not bytes:
+        return None
+    return bytes((m.interrupt, len(ids))) + ids + extra
+
+
+def _read_eeprom_reply_data(m: Any) -> bytes | None:
+    data = m.eeprom_data
+    return _U8(m.result) + data if type(data) is bytes else None
+
+
+def _write_eeprom_data(m: Any) -> bytes | None:
+    data = m.eeprom_data
+    return _U16(m.address) + _U8(m.write_length) + data if type(data) is bytes else None
+
+
+#: Data encoders by (command, direction): compiled for the fixed layouts, written by
+#: hand for some variable ones. None from one: the grammar builds the data.
 _ENCODERS: dict[tuple[int, Direction], Callable[[Any], bytes | None]] = {
-    key: encoder for key, layout in LAYOUTS.items()
-    if (encoder := _compile_encoder(layout)) is not None}
+    **{key: encoder for key, layout in LAYOUTS.items()
+       if (encoder := _compile_encoder(layout)) is not None},
+    (0x21, Direction.UP): _heartbeat_data,
+    (0x35, Direction.UP): _slave_versions_data,
+    (0x89, Direction.DOWN): _play_voice_data,
+    (0x8B, Direction.UP): _read_eeprom_reply_data,
+    (0x8C, Direction.DOWN): _write_eeprom_data,
+}
 
 
 def encode_data(message: Ap3000Message) -> bytes:
@@ -412,7 +460,10 @@ def _encode_data(message: Ap3000Message, key: tuple[int, Direction]) -> bytes:
         return message.data
     encoder = _ENCODERS.get(key)
     if encoder is not None:
-        data = encoder(message)
+        try:
+            data = encoder(message)
+        except (StructError, ValueError, TypeError, OverflowError, AttributeError):
+            data = None
         if data is not None:
             return data
     layout = LAYOUTS[key]
