@@ -5,10 +5,11 @@
 # length_too_small, length_too_large, incomplete, checksum_mismatch, then
 # trailing_bytes for a one-frame decode), then dispatches the data on (command,
 # direction) to the fast decoders. The direction is an input: nothing in a frame
-# says which way it travels (§2.6). Encoding goes through the construct grammar,
-# which computes the length and the checksum and writes optional fields up to the
-# last one set (§2.6). ``reference_decode`` decodes with the grammar alone; it
-# exists for the differential tests and as an executable statement of the layout.
+# says which way it travels (§2.6). Encoding writes optional fields up to the last
+# one set (§2.6), with ``struct`` for the envelope, the fixed layouts and some
+# variable ones; the construct grammar builds the rest and any value of an unusual
+# type. ``reference_decode`` and ``reference_encode`` use the grammar alone; they
+# exist for the differential tests and as an executable statement of the layout.
 from __future__ import annotations
 
 import dataclasses

@@ -3,9 +3,10 @@
 # Decoding checks the envelope in the order of bkv.md §2.7 (so that every
 # malformed input gets the error the reference names) and then dispatches the
 # payload on (command, sub-command or bkv_cmd, direction) to the fast decoders.
-# Encoding goes through the construct grammar, which computes the lengths and
-# the checksum. ``reference_decode`` decodes with the grammar alone; it exists
-# for the differential tests and as an executable statement of the layout.
+# Encoding writes the envelope, the GN layouts, the heartbeat and the item lists
+# by hand; the construct grammar builds the rest (OTA) and any value of an unusual
+# type. ``reference_decode`` and ``reference_encode`` use the grammar alone; they
+# exist for the differential tests and as an executable statement of the layout.
 from __future__ import annotations
 
 import dataclasses

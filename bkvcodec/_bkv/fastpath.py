@@ -1,8 +1,9 @@
-# Hand-tuned decoding of BKV-family payloads: the GN sub-command layouts and the
-# BKV item walk. This is the same byte layout as ``grammar.py``, read with
-# ``struct`` instead of construct because the interpreted grammar is 10-60 times
-# slower (bench/bench_codec.py). ``tests/test_bkv_fastpath.py`` checks on
-# generated, real and malformed payloads that both readings agree.
+# Hand-tuned decoding of BKV-family payloads: the GN sub-command layouts, the
+# BKV item walk and the BKV packets (command 0x1000). This is the same byte layout
+# as ``grammar.py``, read with ``struct`` instead of construct because the
+# interpreted grammar is 10-60 times slower (bench/bench_codec.py).
+# ``tests/test_bkv_roundtrip.py`` and ``tests/test_bkv_fastpath.py`` check on
+# generated, real and malformed payloads that the readings agree, errors included.
 #
 # Rules shared with the grammar: bytes after the documented fields go to
 # ``extra``; repeated records (ports, sockets) are read while whole records

@@ -1,14 +1,14 @@
 # BKV packets (command 0x1000): the mapping between a flat list of BKV items and
 # the typed packet classes, in both directions (bkv.md §6.2-§6.6).
 #
-# The item framing itself (LEN, KS, KEY, VALUE) is done elsewhere: by the fast
-# item walker when decoding and by the construct grammar when encoding. This
-# module only knows tags: which tag has which field name and value encoding
-# (the tag table of §6.3, in one place), which tags each command carries and in
-# what order, and how the nested socket clusters (0x94) and port groups (0x5B)
-# nest. Items whose tag has no name in a packet are kept in ``unknown``; a value
-# that does not fit its tag's encoding (a BCD time of the wrong size, say) is
-# kept there too rather than failing the frame.
+# The item framing itself (LEN, KS, KEY, VALUE) is done by the fast item walker
+# when decoding and by items_to_bytes when encoding (grammar_items_to_bytes is the
+# construct reference). Otherwise this module only knows tags: which tag has
+# which field name and value encoding (the tag table of §6.3, in one place),
+# which tags each command carries and in what order, and how the nested socket
+# clusters (0x94) and port groups (0x5B) nest. Items whose tag has no name in a
+# packet are kept in ``unknown``; a value that does not fit its tag's encoding (a
+# BCD time of the wrong size, say) is kept there too rather than failing the frame.
 from __future__ import annotations
 
 import enum
