@@ -1,20 +1,28 @@
-"""Codec throughput: decode and encode per message kind, and stream decoding.
+"""Codec speed against hand-written ``struct`` code: decode and encode per message kind.
 
-Prints one table. For every message kind of the golden vectors it measures
-``BkvFrame.decode`` (frames/s), ``frame.encode()`` (frames/s), and a careful
-hand-written ``struct`` decoder of the same frames (``baseline``), which checks the
-same envelope rules and produces plain tuples and dicts instead of typed messages.
-``ratio`` is baseline speed / bkvcodec speed: the target is ≤ 2.0. Last comes the
-stream decoder fed 4 KiB reads of a mixed capture (MB/s).
+For every message kind of the golden vectors it times ``BkvFrame.decode`` /
+``Ap3000Frame.decode`` and ``frame.encode()`` against a careful hand-written ``struct``
+decoder and encoder of the same frames (the ``baseline``), which check the same envelope
+rules and work on plain tuples and dicts instead of typed messages. The baseline encoder
+is checked to give the same bytes as the codec for every vector before anything is timed.
 
-Run: ``python bench/bench_codec.py [--seconds 0.2]``. Numbers depend on the
-machine; compare runs on the same one.
+The two sides are timed interleaved (codec, baseline, codec, baseline, ... per kind), with
+the garbage collector off, and each figure is the median of the rounds, so that the ratio
+holds on a noisy machine. ``ratio`` is codec time / baseline time (lower is better);
+targets: geometric mean over the kinds ≤ 1.0 and no kind above 1.3, for decode and for
+encode. Last comes the stream decoder fed 4 KiB reads of a mixed capture (MB/s).
+
+Run: ``python bench/bench_codec.py [--seconds 0.2] [--rounds 9] [--json FILE]``. Numbers
+depend on the machine; compare runs on the same one.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import math
 import platform
+import statistics
 import struct
 import sys
 import time
@@ -28,6 +36,8 @@ from bkvcodec.ap3000 import Ap3000Frame
 from bkvcodec.bkv import BkvFrame
 
 VECTOR_DIR = Path(__file__).resolve().parent.parent / "tests" / "vectors"
+GEOMEAN_TARGET = 1.0
+WORST_TARGET = 1.3
 
 # --- the baseline: what a careful programmer would write by hand -----------------------
 _HEAD = struct.Struct(">2sHHIB7s")
@@ -35,6 +45,7 @@ _HEARTBEAT = struct.Struct(">20s8sB")
 _M17 = struct.Struct(">B2sBBBBHHHHH")
 _PORT = struct.Struct(">BBHHHHHH")
 _TIER = struct.Struct(">HHH")
+_SOCKET_HEAD = struct.Struct(">B2sBB")
 # (sub-command, uplink) -> layout of the fixed part.
 _GN_FLAT = {
     (0x07, False): struct.Struct(">BBBBHH"), (0x07, True): struct.Struct(">BBBH"),
@@ -47,6 +58,7 @@ _GN_FLAT = {
     (0x0B, True): struct.Struct(">BBHB6s20s"), (0x0B, False): struct.Struct(">BBHBBHH"),
     (0x17, False): struct.Struct(">BBBHB"),
 }
+_GN_EXTENDED = {0x17, 0x08, 0x0C}
 
 
 def _items(data: bytes) -> list[tuple[int, bytes]]:
@@ -82,18 +94,18 @@ def baseline_decode(data: bytes) -> tuple[Any, ...]:
         inner, sub = struct.unpack_from(">HB", payload)
         params = payload[3:]
         if sub == 0x1C:
-            body = (params[0], params[1:3], params[3], params[4],
+            body = (sub, params[0], params[1:3], params[3], params[4],
                     list(_PORT.iter_unpack(params[5:])))
         elif (sub, header == b"\xfc\xfe") in _GN_FLAT:
             layout = _GN_FLAT[sub, header == b"\xfc\xfe"]
-            body = layout.unpack_from(params)
+            body = (sub, *layout.unpack_from(params))
             if sub == 0x17:
                 body = (*body, list(_TIER.iter_unpack(params[6:6 + 6 * params[5]])))
             if sub == 0x08 and header == b"\xfc\xff":
-                body = (params[0], [(params[i], params[i + 1:i + 7].hex())
-                                    for i in range(1, len(params), 7)])
+                body = (sub, params[0], [(params[i], params[i + 1:i + 7].hex())
+                                         for i in range(1, len(params), 7)])
         else:
-            body = params
+            body = (sub, params)
     else:
         body = {}
         for tag, value in _items(payload):
@@ -111,7 +123,75 @@ def baseline_decode(data: bytes) -> tuple[Any, ...]:
     return header, command, seq, flag, gateway.hex(), body
 
 
-# AP3000 (ap3000.md §2.2): little-endian header, 16-bit sum checksum, then the data.
+# Item value sizes the encoder writes (the tag table of the protocol); others: minimal.
+_ITEM_SIZES = {
+    0x01: 2, 0x02: 8, 0x03: 7, 0x06: 7, 0x2E: 7, 0x3E: 2, 0x83: 6, 0x84: 6,
+    **dict.fromkeys((0x0A, 0x0B, 0x0C, 0x0D, 0x0E, 0x10, 0x11, 0x14, 0x21, 0x22, 0x23, 0x24,
+                     0x4E, 0x4F, 0x50, 0x51, 0x59, 0x85, 0x86, 0x88, 0x93, 0x95), 2),
+    0x68: 4,
+}
+
+
+def _item(tag: int, value: bytes) -> bytes:
+    length = 2 + len(value)
+    if length < 0x80:
+        return bytes((length, 1, tag)) + value
+    return bytes((0x80 | (length >> 7), length & 0x7F, 1, tag)) + value
+
+
+def _uint_item(tag: int, value: int) -> bytes:
+    size = max(_ITEM_SIZES.get(tag, 1), (value.bit_length() + 7) // 8)
+    return bytes((2 + size, 1, tag)) + value.to_bytes(size, "big")
+
+
+def _encode_items(items: dict[int, Any]) -> bytes:
+    out = []
+    for tag, value in items.items():
+        if tag == 0x94 or tag == 0x5B:
+            out.extend(_item(tag, _encode_items(v)) for v in value)
+        elif isinstance(value, int):
+            out.append(_uint_item(tag, value))
+        else:
+            out.append(_item(tag, value))
+    return b"".join(out)
+
+
+def _gn_params(up: bool, body: tuple[Any, ...]) -> bytes:
+    sub = body[0]
+    if sub == 0x1C:
+        return _SOCKET_HEAD.pack(*body[1:5]) + b"".join(_PORT.pack(*p) for p in body[5])
+    layout = _GN_FLAT.get((sub, up))
+    if layout is None:
+        params: bytes = body[1]
+        return params
+    if sub == 0x17:
+        return layout.pack(*body[1:6]) + b"".join(_TIER.pack(*t) for t in body[6])
+    if sub == 0x08 and not up:
+        return bytes((body[1],)) + b"".join(
+            bytes((no,)) + bytes.fromhex(mac) for no, mac in body[2])
+    return layout.pack(*body[1:])
+
+
+def baseline_encode(decoded: tuple[Any, ...]) -> bytes:
+    """The frame of a :func:`baseline_decode` result, written with ``struct``."""
+    header, command, seq, flag, gateway, body = decoded
+    up = header == b"\xfc\xfe"
+    if command == 0 and up:
+        iccid, firmware, rssi = body
+        payload = _HEARTBEAT.pack(iccid.encode(), firmware.encode(), rssi)
+    elif command == 0:
+        payload = bytes.fromhex(body)
+    elif command in (0x05, 0x15):
+        params = _gn_params(up, body)
+        payload = struct.pack(">HB", len(params), body[0]) + params
+    else:
+        payload = _encode_items(body)
+    frame = _HEAD.pack(header, len(payload) + 17, command, seq, flag, bytes.fromhex(gateway))
+    frame += payload
+    return frame + bytes((sum(frame[2:]) & 0xFF,)) + b"\xfc\xee"
+
+
+# AP3000: little-endian header, 16-bit sum checksum, then the data.
 _DNY_HEAD = struct.Struct("<3sHIHB")
 _DNY_LAYOUTS = {
     0x21: None,  # heartbeat: voltage, n, n statuses, signal, temperature
@@ -132,56 +212,98 @@ def baseline_decode_ap3000(data: bytes, up: bool = True) -> tuple[Any, ...]:
     payload = data[12:-2]
     body: Any
     if not up:
-        body = (_DNY_CONTROL.unpack_from(payload) if command == 0x82 and len(payload) >= 25
-                else payload)
+        body = ((*_DNY_CONTROL.unpack_from(payload), payload[25:])
+                if command == 0x82 and len(payload) >= 25 else payload)
     elif command == 0x21:
         count = payload[2]
         body = (payload[0] | payload[1] << 8, list(payload[3:3 + count]),
                 payload[3 + count], payload[4 + count])
     elif command in _DNY_LAYOUTS and len(payload) >= _DNY_LAYOUTS[command].size:  # type: ignore[union-attr]
-        body = _DNY_LAYOUTS[command].unpack_from(payload)  # type: ignore[union-attr]
+        layout = _DNY_LAYOUTS[command]
+        body = (*layout.unpack_from(payload), payload[layout.size:])  # type: ignore[union-attr]
     else:
         body = payload
     return f"{physical_id:08X}", message_id, command, body
 
 
+_DNY_HEARTBEAT_HEAD = struct.Struct("<HB")
+
+
+def baseline_encode_ap3000(decoded: tuple[Any, ...], up: bool = True) -> bytes:
+    """The frame of a :func:`baseline_decode_ap3000` result, written with ``struct``."""
+    physical_id, message_id, command, body = decoded
+    if isinstance(body, bytes):
+        payload = body
+    elif not up:
+        payload = _DNY_CONTROL.pack(*body[:-1]) + body[-1]
+    elif command == 0x21:
+        voltage, statuses, signal, temperature = body
+        payload = (_DNY_HEARTBEAT_HEAD.pack(voltage, len(statuses)) + bytes(statuses)
+                   + bytes((signal, temperature)))
+    else:
+        payload = _DNY_LAYOUTS[command].pack(*body[:-1]) + body[-1]  # type: ignore[union-attr]
+    frame = _DNY_HEAD.pack(b"DNY", len(payload) + 9, int(physical_id, 16), message_id,
+                           command) + payload
+    return frame + (sum(frame) & 0xFFFF).to_bytes(2, "little")
+
+
 # --- measurement ------------------------------------------------------------------------------
 
-def rate(fn: Callable[[Any], object], args: list[Any], seconds: float) -> float:
-    """Calls per second of *fn* over *args*, best of five rounds."""
-    best = 0.0
-    rounds = max(1, int(2000 * seconds))
-    for _ in range(5):
-        start = time.perf_counter()
-        count = 0
-        deadline = start + seconds
-        while True:
-            for _ in range(rounds):
-                for arg in args:
-                    fn(arg)
-            count += rounds * len(args)
-            now = time.perf_counter()
-            if now >= deadline:
-                break
-        best = max(best, count / (now - start))
-    return best
+def _per_call(fn: Callable[[Any], object], args: list[Any], loops: int) -> float:
+    """Seconds per call of *fn* over *args*, *loops* passes."""
+    start = time.perf_counter()
+    for _ in range(loops):
+        for arg in args:
+            fn(arg)
+    return (time.perf_counter() - start) / (loops * len(args))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=0.2, help="time per measurement")
-    args = parser.parse_args()
+def compare(ours: Callable[[Any], object], ours_args: list[Any],
+            base: Callable[[Any], object], base_args: list[Any],
+            seconds: float, rounds: int) -> tuple[float, float]:
+    """Median seconds per call of *ours* and *base*, timed interleaved, GC off.
 
+    Each of the *rounds* times one side for about ``seconds / rounds``, then the other.
+    """
+    per_round = seconds / rounds
+    _per_call(ours, ours_args, 1)  # warm up, then calibrate
+    one_pass = _per_call(ours, ours_args, 5) * len(ours_args)
+    loops = max(1, int(per_round / max(one_pass, 1e-9)))
+    ours_times, base_times = [], []
+    gc.collect()
+    gc.disable()
+    try:
+        _per_call(base, base_args, 1)
+        for _ in range(rounds):
+            ours_times.append(_per_call(ours, ours_args, loops))
+            base_times.append(_per_call(base, base_args, loops))
+    finally:
+        gc.enable()
+    return statistics.median(ours_times), statistics.median(base_times)
+
+
+class Row:
+    def __init__(self, name: str, frames: list[bytes], decode: Callable[[bytes], Any],
+                 baseline_decode: Callable[[bytes], Any],
+                 baseline_encode: Callable[[Any], bytes]) -> None:
+        self.name = name
+        self.frames = frames
+        self.decode = decode
+        self.baseline_decode = baseline_decode
+        self.baseline_encode = baseline_encode
+
+
+def _rows() -> list[Row]:
     vectors = json.loads((VECTOR_DIR / "bkv.json").read_text())["vectors"]
     ap3000 = json.loads((VECTOR_DIR / "ap3000.json").read_text())["vectors"]
-    rows: list[tuple[str, list[bytes], Callable[[bytes], object], Callable[[bytes], object],
-                     Callable[[Any], bytes]]] = []
+    rows: list[Row] = []
     bkv_kinds: dict[str, list[bytes]] = defaultdict(list)
     for case in vectors:
         data = bytes.fromhex(case["hex"])
         bkv_kinds[message_name(BkvFrame.decode(data).message)].append(data)
     for name, frames in sorted(bkv_kinds.items()):
-        rows.append((f"bkv {name}", frames, BkvFrame.decode, baseline_decode, BkvFrame.encode))
+        rows.append(Row(f"bkv {name}", frames, BkvFrame.decode, baseline_decode,
+                        baseline_encode))
     for direction in Direction:
         kinds: dict[str, list[bytes]] = defaultdict(list)
         for case in ap3000:
@@ -189,30 +311,72 @@ def main() -> int:
                 continue
             data = bytes.fromhex(case["hex"])
             kinds[message_name(Ap3000Frame.decode(data, direction).message)].append(data)
+        up = direction is Direction.UP
         for name, frames in sorted(kinds.items()):
             def decode(data: bytes, direction: Direction = direction) -> object:
                 return Ap3000Frame.decode(data, direction)
 
-            def baseline(data: bytes, up: bool = direction is Direction.UP) -> object:
+            def base_decode(data: bytes, up: bool = up) -> object:
                 return baseline_decode_ap3000(data, up)
-            rows.append((f"ap3000 {name}", frames, decode, baseline, Ap3000Frame.encode))
+
+            def base_encode(decoded: tuple[Any, ...], up: bool = up) -> bytes:
+                return baseline_encode_ap3000(decoded, up)
+            rows.append(Row(f"ap3000 {name}", frames, decode, base_decode, base_encode))
+    return rows
+
+
+def _verdict(geomean: float, worst: float) -> str:
+    ok = geomean <= GEOMEAN_TARGET and worst <= WORST_TARGET
+    return "met" if ok else "MISSED"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=0.2,
+                        help="time per kind, side and operation, split over the rounds")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (median)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args()
+
+    rows = _rows()
+    # The comparison is honest only if both encoders write the same frames.
+    for row in rows:
+        for data in row.frames:
+            ours = row.decode(data).encode()
+            base = row.baseline_encode(row.baseline_decode(data))
+            if ours != base:
+                sys.exit(f"{row.name}: the baseline encoder writes {base.hex()}, the codec "
+                         f"{ours.hex()}")
 
     print(f"bkvcodec codec benchmark — Python {platform.python_version()} on "
-          f"{platform.machine()}, {platform.processor() or platform.system()}")
-    print(f"{'message':34} {'bytes':>5} {'decode/s':>10} {'baseline/s':>11} {'ratio':>6}"
-          f" {'encode/s':>10}")
-    worst = 0.0
-    for name, frames, decode_fn, baseline_fn, encode_fn in rows:
-        decoded = [decode_fn(f) for f in frames]
-        ours = rate(decode_fn, frames, args.seconds)
-        base = rate(baseline_fn, frames, args.seconds)
-        enc = rate(encode_fn, decoded, args.seconds)
-        ratio = base / ours
-        worst = max(worst, ratio)
-        size = sum(map(len, frames)) // len(frames)
-        print(f"{name:34} {size:5d} {ours:10,.0f} {base:11,.0f} {ratio:6.2f} {enc:10,.0f}")
+          f"{platform.machine()}, {platform.processor() or platform.system()}; median of "
+          f"{args.rounds} interleaved rounds, GC off")
+    print(f"{'message':34} {'bytes':>5} │ {'decode µs':>9} {'baseline':>8} {'ratio':>6} │"
+          f" {'encode µs':>9} {'baseline':>8} {'ratio':>6}")
+    results: list[dict[str, Any]] = []
+    for row in rows:
+        decoded = [row.decode(f) for f in row.frames]
+        plain = [row.baseline_decode(f) for f in row.frames]
+        dec, dec_base = compare(row.decode, row.frames, row.baseline_decode, row.frames,
+                                args.seconds, args.rounds)
+        enc, enc_base = compare(type(decoded[0]).encode, decoded, row.baseline_encode, plain,
+                                args.seconds, args.rounds)
+        size = sum(map(len, row.frames)) // len(row.frames)
+        results.append({
+            "kind": row.name, "bytes": size,
+            "decode_us": dec * 1e6, "decode_baseline_us": dec_base * 1e6,
+            "decode_ratio": dec / dec_base,
+            "encode_us": enc * 1e6, "encode_baseline_us": enc_base * 1e6,
+            "encode_ratio": enc / enc_base,
+        })
+        print(f"{row.name:34} {size:5d} │ {dec * 1e6:9.2f} {dec_base * 1e6:8.2f} "
+              f"{dec / dec_base:6.2f} │ {enc * 1e6:9.2f} {enc_base * 1e6:8.2f} "
+              f"{enc / enc_base:6.2f}")
 
+    vectors = json.loads((VECTOR_DIR / "bkv.json").read_text())["vectors"]
+    ap3000 = json.loads((VECTOR_DIR / "ap3000.json").read_text())["vectors"]
     up_ap3000 = [c for c in ap3000 if c["direction"] == "up"]
+    streams: dict[str, float] = {}
     for label, cases in (("BKV", vectors), ("AP3000 uplink", up_ap3000)):
         capture = b"".join(bytes.fromhex(c["hex"]) for c in cases) * 200
         chunks = [capture[i:i + 4096] for i in range(0, len(capture), 4096)]
@@ -222,10 +386,28 @@ def main() -> int:
             for chunk in chunks:
                 decoder.feed(chunk)
 
-        runs = rate(stream, [None], args.seconds * 5)
-        print(f"stream decoder, {label}: {runs * len(capture) / 1e6:.2f} MB/s "
-              f"({runs * len(cases) * 200:,.0f} frames/s, 4 KiB reads)")
-    print(f"worst decode ratio to hand-written struct: {worst:.2f} (target ≤ 2.0)")
+        per_run, _unused = compare(stream, [None], stream, [None], args.seconds * 2,
+                                   args.rounds)
+        streams[label] = len(capture) / per_run / 1e6
+        print(f"stream decoder, {label}: {streams[label]:.2f} MB/s "
+              f"({len(cases) * 200 / per_run:,.0f} frames/s, 4 KiB reads)")
+
+    summary: dict[str, Any] = {}
+    for op in ("decode", "encode"):
+        ratios = [r[f"{op}_ratio"] for r in results]
+        geomean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        worst = max(results, key=lambda r: r[f"{op}_ratio"])
+        verdict = _verdict(geomean, worst[f"{op}_ratio"])
+        summary[op] = {"geomean": geomean, "worst_kind": worst["kind"],
+                       "worst_ratio": worst[f"{op}_ratio"], "verdict": verdict}
+        print(f"{op}: geometric mean {geomean:.2f}× (target ≤ {GEOMEAN_TARGET}), worst "
+              f"{worst[f'{op}_ratio']:.2f}× {worst['kind']} (target ≤ {WORST_TARGET}): "
+              f"{verdict}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "python": platform.python_version(), "rounds": args.rounds,
+            "seconds": args.seconds, "kinds": results, "summary": summary,
+            "stream_mb_s": streams}, indent=2) + "\n")
     return 0
 
 

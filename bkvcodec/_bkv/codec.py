@@ -3,9 +3,10 @@
 # Decoding checks the envelope in the order of bkv.md §2.7 (so that every
 # malformed input gets the error the reference names) and then dispatches the
 # payload on (command, sub-command or bkv_cmd, direction) to the fast decoders.
-# Encoding goes through the construct grammar, which computes the lengths and
-# the checksum. ``reference_decode`` decodes with the grammar alone; it exists
-# for the differential tests and as an executable statement of the layout.
+# Encoding writes the envelope, the GN layouts, the heartbeat and the item lists
+# by hand; the construct grammar builds the rest (OTA) and any value of an unusual
+# type. ``reference_decode`` and ``reference_encode`` use the grammar alone; they
+# exist for the differential tests and as an executable statement of the layout.
 from __future__ import annotations
 
 import dataclasses
@@ -34,7 +35,7 @@ from .._errors import (
 from .._fastinit import frozen_dataclass, positional_builder
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
-from .fastpath import GN_DECODERS, GnMessage, split_items
+from .fastpath import GN_DECODERS, GN_FIXED, GnMessage, fast_packet, split_items
 from .grammar import DOWNLINK_MAGIC, ENVELOPE_OVERHEAD, TRAILER, UPLINK_MAGIC
 from .messages import (
     GN_CONTROL,
@@ -128,13 +129,27 @@ _FIXED_DIRECTIONS: dict[type[Any], Direction] = {
 }
 
 
+#: Envelope commands of the message classes that have one (GN messages name theirs).
+_FIXED_COMMANDS: dict[type[Any], int] = {
+    Heartbeat: BkvCommand.HEARTBEAT, HeartbeatAck: BkvCommand.HEARTBEAT,
+    OtaUpgrade: BkvCommand.OTA, UnknownBkvPacket: BkvCommand.BKV,
+    **dict.fromkeys(_BKV_DIRECTIONS, BkvCommand.BKV),
+}
+
+
 def _message_direction(message: BkvMessage) -> Direction:
+    direction = _FIXED_DIRECTIONS.get(type(message))
+    if direction is not None:
+        return direction
     if isinstance(message, (UnknownCommand, UnknownGnMessage, UnknownBkvPacket)):
         return message.direction
     return _FIXED_DIRECTIONS[type(message)]
 
 
 def _message_command(message: BkvMessage) -> int:
+    command = _FIXED_COMMANDS.get(type(message))
+    if command is not None:
+        return command
     if isinstance(message, Heartbeat | HeartbeatAck):
         return BkvCommand.HEARTBEAT
     if isinstance(message, OtaUpgrade):
@@ -192,9 +207,17 @@ class BkvFrame:
                 :class:`~bkvcodec.errors.TrailingBytes`), in the order the protocol checks them.
             PayloadError: The envelope is valid but its payload is not.
         """
+        size = len(data)
+        # One test for a well-formed frame of up to 259 bytes (the checksum is then
+        # adler32's low half - 1); any failure goes to check_envelope for its error.
+        if (ENVELOPE_OVERHEAD <= size <= 259 and ((data[2] << 8) | data[3]) + 4 == size
+                and data[size - 2:] == TRAILER
+                and (data[:2] == UPLINK_MAGIC or data[:2] == DOWNLINK_MAGIC)
+                and data[size - 3] == (_adler32(data[2:size - 3]) - 1) & 0xFF):
+            return decode_checked(data)
         total = check_envelope(data)
-        if len(data) > total:
-            raise TrailingBytes(total, len(data))
+        if size > total:
+            raise TrailingBytes(total, size)
         return decode_checked(data)
 
     def encode(self) -> bytes:
@@ -245,19 +268,29 @@ def checksum(data: bytes, total: int) -> int:
     """The envelope checksum of the *total*-byte frame at the start of *data*."""
     if total <= 259:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
-        return (zlib.adler32(memoryview(data)[2:total - 3]) - 1) & 0xFF
+        return (_adler32(data[2:total - 3]) - 1) & 0xFF
     return sum(memoryview(data)[2:total - 3]) & 0xFF
 
 
 _HEADER = Struct(">2sHHIB7s")
+_adler32 = zlib.adler32
+_BYTES = tuple(bytes((n,)) for n in range(256))
 
 
 def decode_checked(data: bytes) -> BkvFrame:
     """Decode the frame at the start of *data*, whose envelope has been checked."""
     magic, length, command, seq, flag, gateway = _HEADER.unpack_from(data)
     up = magic == UPLINK_MAGIC
-    message = _decode_payload(command, _UP if up else _DOWN, data[18:length + 1], gateway,
-                              split_items)
+    payload = data[18:length + 1]
+    message: BkvMessage
+    if command == 0x1000:  # BkvCommand.BKV
+        message = fast_packet(payload, _UP if up else _DOWN, gateway)
+    elif ((command == GN_CONTROL or command == GN_NETWORK) and length >= 20
+          and (payload[0] << 8) | payload[1] == length - 20
+          and (decoder := (_GN_UP if up else _GN_DOWN).get(payload[2])) is not None):
+        message = decoder(payload[3:], command)
+    else:
+        message = _decode_payload(command, _UP if up else _DOWN, payload, gateway, split_items)
     return _frame_new(gateway.hex(), message, seq, None if flag == up else flag)
 
 
@@ -344,6 +377,181 @@ def _payload(message: BkvMessage, gateway: bytes,
 
 
 _ENVELOPE_HEAD = Struct(">HHIB7s")
+_GN_HEAD = Struct(">HB")
+
+
+def _fixed_encoder(sub_command: int, layout: str, names: tuple[str, ...]
+                   ) -> Callable[[Any], bytes | None]:
+    """The GN payload of a message of one struct *layout*, written with ``struct``; None
+    for a value of an unusual type (the grammar then decides: it converts some)."""
+    packer = Struct(">" + layout)
+    codes = [code for code in re.findall(r"\d*[A-Za-z]", layout)]
+    byte_fields = tuple((i, int(code[:-1])) for i, code in enumerate(codes)
+                        if code.endswith("s"))
+    pack, head = packer.pack, _GN_HEAD.pack
+
+    def encode(message: Any) -> bytes | None:
+        values = [getattr(message, name) for name in names]
+        for i, size in byte_fields:
+            value = values[i]
+            if type(value) is not bytes or len(value) != size:
+                return None
+        extra = message.extra
+        if type(extra) is not bytes:
+            return None
+        params = pack(*values) + extra
+        return head(len(params), sub_command) + params
+    return encode
+
+
+#: struct encoders of the GN messages of one fixed layout, by class.
+_GN_FIXED_ENCODERS: dict[type[Any], Callable[[Any], bytes | None]] = {
+    cls: _fixed_encoder(sub, layout, tuple(
+        f.name for f in dataclasses.fields(cls)[:len(re.findall(r"\d*[A-Za-z]", layout))]))
+    for (sub, _), (cls, _, layout) in GN_FIXED.items()}
+_HEARTBEAT_LAYOUT = Struct(">20s8sB")
+_M17_NAMES = ("socket_no", "socket_version", "temperature_c", "rssi", "port", "status",
+              "business_no", "power_dw", "current_ma", "energy_wh", "duration_min")
+_M17_PACK = Struct(">B2sBBBBHHHHH").pack
+_U8, _U16 = Struct(">B").pack, Struct(">H").pack
+_HOUR_MINUTE = re.compile(r"([0-9]{2}):([0-9]{2})")
+
+
+def _m17(message: Any) -> bytes | None:
+    version = message.socket_version
+    if type(version) is not bytes or len(version) != 2:
+        return None
+    return _M17_PACK(*[getattr(message, name) for name in _M17_NAMES])
+
+
+def _durations(durations: object) -> bytes | None:
+    if type(durations) is not tuple or any(type(d) is not int for d in durations):
+        return None
+    return _U8(len(durations)) + Struct(f">{len(durations)}H").pack(*durations)
+
+
+def _pack_power_tiers(tiers: object) -> bytes | None:
+    if type(tiers) is not tuple or any(type(t) is not PowerTier for t in tiers):
+        return None
+    return _U8(len(tiers)) + b"".join(
+        _POWER_TIER_PACK(t.max_power_dw, t.price_fen, t.duration_min) for t in tiers)
+
+
+_POWER_TIER_PACK = Struct(">HHH").pack
+_PORT_REPORT_PACK = Struct(">BBHHHHHH").pack
+_SOCKET_HEAD_PACK = Struct(">B2sBB").pack
+
+
+def _socket_status_params(m: SocketStatus) -> bytes | None:
+    if m.sub_command not in (0x1C, 0x1D) or type(m.ports) is not tuple or type(
+            m.socket_version) is not bytes or len(m.socket_version) != 2:
+        return None
+    parts = [_SOCKET_HEAD_PACK(m.socket_no, m.socket_version, m.temperature_c, m.rssi)]
+    for p in m.ports:
+        if type(p) is not PortReport:
+            return None
+        parts.append(_PORT_REPORT_PACK(p.port, p.status, p.business_no, p.voltage_dv,
+                                       p.power_dw, p.current_ma, p.energy_wh, p.duration_min))
+    return b"".join(parts)
+
+
+def _network_refresh_params(m: NetworkRefresh) -> bytes | None:
+    if type(m.sockets) is not tuple:
+        return None
+    parts = [_U8(m.channel)]
+    for socket in m.sockets:
+        if type(socket) is not NetworkSocket or type(socket.mac) is not bytes or len(
+                socket.mac) != 6:
+            return None
+        parts.append(_U8(socket.socket_no) + socket.mac)
+    return b"".join(parts)
+
+
+def _power_control_params(m: PowerControl) -> bytes | None:
+    tiers = _pack_power_tiers(m.tiers)
+    if tiers is None:
+        return None
+    return bytes((m.socket_no, m.port, m.switch)) + _U16(m.amount_fen) + tiers
+
+
+def _card_order_params(m: CardOrder) -> bytes | None:
+    head = (bytes((m.socket_no, m.port)) + _U16(m.business_no) + bytes((m.switch, m.mode))
+            + _U16(m.duration_min) + _U16(m.energy_wh))
+    if m.amount_fen is None:
+        return head
+    tiers = _pack_power_tiers(m.tiers)
+    return None if tiers is None else head + _U16(m.amount_fen) + tiers
+
+
+def _card_charge_end_params(m: CardChargeEnd) -> bytes | None:
+    head, durations = _m17(m), _durations(m.tier_durations_min)
+    if head is None or durations is None or type(m.card_no) is not bytes or len(
+            m.card_no) != 6:
+        return None
+    return (head + m.card_no + bytes((m.card_type, m.billing_mode)) + _U16(m.amount_fen)
+            + _U16(m.settlement_power_dw) + durations)
+
+
+def _power_charge_end_params(m: PowerChargeEnd) -> bytes | None:
+    head, durations, end = _m17(m), _durations(m.tier_durations_min), m.end_time
+    if head is None or durations is None or type(end) is not BinaryTime:
+        return None
+    return (head + _U16(end.year) + bytes((end.month, end.day, end.hour, end.minute,
+                                           end.second, m.end_reason))
+            + _U16(m.amount_fen) + _U16(m.settlement_power_dw) + durations)
+
+
+def _voice_config_params(m: VoiceConfig) -> bytes | None:
+    if type(m.windows) is not tuple:
+        return None
+    parts = [bytes((m.socket_no, m.port, m.buzzer_on, m.voice_on, len(m.windows)))]
+    for window in m.windows:
+        if type(window) is not VoiceWindow:
+            return None
+        for text in (window.start, window.end):
+            match = _HOUR_MINUTE.fullmatch(text) if type(text) is str else None
+            if match is None:
+                return None
+            parts.append(bytes((int(match[1]), int(match[2]))))
+    return b"".join(parts)
+
+
+#: struct encoders of the GN messages of a variable layout: their params, or None when
+#: a value is of an unusual type (the grammar then decides).
+_GN_VARIABLE_ENCODERS: dict[type[Any], Callable[[Any], bytes | None]] = {
+    SocketStatus: _socket_status_params, NetworkRefresh: _network_refresh_params,
+    PowerControl: _power_control_params, CardOrder: _card_order_params,
+    CardChargeEnd: _card_charge_end_params, PowerChargeEnd: _power_charge_end_params,
+    VoiceConfig: _voice_config_params,
+}
+
+
+def _fast_payload(message: BkvMessage, gateway: bytes) -> bytes:
+    """``_payload(message, gateway, items_to_bytes)`` with the fixed GN layouts and the
+    heartbeat packed by ``struct``; the same bytes and errors."""
+    encoder = _GN_FIXED_ENCODERS.get(type(message))
+    if encoder is not None:
+        payload = encoder(message)
+        if payload is not None:
+            return payload
+    elif (variable := _GN_VARIABLE_ENCODERS.get(type(message))) is not None:
+        try:
+            params = variable(message)
+        except (StructError, ValueError, TypeError, OverflowError, AttributeError):
+            params = None
+        extra = getattr(message, "extra", None)
+        if params is not None and type(extra) is bytes:
+            params += extra
+            sub_command = (message.sub_command if isinstance(message, SocketStatus)
+                           else _GN_CLASSES[type(message)][0])  # type: ignore[index]
+            return _GN_HEAD.pack(len(params), sub_command) + params
+    elif type(message) is Heartbeat:
+        iccid, firmware = message.iccid, message.firmware
+        if type(iccid) is str and type(firmware) is str:
+            raw_iccid, raw_firmware = iccid.encode("latin-1"), firmware.encode("latin-1")
+            if len(raw_iccid) <= 20 and len(raw_firmware) <= 8:
+                return _HEARTBEAT_LAYOUT.pack(raw_iccid, raw_firmware, message.rssi)
+    return _payload(message, gateway, items_to_bytes)
 
 
 def encode_frame(frame: BkvFrame) -> bytes:
@@ -354,7 +562,7 @@ def encode_frame(frame: BkvFrame) -> bytes:
     """
     gateway, direction, flag = _envelope_fields(frame)
     try:
-        payload = _payload(frame.message, gateway, items_to_bytes)
+        payload = _fast_payload(frame.message, gateway)
         body = _ENVELOPE_HEAD.pack(len(payload) + ENVELOPE_OVERHEAD - 4, frame.command,
                                    frame.seq, flag, gateway) + payload
     except LocalProtocolError:
@@ -364,7 +572,9 @@ def encode_frame(frame: BkvFrame) -> bytes:
         raise LocalProtocolError(
             f"cannot encode {type(frame.message).__name__}: {err}") from err
     magic = UPLINK_MAGIC if direction is Direction.UP else DOWNLINK_MAGIC
-    return b"".join((magic, body, (sum(body) & 0xFF).to_bytes(1, "big"), TRAILER))
+    # adler32's low half is 1 + the byte sum while that sum stays below 65521.
+    check = (_adler32(body) - 1) & 0xFF if len(body) <= 256 else sum(body) & 0xFF
+    return b"".join((magic, body, _BYTES[check], TRAILER))
 
 
 def reference_encode(frame: BkvFrame) -> bytes:

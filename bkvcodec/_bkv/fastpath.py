@@ -1,8 +1,9 @@
-# Hand-tuned decoding of BKV-family payloads: the GN sub-command layouts and the
-# BKV item walk. This is the same byte layout as ``grammar.py``, read with
-# ``struct`` instead of construct because the interpreted grammar is 10-60 times
-# slower (bench/bench_codec.py). ``tests/test_bkv_fastpath.py`` checks on
-# generated, real and malformed payloads that both readings agree.
+# Hand-tuned decoding of BKV-family payloads: the GN sub-command layouts, the
+# BKV item walk and the BKV packets (command 0x1000). This is the same byte layout
+# as ``grammar.py``, read with ``struct`` instead of construct because the
+# interpreted grammar is 10-60 times slower (bench/bench_codec.py).
+# ``tests/test_bkv_roundtrip.py`` and ``tests/test_bkv_fastpath.py`` check on
+# generated, real and malformed payloads that the readings agree, errors included.
 #
 # Rules shared with the grammar: bytes after the documented fields go to
 # ``extra``; repeated records (ports, sockets) are read while whole records
@@ -11,13 +12,15 @@
 # of a card order, which is then absent.
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from struct import Struct
 
 from .._errors import BkvItemInvalid, BkvItemOverrun, PayloadInconsistent, PayloadTooShort
 from .._fastinit import positional_builder
-from .._types import BinaryTime, Direction
+from .._types import BcdTime, BinaryTime, Direction
 from .messages import (
+    BkvItem,
     CardBalanceQuery,
     CardBalanceReply,
     CardChargeEnd,
@@ -28,24 +31,40 @@ from .messages import (
     ChargeControlAck,
     ChargeEnd,
     ChargeEndAck,
+    FeeTier,
     NetworkAdd,
     NetworkAddAck,
     NetworkRefresh,
     NetworkRefreshAck,
     NetworkSocket,
+    PortGroup,
     PortReport,
     PowerChargeEnd,
     PowerControl,
     PowerTier,
+    SocketCluster,
     SocketStatus,
     StatusQuery,
     VoiceConfig,
     VoiceConfigAck,
     VoiceWindow,
 )
-from .packets import RawItem
+from .packets import (
+    _PORT_TAGS,
+    _TAGS,
+    BKV_PACKETS,
+    TAG_CMD,
+    TAG_FEE_TIERS,
+    TAG_GATEWAY,
+    TAG_SEQ,
+    TAG_SOCKET_CLUSTER,
+    BkvPacket,
+    RawItem,
+    _Kind,
+    packet_from_items,
+)
 
-__all__ = ["GN_DECODERS", "GnMessage", "split_items"]
+__all__ = ["GN_DECODERS", "GN_FIXED", "GnMessage", "fast_packet", "split_items"]
 
 GnMessage = (
     NetworkRefresh | NetworkRefreshAck | NetworkAdd | NetworkAddAck | StatusQuery
@@ -178,29 +197,35 @@ def _voice_config(p: bytes, container: int) -> VoiceConfig:
                        windows=windows, extra=p[5 + 4 * count:], container=container)
 
 
+#: The GN messages whose fields are one struct layout (then ``extra``, then the
+#: container): class, name and layout by (sub-command, direction).
+GN_FIXED: dict[tuple[int, Direction], tuple[type[GnMessage], str, str]] = {
+    (0x08, Direction.UP): (NetworkRefreshAck, "network_refresh_ack", "B"),
+    (0x09, Direction.DOWN): (NetworkAdd, "network_add", "B6s"),
+    (0x09, Direction.UP): (NetworkAddAck, "network_add_ack", "B"),
+    (0x1D, Direction.DOWN): (StatusQuery, "status_query", "B"),
+    (0x07, Direction.DOWN): (ChargeControl, "charge_control", "BBBBHH"),
+    (0x07, Direction.UP): (ChargeControlAck, "charge_control_ack", "BBBH"),
+    (0x02, Direction.UP): (ChargeEnd, "charge_end", _M17_LAYOUT),
+    (0x0B, Direction.UP): (CardSwipe, "card_swipe", "BBHB6s20s"),
+    (0x0F, Direction.UP): (CardOrderAck, "card_order_ack", "BBB"),
+    (0x0C, Direction.DOWN): (ChargeEndAck, "charge_end_ack", "BB"),
+    (0x1A, Direction.UP): (CardBalanceQuery, "card_balance_query", "BB6s"),
+    (0x1A, Direction.DOWN): (CardBalanceReply, "card_balance_reply", "BB6sI"),
+    (0x1B, Direction.UP): (VoiceConfigAck, "voice_config_ack", "BBB"),
+}
+
 #: Fast decoders by (sub-command, direction); the same keys as grammar.GN_LAYOUTS.
 GN_DECODERS: dict[tuple[int, Direction], Callable[[bytes, int], GnMessage]] = {
     (0x08, Direction.DOWN): _network_refresh,
-    (0x08, Direction.UP): _fixed(NetworkRefreshAck, "network_refresh_ack", "B"),
-    (0x09, Direction.DOWN): _fixed(NetworkAdd, "network_add", "B6s"),
-    (0x09, Direction.UP): _fixed(NetworkAddAck, "network_add_ack", "B"),
-    (0x1D, Direction.DOWN): _fixed(StatusQuery, "status_query", "B"),
     (0x1C, Direction.UP): _socket_status(0x1C),
     (0x1D, Direction.UP): _socket_status(0x1D),
-    (0x07, Direction.DOWN): _fixed(ChargeControl, "charge_control", "BBBBHH"),
-    (0x07, Direction.UP): _fixed(ChargeControlAck, "charge_control_ack", "BBBH"),
-    (0x02, Direction.UP): _fixed(ChargeEnd, "charge_end", _M17_LAYOUT),
     (0x17, Direction.DOWN): _power_control,
     (0x18, Direction.UP): _power_charge_end,
-    (0x0B, Direction.UP): _fixed(CardSwipe, "card_swipe", "BBHB6s20s"),
     (0x0B, Direction.DOWN): _card_order,
-    (0x0F, Direction.UP): _fixed(CardOrderAck, "card_order_ack", "BBB"),
     (0x0C, Direction.UP): _card_charge_end,
-    (0x0C, Direction.DOWN): _fixed(ChargeEndAck, "charge_end_ack", "BB"),
-    (0x1A, Direction.UP): _fixed(CardBalanceQuery, "card_balance_query", "BB6s"),
-    (0x1A, Direction.DOWN): _fixed(CardBalanceReply, "card_balance_reply", "BB6sI"),
     (0x1B, Direction.DOWN): _voice_config,
-    (0x1B, Direction.UP): _fixed(VoiceConfigAck, "voice_config_ack", "BBB"),
+    **{key: _fixed(cls, name, layout) for key, (cls, name, layout) in GN_FIXED.items()},
 }
 
 
@@ -246,3 +271,294 @@ def split_items(data: bytes) -> list[RawItem]:
             items.append((key, data[key_end:stop]))
         pos = stop
     return items
+
+
+# --- BKV packets (command 0x1000) ---------------------------------------------------------
+# packets.packet_from_items with the per-item dispatch unrolled: one table per packet
+# class maps a tag to its argument slot and value rule, and the nested socket clusters
+# and port groups are walked in place when their items have the usual one-byte form
+# (anything else goes to split_items, which raises the same errors).
+
+_bkv_item_new = positional_builder(BkvItem)
+_port_group_new = positional_builder(PortGroup)
+_cluster_new = positional_builder(SocketCluster)
+_fee_tier_new = positional_builder(FeeTier)
+_UINT, _BYTES, _BCD, _CLUSTERS, _FEE_TIERS = range(5)
+_KIND_CODES = {_Kind.UINT: _UINT, _Kind.BYTES: _BYTES, _Kind.BCD: _BCD}
+_PORT_SLOTS: dict[int | str, int] = {tag: i for i, tag in enumerate(_PORT_TAGS)}
+_EMPTY: tuple[BkvItem, ...] = ()
+#: f"{n:02d}" for every byte value (the hh and mm of a fee tier's end).
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(256))
+
+
+def _simple_items(data: bytes) -> list[tuple[int, bytes]] | None:
+    """The items of *data* when each has a one-byte LEN and a one-byte numeric key and
+    all fit, else None (the caller then uses split_items)."""
+    items = []
+    pos, end = 0, len(data)
+    while pos < end:
+        length = data[pos]
+        stop = pos + 1 + length
+        if length < 2 or length & 0x80 or stop > end or data[pos + 1] != 1:
+            return None
+        items.append((data[pos + 2], data[pos + 3:stop]))
+        pos = stop
+    return items
+
+
+# The port group every gateway sends: the eight port tags in order, each at its usual
+# size; read with one unpack and one comparison of the item heads.
+_PORT_TEMPLATE = Struct(">3sB3sB" + "3sH" * 6)
+_PORT_HEADS = tuple(
+    bytes((2 + size, 1, tag)) for tag, size in zip(_PORT_TAGS, (1, 1, 2, 2, 2, 2, 2, 2),
+                                                   strict=True))
+_PORT_TEMPLATE_SIZE = _PORT_TEMPLATE.size
+# The usual head of a socket cluster: socket_no, socket_version, temperature_c, rssi.
+_CLUSTER_TEMPLATE = Struct(">3sB3s2s3sB3sB")
+_CLUSTER_HEADS = (b"\x03\x01\x4a", b"\x04\x01\x3e", b"\x03\x01\x07", b"\x03\x01\x96")
+_CLUSTER_TEMPLATE_SIZE = _CLUSTER_TEMPLATE.size
+
+
+def _fast_port_group(data: bytes) -> PortGroup:
+    if len(data) == _PORT_TEMPLATE_SIZE:
+        fields = _PORT_TEMPLATE.unpack(data)
+        if fields[0::2] == _PORT_HEADS:
+            return _port_group_new(*fields[1::2], _EMPTY)
+    items: list[RawItem] | list[tuple[int, bytes]] | None = _simple_items(data)
+    if items is None:
+        items = split_items(data)
+    values: list[object] = [None] * 8
+    unknown: list[BkvItem] | None = None
+    for key, raw in items:
+        slot = _PORT_SLOTS.get(key)
+        if slot is not None and values[slot] is None and raw:
+            values[slot] = int.from_bytes(raw, "big")
+        else:
+            if unknown is None:
+                unknown = []
+            unknown.append(_bkv_item_new(key, raw))
+    return _port_group_new(*values, _EMPTY if unknown is None else tuple(unknown))
+
+
+def _fast_cluster(data: bytes) -> SocketCluster:
+    if len(data) >= _CLUSTER_TEMPLATE_SIZE:
+        head = _CLUSTER_TEMPLATE.unpack_from(data)
+        if head[0::2] == _CLUSTER_HEADS:
+            groups = _port_groups(data, _CLUSTER_TEMPLATE_SIZE)
+            if groups is not None:
+                return _cluster_new(*head[1::2], groups, _EMPTY)
+    items: list[RawItem] | list[tuple[int, bytes]] | None = _simple_items(data)
+    if items is None:
+        items = split_items(data)
+    socket_no = version = temperature = rssi = None
+    ports: list[PortGroup] = []
+    unknown: list[BkvItem] = []
+    for key, raw in items:
+        if key == 0x5B:
+            ports.append(_fast_port_group(raw))
+            continue
+        if raw:
+            if key == 0x4A and socket_no is None:
+                socket_no = int.from_bytes(raw, "big")
+                continue
+            if key == 0x07 and temperature is None:
+                temperature = int.from_bytes(raw, "big")
+                continue
+            if key == 0x96 and rssi is None:
+                rssi = int.from_bytes(raw, "big")
+                continue
+        if key == 0x3E and version is None:
+            version = raw
+            continue
+        unknown.append(_bkv_item_new(key, raw))
+    return _cluster_new(socket_no, version, temperature, rssi, tuple(ports), tuple(unknown))
+
+
+def _port_groups(data: bytes, pos: int) -> tuple[PortGroup, ...] | None:
+    """The port groups from *pos* to the end of *data* when every item there is a port
+    group with a one-byte LEN and key, else None."""
+    groups = []
+    end = len(data)
+    while pos < end:
+        length = data[pos]
+        stop = pos + 1 + length
+        if length < 2 or length & 0x80 or stop > end or data[pos + 1] != 1 \
+                or data[pos + 2] != 0x5B:
+            return None
+        groups.append(_fast_port_group(data[pos + 3:stop]))
+        pos = stop
+    return tuple(groups)
+
+
+class _PacketSpec:
+    """How the items of one packet class fill its constructor's arguments."""
+
+    __slots__ = ("build", "defaults", "seq_slot", "slots")
+
+    def __init__(self, cls: type[BkvPacket], tags: tuple[int, ...]) -> None:
+        names = [f.name for f in dataclasses.fields(cls)]
+        self.build = positional_builder(cls)
+        self.defaults: list[object] = [
+            f.default for f in dataclasses.fields(cls)]
+        self.seq_slot = names.index("bkv_seq")
+        self.slots: dict[int | str, tuple[int, int]] = {}
+        for tag in tags:
+            if tag == TAG_SOCKET_CLUSTER:
+                self.slots[tag] = (names.index("sockets"), _CLUSTERS)
+            elif tag == TAG_FEE_TIERS:
+                self.slots[tag] = (names.index("fee_tiers"), _FEE_TIERS)
+            else:
+                name, kind, _ = _TAGS[tag]
+                self.slots[tag] = (names.index(name), _KIND_CODES[kind])
+
+
+_PACKET_SPECS: dict[tuple[int, Direction], _PacketSpec] = {
+    key: _PacketSpec(cls, tags) for key, (cls, tags) in BKV_PACKETS.items()}
+
+
+def fast_packet(payload: bytes, direction: Direction, gateway_id: bytes) -> BkvPacket:
+    """The typed packet of a 0x1000 *payload*: the result and errors of
+    ``packet_from_items(split_items(payload), direction, gateway_id, split_items)``.
+
+    Packets whose items all have a one-byte LEN and a one-byte numeric key (what
+    gateways send) are read in one pass; any other goes to the general reading.
+    """
+    end = len(payload)
+    length = payload[0] if end else 0
+    if not 3 <= length <= 10 or length >= end or payload[1] != 1 or payload[2] != TAG_CMD:
+        return _general_packet(payload, direction, gateway_id)
+    pos = 1 + length
+    spec = _PACKET_SPECS.get((int.from_bytes(payload[3:pos], "big"), direction))
+    if spec is None:
+        return _general_packet(payload, direction, gateway_id)
+    values = spec.defaults.copy()
+    slots = spec.slots
+    unknown: list[BkvItem] = []
+    order: list[int | str] = []
+    lists: dict[int, list[object]] | None = None
+    clusters: list[tuple[int, bytes]] | None = None
+    header = 0  # 0: bkv_seq or the gateway item may come, 1: the gateway item, 2: neither
+    while pos < end:
+        length = payload[pos]
+        stop = pos + 1 + length
+        if length < 2 or length & 0x80 or stop > end or payload[pos + 1] != 1:
+            return _general_packet(payload, direction, gateway_id)
+        key = payload[pos + 2]
+        raw = payload[pos + 3:stop]
+        pos = stop
+        if header < 2:
+            if header == 0 and key == TAG_SEQ and raw:
+                values[spec.seq_slot] = int.from_bytes(raw, "big")
+                header = 1
+                continue
+            header = 2
+            if key == TAG_GATEWAY:
+                if raw != gateway_id:
+                    values[spec.seq_slot + 1] = raw.hex()
+                continue
+        order.append(key)
+        entry = slots.get(key)
+        if entry is not None:
+            slot, kind = entry
+            if kind == _UINT:
+                if raw and values[slot] is None:
+                    values[slot] = int.from_bytes(raw, "big")
+                    continue
+            elif kind == _BYTES:
+                if values[slot] is None:
+                    values[slot] = raw
+                    continue
+            elif kind == _BCD:
+                if len(raw) == 7 and values[slot] is None:
+                    values[slot] = BcdTime(raw)
+                    continue
+            elif kind == _CLUSTERS:
+                # Read after the walk: a bad item further on is the error to raise first.
+                if clusters is None:
+                    clusters = []
+                clusters.append((slot, raw))
+                continue
+            elif not len(raw) % 6:  # _FEE_TIERS
+                if lists is None:
+                    lists = {}
+                tiers = lists.setdefault(slot, [])
+                for i in range(0, len(raw), 6):
+                    tiers.append(_fee_tier_new(
+                        _TWO_DIGITS[raw[i]] + ":" + _TWO_DIGITS[raw[i + 1]],
+                        (raw[i + 2] << 8) | raw[i + 3], (raw[i + 4] << 8) | raw[i + 5]))
+                continue
+        unknown.append(_bkv_item_new(key, raw))
+    if clusters is not None:
+        values[clusters[0][0]] = tuple(_fast_cluster(raw) for _, raw in clusters)
+    if lists is not None:
+        for slot, parts in lists.items():
+            values[slot] = tuple(parts)
+    values[-2] = tuple(unknown)
+    values[-1] = tuple(order)
+    packet: BkvPacket = spec.build(*values)
+    return packet
+
+
+def _general_packet(payload: bytes, direction: Direction, gateway_id: bytes) -> BkvPacket:
+    """fast_packet for any item form (multi-byte LEN, long or text keys, errors)."""
+    items = split_items(payload)
+    if not items or items[0][0] != TAG_CMD or not 1 <= len(items[0][1]) <= 8:
+        raise PayloadInconsistent("bkv_packet", "the packet does not start with item 0x01")
+    bkv_cmd = int.from_bytes(items[0][1], "big")
+    spec = _PACKET_SPECS.get((bkv_cmd, direction))
+    if spec is None:
+        return packet_from_items(items, direction, gateway_id, split_items)
+    values = spec.defaults.copy()
+    start = 1
+    count = len(items)
+    if count > 1 and items[1][0] == TAG_SEQ and items[1][1]:
+        values[spec.seq_slot] = int.from_bytes(items[1][1], "big")
+        start = 2
+    if count > start and items[start][0] == TAG_GATEWAY:
+        if items[start][1] != gateway_id:
+            values[spec.seq_slot + 1] = items[start][1].hex()
+        start += 1
+    slots = spec.slots
+    unknown: list[BkvItem] = []
+    order: list[int | str] = []
+    lists: dict[int, list[object]] | None = None
+    for index in range(start, count):
+        key, raw = items[index]
+        order.append(key)
+        entry = slots.get(key)
+        if entry is not None:
+            slot, kind = entry
+            if kind == _UINT:
+                if raw and values[slot] is None:
+                    values[slot] = int.from_bytes(raw, "big")
+                    continue
+            elif kind == _BYTES:
+                if values[slot] is None:
+                    values[slot] = raw
+                    continue
+            elif kind == _BCD:
+                if len(raw) == 7 and values[slot] is None:
+                    values[slot] = BcdTime(raw)
+                    continue
+            elif kind == _CLUSTERS:
+                if lists is None:
+                    lists = {}
+                lists.setdefault(slot, []).append(_fast_cluster(raw))
+                continue
+            elif not len(raw) % 6:  # _FEE_TIERS
+                if lists is None:
+                    lists = {}
+                tiers = lists.setdefault(slot, [])
+                for i in range(0, len(raw), 6):
+                    tiers.append(_fee_tier_new(
+                        _TWO_DIGITS[raw[i]] + ":" + _TWO_DIGITS[raw[i + 1]],
+                        (raw[i + 2] << 8) | raw[i + 3], (raw[i + 4] << 8) | raw[i + 5]))
+                continue
+        unknown.append(_bkv_item_new(key, raw))
+    if lists is not None:
+        for slot, parts in lists.items():
+            values[slot] = tuple(parts)
+    values[-2] = tuple(unknown)
+    values[-1] = tuple(order)
+    packet: BkvPacket = spec.build(*values)
+    return packet

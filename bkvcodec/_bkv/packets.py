@@ -1,18 +1,20 @@
 # BKV packets (command 0x1000): the mapping between a flat list of BKV items and
 # the typed packet classes, in both directions (bkv.md §6.2-§6.6).
 #
-# The item framing itself (LEN, KS, KEY, VALUE) is done elsewhere: by the fast
-# item walker when decoding and by the construct grammar when encoding. This
-# module only knows tags: which tag has which field name and value encoding
-# (the tag table of §6.3, in one place), which tags each command carries and in
-# what order, and how the nested socket clusters (0x94) and port groups (0x5B)
-# nest. Items whose tag has no name in a packet are kept in ``unknown``; a value
-# that does not fit its tag's encoding (a BCD time of the wrong size, say) is
-# kept there too rather than failing the frame.
+# The item framing itself (LEN, KS, KEY, VALUE) is done by the fast item walker
+# when decoding and by items_to_bytes when encoding (grammar_items_to_bytes is the
+# construct reference). Otherwise this module only knows tags: which tag has
+# which field name and value encoding (the tag table of §6.3, in one place),
+# which tags each command carries and in what order, and how the nested socket
+# clusters (0x94) and port groups (0x5B) nest. Items whose tag has no name in a
+# packet are kept in ``unknown``; a value that does not fit its tag's encoding (a
+# BCD time of the wrong size, say) is kept there too rather than failing the frame.
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from struct import Struct
+from struct import error as StructError
 from typing import Any, TypeAlias
 
 from .._errors import LocalProtocolError, PayloadInconsistent
@@ -289,7 +291,7 @@ def _named_items(obj: Any, tags: tuple[int, ...]) -> dict[int, list[RawItem]]:
             out[tag] = [(tag, items_to_bytes(_cluster_items(s))) for s in sockets]
         elif tag == TAG_PORT_GROUP:
             ports: tuple[PortGroup, ...] = obj.ports
-            out[tag] = [(tag, items_to_bytes(_plain_items(p, _PORT_TAGS))) for p in ports]
+            out[tag] = [(tag, _port_group_bytes(p)) for p in ports]
         elif tag == TAG_FEE_TIERS:
             tiers: tuple[FeeTier, ...] = obj.fee_tiers
             if tiers:
@@ -299,6 +301,26 @@ def _named_items(obj: Any, tags: tuple[int, ...]) -> dict[int, list[RawItem]]:
             if value is not None:
                 out[tag] = [(tag, _encode_value(tag, value))]
     return out
+
+
+# A port group with all eight values set, each fitting its usual size, and nothing
+# unknown: the items written by one pack (the bytes _plain_items would give).
+_PORT_TEMPLATE = Struct(">3sB3sB" + "3sH" * 6)
+_PORT_HEADS = tuple(bytes((2 + _TAGS[tag][2], 1, tag)) for tag in _PORT_TAGS)
+
+
+def _port_group_bytes(group: PortGroup) -> bytes:
+    if not group.unknown:
+        values = (group.port, group.status, group.business_no, group.voltage_dv,
+                  group.power_dw, group.current_ma, group.energy_wh, group.duration_min)
+        if None not in values:
+            try:
+                return _PORT_TEMPLATE.pack(*(part for pair in zip(_PORT_HEADS, values,
+                                                                   strict=True)
+                                             for part in pair))
+            except StructError:
+                pass
+    return items_to_bytes(_plain_items(group, _PORT_TAGS))
 
 
 def _fee_tier(tier: FeeTier) -> bytes:
@@ -367,6 +389,11 @@ def items_to_bytes(items: list[RawItem]) -> bytes:
     """
     out = bytearray()
     for key, value in items:
+        if type(key) is int and 0 <= key <= 0xFF and len(value) < 0x7E:
+            # The usual item: one-byte LEN, one-byte numeric key.
+            out += bytes((len(value) + 2, 1, key))
+            out += value
+            continue
         ks, raw_key = _key(key)
         length = 1 + len(raw_key) + len(value)
         if length < 0x80:
