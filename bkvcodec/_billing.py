@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
-from fractions import Fraction
 
 from ._commands import PowerTierSpec
 from ._errors import LocalProtocolError
 from ._events import ChargeMode
+from ._fastinit import frozen_dataclass
 
 __all__ = ["Bill", "Tariff", "TariffKind", "compute_bill", "round_half_up"]
 
@@ -62,7 +61,7 @@ class TariffKind(enum.Enum):
         return cls.FLAT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Tariff:
     """What an order costs.
 
@@ -107,7 +106,7 @@ class Tariff:
         return TariffKind.FLAT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Bill:
     """The settlement of an order, in cents.
 
@@ -140,6 +139,8 @@ def tiers_fee(tiers: Sequence[PowerTierSpec], tier_minutes: Sequence[int]) -> in
 
     .. versionadded:: 0.1.0
     """
+    from fractions import Fraction  # here: its import (decimal too) is most of this module's
+
     if any(minutes < 0 for minutes in tier_minutes):
         raise LocalProtocolError("minutes per tier must not be negative")
     total = sum((Fraction(used * tier.price_cents, tier.minutes)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from ._ap3000.codec import check_downlink as check_ap3000_downlink
 from ._ap3000.messages import Ap3000Message
@@ -15,6 +15,7 @@ from ._bkv.codec import check_downlink as check_bkv_downlink
 from ._bkv.messages import BkvMessage
 from ._errors import LocalProtocolError
 from ._events import ChargeMode
+from ._fastinit import frozen_dataclass
 
 __all__ = [
     "Command", "FirmwareTarget", "ModifyCharge", "NetworkSocketSpec", "PowerTierSpec",
@@ -23,7 +24,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Command:
     """The base of every command a :class:`ServerConnection` sends.
 
@@ -66,7 +67,7 @@ def _check_order_no(order_no: str | None) -> None:
            f"not {order_no!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class PowerTierSpec:
     """One power tier of a power-tier order (``power_tiers``)."""
 
@@ -80,7 +81,7 @@ class PowerTierSpec:
         _check_count("minutes", self.minutes)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class StartCharging(Command):
     """Start an order on a port.
 
@@ -119,7 +120,7 @@ class StartCharging(Command):
             _check(not self.power_tiers, "power_tiers are for power-tier orders")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class StopCharging(Command):
     """Stop the order running on a port."""
 
@@ -134,14 +135,14 @@ class StopCharging(Command):
         _check_order_no(self.order_no)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class QueryStatus(Command):
     """Ask the device to report its status now."""
 
     socket_no: int = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class SetParams(Command):
     """Set device parameters, by the field names of the protocol's messages.
 
@@ -167,7 +168,7 @@ class SetParams(Command):
                    f"parameter {name} must be a whole number >= 0, not {value!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class QueryParams(Command):
     """Ask for the device's parameters; the answer is a :class:`ParamsReported`.
 
@@ -189,7 +190,7 @@ class QueryParams(Command):
     socket_no: int = 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ModifyCharge(Command):
     """Change the limit of the order running on a port (AP3000 ``0x8A``).
 
@@ -215,7 +216,7 @@ class ModifyCharge(Command):
         _check_count("energy_wh", self.energy_wh, low=0)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class StartOta(Command):
     """Tell a BKV gateway to fetch a firmware file by FTP (BKV ``0x0007``).
 
@@ -247,7 +248,7 @@ class FirmwareTarget(enum.Enum):
     HOST = 0xE2
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class SendFirmware(Command):
     """Transfer a firmware image to an AP3000 unit in 200-byte packets (``0xE0``-``0xE2``).
 
@@ -269,7 +270,7 @@ class SendFirmware(Command):
         _check_count("firmware_version", self.firmware_version, low=0, high=0xFFFF)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class NetworkSocketSpec:
     """A socket to network under a BKV gateway: its number and its MAC (12 hex digits)."""
 
@@ -282,7 +283,7 @@ class NetworkSocketSpec:
                f"mac must be 12 hex digits, not {self.mac!r}")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class SetNetworkList(Command):
     """Replace a BKV gateway's socket list (GN ``0x08``), or add one socket (``0x09``)
     when ``add`` is set (then ``sockets`` holds exactly one).
@@ -302,7 +303,7 @@ class SetNetworkList(Command):
             _check(len(self.sockets) == 1, "adding a socket takes exactly one")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class SendMessage(Command):
     """Send one downlink message of the device's protocol, as a command: paced,
     retransmitted with the same message id and ending in one outcome like every

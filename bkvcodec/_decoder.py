@@ -49,7 +49,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TypeAlias
 
 from ._ap3000.codec import Ap3000Frame, checksum, decode_checked
@@ -72,6 +71,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._events import Event
+from ._fastinit import frozen_dataclass
 from ._types import Direction, ProtocolFamily
 
 __all__ = ["DecoderStatistics", "FrameDecoder", "FrameRejected", "IncompleteFrame",
@@ -135,7 +135,7 @@ def encode(frame: Frame) -> bytes:
     return frame.encode()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class FrameRejected(Event):
     """A frame the decoder found but could not accept.
 
@@ -156,7 +156,7 @@ class FrameRejected(Event):
     data: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class IncompleteFrame:
     """The input ended inside a frame (returned by :meth:`bkvcodec.FrameDecoder.end`).
 
@@ -169,7 +169,7 @@ class IncompleteFrame:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class UnidentifiedStream(Event):
     """The connection has sent ``identify_limit`` bytes (see :class:`FrameDecoder`)
     without a single frame or modem item of any known protocol. Reported once;
@@ -198,7 +198,7 @@ StreamItem: TypeAlias = (
 """Everything :meth:`bkvcodec.FrameDecoder.feed` returns."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class DecoderStatistics:
     """Counters of a :class:`FrameDecoder`.
 

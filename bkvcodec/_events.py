@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ._ap3000.messages import Ap3000Message
 from ._bkv.messages import BkvMessage
+from ._fastinit import frozen_dataclass
 from ._types import ProtocolFamily
 
 __all__ = [
@@ -97,7 +97,7 @@ class ChargeMode(enum.IntEnum):
     UNTIL_FULL = 4
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class MeterReading:
     """A device's meters for one order, in contract units.
 
@@ -120,7 +120,7 @@ class MeterReading:
     temperature_c: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Event:
     """The base of everything a connection reports.
 
@@ -142,7 +142,7 @@ class Event:
 
 # --- events ------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ModemIdentified(Event):
     """The modem announced its SIM before any frame named the device (AP3000 ICCID)."""
 
@@ -150,7 +150,7 @@ class ModemIdentified(Event):
     iccid: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class DeviceRegistered(Event):
     """A device announced itself: AP3000 ``0x20``, or the first BKV heartbeat of a
     connection."""
@@ -162,7 +162,7 @@ class DeviceRegistered(Event):
     device_type: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class DeviceHeartbeat(Event):
     """A heartbeat (BKV ``0x0000``, AP3000 ``0x21``/``0x01``/``0x11``); already answered."""
 
@@ -174,7 +174,7 @@ class DeviceHeartbeat(Event):
     voltage_dv: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class PortStatusReported(Event):
     """One port's state and readings.
 
@@ -200,7 +200,7 @@ class PortStatusReported(Event):
     business_no: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class StartConfirmed(Event):
     """The device confirmed that an order's charging began (AP3000 ``0x04``, BKV start
     acknowledgement with its business number)."""
@@ -212,7 +212,7 @@ class StartConfirmed(Event):
     business_no: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ProgressReported(Event):
     """Running totals of a charging port (AP3000 ``0x06``, BKV status with a session)."""
 
@@ -225,7 +225,7 @@ class ProgressReported(Event):
     peak_power_dw: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class SettlementReported(Event):
     """The device's end-of-charge report. Its answer is held until
     :meth:`ServerConnection.acknowledge` (unless the connection's ``hold`` says
@@ -255,7 +255,7 @@ class SettlementReported(Event):
     tier_minutes: tuple[int, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CommandAcknowledged(Event):
     """The device accepted a command sent with :meth:`bkvcodec.ServerConnection.send`.
 
@@ -274,7 +274,7 @@ class CommandAcknowledged(Event):
     reply: BkvMessage | Ap3000Message | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CommandRejected(Event):
     """The device refused a command.
 
@@ -289,7 +289,7 @@ class CommandRejected(Event):
     raw_code: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CommandTimedOut(Event):
     """A command got no answer after every allowed retransmission."""
 
@@ -298,7 +298,7 @@ class CommandTimedOut(Event):
     attempts: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CardPresented(Event):
     """A card was presented at a port; answer with ``answer_card``.
 
@@ -315,7 +315,7 @@ class CardPresented(Event):
     balance_only: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class AlarmRaised(Event):
     """A device or port reported a fault or an alarm (``device.alarm``)."""
 
@@ -327,7 +327,7 @@ class AlarmRaised(Event):
     port_no: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ParamsReported(Event):
     """Parameter values the device reported (a query's answer).
 
@@ -342,7 +342,7 @@ class ParamsReported(Event):
     command_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class FirmwareProgress(Event):
     """A :class:`SendFirmware` transfer advanced: the device accepted a packet.
 
@@ -356,7 +356,7 @@ class FirmwareProgress(Event):
     packets_total: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class UpgradeRequested(Event):
     """The device asked for a firmware upgrade (AP3000 ``0x05``)."""
 
@@ -365,7 +365,7 @@ class UpgradeRequested(Event):
     firmware_version: int | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class UnknownMessage(Event):
     """A valid frame the connection has no rule for; kept for logging."""
 
@@ -376,7 +376,7 @@ class UnknownMessage(Event):
 
 # --- what a device-role connection receives besides commands ----------------------
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ServerAnswered(Event):
     """The server answered one of the device's frames (a heartbeat, a report …).
 
@@ -391,7 +391,7 @@ class ServerAnswered(Event):
     server_time: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CardAnswered(Event):
     """The server's decision on a card the device presented.
 
@@ -414,7 +414,7 @@ class CardAnswered(Event):
 # --- what a closing connection leaves behind -------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CommandDropped(Event):
     """The connection ended before a command's outcome was known (the command
     was queued, in flight, or written in a write that failed). Send it again on
@@ -427,7 +427,7 @@ class CommandDropped(Event):
     command_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class AnswerWithheld(Event):
     """The connection ended while the answer to *event* was held (see
     :meth:`bkvcodec.ServerConnection.acknowledge`) or before an acknowledged answer was

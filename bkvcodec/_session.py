@@ -24,6 +24,7 @@ from typing import TypedDict
 from ._billing import Bill, Tariff, compute_bill
 from ._errors import LocalProtocolError
 from ._events import ChargeMode, EndReason, MeterReading
+from ._fastinit import frozen_dataclass
 
 __all__ = [
     "ChargeMode", "ChargingEnded", "ChargingProgress", "ChargingSession", "ChargingStarted",
@@ -98,7 +99,7 @@ class SessionInput(enum.Enum):
     END_OVERDUE = "end_overdue"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class SessionTimeouts:
     """The clocks of an order, in seconds.
 
@@ -127,7 +128,7 @@ class SessionTimeouts:
 # "<order_no>-<n>", n counting the order's events from 1; ``at`` is the caller's
 # time of the input that caused the event.
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class OrderCreated:
     """``order.created``: the order exists and its start command is queued."""
 
@@ -141,7 +142,7 @@ class OrderCreated:
     amount_cents: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ChargingStarted:
     """``charging.started``: the device confirmed, or reported first progress."""
 
@@ -153,7 +154,7 @@ class ChargingStarted:
     start_time: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ChargingProgress:
     """``charging.progress``: the first report, then at most one per 60 s of order time."""
 
@@ -166,7 +167,7 @@ class ChargingProgress:
     peak_power_dw: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class ChargingEnded:
     """``charging.ended``: the device reported the end of the charge."""
 
@@ -181,7 +182,7 @@ class ChargingEnded:
     end_reason_raw: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class OrderCompleted:
     """``order.completed``: the order is settled (terminal)."""
 
@@ -200,7 +201,7 @@ class OrderCompleted:
     end_time: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class OrderFailed:
     """``order.failed``: the order never started (terminal); nothing is charged."""
 
@@ -214,7 +215,7 @@ class OrderFailed:
     bill: Bill
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class OrderCancelled:
     """``order.cancelled``: stopped before charging began (terminal)."""
 
@@ -226,7 +227,7 @@ class OrderCancelled:
     bill: Bill
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class OrderException:
     """``order.exception``: the device lost the order (terminal), settled on the last
     report and flagged for a refund review."""
@@ -244,7 +245,7 @@ class OrderException:
     end_time: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class DeviceAlarm:
     """``device.alarm``: the order's port reported a fault."""
 

@@ -7,16 +7,16 @@
 # receiver checks deliveries with verify_webhook(). Pure functions: the caller
 # passes the current time and remembers nonces (replay protection needs storage,
 # which a sans-IO library does not own).
+#
+# hashlib, hmac and json are imported where they are used: ``import bkvcodec``
+# should not pay for what only a server or a webhook receiver needs.
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import ClassVar
 
 from ._errors import BkvError
+from ._fastinit import frozen_dataclass
 
 __all__ = [
     "SignatureError",
@@ -58,6 +58,8 @@ def canonical_text(method: str, path: str, timestamp: str, nonce: str, body: byt
         nonce: The ``X-Nonce`` header as sent.
         body: The raw request body.
     """
+    import hashlib
+
     digest = hashlib.sha256(body).hexdigest()
     return "\n".join((method.upper(), path, timestamp, nonce, digest)).encode()
 
@@ -69,6 +71,9 @@ def sign(secret: str, method: str, path: str, timestamp: str, nonce: str, body: 
     >>> sign("s3cret", "POST", "/hooks/iot", "1700000000", "n-1", b"{}")[:16]
     'b78fa3b9b782b79b'
     """
+    import hashlib
+    import hmac
+
     text = canonical_text(method, path, timestamp, nonce, body)
     return hmac.new(secret.encode(), text, hashlib.sha256).hexdigest()
 
@@ -104,13 +109,15 @@ def verify_signature(secret: str, method: str, path: str, headers: Mapping[str, 
         raise SignatureError("stale_timestamp",
                              f"x-timestamp is {now - sent_at:+.0f} s from now "
                              f"(at most {max_skew:.0f} s allowed)")
+    import hmac
+
     expected = sign(secret, method, path, timestamp, nonce, body)
     if not hmac.compare_digest(expected, signature.strip().lower()):
         raise SignatureError("bad_signature", "the signature does not match")
     return nonce
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class WebhookEvent:
     """A verified webhook delivery.
 
@@ -152,6 +159,8 @@ def verify_webhook(secret: str, method: str, path: str, headers: Mapping[str, st
     The receiver still has to drop event ids it has already processed: a
     delivery is retried until it is answered with a 2xx.
     """
+    import json
+
     verify_signature(secret, method, path, headers, body, now=now, max_skew=max_skew)
     try:
         envelope = json.loads(body)

@@ -39,6 +39,7 @@ from ._ap3000.nonframe import IccidAnnouncement, LinkKeepAlive
 from ._bkv.codec import BkvFrame
 from ._decoder import FrameDecoder, FrameRejected, StreamItem, UnidentifiedStream
 from ._errors import BkvError, PayloadError
+from ._fastinit import frozen_record
 from ._jsonform import JsonObject, error_to_json, frame_to_json
 from ._types import Direction, ProtocolFamily
 
@@ -98,7 +99,7 @@ class _Side:
     chunks: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Chunk:
     """Bytes one side sent (after any *gap* bytes that never arrived), or its end."""
 
@@ -235,7 +236,7 @@ class _Reassembler:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Segment:
     """One TCP segment of a capture: its time, addresses, sequence number, the
     SYN, ACK, FIN and RST flags, its payload and its acknowledgement number."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from ._errors import LocalProtocolError
+from ._fastinit import frozen_dataclass
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -40,7 +41,7 @@ __all__ = ["MAX_COMMANDS_SENT", "MAX_PENDING_CARDS", "CommandSent", "CommandTimi
            "CommandTracker", "InFlight", "MessageIds", "remember"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CommandTiming:
     """How a connection paces and retries the commands it sends.
 
@@ -60,7 +61,7 @@ class CommandTiming:
     min_spacing_s: float = 0.5
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class CommandSent:
     """A command's frame was added to :meth:`~bkvcodec.ServerConnection.data_to_send`
     (see :meth:`~bkvcodec.ServerConnection.commands_sent`).

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime
 import enum
-from dataclasses import dataclass
+
+from ._fastinit import frozen_record
 
 __all__ = ["BcdTime", "BinaryTime", "Direction", "ProtocolFamily"]
 
@@ -26,7 +27,7 @@ def _to_datetime(parts: tuple[int, int, int, int, int, int],
     return datetime.datetime(year, month, day, hour, minute, second, tzinfo=tzinfo)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class BcdTime:
     """A 7-byte BCD date-time ``YY YY MM DD hh mm ss`` (BKV heartbeat reply,
     tags ``0x06`` and ``0x2E``).
@@ -74,7 +75,7 @@ class BcdTime:
                 f"{text[8:10]}:{text[10:12]}:{text[12:14]})")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class BinaryTime:
     """A binary date-time: u16 year then month, day, hour, minute, second as
     bytes (the GN ``0x18`` end time).

@@ -37,7 +37,6 @@ from __future__ import annotations
 import enum
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 try:
     from hypothesis import strategies as st
@@ -70,6 +69,7 @@ from ._errors import (
     TrailingBytes,
     Truncated,
 )
+from ._fastinit import frozen_dataclass
 from ._known_frames import KNOWN_FRAMES
 from ._types import BcdTime, BinaryTime, Direction, ProtocolFamily
 
@@ -679,7 +679,7 @@ class Mutation(enum.Enum):
     UNKNOWN_TAG = "unknown_tag"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class MalformedFrame:
     """A frame broken on purpose, and what was done to it.
 

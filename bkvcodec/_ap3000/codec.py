@@ -16,7 +16,6 @@ import dataclasses
 import warnings
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from struct import Struct
 from struct import error as StructError
 from typing import Any
@@ -33,7 +32,7 @@ from .._errors import (
     RemoteProtocolError,
     TrailingBytes,
 )
-from .._fastinit import positional_builder
+from .._fastinit import frozen_dataclass, positional_builder
 from .._types import Direction
 from . import grammar
 from .fastpath import DECODERS_BY_DIRECTION
@@ -86,7 +85,7 @@ def _message_key(message: Ap3000Message) -> tuple[int, Direction]:
     return command, direction
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Ap3000Frame:
     """One AP3000 frame: ``DNY``, length, physical ID, message ID, command, data
     and checksum.

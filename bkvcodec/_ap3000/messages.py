@@ -15,18 +15,18 @@
 # absent. Bytes beyond the last field that fits are kept in ``extra`` and written
 # back when encoding, so every decoded frame encodes to the same bytes.
 #
-# ``@fast_init`` gives each class an ``__init__`` of the same signature that skips
-# the frozen dataclass's per-field ``object.__setattr__`` (see ``_fastinit.py``).
+# ``@frozen_message`` is ``@dataclass(frozen=True, slots=True, kw_only=True)``,
+# cheaper to create, with an ``__init__`` of the same signature that skips the
+# frozen dataclass's per-field ``object.__setattr__`` (see ``_fastinit.py``).
 from __future__ import annotations
 
 import dataclasses
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TypeAlias
 
 from .._errors import LocalProtocolError
-from .._fastinit import fast_init
+from .._fastinit import frozen_message
 from .._types import Direction
 from .values import card_id_decimal, format_phy_id
 
@@ -137,8 +137,7 @@ D = Direction.DOWN
 # Device → server (ap3000.md §4, §6)
 # ============================================================================================
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostPoll:
     """A host's RS-485 poll of its slaves, command 0x00.
 
@@ -153,8 +152,7 @@ class Ap3000HostPoll:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000LegacyHeartbeat:
     """Old status heartbeat, command 0x01 up.
 
@@ -177,8 +175,7 @@ class Ap3000LegacyHeartbeat:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000CardSwipe:
     """A card presented at a port, command 0x02 up.
 
@@ -203,8 +200,7 @@ class Ap3000CardSwipe:
         return card_id_decimal(self.card_id)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000Settlement:
     """End-of-charge record, command 0x03 up.
 
@@ -229,8 +225,7 @@ class Ap3000Settlement:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000OrderConfirm:
     """Legacy start confirmation, command 0x04 up; units made
     before mid-2019 only. Answer with :class:`Ap3000OrderConfirmReply`.
@@ -251,8 +246,7 @@ class Ap3000OrderConfirm:
         return card_id_decimal(self.card_id)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000UpgradeRequest:
     """The device asks for a firmware upgrade, command 0x05 up. No reply.
 
@@ -268,8 +262,7 @@ class Ap3000UpgradeRequest:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000PowerHeartbeat:
     """Progress of one charging port, command 0x06 up. No reply.
 
@@ -299,8 +292,7 @@ class Ap3000PowerHeartbeat:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostHeartbeat:
     """Host (or unit with its own modem) status, command 0x11 up.
     No reply; every 30 min.
@@ -321,8 +313,7 @@ class Ap3000HostHeartbeat:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostTimeRequest:
     """A host asks for the time, command 0x12 up.
     Answer with :class:`Ap3000HostTimeReply`.
@@ -333,8 +324,7 @@ class Ap3000HostTimeRequest:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostStatusReport:
     """Host electrical status, command 0x17 up. No reply.
 
@@ -358,8 +348,7 @@ class Ap3000HostStatusReport:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000Register:
     """Registration after power-up, command 0x20 up.
     Answer with :class:`Ap3000RegisterReply`.
@@ -376,8 +365,7 @@ class Ap3000Register:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000Heartbeat:
     """Periodic heartbeat, command 0x21 up; every 180 s by default.
     Answer with :class:`Ap3000HeartbeatReply`.
@@ -392,8 +380,7 @@ class Ap3000Heartbeat:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000TimeRequest:
     """The device asks for the time, command 0x22 up.
     Answer with :class:`Ap3000TimeReply`.
@@ -404,8 +391,7 @@ class Ap3000TimeRequest:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostSetServerReply:
     """Answer to :class:`Ap3000HostSetServer`, command 0x34 up.
 
@@ -416,8 +402,7 @@ class Ap3000HostSetServerReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SlaveVersion:
     """One entry of :class:`Ap3000SlaveVersions` (8 bytes).
 
@@ -435,8 +420,7 @@ class Ap3000SlaveVersion:
         return format_phy_id(self.physical_id)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SlaveVersions:
     """Lowest firmware version per slave type, command 0x35 up. No reply.
 
@@ -447,8 +431,7 @@ class Ap3000SlaveVersions:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000CabinetHeartbeat:
     """Charging-cabinet heartbeat, command 0x41 up. No reply.
 
@@ -461,8 +444,7 @@ class Ap3000CabinetHeartbeat:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000Alarm:
     """Cabinet alarm, command 0x42 up. No reply.
 
@@ -475,8 +457,7 @@ class Ap3000Alarm:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ChargeCompleteNotice:
     """Charging finished (cabinets), command 0x43 up: the first
     29 bytes of :class:`Ap3000Settlement`; the settlement comes later. No reply.
@@ -495,8 +476,7 @@ class Ap3000ChargeCompleteNotice:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000PortPush:
     """Cabinet port event, command 0x44 up. No reply.
 
@@ -509,8 +489,7 @@ class Ap3000PortPush:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000CabinetStopReply:
     """Answer to :class:`Ap3000CabinetStop`, command 0x72 up.
 
@@ -522,8 +501,7 @@ class Ap3000CabinetStopReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ChargeControlReply:
     """Answer to :class:`Ap3000ChargeControl`, command 0x82 up.
 
@@ -539,8 +517,7 @@ class Ap3000ChargeControlReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetParams11Reply:
     """Answer to :class:`Ap3000SetParams11`, command 0x83 up.
 
@@ -551,8 +528,7 @@ class Ap3000SetParams11Reply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetParams12Reply:
     """Answer to :class:`Ap3000SetParams12`, command 0x84 up.
 
@@ -563,8 +539,7 @@ class Ap3000SetParams12Reply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetLimitsReply:
     """Answer to :class:`Ap3000SetLimits`, command 0x85 up.
 
@@ -575,8 +550,7 @@ class Ap3000SetLimitsReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetCardParamsReply:
     """Answer to :class:`Ap3000SetCardParams`, command 0x86 up.
 
@@ -587,8 +561,7 @@ class Ap3000SetCardParamsReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000RebootReply:
     """Answer to :class:`Ap3000Reboot`, command 0x87 up; may never come.
 
@@ -599,8 +572,7 @@ class Ap3000RebootReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ClearMemoryReply:
     """Answer to :class:`Ap3000ClearMemory`, command 0x88 up.
 
@@ -611,8 +583,7 @@ class Ap3000ClearMemoryReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000PlayVoiceReply:
     """Answer to :class:`Ap3000PlayVoice`, command 0x89 up.
 
@@ -623,8 +594,7 @@ class Ap3000PlayVoiceReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ModifyChargeReply:
     """Answer to :class:`Ap3000ModifyCharge`, command 0x8A up.
 
@@ -635,8 +605,7 @@ class Ap3000ModifyChargeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ReadEepromReply:
     """Answer to :class:`Ap3000ReadEeprom`, command 0x8B up.
 
@@ -647,8 +616,7 @@ class Ap3000ReadEepromReply:
     eeprom_data: bytes = b""  #: Every byte after ``result``.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000WriteEepromReply:
     """Answer to :class:`Ap3000WriteEeprom`, command 0x8C up.
 
@@ -659,8 +627,7 @@ class Ap3000WriteEepromReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetWorkModeReply:
     """Answer to :class:`Ap3000SetWorkMode`, command 0x8D up.
 
@@ -671,8 +638,7 @@ class Ap3000SetWorkModeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetQrCodeReply:
     """Answer to :class:`Ap3000SetQrCode`, command 0x8E up.
 
@@ -683,8 +649,7 @@ class Ap3000SetQrCodeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetTcCardModeReply:
     """Answer to :class:`Ap3000SetTcCardMode`, command 0x8F up.
 
@@ -695,8 +660,7 @@ class Ap3000SetTcCardModeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryParams11Reply:
     """Stored parameters of :class:`Ap3000SetParams11` (no result byte), command
     0x90 up.
@@ -713,8 +677,7 @@ class Ap3000QueryParams11Reply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryParams12Reply:
     """Stored parameters of :class:`Ap3000SetParams12` (no result byte), command
     0x91 up.
@@ -739,8 +702,7 @@ class Ap3000QueryParams12Reply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryLimitsReply:
     """Stored limits of :class:`Ap3000SetLimits` (no result byte), command 0x92 up, with or
     without the voltage fields.
@@ -755,8 +717,7 @@ class Ap3000QueryLimitsReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryCardParamsReply:
     """Stored card parameters of :class:`Ap3000SetCardParams` (no result byte),
     command 0x93 up.
@@ -770,8 +731,7 @@ class Ap3000QueryCardParamsReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000TempQrCodeReply:
     """Answer to :class:`Ap3000TempQrCode`, command 0x95 up.
 
@@ -782,8 +742,7 @@ class Ap3000TempQrCodeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000LocateReply:
     """Answer to :class:`Ap3000Locate`, command 0x96 up.
 
@@ -794,8 +753,7 @@ class Ap3000LocateReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetParams13Reply:
     """Answer to :class:`Ap3000SetParams13`, command 0x97 up.
 
@@ -806,8 +764,7 @@ class Ap3000SetParams13Reply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000MultiFunctionReply:
     """Answer to :class:`Ap3000MultiFunction`, command 0x98 up.
 
@@ -818,8 +775,7 @@ class Ap3000MultiFunctionReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwarePacketSlaveReply:
     """Answer to :class:`Ap3000FirmwarePacketSlave`, command 0xE0 up.
 
@@ -831,8 +787,7 @@ class Ap3000FirmwarePacketSlaveReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwarePacketPowerBoardReply:
     """Answer to :class:`Ap3000FirmwarePacketPowerBoard`, command 0xE1 up.
 
@@ -844,8 +799,7 @@ class Ap3000FirmwarePacketPowerBoardReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwarePacketHostReply:
     """Answer to :class:`Ap3000FirmwarePacketHost`, command 0xE2 up.
 
@@ -857,8 +811,7 @@ class Ap3000FirmwarePacketHostReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000LegacyFirmwarePacketReply:
     """Answer to :class:`Ap3000LegacyFirmwarePacket`, command 0xF8 up.
 
@@ -874,8 +827,7 @@ class Ap3000LegacyFirmwarePacketReply:
 # Server → device (ap3000.md §4 replies, §5, §6)
 # ============================================================================================
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000LegacyHeartbeatReply:
     """Answer to :class:`Ap3000LegacyHeartbeat`, command 0x01 down.
 
@@ -886,8 +838,7 @@ class Ap3000LegacyHeartbeatReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000CardSwipeReply:
     """Answer to :class:`Ap3000CardSwipe`, command 0x02 down.
 
@@ -907,8 +858,7 @@ class Ap3000CardSwipeReply:
         return card_id_decimal(self.card_id)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SettlementReply:
     """Answer to :class:`Ap3000Settlement`, command 0x03 down; mandatory.
 
@@ -919,8 +869,7 @@ class Ap3000SettlementReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000OrderConfirmReply:
     """Answer to :class:`Ap3000OrderConfirm`, command 0x04 down.
 
@@ -932,8 +881,7 @@ class Ap3000OrderConfirmReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostTimeReply:
     """Answer to :class:`Ap3000HostTimeRequest`, command 0x12 down.
 
@@ -944,8 +892,7 @@ class Ap3000HostTimeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000RegisterReply:
     """Answer to :class:`Ap3000Register`, command 0x20 down.
 
@@ -956,8 +903,7 @@ class Ap3000RegisterReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HeartbeatReply:
     """Answer to :class:`Ap3000Heartbeat`, command 0x21 down.
 
@@ -968,8 +914,7 @@ class Ap3000HeartbeatReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000TimeReply:
     """Answer to :class:`Ap3000TimeRequest`, command 0x22 down.
 
@@ -980,8 +925,7 @@ class Ap3000TimeReply:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000HostSetServer:
     """Point a host's modem at a server, command 0x34 down.
 
@@ -995,8 +939,7 @@ class Ap3000HostSetServer:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000CabinetStop:
     """Stop a cabinet port without opening the door, command 0x72 down.
 
@@ -1008,8 +951,7 @@ class Ap3000CabinetStop:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryStatus:
     """Make the device send 0x20, 0x01 and 0x21, command 0x81 down.
     No reply.
@@ -1020,8 +962,7 @@ class Ap3000QueryStatus:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ChargeControl:
     """Start or stop charging, command 0x82 down.
 
@@ -1051,8 +992,7 @@ class Ap3000ChargeControl:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetParams11:
     """Device tuning 1.1, command 0x83 down.
 
@@ -1068,8 +1008,7 @@ class Ap3000SetParams11:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetParams12:
     """Device tuning 1.2, command 0x84 down.
 
@@ -1093,8 +1032,7 @@ class Ap3000SetParams12:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetLimits:
     """Charging limits, command 0x85 down; stored permanently.
 
@@ -1108,8 +1046,7 @@ class Ap3000SetLimits:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetCardParams:
     """Card reader keys, command 0x86 down.
 
@@ -1122,8 +1059,7 @@ class Ap3000SetCardParams:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000Reboot:
     """Reboot the device, command 0x87 down.
 
@@ -1133,8 +1069,7 @@ class Ap3000Reboot:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ClearMemory:
     """Clear everything but the IDs and upgrade data, command 0x88 down.
 
@@ -1144,8 +1079,7 @@ class Ap3000ClearMemory:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000PlayVoice:
     """Play voice prompts, command 0x89 down (marked reserved).
 
@@ -1157,8 +1091,7 @@ class Ap3000PlayVoice:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ModifyCharge:
     """Change the duration or energy of a running order, command 0x8A down.
 
@@ -1171,8 +1104,7 @@ class Ap3000ModifyCharge:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000ReadEeprom:
     """Read device memory, command 0x8B down.
 
@@ -1184,8 +1116,7 @@ class Ap3000ReadEeprom:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000WriteEeprom:
     """Write device memory, command 0x8C down.
 
@@ -1197,8 +1128,7 @@ class Ap3000WriteEeprom:
     eeprom_data: bytes = b""  #: Every byte after ``write_length``.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetWorkMode:
     """Networked or card-only operation, command 0x8D down.
 
@@ -1209,8 +1139,7 @@ class Ap3000SetWorkMode:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetQrCode:
     """Set the QR code text, command 0x8E down.
 
@@ -1223,8 +1152,7 @@ class Ap3000SetQrCode:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetTcCardMode:
     """Charging mode for TC cards, command 0x8F down.
 
@@ -1235,8 +1163,7 @@ class Ap3000SetTcCardMode:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryParams11:
     """Query the 0x83 parameters, command 0x90 down.
 
@@ -1246,8 +1173,7 @@ class Ap3000QueryParams11:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryParams12:
     """Query the 0x84 parameters, command 0x91 down.
 
@@ -1257,8 +1183,7 @@ class Ap3000QueryParams12:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryLimits:
     """Query the 0x85 limits, command 0x92 down.
 
@@ -1268,8 +1193,7 @@ class Ap3000QueryLimits:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000QueryCardParams:
     """Query the 0x86 card parameters, command 0x93 down.
 
@@ -1279,8 +1203,7 @@ class Ap3000QueryCardParams:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000TempQrCode:
     """Temporary QR code on screen models, command 0x95 down.
 
@@ -1291,8 +1214,7 @@ class Ap3000TempQrCode:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000Locate:
     """Play a sound and flash, command 0x96 down.
 
@@ -1303,8 +1225,7 @@ class Ap3000Locate:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000SetParams13:
     """Device tuning 1.3, command 0x97 down.
 
@@ -1315,8 +1236,7 @@ class Ap3000SetParams13:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000MultiFunction:
     """Cabinet functions, command 0x98 down.
 
@@ -1333,8 +1253,7 @@ VERIFICATION_MAGIC = bytes.fromhex("A1A2A3A4A5A6A7A8")
 _VERIFICATION = struct.Struct("<8sIBH")
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwareVerification:
     """The optional last packet of an 0xE0/0xE1/0xE2 upgrade:
     ``A1 … A8``, the byte sum of the whole image (u32), the target device type,
@@ -1397,8 +1316,7 @@ class Ap3000FirmwareVerification:
         return head + bytes(200 - len(head))
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwarePacketSlave:
     """One firmware packet for a slave/socket unit, command 0xE0 down.
 
@@ -1416,8 +1334,7 @@ class Ap3000FirmwarePacketSlave:
         return Ap3000FirmwareVerification.decode(self.firmware)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwarePacketPowerBoard:
     """One firmware packet for a unit's power board, command 0xE1 down.
 
@@ -1435,8 +1352,7 @@ class Ap3000FirmwarePacketPowerBoard:
         return Ap3000FirmwareVerification.decode(self.firmware)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000FirmwarePacketHost:
     """One firmware packet for a host ("unified" upgrade), command 0xE2 down.
 
@@ -1454,8 +1370,7 @@ class Ap3000FirmwarePacketHost:
         return Ap3000FirmwareVerification.decode(self.firmware)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000TriggerSelfUpgrade:
     """Make a unit that downloads firmware itself upgrade, command 0xE4 down. No reply documented.
 
@@ -1465,8 +1380,7 @@ class Ap3000TriggerSelfUpgrade:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Ap3000LegacyFirmwarePacket:
     """One packet of the legacy upgrade, command 0xF8 down.
     These frames have length 269, above the documented 256-byte limit.
@@ -1480,8 +1394,7 @@ class Ap3000LegacyFirmwarePacket:
     extra: bytes = b""
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class UnknownAp3000Command:
     """A frame whose (command, direction) has no documented layout, kept raw
     (decode, expose the data, do not answer). The host commands

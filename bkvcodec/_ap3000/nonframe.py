@@ -9,7 +9,7 @@
 # ``_decoder.py``); this module holds the items and the one-shot check.
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .._fastinit import frozen_dataclass
 
 __all__ = ["ICCID_LENGTH", "LINK", "IccidAnnouncement", "LinkKeepAlive", "decode_non_frame",
            "is_iccid"]
@@ -27,7 +27,7 @@ def is_iccid(data: bytes) -> bool:
             and all(byte in _HEX_DIGITS for byte in data))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class IccidAnnouncement:
     """The SIM's ICCID, sent by an AP3000 unit's modem once after the TCP
     connection opens. Not a frame; no answer.
@@ -52,7 +52,7 @@ class IccidAnnouncement:
         return data
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class LinkKeepAlive:
     """The modem's keep-alive ``link``, sent after 30 s without traffic. Not a frame; no answer.
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from .._commands import (
@@ -63,6 +62,7 @@ from .._events import (
     UnknownMessage,
     UpgradeRequested,
 )
+from .._fastinit import frozen_record
 from .._roles import ConnectionEvent, RulesContext
 from .._tracker import CommandTiming, MessageIds, remember
 from .._types import Direction, ProtocolFamily
@@ -191,7 +191,7 @@ def _route(names: list[str], table: Mapping[_Kind, tuple[str, ...]], what: str) 
     return chosen[0]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class Ap3000ParameterCommand:
     """The AP3000 set command some parameter names belong to: what a
     :class:`~bkvcodec.SetParams` naming them must carry, and how to read their values.
@@ -258,7 +258,7 @@ _PACKET_CLASSES: dict[FirmwareTarget, type[a.Ap3000FirmwarePacketSlave]
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_record
 class _Transfer:
     """A firmware image cut into the 200-byte packets of commands 0xE0-0xE2."""
 

@@ -5,9 +5,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
+from .._fastinit import frozen_dataclass
 from .messages import (
     Ap3000CardSwipe,
     Ap3000CardSwipeReply,
@@ -31,7 +31,7 @@ from .messages import (
 __all__ = ["AP3000_REQUIRED_REPLIES", "AP3000_TIMING", "Ap3000Timing"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Ap3000Timing:
     """The protocol's timing rules, in seconds.
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 
 from .._errors import LocalProtocolError
+from .._fastinit import frozen_dataclass
 from .._types import BcdTime
 
 __all__ = [
@@ -426,7 +426,7 @@ def _bcd_digits(raw: bytes) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class Ap3000OfflineOrder:
     """The fields of an order number a device built for an offline start.
 

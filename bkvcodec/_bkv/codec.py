@@ -13,7 +13,6 @@ import dataclasses
 import re
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from struct import Struct
 from struct import error as StructError
 from typing import Any
@@ -33,7 +32,7 @@ from .._errors import (
     TrailingBytes,
     Truncated,
 )
-from .._fastinit import positional_builder
+from .._fastinit import frozen_dataclass, positional_builder
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
 from .fastpath import GN_DECODERS, GN_FIXED, GnMessage, fast_packet, split_items
@@ -162,7 +161,7 @@ def _message_command(message: BkvMessage) -> int:
     return message.container  # type: ignore[union-attr]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_dataclass
 class BkvFrame:
     """One frame of the BKV family: the ``fcfe``/``fcff`` envelope around a message.
 

@@ -10,10 +10,10 @@
 # field (None when absent), items without a name are kept in ``unknown``.
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TypeAlias
 
-from .._fastinit import fast_init
+from .._fastinit import frozen_message
 from .._types import BcdTime, BinaryTime, Direction
 
 __all__ = [
@@ -78,8 +78,7 @@ GN_CONTROL = 0x0015
 
 # --- parts -------------------------------------------------------------------------
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class BkvItem:
     """One BKV item kept as data.
 
@@ -92,8 +91,7 @@ class BkvItem:
     value: bytes
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class PortReport:
     """One port's readings in a GN socket status (``0x1C``, 14 bytes)."""
 
@@ -107,8 +105,7 @@ class PortReport:
     duration_min: int  #: Minutes of the running session.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class NetworkSocket:
     """A socket in a network list: its number under the gateway and its MAC."""
 
@@ -116,8 +113,7 @@ class NetworkSocket:
     mac: bytes  #: 6 bytes, printed on the back of the socket.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class PowerTier:
     """A power tier of ``0x17`` / ``0x0B`` (6 bytes)."""
 
@@ -126,8 +122,7 @@ class PowerTier:
     duration_min: int  #: Length of one block.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class VoiceWindow:
     """A time window of ``0x1B`` in which the device may make sounds."""
 
@@ -135,8 +130,7 @@ class VoiceWindow:
     end: str  #: ``hh:mm``.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class FeeTier:
     """A fee tier of BKV tag ``0x83`` (6 bytes)."""
 
@@ -145,8 +139,7 @@ class FeeTier:
     service_price_fen: int  #: Service price per kWh (``service_fee_mode`` 1).
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class PortGroup:
     """A BKV port group (tag ``0x5B``) inside a socket cluster."""
 
@@ -161,8 +154,7 @@ class PortGroup:
     unknown: tuple[BkvItem, ...] = ()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class SocketCluster:
     """A BKV socket cluster (tag ``0x94``) of a ``0x1017`` status report."""
 
@@ -176,8 +168,7 @@ class SocketCluster:
 
 # --- envelope-level messages -------------------------------------------------------------
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Heartbeat:
     """Gateway heartbeat, command ``0x0000`` up. Answer with :class:`HeartbeatAck`."""
 
@@ -186,8 +177,7 @@ class Heartbeat:
     rssi: int  #: Signal strength, 0-31.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class HeartbeatAck:
     """Server reply to a heartbeat, command ``0x0000`` down: the server clock.
 
@@ -197,8 +187,7 @@ class HeartbeatAck:
     time: BcdTime
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class OtaUpgrade:
     """Firmware upgrade order, command ``0x0007`` down.
 
@@ -212,8 +201,7 @@ class OtaUpgrade:
     file_name: str  #: At most 13 ASCII characters.
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class UnknownCommand:
     """A frame whose envelope command has no documented layout, kept raw."""
 
@@ -224,8 +212,7 @@ class UnknownCommand:
 
 # --- GN sub-commands (containers 0x0005 / 0x0015) ---------------------------------------------
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class NetworkRefresh:
     """Replace the gateway's socket list, sub-command ``0x08`` down.
 
@@ -239,8 +226,7 @@ class NetworkRefresh:
     container: int = GN_NETWORK
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class NetworkRefreshAck:
     """Result of :class:`NetworkRefresh`, sub-command ``0x08`` up."""
 
@@ -249,8 +235,7 @@ class NetworkRefreshAck:
     container: int = GN_NETWORK
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class NetworkAdd:
     """Add one socket to the gateway's list, sub-command ``0x09`` down.
 
@@ -264,8 +249,7 @@ class NetworkAdd:
     container: int = GN_NETWORK
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class NetworkAddAck:
     """Result of :class:`NetworkAdd`, sub-command ``0x09`` up."""
 
@@ -274,8 +258,7 @@ class NetworkAddAck:
     container: int = GN_NETWORK
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class StatusQuery:
     """Ask for one socket's status, sub-command ``0x1D`` down.
 
@@ -288,8 +271,7 @@ class StatusQuery:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class SocketStatus:
     """One socket's status, sub-command ``0x1C`` up (``0x1D`` accepted too)."""
 
@@ -303,8 +285,7 @@ class SocketStatus:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ChargeControl:
     """Start or stop one port, sub-command ``0x07`` down.
 
@@ -322,8 +303,7 @@ class ChargeControl:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ChargeControlAck:
     """Result of :class:`ChargeControl`, sub-command ``0x07`` up, with the new session number."""
 
@@ -335,8 +315,7 @@ class ChargeControlAck:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ChargeEnd:
     """End of a scan-to-charge session, sub-command ``0x02`` up (the M17 block).
 
@@ -358,8 +337,7 @@ class ChargeEnd:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class PowerControl:
     """Start a power-tier order, sub-command ``0x17`` down.
 
@@ -377,8 +355,7 @@ class PowerControl:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class PowerChargeEnd:
     """End of a power-tier session, sub-command ``0x18`` up (M17 block and billing)."""
 
@@ -402,8 +379,7 @@ class PowerChargeEnd:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class CardSwipe:
     """A card presented at a port, sub-command ``0x0B`` up.
 
@@ -420,8 +396,7 @@ class CardSwipe:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class CardOrder:
     """The server's answer to a card swipe, sub-command ``0x0B`` down.
 
@@ -444,8 +419,7 @@ class CardOrder:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class CardOrderAck:
     """Result of :class:`CardOrder`, sub-command ``0x0F`` up (echoes its seq)."""
 
@@ -456,8 +430,7 @@ class CardOrderAck:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class CardChargeEnd:
     """End of a card session, sub-command ``0x0C`` up (M17 block, card, billing)."""
 
@@ -482,8 +455,7 @@ class CardChargeEnd:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ChargeEndAck:
     """Server reply to a charge end (``0x02``, ``0x0C``, ``0x18``), sub-command ``0x0C`` down.
 
@@ -496,8 +468,7 @@ class ChargeEndAck:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class CardBalanceQuery:
     """Balance request for a card, sub-command ``0x1A`` up."""
 
@@ -508,8 +479,7 @@ class CardBalanceQuery:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class CardBalanceReply:
     """The card's balance, sub-command ``0x1A`` down.
 
@@ -524,8 +494,7 @@ class CardBalanceReply:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class VoiceConfig:
     """Buzzer and voice settings, sub-command ``0x1B`` down.
 
@@ -543,8 +512,7 @@ class VoiceConfig:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class VoiceConfigAck:
     """Result of :class:`VoiceConfig`, sub-command ``0x1B`` up."""
 
@@ -555,8 +523,7 @@ class VoiceConfigAck:
     container: int = GN_CONTROL
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class UnknownGnMessage:
     """A GN sub-command (in this direction) without a documented layout, kept raw."""
 
@@ -576,8 +543,7 @@ def _order() -> tuple[int | str, ...]:
     return field(default=(), compare=False, repr=False)
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class StatusReport:
     """Socket and port status, BKV ``0x1017`` up.
 
@@ -591,8 +557,7 @@ class StatusReport:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class StatusReportAck:
     """Server reply to a status report, BKV ``0x1017`` down; not a command."""
 
@@ -603,8 +568,7 @@ class StatusReportAck:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class FeeChargeEnd:
     """End of a fee-mode session, BKV ``0x1004`` up. Answer with :class:`FeeChargeEndAck`."""
 
@@ -630,8 +594,7 @@ class FeeChargeEnd:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class FeeChargeEndAck:
     """Server reply to a fee-mode end, BKV ``0x1004`` down; not a command."""
 
@@ -644,8 +607,7 @@ class FeeChargeEndAck:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class FeeControl:
     """Start or stop a fee-mode order, BKV ``0x1007`` down.
 
@@ -669,8 +631,7 @@ class FeeControl:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class FeeControlAck:
     """The gateway's answer to :class:`FeeControl`, BKV ``0x1007`` up (layout unverified)."""
 
@@ -684,8 +645,7 @@ class FeeControlAck:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ExceptionReport:
     """A socket event, BKV ``0x1010`` up. Answer with :class:`ExceptionReportAck`."""
 
@@ -710,8 +670,7 @@ class ExceptionReport:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ExceptionReportAck:
     """Server reply to an exception report, BKV ``0x1010`` down; not a command."""
 
@@ -723,8 +682,7 @@ class ExceptionReportAck:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ParamSet:
     """Set socket parameters, BKV ``0x1011`` down; send only what changes.
 
@@ -746,8 +704,7 @@ class ParamSet:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ParamSetAck:
     """Result of :class:`ParamSet`, BKV ``0x1011`` up."""
 
@@ -759,8 +716,7 @@ class ParamSetAck:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ParamQuery:
     """Query socket parameters, BKV ``0x1012`` down.
 
@@ -775,8 +731,7 @@ class ParamQuery:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class ParamQueryReply:
     """Socket parameters, BKV ``0x1012`` up."""
 
@@ -799,8 +754,7 @@ class ParamQueryReply:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class Bkv1013Report:
     """Undocumented BKV ``0x1013`` up, sent by real gateways after heartbeat replies. Not
     answered."""
@@ -814,8 +768,7 @@ class Bkv1013Report:
     item_order: tuple[int | str, ...] = _order()
 
 
-@fast_init
-@dataclass(frozen=True, slots=True, kw_only=True)
+@frozen_message
 class UnknownBkvPacket:
     """A BKV packet whose command (in this direction) has no layout, kept as items."""
 
