@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import datetime
+import heapq
 import io
 import json
 import logging
@@ -158,11 +159,19 @@ def _diff(a: int, b: int) -> int:
 
 
 class _Reassembler:
-    """One direction of a TCP connection: segments in, in-order bytes out."""
+    """One direction of a TCP connection: segments in, in-order bytes out.
+
+    Early segments wait in a heap ordered by their offset in the stream (the
+    sequence number unwrapped against the next byte expected, which only moves
+    forward), so each segment costs a logarithmic step however many wait: a
+    capture of many out-of-order segments must not take quadratic time.
+    """
 
     def __init__(self) -> None:
         self.next: int | None = None
-        self.held: dict[int, bytes] = {}
+        #: The stream offset of ``next`` (sequence numbers wrap, offsets do not).
+        self.offset = 0
+        self.held: list[tuple[int, bytes]] = []  # a heap of (stream offset, payload)
         self.fin: int | None = None
         self.ended = False
         self.reported = False  # whether its end chunk was made
@@ -175,32 +184,35 @@ class _Reassembler:
         if self.next is None:  # the capture started after the handshake
             self.next = seq
         if payload and _diff((seq + len(payload)) % _MOD, self.next) > 0:
-            if len(payload) > len(self.held.get(seq, b"")):
-                self.held[seq] = payload
+            heapq.heappush(self.held, (self.offset + _diff(seq, self.next), payload))
         if fin:
             self.fin = (seq + len(payload)) % _MOD
         return self._drain()
 
+    def _advance(self, count: int) -> None:
+        assert self.next is not None
+        self.next = (self.next + count) % _MOD
+        self.offset += count
+
     def _drain(self) -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
-        assert self.next is not None
-        progress = True
-        while progress and self.held:
-            progress = False
-            for seq in list(self.held):
-                data = self.held[seq]
-                ahead = _diff(seq, self.next)
-                if ahead + len(data) <= 0:  # all of it already delivered
-                    del self.held[seq]
-                    progress = True
-                elif ahead <= 0:
-                    del self.held[seq]
-                    out.append((0, data[-ahead:]))
-                    self.next = (self.next + len(data) + ahead) % _MOD
-                    progress = True
+        held = self.held
+        while held and held[0][0] <= self.offset:
+            start, data = heapq.heappop(held)
+            fresh = start + len(data) - self.offset
+            if fresh > 0:  # else all of it was delivered already (a retransmission)
+                out.append((0, data[-fresh:]))
+                self._advance(fresh)
         if self.fin is not None and self.fin == self.next:
             self.ended = True
         return out
+
+    def _skip_to(self, offset: int) -> list[tuple[int, bytes]]:
+        """Give up the hole before *offset*: (hole size, the bytes after it)."""
+        gap = offset - self.offset
+        self._advance(gap)
+        drained = self._drain()
+        return [(gap, drained[0][1] if drained else b""), *drained[1:]]
 
     def acked(self, ack: int) -> list[tuple[int, bytes]]:
         """The peer acknowledged the bytes before *ack*: those the capture lacks will
@@ -211,27 +223,19 @@ class _Reassembler:
             return out
         if self.fin is not None and _diff(ack, self.fin) > 0:
             ack = self.fin  # the FIN takes a sequence number, not a byte
-        while _diff(ack, self.next) > 0:
-            nearest = min(self.held, key=lambda s: _diff(s, self.next or 0), default=None)
-            stop = ack if nearest is None or _diff(nearest, ack) > 0 else nearest
-            gap = _diff(stop, self.next)
-            self.next = stop
-            drained = self._drain()
-            out.append((gap, drained[0][1] if drained else b""))
-            out += drained[1:]
+        acked_to = self.offset + _diff(ack, self.next)
+        while acked_to > self.offset:
+            nearest = self.held[0][0] if self.held else acked_to
+            out += self._skip_to(min(nearest, acked_to))
         return out
 
     def flush(self) -> list[tuple[int, bytes]]:
         """Deliver what is held beyond holes that never filled: (hole size, bytes)."""
         out: list[tuple[int, bytes]] = []
         while self.held and self.next is not None:
-            seq = min(self.held, key=lambda s: _diff(s, self.next or 0))
-            gap = _diff(seq, self.next)
-            self.next = seq
-            drained = self._drain()
-            if drained:
-                out.append((gap, drained[0][1]))
-                out += drained[1:]
+            drained = self._skip_to(self.held[0][0])
+            if drained[0][1]:
+                out += drained
         self.ended = True
         return out
 

@@ -461,3 +461,23 @@ def test_segmentation_never_changes_the_frames(up_cuts: list[int], down_cuts: li
         pick = rest_up if rest_up and (not rest_down or interleave.random() < 0.5) else rest_down
         merged.append(pick.pop(0))
     assert _by_side(_lines(merged)) == BASELINE
+
+
+def test_many_early_segments_are_delivered_in_order_across_the_wrap() -> None:
+    # 5,000 segments arrive last-first behind a hole at the start, their sequence
+    # numbers wrapping past 2**32; filling the hole releases them all, in order, once.
+    from bkvcodec._sniff import _Reassembler
+
+    reassembler = _Reassembler()
+    isn = 2**32 - 20_000
+    reassembler.segment(isn, True, False, b"")
+    count = 5_000
+    for index in range(count, 0, -1):
+        seq = (isn + 1 + index * 10) % 2**32
+        assert [] == reassembler.segment(seq, False, False, index.to_bytes(2, "big") * 5)
+    released = reassembler.segment(isn + 1, False, False, b"\xff" * 10)
+
+    expected = b"\xff" * 10 + b"".join(i.to_bytes(2, "big") * 5 for i in range(1, count + 1))
+    assert expected == b"".join(data for _, data in released)
+    assert all(gap == 0 for gap, _ in released)
+    assert [] == reassembler.held
