@@ -9,9 +9,14 @@
 # the device reconnects and repeats the report, which the sink, whose memory went
 # back to what the database holds, then processes once. Other connections carry on. Commands reach a
 # device through Gateway.send(), which encodes them on that device's connection.
-# A timer task per connection calls handle_timeout() at next_deadline(). A command
-# may be written later than send(): behind the device's command in flight (written
-# in the read that answers it) or the spacing (in the timer task). Every write
+# The connection's task also keeps its protocol timers: its read waits until the
+# earlier of the idle deadline and next_deadline(), and calls handle_timeout() when
+# the latter comes first; send() and answer_card() move that wait earlier when they
+# give the connection an earlier deadline. One task per connection, not a reader
+# and a timer task, because at 10,000 devices the second task's wake-up on every
+# read and its memory were a large part of a heartbeat's cost (bench/RESULTS.md). A
+# command may be written later than send(): behind the device's command in flight
+# (written in the read that answers it) or the spacing (at the timer). Every write
 # hands the sink the commands it carried (ServerConnection.commands_sent()), with
 # their wire message ids, once the bytes are written.
 #
@@ -37,6 +42,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import resource
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -181,7 +187,7 @@ class GatewayStatistics:
     refused: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class DeviceLink:
     """One live TCP connection and its sans-IO connection object."""
 
@@ -193,8 +199,10 @@ class DeviceLink:
     #: The remote address without the port (takeovers, the per-address limit).
     host: str = ""
     send_lock: trio.Lock = field(default_factory=trio.Lock)
-    deadline_changed: trio.Event = field(default_factory=trio.Event)
     cancel_scope: trio.CancelScope | None = None
+    #: The scope of the read being waited for: its deadline is the earlier of the
+    #: idle (or unidentified) deadline and the protocol's next timer.
+    read_scope: trio.CancelScope | None = None
     closed: bool = False
     #: A write failed: what the connection last handed out may not have arrived.
     write_failed: bool = False
@@ -296,7 +304,7 @@ class Gateway:
         if link is None or link.closed:
             return False
         link.connection.send(command, self.clock())
-        link.deadline_changed.set()
+        self._timer_moved(link)
         # Nothing to write when the command waits behind another one in flight or
         # for the spacing: the sink hears of it when it is written.
         await self._write(link, type(command).__name__, phy_id)
@@ -319,7 +327,7 @@ class Gateway:
             request_id, accept=accept, now=self.clock(), command_id=command_id,
             order_no=order_no, balance_cents=balance_cents, duration_s=duration_s,
             energy_wh=energy_wh, refusal_code=refusal_code)
-        link.deadline_changed.set()
+        self._timer_moved(link)
         await self._write(link, "CardAnswer", phy_id)
         return True
 
@@ -353,11 +361,9 @@ class Gateway:
         self._per_host[host] = self._per_host.get(host, 0) + 1
         self.log.info("TCP connection accepted", remote_addr=remote, link=link.link_id)
         try:
-            async with trio.open_nursery() as nursery:
-                link.cancel_scope = nursery.cancel_scope
-                nursery.start_soon(self._timers, link)
+            with trio.CancelScope() as scope:
+                link.cancel_scope = scope
                 await self._read_loop(link)
-                nursery.cancel_scope.cancel()
         except Exception as err:  # one connection's failure must not spread
             self.log.error("connection failed", remote_addr=remote, error=repr(err))
         finally:
@@ -385,12 +391,12 @@ class Gateway:
     async def _read_loop(self, link: DeviceLink) -> None:
         settings = self.settings
         identify_by = trio.current_time() + settings.unidentified_timeout
+        idle_by = trio.current_time() + settings.idle_timeout
         while not link.closed:
             data: bytes | bytearray = b""
-            read_by = trio.current_time() + settings.idle_timeout
-            if not link.identified:
-                read_by = min(read_by, identify_by)
-            with trio.move_on_at(read_by) as scope:
+            read_by = idle_by if link.identified else min(idle_by, identify_by)
+            with trio.move_on_at(min(read_by, self._timer_at(link))) as scope:
+                link.read_scope = scope
                 try:
                     data = await link.stream.receive_some(_READ_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as err:
@@ -400,6 +406,11 @@ class Gateway:
                     self.log.info("connection will close", remote_addr=link.remote_addr,
                                   reason="read error")
                     return
+                finally:
+                    link.read_scope = None
+            if scope.cancelled_caught and trio.current_time() < read_by:
+                await self._timer_due(link)
+                continue
             if scope.cancelled_caught:
                 if not link.identified:
                     self._close_unidentified(link, "unidentified_timeout")
@@ -414,6 +425,7 @@ class Gateway:
                 self.log.info("connection will close", remote_addr=link.remote_addr,
                               reason="closed by the device")
                 return
+            idle_by = trio.current_time() + settings.idle_timeout
             data = bytes(data)
             was_protocol = link.protocol
             events = link.connection.receive_data(data, self.clock())
@@ -445,7 +457,6 @@ class Gateway:
             elif answers:
                 self.log.info("answers withheld for refused frames",
                               remote_addr=link.remote_addr, bytes=len(answers))
-            link.deadline_changed.set()
             if admitted:
                 try:
                     await self.sink.device_events(link, admitted)
@@ -630,21 +641,27 @@ class Gateway:
                          gateway_id=header.device, msg_id=header.msg_id,
                          data_len=header.data_len, remote_addr=link.remote_addr)
 
-    async def _timers(self, link: DeviceLink) -> None:
-        while not link.closed:
-            deadline = link.connection.next_deadline()
-            link.deadline_changed = trio.Event()
-            if deadline is None:
-                await link.deadline_changed.wait()
-                continue
-            with trio.move_on_after(max(0.0, deadline - self.clock())):
-                await link.deadline_changed.wait()
-                continue
-            events = link.connection.handle_timeout(self.clock())
-            # Retransmissions, and commands that waited for the spacing.
-            sent = await self._write(link, "retransmission")
-            if events or sent:  # the sink commits what it recorded of them
-                await self.sink.device_events(link, events)
+    # --- protocol timers ----------------------------------------------------------------------
+
+    def _timer_at(self, link: DeviceLink) -> float:
+        """The connection's next protocol deadline on trio's clock (inf: none)."""
+        deadline = link.connection.next_deadline()
+        if deadline is None:
+            return math.inf
+        return trio.current_time() + max(0.0, deadline - self.clock())
+
+    def _timer_moved(self, link: DeviceLink) -> None:
+        """The connection may have an earlier deadline now: wake its read by then."""
+        scope = link.read_scope
+        if scope is not None:
+            scope.deadline = min(scope.deadline, self._timer_at(link))
+
+    async def _timer_due(self, link: DeviceLink) -> None:
+        events = link.connection.handle_timeout(self.clock())
+        # Retransmissions, and commands that waited for the spacing.
+        sent = await self._write(link, "retransmission")
+        if events or sent:  # the sink commits what it recorded of them
+            await self.sink.device_events(link, events)
 
     async def _write(self, link: DeviceLink, kind: str,
                      phy_id: str | None = None) -> list[CommandSent]:

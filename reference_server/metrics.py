@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
@@ -15,6 +16,8 @@ __all__ = ["CONTENT_TYPE", "Metrics"]
 #: The ``Content-Type`` of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+_Metric = TypeVar("_Metric", Counter, Histogram)
+
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -23,6 +26,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Counter | Histogram] = {}
         r = self.registry
         self.frames_in = Counter("iot_frames_in", "Device frames decoded, by event kind.",
                                  ["protocol", "kind"], registry=r)
@@ -78,6 +82,15 @@ class Metrics:
                                      "Devices with a live connection.", registry=r)
         self._deliveries_pending = Gauge("iot_webhook_deliveries_pending",
                                          "Events waiting for delivery.", registry=r)
+
+    def child(self, metric: _Metric, *values: str) -> _Metric:
+        """``metric.labels(*values)``, remembered: the hot paths count every frame,
+        and ``labels()`` takes a lock and builds its key on each call."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found  # type: ignore[return-value]  # the same class as *metric*
 
     def watch(self, *, connections: Callable[[], float], devices_online: Callable[[], float],
               deliveries_pending: Callable[[], float]) -> None:

@@ -389,7 +389,7 @@ class ChargingService:
         device = self._devices.get(phy_id) if phy_id else None
         if direction is Direction.DOWN:
             for kind in kinds:
-                self.metrics.frames_out.labels(kind).inc()
+                self.metrics.child(self.metrics.frames_out, kind).inc()
         if len(self._frame_logs) >= MAX_BUFFERED_LOGS:
             del self._frame_logs[: MAX_BUFFERED_LOGS // 10]
         self._frame_logs.append(CmdLogEntry(
@@ -721,7 +721,7 @@ class ChargingService:
     async def _handle(self, link: DeviceLink, event: ConnectionEvent, now: float,
                       changes: _Changes) -> None:
         protocol = link.protocol or "unknown"
-        self.metrics.frames_in.labels(protocol, type(event).__name__).inc()
+        self.metrics.child(self.metrics.frames_in, protocol, type(event).__name__).inc()
         match event:
             case FrameRejected():
                 self.metrics.frames_rejected.labels(event.error.code).inc()
@@ -1796,7 +1796,7 @@ class ChargingService:
                     events=[e.event_type for e in events])
                 raise
             for event in events:
-                self.metrics.events.labels(event.event_type).inc()
+                self.metrics.child(self.metrics.events, event.event_type).inc()
             if events:
                 self.on_events()
         for action in after:

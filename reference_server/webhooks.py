@@ -279,7 +279,7 @@ class WebhookDeliverer:
             latency = max(now - event.created_at, 0.0)
             await self._db.mark_delivered(event.seq, int(now),
                                           latency_ms=round(latency * 1000))
-            self._metrics.webhook_deliveries.labels(outcome="delivered").inc()
+            self._metrics.child(self._metrics.webhook_deliveries, "delivered").inc()
             self._metrics.webhook_latency.observe(latency)
             self._log.debug("webhook delivered", event_id=event.event_id, status=status,
                             attempt=delivery.attempts + 1, latency_ms=round(latency * 1000))
