@@ -9,14 +9,18 @@
 # the device reconnects and repeats the report, which the sink, whose memory went
 # back to what the database holds, then processes once. Other connections carry on. Commands reach a
 # device through Gateway.send(), which encodes them on that device's connection.
-# The connection's task also keeps its protocol timers: its read waits until the
-# earlier of the idle deadline and next_deadline(), and calls handle_timeout() when
-# the latter comes first; send() and answer_card() move that wait earlier when they
-# give the connection an earlier deadline. One task per connection, not a reader
-# and a timer task, because at 10,000 devices the second task's wake-up on every
-# read and its memory were a large part of a heartbeat's cost (bench/RESULTS.md). A
-# command may be written later than send(): behind the device's command in flight
-# (written in the read that answers it) or the spacing (at the timer). Every write
+# One task per connection, and it only reads: it waits for the socket to be
+# readable and reads without a timeout of its own. The clocks of all connections
+# are kept by one sweeper task: it closes connections silent past idle_timeout (or
+# unidentified past unidentified_timeout) and, for the few connections with a
+# protocol deadline (next_deadline(): a retransmission, a command waiting for the
+# spacing), calls handle_timeout() when it is due, in a task of its own. Answers
+# are written straight to the socket when it takes them whole; only a write that
+# would block goes through the stream, under the write timeout. At 10,000 devices a
+# timeout scope per read, a timer task per connection and trio's socket wrappers
+# were most of a heartbeat's cost and memory (bench/RESULTS.md). A command may be
+# written later than send(): behind the device's command in flight (written in the
+# read that answers it) or the spacing (by the sweeper's timer). Every write
 # hands the sink the commands it carried (ServerConnection.commands_sent()), with
 # their wire message ids, once the bytes are written.
 #
@@ -41,8 +45,9 @@
 # per hour, and at most ``unidentified_max_bytes`` of reads that carried no frame.
 from __future__ import annotations
 
+import functools
 import itertools
-import math
+import os
 import resource
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -85,7 +90,10 @@ from .metrics import Metrics
 __all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "FrameHeader", "Gateway",
            "GatewaySettings", "GatewayStatistics", "default_max_connections", "frame_headers"]
 
-_READ_SIZE = 65536
+#: Bytes taken from the socket per read (frames are small; a big one takes more reads).
+_READ_SIZE = 16384
+#: Longest wait of the sweeper between two looks at the connections' clocks (s).
+_SWEEP_EVERY = 1.0
 #: Descriptors kept for HTTP, SQLite and webhooks.
 DESCRIPTOR_RESERVE = 256
 #: The frame log's budget window (``frame_log_max_bytes`` per connection per hour).
@@ -193,16 +201,18 @@ class DeviceLink:
 
     link_id: int
     remote_addr: str
-    stream: trio.abc.Stream
+    stream: trio.SocketStream
     connection: ServerConnection
     opened_at: float
     #: The remote address without the port (takeovers, the per-address limit).
     host: str = ""
     send_lock: trio.Lock = field(default_factory=trio.Lock)
     cancel_scope: trio.CancelScope | None = None
-    #: The scope of the read being waited for: its deadline is the earlier of the
-    #: idle (or unidentified) deadline and the protocol's next timer.
-    read_scope: trio.CancelScope | None = None
+    #: When the connection was accepted, and last read from (trio's clock).
+    accepted_at: float = 0.0
+    last_read: float = 0.0
+    #: The socket's descriptor, for writes that need no wait.
+    fd: int = -1
     closed: bool = False
     #: A write failed: what the connection last handed out may not have arrived.
     write_failed: bool = False
@@ -257,6 +267,10 @@ class Gateway:
         self._bytes_out = 0
         self._refused = 0
         self._connections_refused = 0
+        #: Connections with a protocol deadline (see _sweep).
+        self._timed: set[DeviceLink] = set()
+        self._sweep_woken = trio.Event()
+        self._nursery: trio.Nursery | None = None
 
     # --- public ----------------------------------------------------------------------
 
@@ -264,8 +278,12 @@ class Gateway:
                     task_status: trio.TaskStatus[list[trio.SocketListener]]
                     = trio.TASK_STATUS_IGNORED) -> None:
         """Listen for devices until cancelled."""
-        await trio.serve_tcp(self.handle, port, host=host or None,
-                             task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._sweep)
+            listeners = await nursery.start(
+                functools.partial(trio.serve_tcp, self.handle, port, host=host or None))
+            task_status.started(listeners)
 
     def is_online(self, phy_id: str) -> bool:
         """Whether a live connection carries *phy_id*."""
@@ -355,7 +373,9 @@ class Gateway:
         link = DeviceLink(link_id=next(self._ids), remote_addr=remote, stream=stream,
                           connection=ServerConnection(
                               max_frame_size=self.settings.max_frame_size),
-                          opened_at=self.clock(), host=host)
+                          opened_at=self.clock(), host=host,
+                          fd=stream.socket.fileno())
+        link.accepted_at = link.last_read = trio.current_time()
         self._accepted += 1
         self._open.add(link)
         self._per_host[host] = self._per_host.get(host, 0) + 1
@@ -390,43 +410,25 @@ class Gateway:
 
     async def _read_loop(self, link: DeviceLink) -> None:
         settings = self.settings
-        identify_by = trio.current_time() + settings.unidentified_timeout
-        idle_by = trio.current_time() + settings.idle_timeout
+        socket, fd = link.stream.socket, link.fd
         while not link.closed:
-            data: bytes | bytearray = b""
-            read_by = idle_by if link.identified else min(idle_by, identify_by)
-            with trio.move_on_at(min(read_by, self._timer_at(link))) as scope:
-                link.read_scope = scope
-                try:
-                    data = await link.stream.receive_some(_READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as err:
-                    # A reset or a socket that failed: a read error. A normal close
-                    # is an empty read (below).
-                    self.log.info("TCP read error", error=repr(err), remote_addr=link.remote_addr)
-                    self.log.info("connection will close", remote_addr=link.remote_addr,
-                                  reason="read error")
-                    return
-                finally:
-                    link.read_scope = None
-            if scope.cancelled_caught and trio.current_time() < read_by:
-                await self._timer_due(link)
+            try:
+                await trio.lowlevel.wait_readable(socket)
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
                 continue
-            if scope.cancelled_caught:
-                if not link.identified:
-                    self._close_unidentified(link, "unidentified_timeout")
-                else:
-                    self.log.info("TCP read error", remote_addr=link.remote_addr,
-                                  error=f"read timeout error: silent for "
-                                        f"{settings.idle_timeout:g} s")
-                    self.log.info("connection will close", remote_addr=link.remote_addr,
-                                  reason="idle")
+            except (OSError, trio.ClosedResourceError) as err:
+                # A reset or a socket that failed: a read error. A normal close
+                # is an empty read (below).
+                self.log.info("TCP read error", error=repr(err), remote_addr=link.remote_addr)
+                self.log.info("connection will close", remote_addr=link.remote_addr,
+                              reason="read error")
                 return
             if not data:
                 self.log.info("connection will close", remote_addr=link.remote_addr,
                               reason="closed by the device")
                 return
-            idle_by = trio.current_time() + settings.idle_timeout
-            data = bytes(data)
+            link.last_read = trio.current_time()
             was_protocol = link.protocol
             events = link.connection.receive_data(data, self.clock())
             if was_protocol is None and link.protocol is not None:
@@ -472,6 +474,8 @@ class Gateway:
                 for event in held:
                     link.connection.acknowledge(event)
                 await self._write(link, "acknowledgement", phy_id)
+            if link.connection.next_deadline() is not None:
+                self._timed.add(link)
 
     def _close_unidentified(self, link: DeviceLink, reason: str) -> None:
         self.metrics.connections_refused.labels(reason).inc()
@@ -641,27 +645,74 @@ class Gateway:
                          gateway_id=header.device, msg_id=header.msg_id,
                          data_len=header.data_len, remote_addr=link.remote_addr)
 
-    # --- protocol timers ----------------------------------------------------------------------
+    # --- the clocks of all connections --------------------------------------------------------
 
-    def _timer_at(self, link: DeviceLink) -> float:
-        """The connection's next protocol deadline on trio's clock (inf: none)."""
-        deadline = link.connection.next_deadline()
-        if deadline is None:
-            return math.inf
-        return trio.current_time() + max(0.0, deadline - self.clock())
+    async def _sweep(self) -> None:
+        """Close silent connections, and run the protocol timers that are due."""
+        settings = self.settings
+        # A silent connection closes within a tenth of its limit (at most _SWEEP_EVERY).
+        idle_every = min(_SWEEP_EVERY,
+                         max(0.01, min(settings.idle_timeout, settings.unidentified_timeout) / 10))
+        idle_at = trio.current_time() + idle_every
+        while True:
+            self._sweep_woken = trio.Event()
+            if trio.current_time() >= idle_at:
+                self._close_silent()
+                idle_at = trio.current_time() + idle_every
+            wait = idle_at - trio.current_time()
+            now = self.clock()
+            for link in list(self._timed):
+                deadline = link.connection.next_deadline()
+                if link.closed or deadline is None:
+                    self._timed.discard(link)
+                elif deadline <= now:
+                    self._timed.discard(link)
+                    assert self._nursery is not None  # serve() set it before starting us
+                    self._nursery.start_soon(self._timer_due, link)
+                else:
+                    wait = min(wait, deadline - now)
+            with trio.move_on_after(max(wait, 0.0)):
+                await self._sweep_woken.wait()
+
+    def _close_silent(self) -> None:
+        settings = self.settings
+        now = trio.current_time()
+        idle_since = now - settings.idle_timeout
+        unidentified_since = now - settings.unidentified_timeout
+        # A link marked closed by a failed write still has its task until its socket
+        # fails or falls silent, as any other.
+        for link in list(self._open):
+            if not link.identified and link.accepted_at <= unidentified_since:
+                self._close_unidentified(link, "unidentified_timeout")
+                link.close()
+            elif link.last_read <= idle_since:
+                self.log.info("TCP read error", remote_addr=link.remote_addr,
+                              error=f"read timeout error: silent for "
+                                    f"{settings.idle_timeout:g} s")
+                self.log.info("connection will close", remote_addr=link.remote_addr,
+                              reason="idle")
+                link.close()
 
     def _timer_moved(self, link: DeviceLink) -> None:
-        """The connection may have an earlier deadline now: wake its read by then."""
-        scope = link.read_scope
-        if scope is not None:
-            scope.deadline = min(scope.deadline, self._timer_at(link))
+        """The connection may have an earlier protocol deadline now."""
+        if link.connection.next_deadline() is not None:
+            self._timed.add(link)
+            self._sweep_woken.set()
 
     async def _timer_due(self, link: DeviceLink) -> None:
-        events = link.connection.handle_timeout(self.clock())
-        # Retransmissions, and commands that waited for the spacing.
-        sent = await self._write(link, "retransmission")
-        if events or sent:  # the sink commits what it recorded of them
-            await self.sink.device_events(link, events)
+        if link.closed:
+            return
+        try:
+            events = link.connection.handle_timeout(self.clock())
+            # Retransmissions, and commands that waited for the spacing.
+            sent = await self._write(link, "retransmission")
+            if events or sent:  # the sink commits what it recorded of them
+                await self.sink.device_events(link, events)
+        except Exception as err:  # like a failure of the connection's own task
+            self.log.error("connection failed", remote_addr=link.remote_addr, error=repr(err))
+            link.close()
+        else:
+            self._timer_moved(link)
 
     async def _write(self, link: DeviceLink, kind: str,
                      phy_id: str | None = None) -> list[CommandSent]:
@@ -681,7 +732,30 @@ class Gateway:
         if self.log.enabled(self.settings.frame_log_level):
             self._log_frames(link, data, "sent")
         self._log_traffic(link, Direction.DOWN, data, [kind], phy_id, frames=True)
-        async with link.send_lock:
+        lock = link.send_lock
+        if lock.locked():  # another task is writing: after it
+            await lock.acquire()
+        else:
+            # Straight to the socket: it nearly always takes a small answer whole,
+            # with no wait and no trip through the scheduler.
+            lock.acquire_nowait()
+            try:
+                written = os.write(link.fd, data)
+            except BlockingIOError:
+                written = 0
+            except OSError:
+                lock.release()
+                link.closed = link.write_failed = True
+                return []
+            data_left = data[written:]
+            if not data_left:
+                lock.release()
+                self._bytes_out += len(data)
+                if sent:
+                    self.sink.commands_sent(link, sent)
+                return sent
+            data, self._bytes_out = data_left, self._bytes_out + written
+        try:
             with trio.move_on_after(self.settings.write_timeout) as scope:
                 try:
                     await link.stream.send_all(data)
@@ -693,6 +767,8 @@ class Gateway:
                                  reason="write timeout")
                 link.closed = link.write_failed = True
                 return []
+        finally:
+            lock.release()
         self._bytes_out += len(data)
         if sent:
             self.sink.commands_sent(link, sent)
