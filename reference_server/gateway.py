@@ -817,6 +817,7 @@ _BKV_HEADERS = (b"\xfc\xfe", b"\xfc\xff")
 _BKV_MIN = 21
 _AP3000_HEADER = b"DNY"
 _AP3000_MIN = 14
+_MARKERS = (*_BKV_HEADERS, _AP3000_HEADER)
 
 
 def frame_headers(data: bytes) -> Iterator[FrameHeader]:
@@ -827,6 +828,7 @@ def frame_headers(data: bytes) -> Iterator[FrameHeader]:
     frame split across reads) are skipped.
     """
     at, end = 0, len(data)
+    next_at = [0] * len(_MARKERS)  # where each marker is next found
     while at + _AP3000_MIN <= end:
         head = data[at:at + 2]
         if head in _BKV_HEADERS and at + _BKV_MIN <= end:
@@ -846,12 +848,15 @@ def frame_headers(data: bytes) -> Iterator[FrameHeader]:
                                   size - _AP3000_MIN)
                 at += size
                 continue
-        # On to the next byte that may start a frame (a search, not a Python loop).
-        starts = [i for i in (data.find(b"\xfc", at + 1), data.find(_AP3000_HEADER, at + 1))
-                  if i >= 0]
-        if not starts:
-            return
-        at = min(starts)
+        # On to the next place a frame may start (searches, not a Python loop over
+        # bytes). A marker's next place is searched for again only once passed, so
+        # bytes full of one marker and none of another cost one pass, not one per
+        # candidate.
+        for n, marker in enumerate(_MARKERS):
+            if next_at[n] <= at:
+                found = data.find(marker, at + 1)
+                next_at[n] = found if found >= 0 else end
+        at = min(next_at)
 
 
 def _device_of(link: DeviceLink, data: bytes) -> str | None:

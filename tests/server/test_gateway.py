@@ -189,3 +189,58 @@ async def test_idle_connection_is_closed() -> None:
         with trio.fail_after(5):
             assert b"" == await stream.receive_some(1024)
         await stream.aclose()
+
+
+@pytest.mark.trio
+async def test_a_device_that_reads_nothing_costs_a_write_timeout_not_other_devices() -> None:
+    settings = GatewaySettings(write_timeout=0.3, idle_timeout=1.0)
+    async with running(settings) as (gateway, _recorder, port):
+        stuck_device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+        stuck = await _heartbeat(port, stuck_device)
+        await stuck.receive_some(1024)
+        link = gateway.link_for(GATEWAY_ID)
+        assert link is not None
+        # More than the socket buffers hold: the first write takes a part, the rest
+        # waits for a reader that never comes.
+        flood = b"\xfc" * (32 << 20)
+
+        assert [] == await gateway._write_data(link, flood, [], "test", GATEWAY_ID)
+
+        assert link.closed and link.write_failed
+        other_id = "82210225000521"
+        other_device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=other_id)
+        other = await trio.open_tcp_stream("127.0.0.1", port)
+        other_device.send(DeviceHeartbeat(phy_id=other_id, protocol=ProtocolFamily.BKV), 0)
+        await other.send_all(other_device.data_to_send())
+        assert isinstance(BkvFrame.decode(await other.receive_some(1024)).message, HeartbeatAck)
+        # The stuck connection's task ends when it falls silent.
+        with trio.fail_after(5):
+            while gateway.is_online(GATEWAY_ID):
+                await trio.sleep(0.05)
+        await stuck.aclose()
+        await other.aclose()
+
+
+@pytest.mark.trio
+async def test_a_write_behind_another_waits_for_it_and_both_arrive_whole() -> None:
+    async with running() as (gateway, _recorder, port):
+        device = DeviceConnection(protocol=ProtocolFamily.BKV, phy_id=GATEWAY_ID)
+        stream = await _heartbeat(port, device)
+        await stream.receive_some(1024)
+        link = gateway.link_for(GATEWAY_ID)
+        assert link is not None
+        big, small = bytes(range(256)) * 16384, b"\x01\x02\x03"  # 4 MiB, then 3 bytes
+        received = bytearray()
+
+        async def read_all() -> None:
+            while len(received) < len(big) + len(small):
+                received.extend(await stream.receive_some(1 << 20))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gateway._write_data, link, big, [], "test", GATEWAY_ID)
+            await trio.sleep(0.05)  # the big write is under way and waits for the reader
+            nursery.start_soon(gateway._write_data, link, small, [], "test", GATEWAY_ID)
+            nursery.start_soon(read_all)
+
+        assert bytes(received) == big + small
+        await stream.aclose()

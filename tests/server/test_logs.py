@@ -140,6 +140,16 @@ def test_frame_headers_read_the_fixed_offsets() -> None:
             ] == list(frame_headers(data))
 
 
+def test_frame_headers_find_frames_behind_many_false_starts() -> None:
+    ap3000 = Ap3000Frame(physical_id=parse_phy_id(AP3000_ID), message_id=7,
+                         message=Ap3000Heartbeat(voltage_0p1v=2200, port_status=(0, 0),
+                                                 signal_strength=0, env_temp_raw=0)).encode()
+    # Markers of one protocol with impossible lengths, then of the other, then frames.
+    data = (b"\xfc\xfe\x00\x00" * 2000 + b"DNY\x00\x00" * 2000 + BKV_HEARTBEAT_REPLY
+            + b"\xfc" * 100 + ap3000)
+    assert ["BKV", "AP3000"] == [header.protocol for header in frame_headers(data)]
+
+
 def test_text_lines_are_single_readable_lines() -> None:
     stream = io.StringIO()
     log = Logger("info", stream, log_format="text")
