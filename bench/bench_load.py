@@ -354,6 +354,10 @@ class Sampler:
         times = self.process.cpu_times()
         return float(times.user + times.system)
 
+    def system_seconds(self) -> float:
+        """CPU seconds spent in the kernel on the process's behalf (system calls)."""
+        return float(self.process.cpu_times().system)
+
     def thread_cpu(self) -> dict[int, float]:
         """CPU seconds so far of each of the process's threads, by thread id."""
         try:
@@ -985,6 +989,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
                     ours = [os.getpid()] + [w.process.pid for w in workers]
                     cpu_before, system_before = sampler.cpu_seconds(), system_cpu_busy()
                     threads_before = sampler.thread_cpu()
+                    kernel_before = sampler.system_seconds()
                     ours_before = process_cpu(ours)
                     wall_before = time.perf_counter()
                     sampler.window_peak_rss = 0
@@ -1000,6 +1005,7 @@ async def orchestrate(args: argparse.Namespace) -> int:
                     wall = time.perf_counter() - wall_before
                     cpu = sampler.cpu_seconds() - cpu_before
                     threads_after = sampler.thread_cpu()
+                    kernel = sampler.system_seconds() - kernel_before
                     system = system_cpu_busy() - system_before
                     ours_cpu = process_cpu(ours) - ours_before
                     rss_end, rss_window = sampler.last_rss, sampler.window_peak_rss
@@ -1071,6 +1077,8 @@ async def orchestrate(args: argparse.Namespace) -> int:
     # The main thread runs the event loop; SQLite runs in a worker thread.
     loop_cpu = threads_after.get(server.process.pid, 0.0) - threads_before.get(
         server.process.pid, 0.0)
+    report.row("  of it in the kernel (system calls)", f"{100 * kernel / wall:.1f} % of one core",
+               "noted")
     report.row("  of it the event loop's thread", f"{100 * loop_cpu / wall:.1f} % of one core",
                "noted")
     report.row("  and the other threads (SQLite, logs)",

@@ -10,7 +10,6 @@
 # bytes come out.
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -120,14 +119,16 @@ class CommandTracker:
 
     def __init__(self, timing: CommandTiming) -> None:
         self.timing = timing
-        self._queue: deque[_Queued] = deque()
+        # Lists, not deques: a server holds one tracker per connection, mostly
+        # empty, and an empty deque costs ten times an empty list.
+        self._queue: list[_Queued] = []
         self._in_flight: dict[str, InFlight] = {}
         self._written_unanswered: list[InFlight] = []
         #: Tracked replies (see :meth:`reply`), by command id.
         self._replies: dict[str, InFlight] = {}
         self._last_write: float | None = None
         #: The command frames written, oldest first (see :meth:`take_sent`).
-        self._sent: deque[CommandSent] = deque(maxlen=MAX_COMMANDS_SENT)
+        self._sent: list[CommandSent] = []
 
     def submit(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
                now: float, timing: CommandTiming | None = None, *,
@@ -148,9 +149,13 @@ class CommandTracker:
     def take_sent(self) -> list[CommandSent]:
         """The command frames written since the last call, in write order (at most
         :data:`MAX_COMMANDS_SENT`, the newest). Tracked replies are not included."""
-        sent = list(self._sent)
-        self._sent.clear()
+        sent, self._sent = self._sent, []
         return sent
+
+    def _record_sent(self, sent: CommandSent) -> None:
+        self._sent.append(sent)
+        if len(self._sent) > MAX_COMMANDS_SENT:
+            del self._sent[0]
 
     def reply(self, command_id: str, phy_id: str, key: Hashable | None, data: bytes,
               now: float) -> bytes:
@@ -204,7 +209,7 @@ class CommandTracker:
                 pending.deadline = now + pending.timing.reply_timeout_s
                 if table is self._in_flight:
                     self._last_write = now
-                    self._sent.append(CommandSent(
+                    self._record_sent(CommandSent(
                         command_id=pending.command_id, phy_id=pending.phy_id,
                         message_id=pending.message_id, attempt=pending.attempts))
                 out += pending.data
@@ -219,6 +224,8 @@ class CommandTracker:
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`expire` has work to do (or an unanswered command
         was written and its outcome is due)."""
+        if not (self._in_flight or self._replies or self._written_unanswered or self._queue):
+            return None  # the usual case, looked at after every read
         deadlines = [pending.deadline for pending in self._in_flight.values()]
         deadlines += [pending.deadline for pending in self._replies.values()]
         deadlines += [done.deadline for done in self._written_unanswered]
@@ -249,7 +256,7 @@ class CommandTracker:
             self._queue.remove(queued)
             self._last_write = now
             out += queued.data
-            self._sent.append(CommandSent(command_id=queued.command_id, phy_id=queued.phy_id,
+            self._record_sent(CommandSent(command_id=queued.command_id, phy_id=queued.phy_id,
                                           message_id=queued.message_id, attempt=1))
             if queued.key is None:
                 self._written_unanswered.append(InFlight(

@@ -429,8 +429,9 @@ class Gateway:
                               reason="closed by the device")
                 return
             link.last_read = trio.current_time()
+            now = self.clock()
             was_protocol = link.protocol
-            events = link.connection.receive_data(data, self.clock())
+            events = link.connection.receive_data(data, now)
             if was_protocol is None and link.protocol is not None:
                 self.log.info("Protocol identified", protocol=link.protocol,
                               remote_addr=link.remote_addr)
@@ -438,10 +439,10 @@ class Gateway:
                 self._log_frames(link, data, "received")
             # Route the device to this link before answering, so that a command
             # sent right after the answer finds it.
-            admitted, verdict = await self._admit(link, events)
+            admitted, verdict = await self._admit(link, events, now)
             phy_id = next(iter(link.phy_ids), None)
             self._log_traffic(link, Direction.UP, data, [type(e).__name__ for e in events],
-                              phy_id, frames=_has_frame(events))
+                              phy_id, frames=_has_frame(events), now=now)
             answers = link.connection.data_to_send()
             # The commands in *answers*: one that waited behind a command this read
             # answered is written now.
@@ -484,14 +485,13 @@ class Gateway:
 
     # --- identity (api.md §11.2) ------------------------------------------------------------
 
-    async def _admit(self, link: DeviceLink,
-                     events: list[ConnectionEvent]) -> tuple[list[ConnectionEvent], _Verdict]:
-        """Count what a read carried and decide what of it is served.
+    async def _admit(self, link: DeviceLink, events: list[ConnectionEvent],
+                     now: float) -> tuple[list[ConnectionEvent], _Verdict]:
+        """Count what a read carried (at *now*) and decide what of it is served.
 
         Returns:
             The events to hand to the sink, and the read's verdict.
         """
-        now = self.clock()
         admitted: list[ConnectionEvent] = []
         verdict = _Verdict.SERVE
         refused: set[str] = set()  # one refusal per id and read, not per event
@@ -616,7 +616,8 @@ class Gateway:
     # --- the frame log (api.md §11.3) ---------------------------------------------------------
 
     def _log_traffic(self, link: DeviceLink, direction: Direction, data: bytes,
-                     kinds: list[str], phy_id: str | None, *, frames: bool) -> None:
+                     kinds: list[str], phy_id: str | None, *, frames: bool,
+                     now: float | None = None) -> None:
         """Hand *data* to the frame log within the connection's budgets."""
         settings = self.settings
         if not frames:
@@ -626,7 +627,8 @@ class Gateway:
                 return
             data = data[:room]
             link.garbage_logged += len(data)
-        now = self.clock()
+        if now is None:
+            now = self.clock()
         if now - link.log_window_start >= _LOG_WINDOW:
             link.log_window_start, link.log_window_bytes = now, 0
         if link.log_window_bytes + len(data) > settings.frame_log_max_bytes:

@@ -288,6 +288,8 @@ class ChargingService:
         self.gateway: Gateway | None = None
         self.on_events: Callable[[], None] = lambda: None
         self._ready = False
+        #: Per-report debug lines are built only when they are written.
+        self._debug = logger.enabled("debug")
         #: Webhook deliveries waiting, refreshed with each flush (a /metrics gauge).
         self.deliveries_pending = 0
         self._devices: dict[str, _Device] = {}
@@ -308,7 +310,9 @@ class ChargingService:
         self._card_locks: dict[str, trio.Lock] = {}
         #: The lowest order number not yet given out (seeded from the database).
         self._free_order_no = format_order_no(0, 0)
-        self._touches: dict[str, DeviceTouch] = {}
+        #: Devices seen since the last flush: their last_seen_at and rssi are stored
+        #: with it (one row update a device, however many frames it sent).
+        self._touched: dict[str, _Device] = {}
         self._frame_logs: list[CmdLogEntry] = []
         #: Wire message ids of commands just written, stored with the next commit.
         self._msg_ids: dict[str, int] = {}
@@ -754,7 +758,8 @@ class ChargingService:
         device = await self._seen(link, event.phy_id, now, changes)
         if device is None:
             return
-        self.log.debug("device report", kind=type(event).__name__, device=event.phy_id)
+        if self._debug:
+            self.log.debug("device report", kind=type(event).__name__, device=event.phy_id)
         match event:
             case DeviceRegistered():
                 await self._registered(device, event, link, now, changes)
@@ -801,9 +806,7 @@ class ChargingService:
             device = self._cache_device(record)
             device.link_id = link.link_id
         device.last_seen = now
-        self._touches[phy_id] = DeviceTouch(phy_id=phy_id, seen_at=int(now),
-                                            rssi=self._touches[phy_id].rssi
-                                            if phy_id in self._touches else None)
+        self._touched[phy_id] = device
         if not device.online:
             device.online = True
             changes.undo.append(lambda: setattr(device, "online", False))
@@ -830,9 +833,6 @@ class ChargingService:
     def _heartbeat(self, device: _Device, event: DeviceHeartbeat, now: float,
                    changes: _Changes) -> None:
         rssi = _reported_rssi(device.protocol, event)
-        if rssi is not None:  # else the touch keeps a value reported since the last flush
-            self._touches[device.phy_id] = DeviceTouch(phy_id=device.phy_id,
-                                                       seen_at=int(now), rssi=rssi)
         if rssi is not None and device.rssi is None:
             # The first value is stored with this read, so the device's view shows it
             # as soon as the heartbeat's events do; later changes ride the batched touch.
@@ -840,7 +840,7 @@ class ChargingService:
             changes.undo.append(lambda: setattr(device, "rssi", None))
             touch = DeviceTouch(phy_id=device.phy_id, seen_at=int(now), rssi=rssi)
             changes.write(lambda db: db.touch_devices([touch]))
-        elif rssi is not None:
+        elif rssi is not None:  # stored with the next flush's touch
             device.rssi = rssi
         if (event.firmware and event.firmware != device.firmware) or (
                 event.iccid and event.iccid != device.iccid):
@@ -1743,7 +1743,9 @@ class ChargingService:
                 open_command.handed_to = None
 
     async def _flush(self) -> None:
-        touches, self._touches = list(self._touches.values()), {}
+        touched, self._touched = self._touched, {}
+        touches = [DeviceTouch(phy_id=device.phy_id, seen_at=int(device.last_seen),
+                               rssi=device.rssi) for device in touched.values()]
         logs, self._frame_logs = self._frame_logs, []
         for start in range(0, len(touches), FLUSH_CHUNK):
             await self.db.touch_devices(touches[start:start + FLUSH_CHUNK])
@@ -1770,6 +1772,9 @@ class ChargingService:
     # --- helpers ------------------------------------------------------------------------------
 
     async def _commit(self, changes: _Changes) -> None:
+        if not (self._msg_ids or changes.ops or changes.events or changes.after
+                or changes.undo or changes.touched):
+            return  # most reads: a heartbeat changes nothing that is stored at once
         if self._msg_ids:  # commands written since the last commit (commands_sent)
             msg_ids, self._msg_ids = self._msg_ids, {}
             changes.write(lambda db: db.set_command_msg_ids(msg_ids))
