@@ -5,6 +5,7 @@ types and messages on malformed ones."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -274,3 +275,33 @@ def test_port_group_template_writes_the_grammar_items(group: PortGroup) -> None:
                           st.binary(max_size=200)), max_size=5))
 def test_item_writer_agrees_with_grammar(items: list[tuple[int | str, bytes]]) -> None:
     assert items_to_bytes(items) == grammar_items_to_bytes(items)  # type: ignore[arg-type]
+
+
+@given(bkv_frames(), st.data())
+def test_fast_frame_encoder_refuses_what_the_grammar_refuses(frame: BkvFrame,
+                                                             data: st.DataObject) -> None:
+    # The envelope fields (and a GN message's container) out of range or of another
+    # type: the whole-frame encoder must give the grammar's bytes or refuse alike.
+    name = data.draw(st.sampled_from(["gateway_id", "seq", "direction_byte", "container"]))
+    bad = data.draw(st.sampled_from({
+        "gateway_id": ["0011223344556", "00112233445566aa", "00 11 22 33 44 55 66",
+                       "zz112233445566", 7, "ABCDEF01234567"],
+        "seq": [-1, 1 << 32, "1", None, True, (1 << 32) - 1],
+        "direction_byte": [-1, 256, "1", True, 0, 1, 7],
+        "container": [-1, 1 << 16, "1", None, 0x0005, 0x1234],
+    }[name]))
+    if name == "container":
+        if not hasattr(frame.message, "container"):
+            return
+        broken = dataclasses.replace(frame, message=dataclasses.replace(  # type: ignore[type-var]
+            frame.message, container=bad))
+    else:
+        broken = dataclasses.replace(frame, **{name: bad})
+
+    def outcome(encode: Callable[[], bytes]) -> object:
+        try:
+            return encode()
+        except Exception as err:  # the same kind of error, whatever it is
+            return type(err)
+
+    assert outcome(broken.encode) == outcome(lambda: reference_encode(broken))

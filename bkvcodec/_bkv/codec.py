@@ -226,7 +226,8 @@ class BkvFrame:
         Raises:
             LocalProtocolError: A field does not fit its wire encoding.
         """
-        return encode_frame(self)
+        encoded = fast_encode(self)
+        return encode_frame(self) if encoded is None else encoded
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -552,6 +553,108 @@ def _fast_payload(message: BkvMessage, gateway: bytes) -> bytes:
             if len(raw_iccid) <= 20 and len(raw_firmware) <= 8:
                 return _HEARTBEAT_LAYOUT.pack(raw_iccid, raw_firmware, message.rssi)
     return _payload(message, gateway, items_to_bytes)
+
+
+#: ``payload(message, gateway)``: the payload of a message of one class, or None (then
+#: encode_frame writes the frame, or raises the error the grammar gives).
+PayloadEncoder = Callable[[Any, bytes], bytes | None]
+
+
+def _gn_fixed_payload(encoder: Callable[[Any], bytes | None]) -> PayloadEncoder:
+    return lambda message, gateway: encoder(message)
+
+
+def _gn_variable_payload(cls: type[Any], params: Callable[[Any], bytes | None]
+                         ) -> PayloadEncoder:
+    fixed_sub = _GN_CLASSES[cls][0]
+    socket_status = cls is SocketStatus
+
+    def payload(message: Any, gateway: bytes) -> bytes | None:
+        data = params(message)
+        extra = message.extra
+        if data is None or type(extra) is not bytes:
+            return None
+        data += extra
+        return _gn_head(len(data), message.sub_command if socket_status else fixed_sub) + data
+    return payload
+
+
+def _heartbeat_payload(message: Any, gateway: bytes) -> bytes | None:
+    iccid, firmware = message.iccid, message.firmware
+    if type(iccid) is not str or type(firmware) is not str:
+        return None
+    raw_iccid, raw_firmware = iccid.encode("latin-1"), firmware.encode("latin-1")
+    if len(raw_iccid) > 20 or len(raw_firmware) > 8:
+        return None
+    return _heartbeat_pack(raw_iccid, raw_firmware, message.rssi)
+
+
+def _heartbeat_ack_payload(message: Any, gateway: bytes) -> bytes | None:
+    time = message.time
+    if type(time) is not BcdTime:
+        return None
+    raw = time.raw
+    return raw if type(raw) is bytes and len(raw) == 7 else None
+
+
+def _packet_payload(message: Any, gateway: bytes) -> bytes | None:
+    return items_to_bytes(packet_to_items(message, gateway))
+
+
+_gn_head = _GN_HEAD.pack
+_heartbeat_pack = _HEARTBEAT_LAYOUT.pack
+_FRAME_HEAD_PACK = Struct(">2sHHIB7s").pack
+#: The checksum byte and the trailer, by checksum.
+_TAILS = tuple(bytes((n,)) + TRAILER for n in range(256))
+
+
+def _frame_encoders() -> dict[type[Any], tuple[bytes, int, int | None, PayloadEncoder]]:
+    """(magic, direction byte, envelope command or None for a GN container, payload
+    encoder) by message class."""
+    payloads: dict[type[Any], PayloadEncoder] = {
+        Heartbeat: _heartbeat_payload, HeartbeatAck: _heartbeat_ack_payload,
+        **{cls: _gn_fixed_payload(enc) for cls, enc in _GN_FIXED_ENCODERS.items()},
+        **{cls: _gn_variable_payload(cls, params)
+           for cls, params in _GN_VARIABLE_ENCODERS.items()},
+        **dict.fromkeys(_BKV_DIRECTIONS, _packet_payload),
+    }
+    out: dict[type[Any], tuple[bytes, int, int | None, PayloadEncoder]] = {}
+    for cls, payload in payloads.items():
+        up = _FIXED_DIRECTIONS[cls] is Direction.UP
+        out[cls] = (UPLINK_MAGIC if up else DOWNLINK_MAGIC, int(up),
+                    _FIXED_COMMANDS.get(cls), payload)
+    return out
+
+
+#: Whole-frame encoding by exact message class (a subclass takes encode_frame).
+_FRAME_ENCODERS = _frame_encoders()
+
+
+def fast_encode(frame: BkvFrame) -> bytes | None:
+    """*frame* as bytes if it is a usual one, else None (then :func:`encode_frame`
+    writes it or raises its error)."""
+    message: Any = frame.message
+    entry = _FRAME_ENCODERS.get(message.__class__)
+    gateway_id = frame.gateway_id
+    if entry is None or type(gateway_id) is not str:
+        return None
+    magic, flag, command, payload_encoder = entry
+    try:
+        gateway = bytes.fromhex(gateway_id)
+        payload = payload_encoder(message, gateway)
+        if payload is None or len(gateway) != 7 or len(payload) > 256 - ENVELOPE_OVERHEAD:
+            return None
+        direction_byte = frame.direction_byte
+        encoded = _FRAME_HEAD_PACK(
+            magic, len(payload) + ENVELOPE_OVERHEAD - 4,
+            message.container if command is None else command, frame.seq,
+            flag if direction_byte is None else direction_byte, gateway) + payload
+    except (StructError, ValueError, TypeError, OverflowError, AttributeError, KeyError,
+            UnicodeError, AssertionError, LocalProtocolError):
+        return None
+    # adler32's low half is 1 + the byte sum while that sum stays below 65521; the
+    # checksum leaves out the magic.
+    return encoded + _TAILS[(_adler32(encoded) - 1 - magic[0] - magic[1]) & 0xFF]
 
 
 def encode_frame(frame: BkvFrame) -> bytes:
