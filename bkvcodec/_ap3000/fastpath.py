@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from itertools import starmap
 from struct import Struct
 
 from .._errors import PayloadTooShort
@@ -206,9 +207,8 @@ def _slave_versions(frame: bytes, end: int) -> Ap3000Message:
     last = DATA + 1 + 8 * frame[DATA]
     if end < last:
         raise PayloadTooShort("slave_versions", last - DATA, n)
-    entry = _slave_version_new
     return _slave_versions_new(
-        tuple([entry(*values) for values in _SLAVE_VERSION.iter_unpack(frame[DATA + 1:last])]),
+        tuple(starmap(_slave_version_new, _SLAVE_VERSION.iter_unpack(frame[DATA + 1:last]))),
         frame[last:end])
 
 

@@ -32,7 +32,7 @@ from .._errors import (
     TrailingBytes,
     Truncated,
 )
-from .._fastinit import frozen_dataclass, positional_builder
+from .._fastinit import frozen_dataclass, positional_builder, slot_filler
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
 from .fastpath import GN_DECODERS, GN_FIXED, GnMessage, fast_packet, split_items
@@ -210,11 +210,20 @@ class BkvFrame:
         size = len(data)
         # One test for a well-formed frame of up to 259 bytes (the checksum is then
         # adler32's low half - 1); any failure goes to check_envelope for its error.
-        if (ENVELOPE_OVERHEAD <= size <= 259 and ((data[2] << 8) | data[3]) + 4 == size
-                and data[size - 2:] == TRAILER
-                and (data[:2] == UPLINK_MAGIC or data[:2] == DOWNLINK_MAGIC)
-                and data[size - 3] == (_adler32(data[2:size - 3]) - 1) & 0xFF):
-            return decode_checked(data)
+        if ENVELOPE_OVERHEAD <= size <= 259 and _FRAME_FILLER is not None:
+            magic, length, command, seq, flag, gateway = _HEADER_UNPACK(data)
+            if (length + 4 == size and data[size - 2:] == TRAILER
+                    and (magic == UPLINK_MAGIC or magic == DOWNLINK_MAGIC)
+                    and data[size - 3] == (_adler32(data[2:size - 3]) - 1) & 0xFF):
+                up = magic == UPLINK_MAGIC
+                # _frame_new inlined: this is the hot path of every decoder.
+                frame = _new(_FRAME_FILLER)
+                frame.message = _message(data, up, length, command, gateway)
+                frame.gateway_id = gateway.hex()
+                frame.seq = seq
+                frame.direction_byte = None if flag == up else flag
+                frame.__class__ = BkvFrame
+                return frame  # type: ignore[no-any-return]
         total = check_envelope(data)
         if size > total:
             raise TrailingBytes(total, size)
@@ -274,25 +283,36 @@ def checksum(data: bytes, total: int) -> int:
 
 
 _HEADER = Struct(">2sHHIB7s")
+_HEADER_UNPACK = _HEADER.unpack_from
+_heartbeat_ack_new = positional_builder(HeartbeatAck)
+_bcd_time_new = positional_builder(BcdTime)
+_FRAME_FILLER: Any = slot_filler(BkvFrame)
+_new = object.__new__
 _adler32 = zlib.adler32
 _BYTES = tuple(bytes((n,)) for n in range(256))
 
 
 def decode_checked(data: bytes) -> BkvFrame:
     """Decode the frame at the start of *data*, whose envelope has been checked."""
-    magic, length, command, seq, flag, gateway = _HEADER.unpack_from(data)
+    magic, length, command, seq, flag, gateway = _HEADER_UNPACK(data)
     up = magic == UPLINK_MAGIC
-    payload = data[18:length + 1]
-    message: BkvMessage
+    return _frame_new(gateway.hex(), _message(data, up, length, command, gateway), seq,
+                      None if flag == up else flag)
+
+
+def _message(data: bytes, up: bool, length: int, command: int, gateway: bytes
+             ) -> BkvMessage:
+    """The message of a checked frame, from its header fields."""
     if command == 0x1000:  # BkvCommand.BKV
-        message = fast_packet(payload, _UP if up else _DOWN, gateway)
-    elif ((command == GN_CONTROL or command == GN_NETWORK) and length >= 20
-          and (payload[0] << 8) | payload[1] == length - 20
-          and (decoder := (_GN_UP if up else _GN_DOWN).get(payload[2])) is not None):
-        message = decoder(payload[3:], command)
-    else:
-        message = _decode_payload(command, _UP if up else _DOWN, payload, gateway, split_items)
-    return _frame_new(gateway.hex(), message, seq, None if flag == up else flag)
+        return fast_packet(data[18:length + 1], _UP if up else _DOWN, gateway)
+    if ((command == GN_CONTROL or command == GN_NETWORK) and length >= 20
+            and (data[18] << 8) | data[19] == length - 20
+            and (decoder := (_GN_UP if up else _GN_DOWN).get(data[20])) is not None):
+        return decoder(data[21:length + 1], command)
+    if command == 0 and length == 24 and not up:  # the heartbeat reply, 7 bytes
+        return _heartbeat_ack_new(_bcd_time_new(data[18:25]))
+    return _decode_payload(command, _UP if up else _DOWN, data[18:length + 1], gateway,
+                           split_items)
 
 
 def _decode_payload(command: int, direction: Direction, payload: bytes, gateway: bytes,
