@@ -318,11 +318,16 @@ def decode_checked(data: bytes, total: int, direction: Direction) -> Ap3000Frame
 
 def _neutral(layout: Layout, field: Any, message: Ap3000Message) -> Any:
     """The value written for an unset optional field before the last one set."""
+    if isinstance(message, Ap3000CardSwipe) and field.name == "card_no2_len":
+        return len(message.card_no2 or b"")
+    return _layout_neutral(layout, field)
+
+
+def _layout_neutral(layout: Layout, field: Any) -> Any:
+    """:func:`_neutral` for a field whose neutral value does not depend on the message."""
     name = field.name
     if name in layout.neutral:
         return layout.neutral[name]
-    if isinstance(message, Ap3000CardSwipe) and name == "card_no2_len":
-        return len(message.card_no2 or b"")
     sub = field.subcon
     if isinstance(sub, Text):
         return ""
@@ -540,46 +545,74 @@ FrameEncoder = Callable[[Any, int, int], bytes | None]
 
 
 def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
-    """One ``struct`` for the envelope head and every field of a layout of numbers
-    only (no optional tail, no text or bytes field), or None for other layouts."""
+    """A whole-frame encoder for a layout whose fields all have a fixed size: one
+    ``struct`` for the envelope head and the fields (one per length of the optional
+    tail), or None for other layouts.
+
+    Like the data encoders it returns None for a value it does not write as the grammar
+    does (text that is not ASCII or too long, bytes of another size or type).
+    """
     plain = layout.plain()
-    if plain is None or plain[1] or any(f.code.endswith("s") for f in plain[0]):
+    if plain is None:
         return None
-    names = [f.name for f in plain[0]]
-    layout_struct = Struct("<3sHIHB" + "".join(f.code for f in plain[0]))
-    pack = layout_struct.pack
-    fixed = layout_struct.size - 5  # the length field counts from the physical ID
-    # The longest extra that keeps the data within _FAST_DATA_MAX.
-    limit = _FAST_DATA_MAX - (layout_struct.size - 12)
+    mandatory, optional = plain
+    fields = [*mandatory, *optional]
+    first_optional = len(mandatory)
+    # structs[k]: the head, the mandatory fields and the first k optional ones.
+    structs = [Struct("<3sHIHB" + "".join(f.code for f in fields[:first_optional + k]))
+               for k in range(len(optional) + 1)]
+    packs = [layout_struct.pack for layout_struct in structs]
+    # The length field (from the physical ID to the checksum) without the extra.
+    lengths = [layout_struct.size - 3 for layout_struct in structs]
+    # (index, size, is_text) of the text and bytes fields.
+    sized = tuple((i, int(f.code[:-1]), f.text) for i, f in enumerate(fields)
+                  if f.code.endswith("s"))
+    neutrals = [_layout_neutral(layout, field) for field in layout.optional]
+    # The longest length field whose frame stays within _FAST_DATA_MAX of data.
+    limit = _FAST_DATA_MAX + MIN_LENGTH
     header = HEADER
-    if not names:
+    count = len(fields)
+    if not count:
+        pack = packs[0]
+
         def encode_empty(m: Any, physical_id: int, message_id: int) -> bytes | None:
             extra = m.extra
-            if type(extra) is not bytes or len(extra) > limit:
+            if type(extra) is not bytes or len(extra) > _FAST_DATA_MAX:
                 return None
-            body = pack(header, fixed + 2 + len(extra), physical_id, message_id,
+            body = pack(header, MIN_LENGTH + len(extra), physical_id, message_id,
                         command) + extra
             return body + _checksum((_adler32(body) & 0xFFFF) - 1)
         return encode_empty
-    if len(names) == 1:
-        single = attrgetter(names[0])
-
-        def encode_one(m: Any, physical_id: int, message_id: int) -> bytes | None:
-            extra = m.extra
-            if type(extra) is not bytes or len(extra) > limit:
-                return None
-            body = pack(header, fixed + 2 + len(extra), physical_id, message_id, command,
-                        single(m)) + extra
-            return body + _checksum((_adler32(body) & 0xFFFF) - 1)
-        return encode_one
-    get = attrgetter(*names)
+    get = attrgetter(*[f.name for f in fields], "extra")
 
     def encode(m: Any, physical_id: int, message_id: int) -> bytes | None:
-        extra = m.extra
-        if type(extra) is not bytes or len(extra) > limit:
+        values: Any = get(m)
+        extra = values[count]
+        if type(extra) is not bytes:
             return None
-        body = pack(header, fixed + 2 + len(extra), physical_id, message_id, command,
-                    *get(m)) + extra
+        k = count - first_optional
+        while k and values[first_optional + k - 1] is None:
+            k -= 1
+        values = values[:first_optional + k]
+        if sized or k:
+            values = list(values)
+            for i in range(first_optional, first_optional + k):
+                if values[i] is None:
+                    values[i] = neutrals[i - first_optional]
+            for i, size, text in sized:
+                if i >= first_optional + k:
+                    break
+                value = values[i]
+                if text:
+                    if type(value) is not str or not value.isascii() or len(value) > size:
+                        return None
+                    values[i] = value.encode("ascii")
+                elif type(value) is not bytes or len(value) != size:
+                    return None
+        length = lengths[k] + len(extra)
+        if length > limit:
+            return None
+        body = packs[k](header, length, physical_id, message_id, command, *values) + extra
         return body + _checksum((_adler32(body) & 0xFFFF) - 1)
     return encode
 
