@@ -252,7 +252,17 @@ def checksum(data: bytes, end: int) -> int:
     if end <= 256:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
         return (zlib.adler32(memoryview(data)[:end]) & 0xFFFF) - 1
-    return sum(memoryview(data)[:end]) & 0xFFFF
+    return _long_sum(data, end)
+
+
+def _long_sum(data: bytes, end: int) -> int:
+    """The byte sum of ``data[:end]`` modulo 65536, through adler32 256 bytes at a time
+    (adler32's low half is 1 + the byte sum while that sum stays below 65521)."""
+    view = memoryview(data)
+    total = 0
+    for start in range(0, end, 256):
+        total += (_adler32(view[start:min(start + 256, end)]) & 0xFFFF) - 1
+    return total & 0xFFFF
 
 
 def check_frame(data: bytes) -> int:
@@ -434,9 +444,10 @@ _SLAVE_VERSION_PACK = Struct("<BBHI").pack
 
 def _heartbeat_data(m: Any) -> bytes | None:
     statuses, extra = m.port_status, m.extra
-    if type(statuses) is not tuple or type(extra) is not bytes or any(
-            type(code) is not int for code in statuses):
+    if type(statuses) is not tuple or type(extra) is not bytes:
         return None
+    # bytes() refuses what the grammar's u8 refuses (out of range, not an integer);
+    # the caller turns its error into the grammar path.
     return (_HEARTBEAT_HEAD(m.voltage_0p1v, len(statuses)) + bytes(statuses)
             + bytes((m.signal_strength, m.env_temp_raw)) + extra)
 
@@ -534,10 +545,12 @@ _FRAME_HEAD = Struct("<3sHIHB")
 _CHECKSUM = Struct("<H")
 _frame_head = _FRAME_HEAD.pack
 _checksum = _CHECKSUM.pack
-#: The longest data field a frame encoder writes: the frame stays within the
-#: documented 256 bytes (no size warning to give) and its byte sum below 65521 (the
-#: adler32 shortcut holds).
-_FAST_DATA_MAX = 256 - FRAME_OVERHEAD
+
+
+def _data_max(command: int) -> int:
+    """The longest data field a frame encoder writes: the length field stays within the
+    documented limit (no size warning to give)."""
+    return (_LEGACY_FIRMWARE_LENGTH if command == 0xF8 else DOCUMENTED_MAX_LENGTH) - MIN_LENGTH
 
 #: ``encode(message, physical_id, message_id)``: the whole frame, or None (then
 #: encode_frame writes it, or raises the error the grammar gives).
@@ -568,8 +581,9 @@ def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
     sized = tuple((i, int(f.code[:-1]), f.text) for i, f in enumerate(fields)
                   if f.code.endswith("s"))
     neutrals = [_layout_neutral(layout, field) for field in layout.optional]
-    # The longest length field whose frame stays within _FAST_DATA_MAX of data.
-    limit = _FAST_DATA_MAX + MIN_LENGTH
+    # The longest length field a frame encoder writes.
+    data_max = _data_max(command)
+    limit = data_max + MIN_LENGTH
     header = HEADER
     count = len(fields)
     if not count:
@@ -577,11 +591,13 @@ def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
 
         def encode_empty(m: Any, physical_id: int, message_id: int) -> bytes | None:
             extra = m.extra
-            if type(extra) is not bytes or len(extra) > _FAST_DATA_MAX:
+            if type(extra) is not bytes or len(extra) > data_max:
                 return None
             body = pack(header, MIN_LENGTH + len(extra), physical_id, message_id,
                         command) + extra
-            return body + _checksum((_adler32(body) & 0xFFFF) - 1)
+            size = len(body)
+            check = (_adler32(body) & 0xFFFF) - 1 if size <= 256 else _long_sum(body, size)
+            return body + _checksum(check)
         return encode_empty
     get = attrgetter(*[f.name for f in fields], "extra")
 
@@ -613,20 +629,24 @@ def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
         if length > limit:
             return None
         body = packs[k](header, length, physical_id, message_id, command, *values) + extra
-        return body + _checksum((_adler32(body) & 0xFFFF) - 1)
+        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else _long_sum(body, len(body))
+        return body + _checksum(check)
     return encode
 
 
 def _data_frame_encoder(command: int, data_encoder: Callable[[Any], bytes | None]
                         ) -> FrameEncoder:
     """The envelope around a data encoder's result."""
+    data_max = _data_max(command)
+
     def encode(m: Any, physical_id: int, message_id: int) -> bytes | None:
         data = data_encoder(m)
-        if data is None or len(data) > _FAST_DATA_MAX:
+        if data is None or len(data) > data_max:
             return None
         body = _frame_head(HEADER, len(data) + MIN_LENGTH, physical_id, message_id,
                            command) + data
-        return body + _checksum((_adler32(body) & 0xFFFF) - 1)
+        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else _long_sum(body, len(body))
+        return body + _checksum(check)
     return encode
 
 
@@ -663,7 +683,8 @@ def encode_frame(frame: Ap3000Frame) -> bytes:
         body = _FRAME_HEAD.pack(HEADER, length, frame.physical_id, frame.message_id,
                                 command) + data
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
-        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else sum(body) & 0xFFFF
+        check = ((_adler32(body) & 0xFFFF) - 1 if len(body) <= 256
+                 else _long_sum(body, len(body)))
         encoded = body + _CHECKSUM.pack(check)
     except LocalProtocolError:
         raise

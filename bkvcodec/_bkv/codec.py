@@ -35,7 +35,7 @@ from .._errors import (
 from .._fastinit import frozen_dataclass, positional_builder, slot_filler
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
-from .fastpath import GN_DECODERS, GN_FIXED, GnMessage, fast_packet, split_items
+from .fastpath import GN_DECODERS, GN_FIXED, U16_ARRAYS, GnMessage, fast_packet, split_items
 from .grammar import DOWNLINK_MAGIC, ENVELOPE_OVERHEAD, TRAILER, UPLINK_MAGIC
 from .messages import (
     GN_CONTROL,
@@ -210,7 +210,7 @@ class BkvFrame:
         size = len(data)
         # One test for a well-formed frame of up to 259 bytes (the checksum is then
         # adler32's low half - 1); any failure goes to check_envelope for its error.
-        if ENVELOPE_OVERHEAD <= size <= 259 and _FRAME_FILLER is not None:
+        if ENVELOPE_OVERHEAD <= size <= 259 and _FILLERS:
             magic, length, command, seq, flag, gateway = _HEADER_UNPACK(data)
             if (length + 4 == size and data[size - 2:] == TRAILER
                     and (magic == UPLINK_MAGIC or magic == DOWNLINK_MAGIC)
@@ -284,9 +284,11 @@ def checksum(data: bytes, total: int) -> int:
 
 _HEADER = Struct(">2sHHIB7s")
 _HEADER_UNPACK = _HEADER.unpack_from
-_heartbeat_ack_new = positional_builder(HeartbeatAck)
-_bcd_time_new = positional_builder(BcdTime)
 _FRAME_FILLER: Any = slot_filler(BkvFrame)
+_HEARTBEAT_ACK_FILLER: Any = slot_filler(HeartbeatAck)
+_BCD_TIME_FILLER: Any = slot_filler(BcdTime)
+#: True when the objects of the hot path can be made inline (CPython).
+_FILLERS = None not in (_FRAME_FILLER, _HEARTBEAT_ACK_FILLER, _BCD_TIME_FILLER)
 _new = object.__new__
 _adler32 = zlib.adler32
 _BYTES = tuple(bytes((n,)) for n in range(256))
@@ -309,8 +311,18 @@ def _message(data: bytes, up: bool, length: int, command: int, gateway: bytes
             and (data[18] << 8) | data[19] == length - 20
             and (decoder := (_GN_UP if up else _GN_DOWN).get(data[20])) is not None):
         return decoder(data[21:length + 1], command)
-    if command == 0 and length == 24 and not up:  # the heartbeat reply, 7 bytes
-        return _heartbeat_ack_new(_bcd_time_new(data[18:25]))
+    if command == 0:
+        if length == 24 and not up and _FILLERS:  # the heartbeat reply: 7 bytes of time
+            time = _new(_BCD_TIME_FILLER)
+            time.raw = data[18:25]
+            time.__class__ = BcdTime
+            message = _new(_HEARTBEAT_ACK_FILLER)
+            message.time = time
+            message.__class__ = HeartbeatAck
+            return message  # type: ignore[no-any-return]
+        if length == 46 and up:  # the heartbeat: ICCID, firmware, signal
+            return _heartbeat_new(data[18:38].rstrip(b"\0").decode("latin-1"),
+                                  data[38:46].rstrip(b"\0").decode("latin-1"), data[46])
     return _decode_payload(command, _UP if up else _DOWN, data[18:length + 1], gateway,
                            split_items)
 
@@ -448,7 +460,7 @@ def _m17(message: Any) -> bytes | None:
 def _durations(durations: object) -> bytes | None:
     if type(durations) is not tuple or any(type(d) is not int for d in durations):
         return None
-    return _U8(len(durations)) + Struct(f">{len(durations)}H").pack(*durations)
+    return _U8(len(durations)) + _U16_ARRAYS[len(durations)].pack(*durations)
 
 
 def _pack_power_tiers(tiers: object) -> bytes | None:
@@ -459,6 +471,8 @@ def _pack_power_tiers(tiers: object) -> bytes | None:
 
 
 _POWER_TIER_PACK = Struct(">HHH").pack
+#: Lists of n u16 (tier durations), n < 256 as their count is one byte.
+_U16_ARRAYS = U16_ARRAYS
 _PORT_REPORT_PACK = Struct(">BBHHHHHH").pack
 _SOCKET_HEAD_PACK = Struct(">B2sBB").pack
 

@@ -65,7 +65,7 @@ from .packets import (
     packet_from_items,
 )
 
-__all__ = ["GN_DECODERS", "GN_FIXED", "GnMessage", "fast_packet", "split_items"]
+__all__ = ["GN_DECODERS", "GN_FIXED", "U16_ARRAYS", "GnMessage", "fast_packet", "split_items"]
 
 GnMessage = (
     NetworkRefresh | NetworkRefreshAck | NetworkAdd | NetworkAddAck | StatusQuery
@@ -104,8 +104,12 @@ def _tiers(params: bytes, at: int, count: int) -> tuple[PowerTier, ...]:
     return tuple(starmap(_power_tier_new, _TIER.iter_unpack(params[at:at + 6 * count])))
 
 
+#: Structs of n big-endian u16, by n (counts are one byte).
+U16_ARRAYS = tuple(Struct(f">{n}H") for n in range(256))
+
+
 def _durations(params: bytes, at: int, count: int) -> tuple[int, ...]:
-    return Struct(f">{count}H").unpack_from(params, at) if count else ()
+    return U16_ARRAYS[count].unpack_from(params, at)
 
 
 def _fixed(cls: type[GnMessage], name: str, layout: str) -> Callable[[bytes, int], GnMessage]:
