@@ -69,7 +69,7 @@ DOCUMENTED_MAX_LENGTH = 256
 _LEGACY_FIRMWARE_LENGTH = 269
 
 _HEAD = Struct("<IHB")
-_IDS = Struct("<IH").unpack_from
+_ENVELOPE = Struct("<3sHIHB").unpack_from
 
 
 class Ap3000FrameSizeWarning(UserWarning):
@@ -166,22 +166,24 @@ class Ap3000Frame:
             data = bytes(data)
         size = len(data)
         # The common case in one pass: one well-formed frame of at most 256 bytes.
-        if FRAME_OVERHEAD <= size <= 256 and data[:3] == HEADER and (
-                data[3] | data[4] << 8) + 5 == size:
+        if FRAME_OVERHEAD <= size <= 256:
+            header, length, physical_id, message_id, command = _ENVELOPE(data)
             low = data[-2]
             high = data[-1]
-            if (_adler32(data) & 0xFFFF) - 1 - low - high == low | high << 8:
+            if header == HEADER and length + 5 == size and (
+                    _adler32(data) & 0xFFFF) - 1 - low - high == low | high << 8:
                 if direction is _UP:
-                    decoder = _UP_DECODERS.get(data[11])
+                    decoder = _UP_DECODERS.get(command)
                 elif direction is _DOWN:
-                    decoder = _DOWN_DECODERS.get(data[11])
+                    decoder = _DOWN_DECODERS.get(command)
                 else:
                     raise LocalProtocolError(
                         f"direction must be a Direction, got {direction!r}")
                 if decoder is not None and _FRAME_FILLER is not None:
                     # _frame_new inlined: this is the hot path of every decoder.
                     frame = _new(_FRAME_FILLER)
-                    frame.physical_id, frame.message_id = _IDS(data, 5)
+                    frame.physical_id = physical_id
+                    frame.message_id = message_id
                     frame.message = decoder(data, size - 2)
                     frame.__class__ = Ap3000Frame
                     return frame  # type: ignore[no-any-return]
