@@ -602,6 +602,29 @@ def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
             return body + _checksum(check)
         return encode_empty
     get = attrgetter(*[f.name for f in fields], "extra")
+    texts = any(text for _, _, text in sized)
+    if not optional and not texts:
+        # Numbers and fixed-size bytes only: the values go to the struct as they are.
+        pack, fixed_length = packs[0], lengths[0]
+
+        def encode_fixed(m: Any, physical_id: int, message_id: int) -> bytes | None:
+            values: Any = get(m)
+            extra = values[count]
+            if type(extra) is not bytes:
+                return None
+            for i, size, _ in sized:
+                value = values[i]
+                if type(value) is not bytes or len(value) != size:
+                    return None
+            length = fixed_length + len(extra)
+            if length > limit:
+                return None
+            body = pack(header, length, physical_id, message_id, command,
+                        *values[:count]) + extra
+            total = len(body)
+            check = (_adler32(body) & 0xFFFF) - 1 if total <= 256 else _long_sum(body, total)
+            return body + _checksum(check)
+        return encode_fixed
 
     def encode(m: Any, physical_id: int, message_id: int) -> bytes | None:
         values: Any = get(m)
