@@ -282,19 +282,30 @@ def test_fast_frame_encoder_refuses_what_the_grammar_refuses(frame: BkvFrame,
                                                              data: st.DataObject) -> None:
     # The envelope fields (and a GN message's container) out of range or of another
     # type: the whole-frame encoder must give the grammar's bytes or refuse alike.
-    name = data.draw(st.sampled_from(["gateway_id", "seq", "direction_byte", "container"]))
+    name = data.draw(st.sampled_from(["gateway_id", "seq", "direction_byte", "container",
+                                      "tier_durations_min"]))
     bad = data.draw(st.sampled_from({
         "gateway_id": ["0011223344556", "00112233445566aa", "00 11 22 33 44 55 66",
                        "zz112233445566", 7, "ABCDEF01234567"],
         "seq": [-1, 1 << 32, "1", None, True, (1 << 32) - 1],
         "direction_byte": [-1, 256, "1", True, 0, 1, 7],
         "container": [-1, 1 << 16, "1", None, 0x0005, 0x1234],
+        # One tier duration (a u16 in a counted list) out of range or of another type.
+        "tier_durations_min": [-1, 1 << 16, "1", None, True, 1.0, 0xFFFF],
     }[name]))
-    if name == "container":
-        if not hasattr(frame.message, "container"):
+    if name == "tier_durations_min":
+        durations = getattr(frame.message, name, None)
+        if not durations:
+            return
+        i = data.draw(st.integers(0, len(durations) - 1))
+        bad = (*durations[:i], bad, *durations[i + 1:])
+        if data.draw(st.booleans()):
+            bad = bad * 100  # more tiers than the one-byte count holds
+    if name in ("container", "tier_durations_min"):
+        if not hasattr(frame.message, name):
             return
         broken = dataclasses.replace(frame, message=dataclasses.replace(  # type: ignore[type-var]
-            frame.message, container=bad))
+            frame.message, **{name: bad}))
     else:
         broken = dataclasses.replace(frame, **{name: bad})
 

@@ -13,6 +13,7 @@ import dataclasses
 import re
 import zlib
 from collections.abc import Callable
+from operator import attrgetter
 from struct import Struct
 from struct import error as StructError
 from typing import Any
@@ -518,13 +519,23 @@ def _card_order_params(m: CardOrder) -> bytes | None:
     return None if tiers is None else head + _U16(m.amount_fen) + tiers
 
 
+_CARD_CHARGE_END_NAMES = (*_M17_NAMES, "card_no", "card_type", "billing_mode", "amount_fen",
+                          "settlement_power_dw")
+_card_charge_end_values = attrgetter(*_CARD_CHARGE_END_NAMES)
+#: The fixed part and the tier count in one struct.
+_CARD_CHARGE_END_PACK = Struct(">B2sBBBBHHHHH6sBBHHB").pack
+
+
 def _card_charge_end_params(m: CardChargeEnd) -> bytes | None:
-    head, durations = _m17(m), _durations(m.tier_durations_min)
-    if head is None or durations is None or type(m.card_no) is not bytes or len(
-            m.card_no) != 6:
+    version, card, durations = m.socket_version, m.card_no, m.tier_durations_min
+    if (type(version) is not bytes or len(version) != 2 or type(card) is not bytes
+            or len(card) != 6 or type(durations) is not tuple):
         return None
-    return (head + m.card_no + bytes((m.card_type, m.billing_mode)) + _U16(m.amount_fen)
-            + _U16(m.settlement_power_dw) + durations)
+    # struct refuses what the grammar's u16 refuses (out of range, not an integer);
+    # the caller turns its error into the grammar path. The count goes first, so a
+    # list too long for its byte fails there.
+    return (_CARD_CHARGE_END_PACK(*_card_charge_end_values(m), len(durations))
+            + _U16_ARRAYS[len(durations)].pack(*durations))
 
 
 def _power_charge_end_params(m: PowerChargeEnd) -> bytes | None:
