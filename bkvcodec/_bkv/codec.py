@@ -83,6 +83,7 @@ from .messages import (
 from .packets import (
     BKV_PACKETS,
     RawItem,
+    fast_packet_bytes,
     grammar_items_to_bytes,
     items_to_bytes,
     packet_from_items,
@@ -643,7 +644,8 @@ def _heartbeat_ack_payload(message: Any, gateway: bytes) -> bytes | None:
 
 
 def _packet_payload(message: Any, gateway: bytes) -> bytes | None:
-    return items_to_bytes(packet_to_items(message, gateway))
+    payload = fast_packet_bytes(message, gateway)
+    return items_to_bytes(packet_to_items(message, gateway)) if payload is None else payload
 
 
 _gn_head = _GN_HEAD.pack
