@@ -191,16 +191,50 @@ def baseline_encode(decoded: tuple[Any, ...]) -> bytes:
     return frame + bytes((sum(frame[2:]) & 0xFF,)) + b"\xfc\xee"
 
 
-# AP3000: little-endian header, 16-bit sum checksum, then the data.
+# AP3000: little-endian header, 16-bit sum checksum, then the data. Every layout is
+# read into a tuple of its fields (text stays NUL-padded bytes), then the bytes after
+# them. A layout's optional fields (newer firmware appends them) are read as far as
+# the data goes: one struct per number of optional fields present, longest first.
 _DNY_HEAD = struct.Struct("<3sHIHB")
-_DNY_LAYOUTS = {
-    0x21: None,  # heartbeat: voltage, n, n statuses, signal, temperature
-    0x06: struct.Struct("<BBHHBHHHH16s"),
-    0x03: struct.Struct("<HHHBB4sB16s"),
-    0x20: struct.Struct("<HBBBB"),
-    0x82: struct.Struct("<B"),
+# command -> "mandatory optional1 optional2 ...", struct codes after "<".
+_DNY_UP_FORMATS = {
+    0x00: "B", 0x03: "HHHBB4sB16s H I H", 0x04: "BB4sH16s", 0x05: " B H I",
+    0x06: "BBHHBHHHH16s H H H H B B I H", 0x11: "HBIBB20sBH 15s 24s", 0x12: "",
+    0x17: "BBHHIHIBBB B B B B", 0x20: "HBBBB H", 0x22: "", 0x34: "B", 0x41: "BII",
+    0x42: "BBB", 0x43: "HHHBB4sB16s", 0x44: "BB16s", 0x72: "B16s", 0x82: "B 16s B H",
+    0x83: "B", 0x84: "B", 0x85: "B", 0x86: "B", 0x87: "B", 0x88: "B", 0x89: "B",
+    0x8A: "B", 0x8B: "B", 0x8C: "B", 0x8D: "B", 0x8E: "B", 0x8F: "B",
+    0x90: "HHBHHH", 0x91: "HHHBHHHHHHBBBB", 0x92: "HH H H", 0x93: "B6s6s", 0x95: "B",
+    0x96: "B", 0x97: "B", 0x98: "B", 0xE0: "BH", 0xE1: "BH", 0xE2: "BH", 0xF8: "BH",
 }
-_DNY_CONTROL = struct.Struct("<BIBBH16s")
+_DNY_DOWN_FORMATS = {
+    0x01: "B", 0x02: "4sBBIB", 0x03: "B", 0x04: "BB", 0x12: "I", 0x20: "B", 0x21: "B",
+    0x22: "I", 0x34: "HBB46s", 0x72: "B16s", 0x81: "", 0x82: "BIBBH16s H H B B H B B B B B",
+    0x83: "HHBHHH", 0x84: "HHHBHHHHHHBBBB", 0x85: "HH H H", 0x86: "B6s6s", 0x87: "",
+    0x88: "", 0x8A: "BBH", 0x8B: "HB", 0x8C: "HB", 0x8D: "B", 0x8E: "B3s72s", 0x8F: "B",
+    0x90: "", 0x91: "", 0x92: "", 0x93: "", 0x95: "200s", 0x96: "B", 0x97: "B",
+    0x98: "BB", 0xE0: "HH200s", 0xE1: "HH200s", 0xE2: "HH200s", 0xE4: "", 0xF8: "HH256s",
+}
+
+
+def _dny_layouts(formats: dict[int, str]) -> dict[int, tuple[struct.Struct, ...]]:
+    """command -> the structs for all, ..., none of the optional fields, longest first."""
+    out = {}
+    for command, text in formats.items():
+        mandatory, *optional = text.split(" ")
+        out[command] = tuple(struct.Struct("<" + mandatory + "".join(optional[:k]))
+                             for k in range(len(optional), -1, -1))
+    return out
+
+
+_DNY_UP = _dny_layouts(_DNY_UP_FORMATS)
+_DNY_DOWN = _dny_layouts(_DNY_DOWN_FORMATS)
+# (command, up) -> {number of fields: struct}, for the encoder.
+_DNY_PACKERS = {(command, up): {len(s.unpack(bytes(s.size))): s for s in layouts}
+                for up, table in ((True, _DNY_UP), (False, _DNY_DOWN))
+                for command, layouts in table.items()}
+_DNY_CARD_SWIPE = struct.Struct("<4sBBH")
+_DNY_SLAVE = struct.Struct("<BBHI")
 
 
 def baseline_decode_ap3000(data: bytes, up: bool = True) -> tuple[Any, ...]:
@@ -210,19 +244,37 @@ def baseline_decode_ap3000(data: bytes, up: bool = True) -> tuple[Any, ...]:
     if sum(data[:-2]) & 0xFFFF != data[-2] | data[-1] << 8:
         raise ValueError("bad frame")
     payload = data[12:-2]
-    body: Any
-    if not up:
-        body = ((*_DNY_CONTROL.unpack_from(payload), payload[25:])
-                if command == 0x82 and len(payload) >= 25 else payload)
-    elif command == 0x21:
+    n = len(payload)
+    body: Any = payload
+    layouts = (_DNY_UP if up else _DNY_DOWN).get(command)
+    if layouts is not None:
+        for layout in layouts:
+            if n >= layout.size:
+                body = (layout.unpack_from(payload), payload[layout.size:])
+                break
+    elif up and command == 0x21:  # heartbeat: voltage, n, n statuses, signal, temperature
         count = payload[2]
         body = (payload[0] | payload[1] << 8, list(payload[3:3 + count]),
-                payload[3 + count], payload[4 + count])
-    elif command in _DNY_LAYOUTS and len(payload) >= _DNY_LAYOUTS[command].size:  # type: ignore[union-attr]
-        layout = _DNY_LAYOUTS[command]
-        body = (*layout.unpack_from(payload), payload[layout.size:])  # type: ignore[union-attr]
-    else:
-        body = payload
+                payload[3 + count], payload[4 + count], payload[5 + count:])
+    elif up and command == 0x02:  # card swipe: then timestamp, length, second card number
+        values = _DNY_CARD_SWIPE.unpack_from(payload)
+        end = 8
+        if n >= 12:
+            values += (int.from_bytes(payload[8:12], "little"),)
+            end = 12
+            if n >= 13:
+                values += (payload[12],)
+                end = 13
+                if n >= 13 + payload[12]:
+                    end = 13 + payload[12]
+                    values += (payload[13:end],)
+        body = (values, payload[end:])
+    elif up and command == 0x35:  # slave versions: count, 8-byte entries
+        end = 1 + 8 * payload[0]
+        body = (list(_DNY_SLAVE.iter_unpack(payload[1:end])), payload[end:])
+    elif not up and command == 0x89:  # play voice: interrupt, count, prompt ids
+        end = 2 + payload[1]
+        body = (payload[0], payload[2:end], payload[end:])
     return f"{physical_id:08X}", message_id, command, body
 
 
@@ -234,14 +286,30 @@ def baseline_encode_ap3000(decoded: tuple[Any, ...], up: bool = True) -> bytes:
     physical_id, message_id, command, body = decoded
     if isinstance(body, bytes):
         payload = body
-    elif not up:
-        payload = _DNY_CONTROL.pack(*body[:-1]) + body[-1]
-    elif command == 0x21:
-        voltage, statuses, signal, temperature = body
+    elif up and command == 0x21:
+        voltage, statuses, signal, temperature, rest = body
         payload = (_DNY_HEARTBEAT_HEAD.pack(voltage, len(statuses)) + bytes(statuses)
-                   + bytes((signal, temperature)))
+                   + bytes((signal, temperature)) + rest)
+    elif up and command == 0x02:
+        values, rest = body
+        payload = _DNY_CARD_SWIPE.pack(*values[:4])
+        if len(values) > 4:
+            payload += values[4].to_bytes(4, "little")
+        if len(values) > 5:
+            payload += bytes((values[5],))
+        if len(values) > 6:
+            payload += values[6]
+        payload += rest
+    elif up and command == 0x35:
+        entries, rest = body
+        payload = bytes((len(entries),)) + b"".join(
+            _DNY_SLAVE.pack(*entry) for entry in entries) + rest
+    elif not up and command == 0x89:
+        interrupt, ids, rest = body
+        payload = bytes((interrupt, len(ids))) + ids + rest
     else:
-        payload = _DNY_LAYOUTS[command].pack(*body[:-1]) + body[-1]  # type: ignore[union-attr]
+        values, rest = body
+        payload = _DNY_PACKERS[command, up][len(values)].pack(*values) + rest
     frame = _DNY_HEAD.pack(b"DNY", len(payload) + 9, int(physical_id, 16), message_id,
                            command) + payload
     return frame + (sum(frame) & 0xFFFF).to_bytes(2, "little")

@@ -36,7 +36,8 @@ from operator import attrgetter
 from types import CellType, CodeType, FunctionType
 from typing import TypeVar, dataclass_transform
 
-__all__ = ["frozen_dataclass", "frozen_message", "frozen_record", "positional_builder"]
+__all__ = ["frozen_dataclass", "frozen_message", "frozen_record", "positional_builder",
+           "slot_filler"]
 
 T = TypeVar("T")
 
@@ -279,8 +280,8 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
     time falls back to the descriptor writes if the interpreter refuses.
     """
     names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if tuple(getattr(cls, "__slots__", ())) == tuple(names):
-        twin = type(f"_{cls.__name__}Filler", (), {"__slots__": tuple(names)})
+    twin = slot_filler(cls)
+    if twin is not None:
         # One compilation per number of fields; each class gets the code with its
         # attribute names put in (attribute ``a3`` becomes the fourth field).
         template = _builder_code(len(names))
@@ -301,6 +302,31 @@ def positional_builder(cls: type[T]) -> Callable[..., T]:
         lines.append(f"    set{i}(self, {name})")
     lines.append("    return self")
     return _compile(lines, namespace)
+
+
+def slot_filler(cls: type) -> type | None:
+    """A plain class with the same ``__slots__`` as the frozen dataclass *cls*, or
+    None if the interpreter refuses the swap.
+
+    ``obj = object.__new__(filler)``, plain attribute stores, then
+    ``obj.__class__ = cls`` make an instance of *cls* (what :func:`positional_builder`
+    does); a decoder whose hot path makes one object can do it inline and save the
+    builder's call.
+    """
+    names = tuple(field.name for field in dataclasses.fields(cls))
+    if tuple(getattr(cls, "__slots__", ())) != names:
+        return None
+    twin = type(f"_{cls.__name__}Filler", (), {"__slots__": names})
+    probe: object = object.__new__(twin)
+    for i, name in enumerate(names):
+        setattr(probe, name, i)
+    try:
+        probe.__class__ = cls
+    except TypeError:
+        return None
+    if type(probe) is not cls or [getattr(probe, n) for n in names] != list(range(len(names))):
+        return None
+    return twin
 
 
 #: Compiled positional builders by number of fields.

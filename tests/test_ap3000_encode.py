@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -10,8 +11,10 @@ from hypothesis import strategies as st
 
 from bkvcodec import LocalProtocolError
 from bkvcodec._ap3000.codec import reference_encode
-from bkvcodec.ap3000 import Ap3000Frame
-from bkvcodec.testing import ap3000_frames
+from bkvcodec._ap3000.grammar import LAYOUTS, Layout
+from bkvcodec._ap3000.messages import MESSAGE_TYPES
+from bkvcodec.ap3000 import Ap3000CardSwipe, Ap3000Frame, Ap3000Message
+from bkvcodec.testing import _AP3000_BY_KEY, ap3000_frames
 
 
 @given(ap3000_frames())
@@ -77,3 +80,53 @@ def test_fast_data_encoder_writes_and_refuses_as_the_grammar(frame: Ap3000Frame,
         frame = dataclasses.replace(frame, message=message)
 
     assert _encoded(frame.encode) == _encoded(lambda: reference_encode(frame))
+
+
+_maybe_u8 = st.one_of(st.none(), st.integers(0, 255), st.sampled_from([-1, 256, True]))
+
+
+@given(st.one_of(st.none(), st.integers(0, (1 << 32) - 1), st.just(1 << 32)),
+       _maybe_u8, st.one_of(st.none(), st.binary(max_size=20), st.just("ab")),
+       st.binary(max_size=3))
+def test_card_swipe_encoder_writes_and_refuses_as_the_grammar(
+        timestamp: int | None, card_no2_len: int | None, card_no2: bytes | None,
+        extra: bytes) -> None:
+    # Every combination of the optional tail, card_no2_len agreeing with card_no2
+    # or not: the same bytes, or the same error, as the grammar.
+    message = Ap3000CardSwipe(card_id=b"\x01\x02\x03\x04", card_type=1, port=2,
+                              card_balance_fen=300, timestamp=timestamp,
+                              card_no2_len=card_no2_len, card_no2=card_no2,
+                              extra=extra)
+    frame = Ap3000Frame(physical_id=0x04A26CF3, message_id=7, message=message)
+
+    def outcome(encode: Callable[[], bytes]) -> object:
+        try:
+            return encode()
+        except LocalProtocolError as err:
+            return str(err)
+
+    assert outcome(frame.encode) == outcome(lambda: reference_encode(frame))
+
+
+_WITH_TAILS = sorted(
+    ((cls, layout) for cls, (command, direction, _) in MESSAGE_TYPES.items()
+     if (layout := LAYOUTS[(command, direction)]).optional and layout.plain() is not None),
+    key=lambda pair: pair[0].__name__)
+
+
+@pytest.mark.parametrize(("cls", "layout"), _WITH_TAILS,
+                         ids=[cls.__name__ for cls, _ in _WITH_TAILS])
+@given(data=st.data())
+def test_optional_fields_left_unset_are_written_as_the_grammar_writes_them(
+        cls: type[Ap3000Message], layout: Layout, data: st.DataObject) -> None:
+    # Any optional field unset, even before one that is set: the whole-frame encoder
+    # writes the neutral values the grammar writes.
+    command, direction, _ = MESSAGE_TYPES[cls]
+    message = data.draw(_AP3000_BY_KEY[(command, direction)])
+    unset = {f.name: None for f in layout.optional if data.draw(st.booleans())}
+    message = dataclasses.replace(message, **unset)  # type: ignore[type-var]
+    frame = Ap3000Frame(physical_id=0x04A26CF3, message_id=7, message=message)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _encoded(frame.encode) == _encoded(lambda: reference_encode(frame))

@@ -5,6 +5,8 @@ types and messages on malformed ones."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -13,16 +15,20 @@ from bkvcodec import LocalProtocolError, RemoteProtocolError
 from bkvcodec._bkv.codec import _grammar_items, reference_decode, reference_encode
 from bkvcodec._bkv.fastpath import fast_packet, split_items
 from bkvcodec._bkv.messages import BkvItem, PortGroup
-from bkvcodec._bkv.packets import _PORT_TAGS as _PORT_TAGS_ORDER
 from bkvcodec._bkv.packets import (
+    _FAST_SPECS,
+    _PACKET_KEYS,
     BKV_PACKETS,
     _plain_items,
     _port_group_bytes,
+    fast_packet_bytes,
     grammar_items_to_bytes,
     items_to_bytes,
     packet_from_items,
+    packet_to_items,
 )
-from bkvcodec._types import Direction
+from bkvcodec._bkv.packets import _PORT_TAGS as _PORT_TAGS_ORDER
+from bkvcodec._types import BcdTime, Direction
 from bkvcodec.bkv import BkvFrame
 from bkvcodec.testing import bkv_frames
 
@@ -274,3 +280,84 @@ def test_port_group_template_writes_the_grammar_items(group: PortGroup) -> None:
                           st.binary(max_size=200)), max_size=5))
 def test_item_writer_agrees_with_grammar(items: list[tuple[int | str, bytes]]) -> None:
     assert items_to_bytes(items) == grammar_items_to_bytes(items)  # type: ignore[arg-type]
+
+
+@given(bkv_frames(), st.data())
+def test_fast_frame_encoder_refuses_what_the_grammar_refuses(frame: BkvFrame,
+                                                             data: st.DataObject) -> None:
+    # The envelope fields (and a GN message's container) out of range or of another
+    # type: the whole-frame encoder must give the grammar's bytes or refuse alike.
+    name = data.draw(st.sampled_from(["gateway_id", "seq", "direction_byte", "container",
+                                      "tier_durations_min"]))
+    bad = data.draw(st.sampled_from({
+        "gateway_id": ["0011223344556", "00112233445566aa", "00 11 22 33 44 55 66",
+                       "zz112233445566", 7, "ABCDEF01234567"],
+        "seq": [-1, 1 << 32, "1", None, True, (1 << 32) - 1],
+        "direction_byte": [-1, 256, "1", True, 0, 1, 7],
+        "container": [-1, 1 << 16, "1", None, 0x0005, 0x1234],
+        # One tier duration (a u16 in a counted list) out of range or of another type.
+        "tier_durations_min": [-1, 1 << 16, "1", None, True, 1.0, 0xFFFF],
+    }[name]))
+    if name == "tier_durations_min":
+        durations = getattr(frame.message, name, None)
+        if not durations:
+            return
+        i = data.draw(st.integers(0, len(durations) - 1))
+        bad = (*durations[:i], bad, *durations[i + 1:])
+        if data.draw(st.booleans()):
+            bad = bad * 100  # more tiers than the one-byte count holds
+    if name in ("container", "tier_durations_min"):
+        if not hasattr(frame.message, name):
+            return
+        broken = dataclasses.replace(frame, message=dataclasses.replace(  # type: ignore[type-var]
+            frame.message, **{name: bad}))
+    else:
+        broken = dataclasses.replace(frame, **{name: bad})
+
+    def outcome(encode: Callable[[], bytes]) -> object:
+        try:
+            return encode()
+        except Exception as err:  # the same kind of error, whatever it is
+            return type(err)
+
+    assert outcome(broken.encode) == outcome(lambda: reference_encode(broken))
+
+
+@given(bkv_frames(), st.data())
+def test_one_pass_packet_writer_writes_the_item_list(frame: BkvFrame,
+                                                     data: st.DataObject) -> None:
+    # For any packet, with its items in any recorded order (repeats, unknown keys,
+    # names that are not tags) and a field of an unusual value: the one-pass writer
+    # gives the bytes of packet_to_items + items_to_bytes, or leaves the packet to them.
+    packet: Any = frame.message
+    if type(packet) not in _FAST_SPECS:
+        return
+    tags = list(BKV_PACKETS[_PACKET_KEYS[type(packet)]][1])
+    # Unknown items the one-pass writer takes (one-byte keys, short values).
+    extra = data.draw(st.lists(st.builds(
+        BkvItem, key=st.integers(0x04, 0xFF).filter(lambda k: k not in tags),
+        value=st.binary(max_size=5)), max_size=3))
+    packet = dataclasses.replace(packet, unknown=(*packet.unknown, *extra))
+    keys = [item.key for item in packet.unknown]
+    order = data.draw(st.lists(st.sampled_from([*tags, *keys, 0x01, 0xEE, "x"]),
+                               max_size=12))
+    packet = dataclasses.replace(packet, item_order=tuple(order))
+    names = [f.name for f in dataclasses.fields(packet)
+             if f.name not in ("item_order", "unknown", "sockets", "fee_tiers", "ports")]
+    if names and data.draw(st.booleans()):
+        bad = data.draw(st.sampled_from([True, -1, 1 << 70, 1 << 1100, b"x" * 130, "1",
+                                         BcdTime(b"\x20\x25"), None, 0]))
+        packet = dataclasses.replace(packet, **{data.draw(st.sampled_from(names)): bad})
+
+    def general() -> object:
+        try:
+            return items_to_bytes(packet_to_items(packet, GATEWAY))
+        except Exception as err:  # the general path's error, whatever it is
+            return type(err)
+
+    try:
+        fast = fast_packet_bytes(packet, GATEWAY)
+    except Exception:  # the caller then takes the general path
+        return
+    if fast is not None:
+        assert fast == general()

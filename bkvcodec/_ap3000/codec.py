@@ -16,6 +16,7 @@ import dataclasses
 import warnings
 import zlib
 from collections.abc import Callable
+from operator import attrgetter
 from struct import Struct
 from struct import error as StructError
 from typing import Any
@@ -32,7 +33,7 @@ from .._errors import (
     RemoteProtocolError,
     TrailingBytes,
 )
-from .._fastinit import frozen_dataclass, positional_builder
+from .._fastinit import frozen_dataclass, positional_builder, slot_filler
 from .._types import Direction
 from . import grammar
 from .fastpath import DECODERS_BY_DIRECTION
@@ -68,6 +69,7 @@ DOCUMENTED_MAX_LENGTH = 256
 _LEGACY_FIRMWARE_LENGTH = 269
 
 _HEAD = Struct("<IHB")
+_ENVELOPE = Struct("<3sHIHB").unpack_from
 
 
 class Ap3000FrameSizeWarning(UserWarning):
@@ -163,11 +165,28 @@ class Ap3000Frame:
         if type(data) is not bytes:
             data = bytes(data)
         size = len(data)
-        # The common case first: one well-formed frame of at most 256 bytes.
-        if FRAME_OVERHEAD <= size <= 256 and data[:3] == HEADER and (
-                data[3] | data[4] << 8) + 5 == size:
-            low, high = data[-2], data[-1]
-            if (_adler32(data) & 0xFFFF) - 1 - low - high == low | high << 8:
+        # The common case in one pass: one well-formed frame of at most 256 bytes.
+        if FRAME_OVERHEAD <= size <= 256:
+            header, length, physical_id, message_id, command = _ENVELOPE(data)
+            low = data[-2]
+            high = data[-1]
+            if header == HEADER and length + 5 == size and (
+                    _adler32(data) & 0xFFFF) - 1 - low - high == low | high << 8:
+                if direction is _UP:
+                    decoder = _UP_DECODERS.get(command)
+                elif direction is _DOWN:
+                    decoder = _DOWN_DECODERS.get(command)
+                else:
+                    raise LocalProtocolError(
+                        f"direction must be a Direction, got {direction!r}")
+                if decoder is not None and _FRAME_FILLER is not None:
+                    # _frame_new inlined: this is the hot path of every decoder.
+                    frame = _new(_FRAME_FILLER)
+                    frame.physical_id = physical_id
+                    frame.message_id = message_id
+                    frame.message = decoder(data, size - 2)
+                    frame.__class__ = Ap3000Frame
+                    return frame  # type: ignore[no-any-return]
                 return decode_checked(data, size, direction)
         total = check_frame(data)
         if size > total:
@@ -188,6 +207,17 @@ class Ap3000Frame:
             LocalProtocolError: A field does not fit its wire encoding, or the
                 frame would exceed the 1024-byte length limit.
         """
+        message = self.message
+        encoder = _FRAME_ENCODERS.get(message.__class__)
+        if encoder is not None:
+            # Anything unusual (a value out of range or of another type, a long
+            # frame) is left to encode_frame, which gives the grammar's error.
+            try:
+                encoded = encoder(message, self.physical_id, self.message_id)
+            except (StructError, ValueError, TypeError, OverflowError, AttributeError):
+                encoded = None
+            if encoded is not None:
+                return encoded
         return encode_frame(self)
 
     def reply(self, message: Ap3000Message) -> Ap3000Frame:
@@ -224,7 +254,17 @@ def checksum(data: bytes, end: int) -> int:
     if end <= 256:
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
         return (zlib.adler32(memoryview(data)[:end]) & 0xFFFF) - 1
-    return sum(memoryview(data)[:end]) & 0xFFFF
+    return _long_sum(data, end)
+
+
+def _long_sum(data: bytes, end: int) -> int:
+    """The byte sum of ``data[:end]`` modulo 65536, through adler32 256 bytes at a time
+    (adler32's low half is 1 + the byte sum while that sum stays below 65521)."""
+    view = memoryview(data)
+    total = 0
+    for start in range(0, end, 256):
+        total += (_adler32(view[start:min(start + 256, end)]) & 0xFFFF) - 1
+    return total & 0xFFFF
 
 
 def check_frame(data: bytes) -> int:
@@ -257,6 +297,8 @@ def check_frame(data: bytes) -> int:
 
 
 _frame_new = positional_builder(Ap3000Frame)
+_FRAME_FILLER: Any = slot_filler(Ap3000Frame)
+_new = object.__new__
 _adler32 = zlib.adler32
 _UP = Direction.UP
 _DOWN = Direction.DOWN
@@ -278,9 +320,9 @@ def decode_checked(data: bytes, total: int, direction: Direction) -> Ap3000Frame
         decoder = _DOWN_DECODERS.get(command)
     else:
         raise LocalProtocolError(f"direction must be a Direction, got {direction!r}")
-    payload = data[12:total - 2]
-    message = (decoder(payload) if decoder is not None else
-               UnknownAp3000Command(direction=direction, command=command, data=payload))
+    message = (decoder(data, total - 2) if decoder is not None else
+               UnknownAp3000Command(direction=direction, command=command,
+                                    data=data[12:total - 2]))
     return _frame_new(physical_id, message_id, message)
 
 
@@ -288,11 +330,16 @@ def decode_checked(data: bytes, total: int, direction: Direction) -> Ap3000Frame
 
 def _neutral(layout: Layout, field: Any, message: Ap3000Message) -> Any:
     """The value written for an unset optional field before the last one set."""
+    if isinstance(message, Ap3000CardSwipe) and field.name == "card_no2_len":
+        return len(message.card_no2 or b"")
+    return _layout_neutral(layout, field)
+
+
+def _layout_neutral(layout: Layout, field: Any) -> Any:
+    """:func:`_neutral` for a field whose neutral value does not depend on the message."""
     name = field.name
     if name in layout.neutral:
         return layout.neutral[name]
-    if isinstance(message, Ap3000CardSwipe) and name == "card_no2_len":
-        return len(message.card_no2 or b"")
     sub = field.subcon
     if isinstance(sub, Text):
         return ""
@@ -399,9 +446,10 @@ _SLAVE_VERSION_PACK = Struct("<BBHI").pack
 
 def _heartbeat_data(m: Any) -> bytes | None:
     statuses, extra = m.port_status, m.extra
-    if type(statuses) is not tuple or type(extra) is not bytes or any(
-            type(code) is not int for code in statuses):
+    if type(statuses) is not tuple or type(extra) is not bytes:
         return None
+    # bytes() refuses what the grammar's u8 refuses (out of range, not an integer);
+    # the caller turns its error into the grammar path.
     return (_HEARTBEAT_HEAD(m.voltage_0p1v, len(statuses)) + bytes(statuses)
             + bytes((m.signal_strength, m.env_temp_raw)) + extra)
 
@@ -414,6 +462,30 @@ def _slave_versions_data(m: Any) -> bytes | None:
     return _U8(len(entries)) + b"".join(
         _SLAVE_VERSION_PACK(e.device_type, e.reserved, e.min_firmware_version, e.physical_id)
         for e in entries) + extra
+
+
+_CARD_SWIPE_HEAD = Struct("<4sBBH").pack
+_U32 = Struct("<I").pack
+
+
+def _card_swipe_data(m: Any) -> bytes | None:
+    card_id, extra = m.card_id, m.extra
+    if type(card_id) is not bytes or len(card_id) != 4 or type(extra) is not bytes:
+        return None
+    data = _CARD_SWIPE_HEAD(card_id, m.card_type, m.port, m.card_balance_fen)
+    timestamp, length, card_no2 = m.timestamp, m.card_no2_len, m.card_no2
+    if card_no2 is not None:
+        # A card_no2_len that disagrees with card_no2 is refused by the grammar
+        # path, with its message.
+        if type(card_no2) is not bytes or (length is not None and length != len(card_no2)):
+            return None
+        return (data + _U32(0 if timestamp is None else timestamp)
+                + _U8(len(card_no2) if length is None else length) + card_no2 + extra)
+    if length is not None:
+        return data + _U32(0 if timestamp is None else timestamp) + _U8(length) + extra
+    if timestamp is not None:
+        return data + _U32(timestamp) + extra
+    return data + extra
 
 
 def _play_voice_data(m: Any) -> bytes | None:
@@ -439,6 +511,7 @@ _ENCODERS: dict[tuple[int, Direction], Callable[[Any], bytes | None]] = {
     **{key: encoder for key, layout in LAYOUTS.items()
        if (encoder := _compile_encoder(layout)) is not None},
     (0x21, Direction.UP): _heartbeat_data,
+    (0x02, Direction.UP): _card_swipe_data,
     (0x35, Direction.UP): _slave_versions_data,
     (0x89, Direction.DOWN): _play_voice_data,
     (0x8B, Direction.UP): _read_eeprom_reply_data,
@@ -472,6 +545,151 @@ def _encode_data(message: Ap3000Message, key: tuple[int, Direction]) -> bytes:
 
 _FRAME_HEAD = Struct("<3sHIHB")
 _CHECKSUM = Struct("<H")
+_frame_head = _FRAME_HEAD.pack
+_checksum = _CHECKSUM.pack
+
+
+def _data_max(command: int) -> int:
+    """The longest data field a frame encoder writes: the length field stays within the
+    documented limit (no size warning to give)."""
+    return (_LEGACY_FIRMWARE_LENGTH if command == 0xF8 else DOCUMENTED_MAX_LENGTH) - MIN_LENGTH
+
+#: ``encode(message, physical_id, message_id)``: the whole frame, or None (then
+#: encode_frame writes it, or raises the error the grammar gives).
+FrameEncoder = Callable[[Any, int, int], bytes | None]
+
+
+def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
+    """A whole-frame encoder for a layout whose fields all have a fixed size: one
+    ``struct`` for the envelope head and the fields (one per length of the optional
+    tail), or None for other layouts.
+
+    Like the data encoders it returns None for a value it does not write as the grammar
+    does (text that is not ASCII or too long, bytes of another size or type).
+    """
+    plain = layout.plain()
+    if plain is None:
+        return None
+    mandatory, optional = plain
+    fields = [*mandatory, *optional]
+    first_optional = len(mandatory)
+    # structs[k]: the head, the mandatory fields and the first k optional ones.
+    structs = [Struct("<3sHIHB" + "".join(f.code for f in fields[:first_optional + k]))
+               for k in range(len(optional) + 1)]
+    packs = [layout_struct.pack for layout_struct in structs]
+    # The length field (from the physical ID to the checksum) without the extra.
+    lengths = [layout_struct.size - 3 for layout_struct in structs]
+    # (index, size, is_text) of the text and bytes fields.
+    sized = tuple((i, int(f.code[:-1]), f.text) for i, f in enumerate(fields)
+                  if f.code.endswith("s"))
+    neutrals = [_layout_neutral(layout, field) for field in layout.optional]
+    # The longest length field a frame encoder writes.
+    data_max = _data_max(command)
+    limit = data_max + MIN_LENGTH
+    header = HEADER
+    count = len(fields)
+    if not count:
+        pack = packs[0]
+
+        def encode_empty(m: Any, physical_id: int, message_id: int) -> bytes | None:
+            extra = m.extra
+            if type(extra) is not bytes or len(extra) > data_max:
+                return None
+            body = pack(header, MIN_LENGTH + len(extra), physical_id, message_id,
+                        command) + extra
+            size = len(body)
+            check = (_adler32(body) & 0xFFFF) - 1 if size <= 256 else _long_sum(body, size)
+            return body + _checksum(check)
+        return encode_empty
+    get = attrgetter(*[f.name for f in fields], "extra")
+    texts = any(text for _, _, text in sized)
+    if not optional and not texts:
+        # Numbers and fixed-size bytes only: the values go to the struct as they are.
+        pack, fixed_length = packs[0], lengths[0]
+
+        def encode_fixed(m: Any, physical_id: int, message_id: int) -> bytes | None:
+            values: Any = get(m)
+            extra = values[count]
+            if type(extra) is not bytes:
+                return None
+            for i, size, _ in sized:
+                value = values[i]
+                if type(value) is not bytes or len(value) != size:
+                    return None
+            length = fixed_length + len(extra)
+            if length > limit:
+                return None
+            body = pack(header, length, physical_id, message_id, command,
+                        *values[:count]) + extra
+            total = len(body)
+            check = (_adler32(body) & 0xFFFF) - 1 if total <= 256 else _long_sum(body, total)
+            return body + _checksum(check)
+        return encode_fixed
+
+    def encode(m: Any, physical_id: int, message_id: int) -> bytes | None:
+        values: Any = get(m)
+        extra = values[count]
+        if type(extra) is not bytes:
+            return None
+        k = count - first_optional
+        while k and values[first_optional + k - 1] is None:
+            k -= 1
+        values = values[:first_optional + k]
+        if sized or k:
+            values = list(values)
+            for i in range(first_optional, first_optional + k):
+                if values[i] is None:
+                    values[i] = neutrals[i - first_optional]
+            for i, size, text in sized:
+                if i >= first_optional + k:
+                    break
+                value = values[i]
+                if text:
+                    if type(value) is not str or not value.isascii() or len(value) > size:
+                        return None
+                    values[i] = value.encode("ascii")
+                elif type(value) is not bytes or len(value) != size:
+                    return None
+        length = lengths[k] + len(extra)
+        if length > limit:
+            return None
+        body = packs[k](header, length, physical_id, message_id, command, *values) + extra
+        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else _long_sum(body, len(body))
+        return body + _checksum(check)
+    return encode
+
+
+def _data_frame_encoder(command: int, data_encoder: Callable[[Any], bytes | None]
+                        ) -> FrameEncoder:
+    """The envelope around a data encoder's result."""
+    data_max = _data_max(command)
+
+    def encode(m: Any, physical_id: int, message_id: int) -> bytes | None:
+        data = data_encoder(m)
+        if data is None or len(data) > data_max:
+            return None
+        body = _frame_head(HEADER, len(data) + MIN_LENGTH, physical_id, message_id,
+                           command) + data
+        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else _long_sum(body, len(body))
+        return body + _checksum(check)
+    return encode
+
+
+def _frame_encoders() -> dict[type[Ap3000Message], FrameEncoder]:
+    out: dict[type[Ap3000Message], FrameEncoder] = {}
+    for cls, (command, direction, _) in MESSAGE_TYPES.items():
+        key = (command, direction)
+        encoder = _plain_frame_encoder(command, LAYOUTS[key])
+        if encoder is None and key in _ENCODERS:
+            encoder = _data_frame_encoder(command, _ENCODERS[key])
+        if encoder is not None:
+            out[cls] = encoder
+    return out
+
+
+#: Whole-frame encoders by message class (the exact class: a subclass takes the
+#: general path).
+_FRAME_ENCODERS = _frame_encoders()
 
 
 def encode_frame(frame: Ap3000Frame) -> bytes:
@@ -490,7 +708,8 @@ def encode_frame(frame: Ap3000Frame) -> bytes:
         body = _FRAME_HEAD.pack(HEADER, length, frame.physical_id, frame.message_id,
                                 command) + data
         # adler32's low half is 1 + the byte sum while that sum stays below 65521.
-        check = (_adler32(body) & 0xFFFF) - 1 if len(body) <= 256 else sum(body) & 0xFFFF
+        check = ((_adler32(body) & 0xFFFF) - 1 if len(body) <= 256
+                 else _long_sum(body, len(body)))
         encoded = body + _CHECKSUM.pack(check)
     except LocalProtocolError:
         raise

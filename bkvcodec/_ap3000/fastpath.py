@@ -13,6 +13,10 @@
 #   lists, 0x02's second card number, 0x35, 0x89, 0x8B/0x8C rest-of-data fields)
 #   are read by hand-written functions.
 #
+# Every decoder reads the data field in place, from offset 12 of the whole frame
+# up to the checksum (``decode(frame, end)``): the envelope is checked once by the
+# caller, and the fixed layouts need no copy of the data field.
+#
 # Messages are built positionally by ``positional_builder``, skipping the frozen
 # dataclass's ``__init__`` (which costs 0.13 µs a field; the builder about
 # 0.02 µs); the values are well typed by construction.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from itertools import starmap
 from struct import Struct
 
 from .._errors import PayloadTooShort
@@ -45,7 +50,12 @@ from .messages import (
 
 __all__ = ["DECODERS", "DECODERS_BY_DIRECTION"]
 
-Decoder = Callable[[bytes], Ap3000Message]
+#: ``decode(frame, end)``: the message in ``frame[12:end]`` (``end`` is where the
+#: checksum starts).
+Decoder = Callable[[bytes, int], Ap3000Message]
+
+#: Where the data field starts in a frame.
+DATA = 12
 
 
 
@@ -73,27 +83,49 @@ def _compile(name: str, cls: type[Ap3000Message], mandatory: Sequence[PlainField
         by_length.append(None if k < 0 else (structs[k], (None,) * (len(optional) - k)))
     texts = [i for i, f in enumerate(fields) if f.text]
 
+    if not texts and not optional:
+        # The common shape: one struct whatever the length.
+        layout = structs[0]
+        unpack_from = layout.unpack_from
+        size = layout.size
+        if not size:
+            # Messages are immutable, so every empty one can be the same object.
+            empty = build(b"")
+
+            def decode_empty(frame: bytes, end: int) -> Ap3000Message:
+                return build(frame[DATA:end]) if end > DATA else empty
+            return decode_empty
+
+        def decode_fixed(frame: bytes, end: int) -> Ap3000Message:
+            if end - DATA < size:
+                raise PayloadTooShort(name, size, end - DATA)
+            return build(*unpack_from(frame, DATA), frame[DATA + size:end])
+        return decode_fixed
+
     if not texts:
-        def decode(p: bytes) -> Ap3000Message:
-            entry = by_length[len(p) if len(p) < full else full]
+        def decode(frame: bytes, end: int) -> Ap3000Message:
+            n = end - DATA
+            entry = by_length[n if n < full else full]
             if entry is None:
-                raise PayloadTooShort(name, minimum, len(p))
+                raise PayloadTooShort(name, minimum, n)
             layout, absent = entry
-            return build(*layout.unpack_from(p), *absent, p[layout.size:])
+            return build(*layout.unpack_from(frame, DATA), *absent,
+                         frame[DATA + layout.size:end])
         return decode
 
-    def decode_text(p: bytes) -> Ap3000Message:
-        entry = by_length[len(p) if len(p) < full else full]
+    def decode_text(frame: bytes, end: int) -> Ap3000Message:
+        n = end - DATA
+        entry = by_length[n if n < full else full]
         if entry is None:
-            raise PayloadTooShort(name, minimum, len(p))
+            raise PayloadTooShort(name, minimum, n)
         layout, absent = entry
-        values: list[object] = list(layout.unpack_from(p))
+        values: list[object] = list(layout.unpack_from(frame, DATA))
         for i in texts:
             if i < len(values):
                 raw = values[i]
                 assert isinstance(raw, bytes)
                 values[i] = raw.rstrip(b"\0").decode("latin-1")
-        return build(*values, *absent, p[layout.size:])
+        return build(*values, *absent, frame[DATA + layout.size:end])
     return decode_text
 
 
@@ -104,42 +136,49 @@ _legacy_heartbeat_new = positional_builder(Ap3000LegacyHeartbeat)
 _heartbeat_new = positional_builder(Ap3000Heartbeat)
 _card_swipe_new = positional_builder(Ap3000CardSwipe)
 _SLAVE_VERSION = Struct("<BBHI")
+_slave_version_new = positional_builder(Ap3000SlaveVersion)
+_slave_versions_new = positional_builder(Ap3000SlaveVersions)
+_play_voice_new = positional_builder(Ap3000PlayVoice)
+_read_eeprom_reply_new = positional_builder(Ap3000ReadEepromReply)
+_write_eeprom_new = positional_builder(Ap3000WriteEeprom)
 
 
-def _legacy_heartbeat(p: bytes) -> Ap3000Message:
+def _legacy_heartbeat(frame: bytes, end: int) -> Ap3000Message:
     """0x01 up: n = port_count; 8 + 5n mandatory bytes, two optional."""
+    p = frame[DATA:end]
     n = len(p)
     if n < 5:
         raise PayloadTooShort("legacy_heartbeat", 8, n)
     count = p[4]
-    end = 8 + 5 * count
-    if n < end:
-        raise PayloadTooShort("legacy_heartbeat", end, n)
+    last = 8 + 5 * count
+    if n < last:
+        raise PayloadTooShort("legacy_heartbeat", last, n)
     powers = _U16_LISTS[count]
-    env_temp = p[end] if n > end else None
-    work_mode = p[end + 1] if n > end + 1 else None
-    stop = end if env_temp is None else end + 1 if work_mode is None else end + 2
+    env_temp = p[last] if n > last else None
+    work_mode = p[last + 1] if n > last + 1 else None
+    stop = last if env_temp is None else last + 1 if work_mode is None else last + 2
     return _legacy_heartbeat_new(
         p[0] | p[1] << 8, p[2] | p[3] << 8, tuple(p[5:5 + count]),
         powers.unpack_from(p, 5 + count), powers.unpack_from(p, 5 + 3 * count),
-        p[end - 3], p[end - 2], p[end - 1], env_temp, work_mode, p[stop:])
+        p[last - 3], p[last - 2], p[last - 1], env_temp, work_mode, p[stop:])
 
 
-def _heartbeat(p: bytes) -> Ap3000Message:
+def _heartbeat(frame: bytes, end: int) -> Ap3000Message:
     """0x21 up: voltage, n = port_count, n statuses, signal, temperature."""
-    n = len(p)
+    n = end - DATA
     if n < 3:
         raise PayloadTooShort("heartbeat", 5, n)
-    count = p[2]
-    end = 5 + count
-    if n < end:
-        raise PayloadTooShort("heartbeat", end, n)
-    return _heartbeat_new(p[0] | p[1] << 8, tuple(p[3:3 + count]), p[end - 2], p[end - 1],
-                          p[end:])
+    count = frame[14]
+    last = 17 + count
+    if end < last:
+        raise PayloadTooShort("heartbeat", last - DATA, n)
+    return _heartbeat_new(frame[12] | frame[13] << 8, tuple(frame[15:15 + count]),
+                          frame[last - 2], frame[last - 1], frame[last:end])
 
 
-def _card_swipe(p: bytes) -> Ap3000Message:
+def _card_swipe(frame: bytes, end: int) -> Ap3000Message:
     """0x02 up: 8 mandatory bytes; timestamp, card_no2_len, card_no2 optional."""
+    p = frame[DATA:end]
     n = len(p)
     if n < 8:
         raise PayloadTooShort("card_swipe", 8, n)
@@ -160,41 +199,43 @@ def _card_swipe(p: bytes) -> Ap3000Message:
                            p[stop:])
 
 
-def _slave_versions(p: bytes) -> Ap3000Message:
+def _slave_versions(frame: bytes, end: int) -> Ap3000Message:
     """0x35 up: type_count, then 8-byte entries."""
-    if not p:
-        raise PayloadTooShort("slave_versions", 1, 0)
-    end = 1 + 8 * p[0]
-    if len(p) < end:
-        raise PayloadTooShort("slave_versions", end, len(p))
-    entries = tuple(
-        Ap3000SlaveVersion(device_type=a, reserved=b, min_firmware_version=c, physical_id=d)
-        for a, b, c, d in _SLAVE_VERSION.iter_unpack(p[1:end]))
-    return Ap3000SlaveVersions(entries=entries, extra=p[end:])
+    n = end - DATA
+    if n < 1:
+        raise PayloadTooShort("slave_versions", 1, n)
+    last = DATA + 1 + 8 * frame[DATA]
+    if end < last:
+        raise PayloadTooShort("slave_versions", last - DATA, n)
+    return _slave_versions_new(
+        tuple(starmap(_slave_version_new, _SLAVE_VERSION.iter_unpack(frame[DATA + 1:last]))),
+        frame[last:end])
 
 
-def _play_voice(p: bytes) -> Ap3000Message:
+def _play_voice(frame: bytes, end: int) -> Ap3000Message:
     """0x89 down: interrupt, voice_count, voice ids."""
-    if len(p) < 2:
-        raise PayloadTooShort("play_voice", 2, len(p))
-    end = 2 + p[1]
-    if len(p) < end:
-        raise PayloadTooShort("play_voice", end, len(p))
-    return Ap3000PlayVoice(interrupt=p[0], voice_ids=p[2:end], extra=p[end:])
+    n = end - DATA
+    if n < 2:
+        raise PayloadTooShort("play_voice", 2, n)
+    last = DATA + 2 + frame[DATA + 1]
+    if end < last:
+        raise PayloadTooShort("play_voice", last - DATA, n)
+    return _play_voice_new(frame[DATA], frame[DATA + 2:last], frame[last:end])
 
 
-def _read_eeprom_reply(p: bytes) -> Ap3000Message:
+def _read_eeprom_reply(frame: bytes, end: int) -> Ap3000Message:
     """0x8B up: result, then the memory read."""
-    if not p:
+    if end <= DATA:
         raise PayloadTooShort("read_eeprom_reply", 1, 0)
-    return Ap3000ReadEepromReply(result=p[0], eeprom_data=p[1:])
+    return _read_eeprom_reply_new(frame[DATA], frame[DATA + 1:end])
 
 
-def _write_eeprom(p: bytes) -> Ap3000Message:
+def _write_eeprom(frame: bytes, end: int) -> Ap3000Message:
     """0x8C down: address, write_length, then the bytes to write."""
-    if len(p) < 3:
-        raise PayloadTooShort("write_eeprom", 3, len(p))
-    return Ap3000WriteEeprom(address=p[0] | p[1] << 8, write_length=p[2], eeprom_data=p[3:])
+    if end - DATA < 3:
+        raise PayloadTooShort("write_eeprom", 3, end - DATA)
+    return _write_eeprom_new(frame[DATA] | frame[DATA + 1] << 8, frame[DATA + 2],
+                             frame[DATA + 3:end])
 
 
 _HAND_WRITTEN: dict[tuple[int, Direction], Decoder] = {

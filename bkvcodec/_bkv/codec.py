@@ -13,6 +13,7 @@ import dataclasses
 import re
 import zlib
 from collections.abc import Callable
+from operator import attrgetter
 from struct import Struct
 from struct import error as StructError
 from typing import Any
@@ -32,10 +33,10 @@ from .._errors import (
     TrailingBytes,
     Truncated,
 )
-from .._fastinit import frozen_dataclass, positional_builder
+from .._fastinit import frozen_dataclass, positional_builder, slot_filler
 from .._types import BcdTime, BinaryTime, Direction
 from . import grammar
-from .fastpath import GN_DECODERS, GN_FIXED, GnMessage, fast_packet, split_items
+from .fastpath import GN_DECODERS, GN_FIXED, U16_ARRAYS, GnMessage, fast_packet, split_items
 from .grammar import DOWNLINK_MAGIC, ENVELOPE_OVERHEAD, TRAILER, UPLINK_MAGIC
 from .messages import (
     GN_CONTROL,
@@ -82,6 +83,7 @@ from .messages import (
 from .packets import (
     BKV_PACKETS,
     RawItem,
+    fast_packet_bytes,
     grammar_items_to_bytes,
     items_to_bytes,
     packet_from_items,
@@ -210,11 +212,20 @@ class BkvFrame:
         size = len(data)
         # One test for a well-formed frame of up to 259 bytes (the checksum is then
         # adler32's low half - 1); any failure goes to check_envelope for its error.
-        if (ENVELOPE_OVERHEAD <= size <= 259 and ((data[2] << 8) | data[3]) + 4 == size
-                and data[size - 2:] == TRAILER
-                and (data[:2] == UPLINK_MAGIC or data[:2] == DOWNLINK_MAGIC)
-                and data[size - 3] == (_adler32(data[2:size - 3]) - 1) & 0xFF):
-            return decode_checked(data)
+        if ENVELOPE_OVERHEAD <= size <= 259 and _FILLERS:
+            magic, length, command, seq, flag, gateway = _HEADER_UNPACK(data)
+            if (length + 4 == size and data[size - 2:] == TRAILER
+                    and (magic == UPLINK_MAGIC or magic == DOWNLINK_MAGIC)
+                    and data[size - 3] == (_adler32(data[2:size - 3]) - 1) & 0xFF):
+                up = magic == UPLINK_MAGIC
+                # _frame_new inlined: this is the hot path of every decoder.
+                frame = _new(_FRAME_FILLER)
+                frame.message = _message(data, up, length, command, gateway)
+                frame.gateway_id = gateway.hex()
+                frame.seq = seq
+                frame.direction_byte = None if flag == up else flag
+                frame.__class__ = BkvFrame
+                return frame  # type: ignore[no-any-return]
         total = check_envelope(data)
         if size > total:
             raise TrailingBytes(total, size)
@@ -226,7 +237,8 @@ class BkvFrame:
         Raises:
             LocalProtocolError: A field does not fit its wire encoding.
         """
-        return encode_frame(self)
+        encoded = fast_encode(self)
+        return encode_frame(self) if encoded is None else encoded
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -273,25 +285,48 @@ def checksum(data: bytes, total: int) -> int:
 
 
 _HEADER = Struct(">2sHHIB7s")
+_HEADER_UNPACK = _HEADER.unpack_from
+_FRAME_FILLER: Any = slot_filler(BkvFrame)
+_HEARTBEAT_ACK_FILLER: Any = slot_filler(HeartbeatAck)
+_BCD_TIME_FILLER: Any = slot_filler(BcdTime)
+#: True when the objects of the hot path can be made inline (CPython).
+_FILLERS = None not in (_FRAME_FILLER, _HEARTBEAT_ACK_FILLER, _BCD_TIME_FILLER)
+_new = object.__new__
 _adler32 = zlib.adler32
 _BYTES = tuple(bytes((n,)) for n in range(256))
 
 
 def decode_checked(data: bytes) -> BkvFrame:
     """Decode the frame at the start of *data*, whose envelope has been checked."""
-    magic, length, command, seq, flag, gateway = _HEADER.unpack_from(data)
+    magic, length, command, seq, flag, gateway = _HEADER_UNPACK(data)
     up = magic == UPLINK_MAGIC
-    payload = data[18:length + 1]
-    message: BkvMessage
+    return _frame_new(gateway.hex(), _message(data, up, length, command, gateway), seq,
+                      None if flag == up else flag)
+
+
+def _message(data: bytes, up: bool, length: int, command: int, gateway: bytes
+             ) -> BkvMessage:
+    """The message of a checked frame, from its header fields."""
     if command == 0x1000:  # BkvCommand.BKV
-        message = fast_packet(payload, _UP if up else _DOWN, gateway)
-    elif ((command == GN_CONTROL or command == GN_NETWORK) and length >= 20
-          and (payload[0] << 8) | payload[1] == length - 20
-          and (decoder := (_GN_UP if up else _GN_DOWN).get(payload[2])) is not None):
-        message = decoder(payload[3:], command)
-    else:
-        message = _decode_payload(command, _UP if up else _DOWN, payload, gateway, split_items)
-    return _frame_new(gateway.hex(), message, seq, None if flag == up else flag)
+        return fast_packet(data[18:length + 1], _UP if up else _DOWN, gateway)
+    if ((command == GN_CONTROL or command == GN_NETWORK) and length >= 20
+            and (data[18] << 8) | data[19] == length - 20
+            and (decoder := (_GN_UP if up else _GN_DOWN).get(data[20])) is not None):
+        return decoder(data[21:length + 1], command)
+    if command == 0:
+        if length == 24 and not up and _FILLERS:  # the heartbeat reply: 7 bytes of time
+            time = _new(_BCD_TIME_FILLER)
+            time.raw = data[18:25]
+            time.__class__ = BcdTime
+            message = _new(_HEARTBEAT_ACK_FILLER)
+            message.time = time
+            message.__class__ = HeartbeatAck
+            return message  # type: ignore[no-any-return]
+        if length == 46 and up:  # the heartbeat: ICCID, firmware, signal
+            return _heartbeat_new(data[18:38].rstrip(b"\0").decode("latin-1"),
+                                  data[38:46].rstrip(b"\0").decode("latin-1"), data[46])
+    return _decode_payload(command, _UP if up else _DOWN, data[18:length + 1], gateway,
+                           split_items)
 
 
 def _decode_payload(command: int, direction: Direction, payload: bytes, gateway: bytes,
@@ -427,7 +462,7 @@ def _m17(message: Any) -> bytes | None:
 def _durations(durations: object) -> bytes | None:
     if type(durations) is not tuple or any(type(d) is not int for d in durations):
         return None
-    return _U8(len(durations)) + Struct(f">{len(durations)}H").pack(*durations)
+    return _U8(len(durations)) + _U16_ARRAYS[len(durations)].pack(*durations)
 
 
 def _pack_power_tiers(tiers: object) -> bytes | None:
@@ -438,6 +473,8 @@ def _pack_power_tiers(tiers: object) -> bytes | None:
 
 
 _POWER_TIER_PACK = Struct(">HHH").pack
+#: Lists of n u16 (tier durations), n < 256 as their count is one byte.
+_U16_ARRAYS = U16_ARRAYS
 _PORT_REPORT_PACK = Struct(">BBHHHHHH").pack
 _SOCKET_HEAD_PACK = Struct(">B2sBB").pack
 
@@ -483,13 +520,23 @@ def _card_order_params(m: CardOrder) -> bytes | None:
     return None if tiers is None else head + _U16(m.amount_fen) + tiers
 
 
+_CARD_CHARGE_END_NAMES = (*_M17_NAMES, "card_no", "card_type", "billing_mode", "amount_fen",
+                          "settlement_power_dw")
+_card_charge_end_values = attrgetter(*_CARD_CHARGE_END_NAMES)
+#: The fixed part and the tier count in one struct.
+_CARD_CHARGE_END_PACK = Struct(">B2sBBBBHHHHH6sBBHHB").pack
+
+
 def _card_charge_end_params(m: CardChargeEnd) -> bytes | None:
-    head, durations = _m17(m), _durations(m.tier_durations_min)
-    if head is None or durations is None or type(m.card_no) is not bytes or len(
-            m.card_no) != 6:
+    version, card, durations = m.socket_version, m.card_no, m.tier_durations_min
+    if (type(version) is not bytes or len(version) != 2 or type(card) is not bytes
+            or len(card) != 6 or type(durations) is not tuple):
         return None
-    return (head + m.card_no + bytes((m.card_type, m.billing_mode)) + _U16(m.amount_fen)
-            + _U16(m.settlement_power_dw) + durations)
+    # struct refuses what the grammar's u16 refuses (out of range, not an integer);
+    # the caller turns its error into the grammar path. The count goes first, so a
+    # list too long for its byte fails there.
+    return (_CARD_CHARGE_END_PACK(*_card_charge_end_values(m), len(durations))
+            + _U16_ARRAYS[len(durations)].pack(*durations))
 
 
 def _power_charge_end_params(m: PowerChargeEnd) -> bytes | None:
@@ -552,6 +599,109 @@ def _fast_payload(message: BkvMessage, gateway: bytes) -> bytes:
             if len(raw_iccid) <= 20 and len(raw_firmware) <= 8:
                 return _HEARTBEAT_LAYOUT.pack(raw_iccid, raw_firmware, message.rssi)
     return _payload(message, gateway, items_to_bytes)
+
+
+#: ``payload(message, gateway)``: the payload of a message of one class, or None (then
+#: encode_frame writes the frame, or raises the error the grammar gives).
+PayloadEncoder = Callable[[Any, bytes], bytes | None]
+
+
+def _gn_fixed_payload(encoder: Callable[[Any], bytes | None]) -> PayloadEncoder:
+    return lambda message, gateway: encoder(message)
+
+
+def _gn_variable_payload(cls: type[Any], params: Callable[[Any], bytes | None]
+                         ) -> PayloadEncoder:
+    fixed_sub = _GN_CLASSES[cls][0]
+    socket_status = cls is SocketStatus
+
+    def payload(message: Any, gateway: bytes) -> bytes | None:
+        data = params(message)
+        extra = message.extra
+        if data is None or type(extra) is not bytes:
+            return None
+        data += extra
+        return _gn_head(len(data), message.sub_command if socket_status else fixed_sub) + data
+    return payload
+
+
+def _heartbeat_payload(message: Any, gateway: bytes) -> bytes | None:
+    iccid, firmware = message.iccid, message.firmware
+    if type(iccid) is not str or type(firmware) is not str:
+        return None
+    raw_iccid, raw_firmware = iccid.encode("latin-1"), firmware.encode("latin-1")
+    if len(raw_iccid) > 20 or len(raw_firmware) > 8:
+        return None
+    return _heartbeat_pack(raw_iccid, raw_firmware, message.rssi)
+
+
+def _heartbeat_ack_payload(message: Any, gateway: bytes) -> bytes | None:
+    time = message.time
+    if type(time) is not BcdTime:
+        return None
+    raw = time.raw
+    return raw if type(raw) is bytes and len(raw) == 7 else None
+
+
+def _packet_payload(message: Any, gateway: bytes) -> bytes | None:
+    payload = fast_packet_bytes(message, gateway)
+    return items_to_bytes(packet_to_items(message, gateway)) if payload is None else payload
+
+
+_gn_head = _GN_HEAD.pack
+_heartbeat_pack = _HEARTBEAT_LAYOUT.pack
+_FRAME_HEAD_PACK = Struct(">2sHHIB7s").pack
+#: The checksum byte and the trailer, by checksum.
+_TAILS = tuple(bytes((n,)) + TRAILER for n in range(256))
+
+
+def _frame_encoders() -> dict[type[Any], tuple[bytes, int, int | None, PayloadEncoder]]:
+    """(magic, direction byte, envelope command or None for a GN container, payload
+    encoder) by message class."""
+    payloads: dict[type[Any], PayloadEncoder] = {
+        Heartbeat: _heartbeat_payload, HeartbeatAck: _heartbeat_ack_payload,
+        **{cls: _gn_fixed_payload(enc) for cls, enc in _GN_FIXED_ENCODERS.items()},
+        **{cls: _gn_variable_payload(cls, params)
+           for cls, params in _GN_VARIABLE_ENCODERS.items()},
+        **dict.fromkeys(_BKV_DIRECTIONS, _packet_payload),
+    }
+    out: dict[type[Any], tuple[bytes, int, int | None, PayloadEncoder]] = {}
+    for cls, payload in payloads.items():
+        up = _FIXED_DIRECTIONS[cls] is Direction.UP
+        out[cls] = (UPLINK_MAGIC if up else DOWNLINK_MAGIC, int(up),
+                    _FIXED_COMMANDS.get(cls), payload)
+    return out
+
+
+#: Whole-frame encoding by exact message class (a subclass takes encode_frame).
+_FRAME_ENCODERS = _frame_encoders()
+
+
+def fast_encode(frame: BkvFrame) -> bytes | None:
+    """*frame* as bytes if it is a usual one, else None (then :func:`encode_frame`
+    writes it or raises its error)."""
+    message: Any = frame.message
+    entry = _FRAME_ENCODERS.get(message.__class__)
+    gateway_id = frame.gateway_id
+    if entry is None or type(gateway_id) is not str:
+        return None
+    magic, flag, command, payload_encoder = entry
+    try:
+        gateway = bytes.fromhex(gateway_id)
+        payload = payload_encoder(message, gateway)
+        if payload is None or len(gateway) != 7 or len(payload) > 256 - ENVELOPE_OVERHEAD:
+            return None
+        direction_byte = frame.direction_byte
+        encoded = _FRAME_HEAD_PACK(
+            magic, len(payload) + ENVELOPE_OVERHEAD - 4,
+            message.container if command is None else command, frame.seq,
+            flag if direction_byte is None else direction_byte, gateway) + payload
+    except (StructError, ValueError, TypeError, OverflowError, AttributeError, KeyError,
+            UnicodeError, AssertionError, LocalProtocolError):
+        return None
+    # adler32's low half is 1 + the byte sum while that sum stays below 65521; the
+    # checksum leaves out the magic.
+    return encoded + _TAILS[(_adler32(encoded) - 1 - magic[0] - magic[1]) & 0xFF]
 
 
 def encode_frame(frame: BkvFrame) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from itertools import starmap
 from struct import Struct
 
 from .._errors import BkvItemInvalid, BkvItemOverrun, PayloadInconsistent, PayloadTooShort
@@ -64,7 +65,7 @@ from .packets import (
     packet_from_items,
 )
 
-__all__ = ["GN_DECODERS", "GN_FIXED", "GnMessage", "fast_packet", "split_items"]
+__all__ = ["GN_DECODERS", "GN_FIXED", "U16_ARRAYS", "GnMessage", "fast_packet", "split_items"]
 
 GnMessage = (
     NetworkRefresh | NetworkRefreshAck | NetworkAdd | NetworkAddAck | StatusQuery
@@ -100,11 +101,15 @@ _power_tier_new = positional_builder(PowerTier)
 
 
 def _tiers(params: bytes, at: int, count: int) -> tuple[PowerTier, ...]:
-    return tuple(_power_tier_new(*tier) for tier in _TIER.iter_unpack(params[at:at + 6 * count]))
+    return tuple(starmap(_power_tier_new, _TIER.iter_unpack(params[at:at + 6 * count])))
+
+
+#: Structs of n big-endian u16, by n (counts are one byte).
+U16_ARRAYS = tuple(Struct(f">{n}H") for n in range(256))
 
 
 def _durations(params: bytes, at: int, count: int) -> tuple[int, ...]:
-    return Struct(f">{count}H").unpack_from(params, at) if count else ()
+    return U16_ARRAYS[count].unpack_from(params, at)
 
 
 def _fixed(cls: type[GnMessage], name: str, layout: str) -> Callable[[bytes, int], GnMessage]:
@@ -119,33 +124,42 @@ def _fixed(cls: type[GnMessage], name: str, layout: str) -> Callable[[bytes, int
     return decode
 
 
+_network_socket_new = positional_builder(NetworkSocket)
+_network_refresh_new = positional_builder(NetworkRefresh)
+
+
 def _network_refresh(p: bytes, container: int) -> NetworkRefresh:
     _need("network_refresh", p, 1)
     whole = 1 + (len(p) - 1) // 7 * 7
-    sockets = tuple(NetworkSocket(socket_no=p[i], mac=p[i + 1:i + 7]) for i in range(1, whole, 7))
-    return NetworkRefresh(channel=p[0], sockets=sockets, extra=p[whole:], container=container)
+    socket = _network_socket_new
+    sockets = tuple([socket(p[i], p[i + 1:i + 7]) for i in range(1, whole, 7)])
+    return _network_refresh_new(p[0], sockets, p[whole:], container)
 
 
 _port_report_new = positional_builder(PortReport)
+_socket_status_new = positional_builder(SocketStatus)
 
 
 def _socket_status(sub_command: int) -> Callable[[bytes, int], SocketStatus]:
     def decode(p: bytes, container: int) -> SocketStatus:
         _need("socket_status", p, 5)
         whole = 5 + (len(p) - 5) // 14 * 14
-        ports = tuple(_port_report_new(*v) for v in _PORT.iter_unpack(p[5:whole]))
-        return SocketStatus(socket_no=p[0], socket_version=p[1:3], temperature_c=p[3],
-                            rssi=p[4], ports=ports, sub_command=sub_command,
-                            extra=p[whole:], container=container)
+        ports = tuple(starmap(_port_report_new, _PORT.iter_unpack(p[5:whole])))
+        return _socket_status_new(p[0], p[1:3], p[3], p[4], ports, sub_command, p[whole:],
+                                  container)
     return decode
+
+
+_power_control_new = positional_builder(PowerControl)
+_card_order_new = positional_builder(CardOrder)
 
 
 def _power_control(p: bytes, container: int) -> PowerControl:
     _need("power_control", p, 6)
     count = _count("power_control", p, 5, 6)
     end = 6 + 6 * count
-    return PowerControl(socket_no=p[0], port=p[1], switch=p[2], amount_fen=(p[3] << 8) | p[4],
-                        tiers=_tiers(p, 6, count), extra=p[end:], container=container)
+    return _power_control_new(p[0], p[1], p[2], (p[3] << 8) | p[4], _tiers(p, 6, count),
+                              p[end:], container)
 
 
 _power_charge_end_new = positional_builder(PowerChargeEnd)
@@ -170,9 +184,8 @@ def _card_order(p: bytes, container: int) -> CardOrder:
         amount = (p[10] << 8) | p[11]
         tiers = _tiers(p, 13, p[12])
         end = 13 + 6 * p[12]
-    return CardOrder(socket_no=p[0], port=p[1], business_no=(p[2] << 8) | p[3], switch=p[4],
-                     mode=p[5], duration_min=(p[6] << 8) | p[7], energy_wh=(p[8] << 8) | p[9],
-                     amount_fen=amount, tiers=tiers, extra=p[end:], container=container)
+    return _card_order_new(p[0], p[1], (p[2] << 8) | p[3], p[4], p[5], (p[6] << 8) | p[7],
+                           (p[8] << 8) | p[9], amount, tiers, p[end:], container)
 
 
 _card_charge_end_new = positional_builder(CardChargeEnd)

@@ -42,7 +42,8 @@ from .messages import (
     UnknownBkvPacket,
 )
 
-__all__ = ["BKV_PACKETS", "BkvPacket", "RawItem", "packet_from_items", "packet_to_items"]
+__all__ = ["BKV_PACKETS", "BkvPacket", "RawItem", "fast_packet_bytes", "packet_from_items",
+           "packet_to_items"]
 
 BkvPacket: TypeAlias = (
     StatusReport | StatusReportAck | FeeChargeEnd | FeeChargeEndAck | FeeControl
@@ -431,3 +432,103 @@ def _key(key: int | str) -> tuple[int, bytes]:
     if len(raw_key) > 0x7F:
         raise LocalProtocolError(f"BKV key too large: {key}")
     return len(raw_key), raw_key
+
+
+# --- encoding without the item list ---------------------------------------------------------
+#
+# packet_to_items then items_to_bytes build a list of (tag, bytes) pairs and walk it
+# again; for a packet whose values are of the usual types the same bytes can be written
+# in one pass. Anything else (a value of another type, an item that needs the long LEN
+# or a string key) gives None and the caller takes the general path, which gives the
+# bytes or the error. The property tests compare both with the grammar.
+
+_LIST_TAGS = (TAG_SOCKET_CLUSTER, TAG_PORT_GROUP, TAG_FEE_TIERS)
+#: By packet class: the bkv_cmd item, then (tag, field name, is uint, is BCD, size) of
+#: its named items (list-valued tags have their own branch).
+_FAST_SPECS: dict[type[Any], tuple[bytes, tuple[tuple[int, str, bool, bool, int], ...]]] = {
+    cls: (bytes((4, 1, TAG_CMD)) + key[0].to_bytes(2, "big"),
+          tuple((tag, *((_TAGS[tag][0], _TAGS[tag][1] is _Kind.UINT,
+                         _TAGS[tag][1] is _Kind.BCD, _TAGS[tag][2])
+                        if tag not in _LIST_TAGS else ("", False, False, 0)))
+                for tag in _PACKET_TAGS[cls]))
+    for cls, key in _PACKET_KEYS.items()}
+
+
+def _framed(tag: int, value: bytes) -> bytes:
+    if len(value) < 0x7E:
+        return bytes((len(value) + 2, 1, tag)) + value
+    return items_to_bytes([(tag, value)])
+
+
+def fast_packet_bytes(packet: Any, gateway_id: bytes) -> bytes | None:
+    """``items_to_bytes(packet_to_items(packet, gateway_id))`` for a usual packet, or
+    None (then use those)."""
+    spec = _FAST_SPECS.get(type(packet))
+    if spec is None:
+        return None
+    cmd_item, fields = spec
+    # Unknown items as (key, item bytes); a key or value items_to_bytes would write in
+    # its long form goes to the general path.
+    unknown: list[tuple[int, bytes] | None] = []
+    for item in packet.unknown:
+        key, value = item.key, item.value
+        if type(key) is not int or not 0 <= key <= 0xFF or type(value) is not bytes or len(
+                value) >= 0x7E:
+            return None
+        unknown.append((key, bytes((len(value) + 2, 1, key)) + value))
+    seq = packet.bkv_seq
+    if type(seq) is not int or seq < 0:
+        return None
+    raw_seq = seq.to_bytes(max(8, (seq.bit_length() + 7) // 8), "big")
+    gateway = (bytes.fromhex(packet.bkv_gateway_id) if packet.bkv_gateway_id is not None
+               else gateway_id)
+    if len(raw_seq) >= 0x7E or len(gateway) >= 0x7E:
+        return None
+    out = [cmd_item, bytes((len(raw_seq) + 2, 1, TAG_SEQ)), raw_seq,
+           bytes((len(gateway) + 2, 1, TAG_GATEWAY)), gateway]
+    named: dict[int, list[bytes]] = {}
+    for tag, name, uint, bcd, size in fields:
+        if tag == TAG_PORT_GROUP:
+            named[tag] = [_framed(tag, _port_group_bytes(p)) for p in packet.ports]
+            continue
+        if tag == TAG_SOCKET_CLUSTER:
+            named[tag] = [_framed(tag, items_to_bytes(_cluster_items(s)))
+                          for s in packet.sockets]
+            continue
+        if tag == TAG_FEE_TIERS:
+            tiers = packet.fee_tiers
+            if tiers:
+                named[tag] = [_framed(tag, b"".join([_fee_tier(t) for t in tiers]))]
+            continue
+        value = getattr(packet, name)
+        if value is None:
+            continue
+        if uint:
+            if type(value) is not int or value < 0:
+                return None
+            raw = value.to_bytes(max(size, (value.bit_length() + 7) // 8), "big")
+        elif bcd:
+            if type(value) is not BcdTime:
+                return None
+            raw = value.raw
+        else:
+            raw = value
+        if type(raw) is not bytes or len(raw) >= 0x7E:
+            return None
+        named[tag] = [bytes((len(raw) + 2, 1, tag)) + raw]
+    # packet_to_items's order: item_order first, then the rest in the command's order,
+    # then the unknown items not placed.
+    for tag in packet.item_order:
+        pending = named.get(tag) if isinstance(tag, int) else None
+        if pending:
+            out.append(pending.pop(0))
+            continue
+        for i, entry in enumerate(unknown):
+            if entry is not None and entry[0] == tag:
+                out.append(entry[1])
+                unknown[i] = None
+                break
+    for tag in _PACKET_TAGS[type(packet)]:
+        out.extend(named.get(tag, ()))
+    out.extend([entry[1] for entry in unknown if entry is not None])
+    return b"".join(out)
