@@ -119,6 +119,7 @@ from .money import Anomaly, backwards, cap_reading, cap_tier_minutes
 from .requests import AUTO_PORT, ChargeRequest, ChargeResult, FirmwareOta, OtaRequest, StopRequest
 from .storage import (
     OPEN_ORDER_STATES,
+    ROUTINE_EVENT_TYPES,
     ActiveOrderExists,
     AsyncDatabase,
     CardExists,
@@ -1789,7 +1790,12 @@ class ChargingService:
         if ops or events:
             deliver = self.config.webhook_url is not None
             try:
-                await self.db.atomic(lambda db: _apply(db, ops, events, deliver=deliver))
+                # Heartbeat samples alone are routine: not synced to disk on their own
+                # (the next durable commit syncs them); state changes are durable.
+                commit = (self.db.atomic_routine
+                          if not ops and all(e.event_type in ROUTINE_EVENT_TYPES for e in events)
+                          else self.db.atomic)
+                await commit(lambda db: _apply(db, ops, events, deliver=deliver))
             except Exception as err:
                 self._roll_back(undo, touched)
                 # A refusal by the database's own rules (a port with an open order, a

@@ -15,7 +15,13 @@ both create the file, switch it to WAL and migrate it.
 from __future__ import annotations
 
 from ._async import AsyncDatabase
-from ._database import MIN_SQLITE_VERSION, Database, card_key, format_order_no
+from ._database import (
+    MIN_SQLITE_VERSION,
+    ROUTINE_EVENT_TYPES,
+    Database,
+    card_key,
+    format_order_no,
+)
 from ._errors import (
     ActiveOrderExists,
     CardExists,
@@ -63,6 +69,7 @@ __all__ = [
     "MIGRATIONS",
     "MIN_SQLITE_VERSION",
     "OPEN_ORDER_STATES",
+    "ROUTINE_EVENT_TYPES",
     "ActiveOrderExists",
     "AsyncDatabase",
     "CardExists",

@@ -229,6 +229,15 @@ class AsyncDatabase:
                 return fn(db, *args, **kwargs)
         return await self.run(in_transaction)
 
+    async def atomic_routine(self, fn: Callable[Concatenate[Database, _P], _T], *args: _P.args,
+                             **kwargs: _P.kwargs) -> _T:
+        """Like :meth:`atomic`, for routine writes: the commit is not synced to disk
+        (``Database.transaction(durable=False)`` says what that risks)."""
+        def in_transaction(db: Database) -> _T:
+            with db.transaction(durable=False):
+                return fn(db, *args, **kwargs)
+        return await self.run(in_transaction)
+
     # --- one twin per Database method, same signature --------------------------------------
 
     async def schema_version(self) -> int:

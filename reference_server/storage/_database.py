@@ -249,6 +249,8 @@ class Database:
         self._closed = False
         #: The database file (``":memory:"`` for a private in-memory database).
         self.path = path
+        #: The connection's ``PRAGMA synchronous`` (see :meth:`transaction`).
+        self._synchronous = "full"
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -294,7 +296,9 @@ class Database:
         finally:
             if not ready:
                 conn.close()
-        return cls(conn, name)
+        database = cls(conn, name)
+        database._synchronous = synchronous
+        return database
 
     def close(self) -> None:
         """Checkpoint the WAL into the database file and close. Idempotent."""
@@ -318,18 +322,36 @@ class Database:
         return schema_version(self._conn)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """One atomic unit of writes: commit on normal exit, roll back on an exception.
 
         The outermost level is ``BEGIN IMMEDIATE`` … ``COMMIT``; nested levels are
         savepoints, so an inner failure that the caller catches undoes only the
         inner writes.
+
+        Args:
+            durable: False for routine writes (the frame log, liveness, heartbeat
+                samples, delivery bookkeeping) of a database opened with
+                ``synchronous=full``: their commit skips the sync to disk. It is still
+                atomic and survives a crash of the process; a power loss may undo it,
+                but only together with the routine commits after it, never a durable
+                commit, because the next durable commit syncs the whole write-ahead
+                log, routine commits before it included. Decided by the outermost
+                level.
         """
         conn = self._conn
         depth = self._depth
         done = False
+        relaxed = depth == 0 and not durable and self._synchronous == "full"
+        if relaxed:
+            conn.execute("PRAGMA synchronous = NORMAL")
         if depth == 0:
-            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = FULL")
+                raise
         else:
             conn.execute(f"SAVEPOINT sp{depth}")
         self._depth = depth + 1
@@ -342,12 +364,16 @@ class Database:
             done = True
         finally:
             self._depth = depth
-            if not done and conn.in_transaction:
-                if depth == 0:
-                    conn.execute("ROLLBACK")
-                else:
-                    conn.execute(f"ROLLBACK TO sp{depth}")
-                    conn.execute(f"RELEASE sp{depth}")
+            try:
+                if not done and conn.in_transaction:
+                    if depth == 0:
+                        conn.execute("ROLLBACK")
+                    else:
+                        conn.execute(f"ROLLBACK TO sp{depth}")
+                        conn.execute(f"RELEASE sp{depth}")
+            finally:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = FULL")
 
     def statistics(self) -> StorageStatistics:
         """Row counts and the file size, for ``/metrics``."""
@@ -487,7 +513,7 @@ class Database:
         if not updates:
             return 0
         params = [{"phy_id": u.phy_id, "seen_at": u.seen_at, "rssi": u.rssi} for u in updates]
-        with self.transaction():
+        with self.transaction(durable=False):
             return self._conn.executemany(sql.TOUCH_DEVICE, params).rowcount
 
     def stale_devices(self, protocol: ProtocolFamily, seen_before: int) -> list[DeviceRecord]:
@@ -777,7 +803,7 @@ class Database:
         """Log many frames in one transaction."""
         if not entries:
             return
-        with self.transaction():
+        with self.transaction(durable=False):
             self._conn.executemany(sql.INSERT_CMD_LOG, [_cmd_log_params(e) for e in entries])
 
     def list_cmd_logs(self, *, phy_id: str | None = None, limit: int = 100) -> list[CmdLogRecord]:
@@ -865,7 +891,8 @@ class Database:
         claimed rows get ``next_attempt_at = now + lease``, so a crashed dispatcher's
         claims come due again; choose *lease* longer than a delivery attempt.
         """
-        with self.transaction():
+        # Routine: a claim lost to a power loss is a lease not taken.
+        with self.transaction(durable=False):
             rows = self._conn.execute(sql.CLAIM_DUE_DELIVERIES, {
                 "now": now, "limit": limit, "lease_until": now + lease}).fetchall()
             in_claim_order = sorted((int(r["routine"]), int(r["event_seq"])) for r in rows)
@@ -884,8 +911,12 @@ class Database:
         return None if row is None else _delivery(row)
 
     def mark_delivered(self, event_seq: int, now: int, *, latency_ms: int) -> bool:
-        """A 2xx arrived. Returns False if the delivery was not pending."""
-        with self.transaction():
+        """A 2xx arrived. Returns False if the delivery was not pending.
+
+        Routine (see :meth:`transaction`): a mark lost to a power loss means the
+        event is delivered again, which receivers already expect (at least once).
+        """
+        with self.transaction(durable=False):
             return self._conn.execute(sql.MARK_DELIVERED, {
                 "seq": event_seq, "now": now, "latency_ms": latency_ms}).rowcount == 1
 

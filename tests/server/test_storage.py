@@ -130,6 +130,35 @@ def test_open_applies_the_configured_synchronous_mode(tmp_path: Path) -> None:
         Database.open(tmp_path / "off.db", synchronous="off")
 
 
+def test_routine_transactions_skip_the_sync_and_durable_ones_keep_it(db: Database) -> None:
+    def synchronous() -> int:
+        return int(db._conn.execute("PRAGMA synchronous").fetchone()[0])  # 2 FULL, 1 NORMAL
+
+    with db.transaction(durable=False):
+        assert 1 == synchronous()
+        with db.transaction():  # the outermost level decides
+            assert 1 == synchronous()
+    assert 2 == synchronous()
+    with db.transaction():
+        assert 2 == synchronous()
+    with pytest.raises(RuntimeError), db.transaction(durable=False):
+        raise RuntimeError
+    assert 2 == synchronous() and not db._conn.in_transaction
+    db.append_cmd_logs([CmdLogEntry(direction=Direction.UP, cmd="0x0000", hex="00",
+                                    created_at=1)])  # a routine writer
+    assert 2 == synchronous()
+
+
+def test_routine_transactions_leave_a_normal_database_normal(tmp_path: Path) -> None:
+    normal = Database.open(tmp_path / "normal.db", synchronous="normal")
+    try:
+        with normal.transaction(durable=False):
+            pass
+        assert 1 == normal._conn.execute("PRAGMA synchronous").fetchone()[0]
+    finally:
+        normal.close()
+
+
 def test_the_tariff_migration_derives_the_tariff_of_existing_orders(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "v2.db", isolation_level=None)
     try:
