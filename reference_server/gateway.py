@@ -206,8 +206,9 @@ class DeviceLink:
     opened_at: float
     #: The remote address without the port (takeovers, the per-address limit).
     host: str = ""
-    send_lock: trio.Lock = field(default_factory=trio.Lock)
-    cancel_scope: trio.CancelScope | None = None
+    #: Held by a write the socket did not take whole (made then: most connections
+    #: never need one).
+    send_lock: trio.Lock | None = None
     #: When the connection was accepted, and last read from (trio's clock).
     accepted_at: float = 0.0
     last_read: float = 0.0
@@ -230,10 +231,13 @@ class DeviceLink:
     log_window_bytes: int = 0
 
     def close(self) -> None:
-        """Stop serving this connection (its task closes the socket)."""
+        """Stop serving this connection: the socket is closed now, which wakes its
+        task's read (or a write waiting for room) with an error; the task then
+        finishes what it was doing and ends. Nothing is written after this: a
+        write checks ``closed`` before it touches the descriptor, which the
+        system may give to a new connection."""
         self.closed = True
-        if self.cancel_scope is not None:
-            self.cancel_scope.cancel()
+        self.stream.socket.close()
 
     @property
     def protocol(self) -> str | None:
@@ -381,9 +385,7 @@ class Gateway:
         self._per_host[host] = self._per_host.get(host, 0) + 1
         self.log.info("TCP connection accepted", remote_addr=remote, link=link.link_id)
         try:
-            with trio.CancelScope() as scope:
-                link.cancel_scope = scope
-                await self._read_loop(link)
+            await self._read_loop(link)
         except Exception as err:  # one connection's failure must not spread
             self.log.error("connection failed", remote_addr=remote, error=repr(err))
         finally:
@@ -418,6 +420,8 @@ class Gateway:
             except BlockingIOError:
                 continue
             except (OSError, trio.ClosedResourceError) as err:
+                if link.closed:
+                    return  # closed by the gateway (link.close()), which said why
                 # A reset or a socket that failed: a read error. A normal close
                 # is an empty read (below).
                 self.log.info("TCP read error", error=repr(err), remote_addr=link.remote_addr)
@@ -735,28 +739,31 @@ class Gateway:
             self._log_frames(link, data, "sent")
         self._log_traffic(link, Direction.DOWN, data, [kind], phy_id, frames=True)
         lock = link.send_lock
-        if lock.locked():  # another task is writing: after it
+        if lock is not None and lock.locked():  # another task's write waits: after it
             await lock.acquire()
+            if link.closed:
+                lock.release()
+                return []
         else:
             # Straight to the socket: it nearly always takes a small answer whole,
-            # with no wait and no trip through the scheduler.
-            lock.acquire_nowait()
+            # with no wait and no trip through the scheduler. No await between the
+            # checks above and the write: no other write can come in between.
             try:
                 written = os.write(link.fd, data)
             except BlockingIOError:
                 written = 0
             except OSError:
-                lock.release()
                 link.closed = link.write_failed = True
                 return []
-            data_left = data[written:]
-            if not data_left:
-                lock.release()
+            if written == len(data):
                 self._bytes_out += len(data)
                 if sent:
                     self.sink.commands_sent(link, sent)
                 return sent
-            data, self._bytes_out = data_left, self._bytes_out + written
+            data, self._bytes_out = data[written:], self._bytes_out + written
+            if lock is None:
+                lock = link.send_lock = trio.Lock()
+            lock.acquire_nowait()
         try:
             with trio.move_on_after(self.settings.write_timeout) as scope:
                 try:
