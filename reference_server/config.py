@@ -216,7 +216,9 @@ class Config:
             webhook deliveries, order progress and the frame log are pruned.
         sqlite_synchronous: ``full`` (a commit is on disk before anything it
             stores is acknowledged, also across a power loss) or ``normal`` (WAL
-            checkpoints only; a power loss may undo the last commits).
+            checkpoints only; a power loss may undo the last commits). Under
+            ``full``, routine writes (frame log, liveness, heartbeat samples,
+            delivery bookkeeping) are synced by the next state change's commit.
         rated_power_w: A port's rated power; device reports of more energy than
             this × the reported time × 1.2, or of more power than this × 1.2, are
             capped and raise ``order.anomaly``.

@@ -639,9 +639,8 @@ class Gateway:
             self.metrics.frame_log_skipped.labels("budget").inc()
             return
         link.log_window_bytes += len(data)
-        first = next(frame_headers(data), None) if frames else None
         self.sink.traffic(link, direction, data, kinds, phy_id,
-                          msg_id=None if first is None else first.msg_id)
+                          msg_id=_first_msg_id(data) if frames else None)
 
     def _log_frames(self, link: DeviceLink, data: bytes, verb: str) -> None:
         """One line per whole frame in *data* (``BKV frame received`` …)."""
@@ -866,6 +865,24 @@ def frame_headers(data: bytes) -> Iterator[FrameHeader]:
                 found = data.find(marker, at + 1)
                 next_at[n] = found if found >= 0 else end
         at = min(next_at)
+
+
+def _first_msg_id(data: bytes) -> int | None:
+    """The message id of the first whole frame in *data*: read in place when the
+    data starts with one (nearly every read and write), else found by
+    :func:`frame_headers`."""
+    head = data[:2]
+    end = len(data)
+    if head in _BKV_HEADERS and end >= _BKV_MIN:
+        size = int.from_bytes(data[2:4], "big") + 4
+        if _BKV_MIN <= size <= end:
+            return int.from_bytes(data[6:10], "big")
+    elif head == b"DN" and data[:3] == _AP3000_HEADER and end >= _AP3000_MIN:
+        size = int.from_bytes(data[3:5], "little") + 5
+        if _AP3000_MIN <= size <= end:
+            return int.from_bytes(data[9:11], "little")
+    first = next(frame_headers(data), None)
+    return None if first is None else first.msg_id
 
 
 def _device_of(link: DeviceLink, data: bytes) -> str | None:

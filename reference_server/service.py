@@ -125,7 +125,7 @@ from .storage import (
     CardExists,
     CardSettlement,
     CardStatus,
-    CmdLogEntry,
+    CmdLogRow,
     CommandRecord,
     CommandStatus,
     Database,
@@ -314,7 +314,7 @@ class ChargingService:
         #: Devices seen since the last flush: their last_seen_at and rssi are stored
         #: with it (one row update a device, however many frames it sent).
         self._touched: dict[str, _Device] = {}
-        self._frame_logs: list[CmdLogEntry] = []
+        self._frame_logs: list[CmdLogRow] = []
         #: Wire message ids of commands just written, stored with the next commit.
         self._msg_ids: dict[str, int] = {}
         self._silence_check_at = -math.inf  # see _sweep_silent()
@@ -397,10 +397,10 @@ class ChargingService:
                 self.metrics.child(self.metrics.frames_out, kind).inc()
         if len(self._frame_logs) >= MAX_BUFFERED_LOGS:
             del self._frame_logs[: MAX_BUFFERED_LOGS // 10]
-        self._frame_logs.append(CmdLogEntry(
-            direction=direction, cmd=",".join(kinds) or "-", hex=data.hex(), msg_id=msg_id,
-            created_at=int(self.clock()), device_id=None if device is None else device.id,
-            phy_id=phy_id))
+        self._frame_logs.append((
+            None if device is None else device.id, phy_id,
+            "UP" if direction is Direction.UP else "DOWN", ",".join(kinds) or "-", msg_id,
+            data.hex(), int(self.clock())))
 
     def commands_sent(self, link: DeviceLink, sent: list[CommandSent]) -> None:
         """Command frames just written to *link*: each is logged now (``outbound
@@ -1751,7 +1751,7 @@ class ChargingService:
         for start in range(0, len(touches), FLUSH_CHUNK):
             await self.db.touch_devices(touches[start:start + FLUSH_CHUNK])
         for start in range(0, len(logs), FLUSH_CHUNK):
-            await self.db.append_cmd_logs(logs[start:start + FLUSH_CHUNK])
+            await self.db.append_cmd_log_rows(logs[start:start + FLUSH_CHUNK])
 
     async def _prune(self, now: float) -> None:
         config = self.config

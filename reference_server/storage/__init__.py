@@ -18,6 +18,7 @@ from ._async import AsyncDatabase
 from ._database import (
     MIN_SQLITE_VERSION,
     ROUTINE_EVENT_TYPES,
+    CmdLogRow,
     Database,
     card_key,
     format_order_no,
@@ -79,6 +80,7 @@ __all__ = [
     "CardStatus",
     "CmdLogEntry",
     "CmdLogRecord",
+    "CmdLogRow",
     "CommandRecord",
     "CommandStatus",
     "Database",

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Concatenate, Generic, ParamSpec, TypeVar
 
 import trio
 
-from ._database import Database
+from ._database import CmdLogRow, Database
 from ._paging import DEFAULT_LIMIT
 from ._records import CardStatus
 
@@ -426,6 +426,10 @@ class AsyncDatabase:
     async def append_cmd_logs(self, entries: Sequence[CmdLogEntry]) -> None:
         """Log many frames in one transaction."""
         return await self.run(Database.append_cmd_logs, entries)
+
+    async def append_cmd_log_rows(self, rows: Sequence[CmdLogRow]) -> None:
+        """Log many frames in one transaction, given as ready rows."""
+        return await self.run(Database.append_cmd_log_rows, rows)
 
     async def list_cmd_logs(self, *, phy_id: str | None = None,
                             limit: int = 100) -> list[CmdLogRecord]:

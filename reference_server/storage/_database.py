@@ -87,6 +87,9 @@ __all__ = ["MIN_SQLITE_VERSION", "Database", "format_order_no"]
 MIN_SQLITE_VERSION = (3, 37, 0)
 
 _T = TypeVar("_T")
+#: A ``cmd_logs`` row as :meth:`Database.append_cmd_log_rows` takes it: device_id,
+#: phy_id, direction (``UP``/``DOWN``), cmd, msg_id, hex, created_at.
+CmdLogRow = tuple[int | None, str | None, str, str, int | None, str, int]
 #: The ``PRAGMA synchronous`` modes a server may choose.
 _SYNCHRONOUS_MODES = ("full", "normal")
 _ORDER_NO_PREFIX = "THD"
@@ -805,6 +808,15 @@ class Database:
             return
         with self.transaction(durable=False):
             self._conn.executemany(sql.INSERT_CMD_LOG, [_cmd_log_params(e) for e in entries])
+
+    def append_cmd_log_rows(self, rows: Sequence[CmdLogRow]) -> None:
+        """Log many frames in one transaction, given as ready rows (the server's
+        hot path: a row is a tuple, not a :class:`CmdLogEntry`, because every
+        read and write of every device makes one)."""
+        if not rows:
+            return
+        with self.transaction(durable=False):
+            self._conn.executemany(sql.INSERT_CMD_LOG_ROW, rows)
 
     def list_cmd_logs(self, *, phy_id: str | None = None, limit: int = 100) -> list[CmdLogRecord]:
         """The newest logged frames first, optionally of one device."""

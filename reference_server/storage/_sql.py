@@ -241,6 +241,11 @@ INSERT_CMD_LOG = """
 INSERT INTO cmd_logs (device_id, phy_id, direction, cmd, msg_id, hex, created_at)
 VALUES (:device_id, :phy_id, :direction, :cmd, :msg_id, :hex, :created_at)"""
 
+#: The same insert with positional parameters, in CmdLogRow order.
+INSERT_CMD_LOG_ROW = """
+INSERT INTO cmd_logs (device_id, phy_id, direction, cmd, msg_id, hex, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
 CMD_LOG_COLUMNS = "id, device_id, phy_id, direction, cmd, msg_id, hex, created_at"
 
 

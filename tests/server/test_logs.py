@@ -18,7 +18,7 @@ import trio
 
 from bkvcodec import ProtocolFamily, StartCharging
 from bkvcodec.ap3000 import Ap3000Frame, Ap3000Heartbeat, parse_phy_id
-from reference_server.gateway import FrameHeader, frame_headers
+from reference_server.gateway import FrameHeader, _first_msg_id, frame_headers
 from reference_server.logs import Logger, text_line
 from reference_server.server import run_server
 
@@ -148,6 +148,17 @@ def test_frame_headers_find_frames_behind_many_false_starts() -> None:
     data = (b"\xfc\xfe\x00\x00" * 2000 + b"DNY\x00\x00" * 2000 + BKV_HEARTBEAT_REPLY
             + b"\xfc" * 100 + ap3000)
     assert ["BKV", "AP3000"] == [header.protocol for header in frame_headers(data)]
+
+
+@pytest.mark.parametrize("noise", [b"", b"\x00junk", b"\xfc\xfe\x00\x00", b"DNY\x00"])
+def test_the_first_message_id_is_that_of_the_first_whole_frame(noise: bytes) -> None:
+    ap3000 = Ap3000Frame(physical_id=parse_phy_id(AP3000_ID), message_id=0x1234,
+                         message=Ap3000Heartbeat(voltage_0p1v=2200, port_status=(0, 0),
+                                                 signal_strength=0, env_temp_raw=0)).encode()
+    for data in (noise + ap3000 + BKV_HEARTBEAT_REPLY, noise + BKV_HEARTBEAT_REPLY + ap3000,
+                 noise + ap3000[:-1] + BKV_HEARTBEAT_REPLY, noise[:1]):
+        first = next(frame_headers(data), None)
+        assert (None if first is None else first.msg_id) == _first_msg_id(data)
 
 
 def test_text_lines_are_single_readable_lines() -> None:

@@ -149,6 +149,15 @@ def test_routine_transactions_skip_the_sync_and_durable_ones_keep_it(db: Databas
     assert 2 == synchronous()
 
 
+def test_frame_log_rows_are_stored_like_entries(db: Database) -> None:
+    db.append_cmd_log_rows([(None, "GW", "UP", "DeviceHeartbeat", 7, "fcfe", 5),
+                            (None, None, "DOWN", "reply", None, "fcff", 6)])
+    down, up = db.list_cmd_logs()
+    assert (Direction.UP, "DeviceHeartbeat", 7, "fcfe", 5, "GW") == (
+        up.direction, up.cmd, up.msg_id, up.hex, up.created_at, up.phy_id)
+    assert (Direction.DOWN, None, None) == (down.direction, down.msg_id, down.phy_id)
+
+
 def test_routine_transactions_leave_a_normal_database_normal(tmp_path: Path) -> None:
     normal = Database.open(tmp_path / "normal.db", synchronous="normal")
     try:
