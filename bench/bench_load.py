@@ -398,13 +398,14 @@ def system_cpu_busy() -> float:
 
 
 def start_profiler(pid: int, path: str, duration: float) -> subprocess.Popen[bytes]:
-    """py-spy sampling *pid* for *duration* s (100 Hz, without pausing it, native
-    frames included: the garbage collector, system calls, SQLite), collapsed stacks to
-    *path*. py-spy runs in its own process: its CPU is not the server's."""
+    """py-spy sampling *pid* for *duration* s (100 Hz, native frames included: the
+    garbage collector, system calls, SQLite), collapsed stacks to *path*. py-spy runs
+    in its own process, but pauses the server for each sample (native stacks need
+    that): use a profiled run for where the time goes, not for the CPU figures."""
     beside = Path(sys.executable).parent / "py-spy"
     return subprocess.Popen(
         [str(beside) if beside.exists() else "py-spy", "record", "--pid", str(pid),
-         "--duration", str(int(duration)), "--rate", "100", "--nonblocking", "--native",
+         "--duration", str(int(duration)), "--rate", "100", "--native",
          "--format", "raw", "--output", path],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
