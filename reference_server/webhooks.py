@@ -15,7 +15,9 @@
 # shutdown or a crash therefore leaves a pending row that comes due again when the
 # lease runs out: delivery is at least once, and receivers drop repeats by
 # event_id. Once a POST has been answered, its outcome is written under a short
-# shield, so an ordinary shutdown does not turn a 2xx into a repeat.
+# shield, so an ordinary shutdown does not turn a 2xx into a repeat. A 2xx is
+# written by the dispatcher's next pass together with its claim (one database call
+# a pass, not one a delivery), and at shutdown; a failure is written at once.
 #
 # Times in the database are whole Unix seconds from the injected clock; waits
 # between passes are trio sleeps. The worker knows the retry times it sets
@@ -157,6 +159,9 @@ class WebhookDeliverer:
         self._in_flight: set[int] = set()
         # Retry times this worker has written, so that it wakes up for them.
         self._retry_times: set[int] = set()
+        # (event_seq, delivered_at, latency_ms) of 2xx answers not yet marked: the
+        # next pass marks them with its claim, in one database call.
+        self._delivered: list[tuple[int, int, int]] = []
         url = config.webhook_url
         parts = urllib.parse.urlsplit(url or "")
         # The signed path (api.md §10.5); an empty path is requested as "/".
@@ -205,9 +210,17 @@ class WebhookDeliverer:
                     await self._dispatch(nursery, poster)
             finally:
                 with trio.move_on_after(_RECORD_GRACE, shield=True):
+                    await self._settle()
                     await poster.aclose()
         finally:
             self._running = False
+
+    async def _settle(self) -> None:
+        """Mark the deliveries answered 2xx since the last pass (at shutdown)."""
+        delivered, self._delivered = self._delivered, []
+        if delivered:
+            await self._db.settle_and_claim(delivered, int(self._clock()), limit=0)
+            self._in_flight.difference_update(seq for seq, _, _ in delivered)
 
     async def _dispatch(self, nursery: trio.Nursery, poster: Poster) -> None:
         while True:
@@ -216,10 +229,20 @@ class WebhookDeliverer:
             # that came before it is seen by this pass.
             self._woken = trio.Event()
             now = self._clock()
-            free = MAX_IN_FLIGHT - len(self._in_flight)
-            if free > 0:
-                for delivery in await self._db.claim_due_deliveries(
-                        int(now), limit=free, lease=self._lease):
+            delivered, self._delivered = self._delivered, []
+            # The delivered ones leave the in-flight set with this pass's mark.
+            free = MAX_IN_FLIGHT - len(self._in_flight) + len(delivered)
+            if free > 0 or delivered:
+                try:
+                    claimed = await self._db.settle_and_claim(
+                        delivered, int(now), limit=max(free, 0), lease=self._lease)
+                except BaseException:
+                    self._delivered[:0] = delivered  # marked by the next pass
+                    raise
+                # Marked now: they leave the in-flight set only here, so no claim
+                # made before their mark can start them again.
+                self._in_flight.difference_update(seq for seq, _, _ in delivered)
+                for delivery in claimed:
                     seq = delivery.event.seq
                     if seq not in self._in_flight:
                         self._in_flight.add(seq)
@@ -241,7 +264,8 @@ class WebhookDeliverer:
                 with trio.move_on_after(_RECORD_GRACE):
                     await self._record(delivery, status, error)
         finally:
-            self._in_flight.discard(delivery.event.seq)
+            if not any(seq == delivery.event.seq for seq, _, _ in self._delivered):
+                self._in_flight.discard(delivery.event.seq)  # else when marked
             self.wake()  # the device's next event may be due, and a slot is free
 
     async def _post(self, poster: Poster,
@@ -276,9 +300,11 @@ class WebhookDeliverer:
         event = delivery.event
         now = self._clock()
         if error is None:
+            # Marked by the dispatcher's next pass, with its claim (woken at once);
+            # a crash before that delivers the event again (at least once). The
+            # row's lease keeps it from being claimed again meanwhile.
             latency = max(now - event.created_at, 0.0)
-            await self._db.mark_delivered(event.seq, int(now),
-                                          latency_ms=round(latency * 1000))
+            self._delivered.append((event.seq, int(now), round(latency * 1000)))
             self._metrics.child(self._metrics.webhook_deliveries, "delivered").inc()
             self._metrics.webhook_latency.observe(latency)
             self._log.debug("webhook delivered", event_id=event.event_id, status=status,

@@ -468,6 +468,12 @@ class AsyncDatabase:
         """Take the deliveries due at *now*, oldest first, at most one per device."""
         return await self.run(Database.claim_due_deliveries, now, limit=limit, lease=lease)
 
+    async def settle_and_claim(self, delivered: Sequence[tuple[int, int, int]], now: int, *,
+                               limit: int, lease: int = 60) -> list[DeliveryRecord]:
+        """Mark deliveries delivered, then claim the due ones, in one transaction."""
+        return await self.run(Database.settle_and_claim, delivered, now, limit=limit,
+                              lease=lease)
+
     async def release_delivery_claims(self, now: int) -> int:
         """Make every pending delivery due now (at start)."""
         return await self.run(Database.release_delivery_claims, now)

@@ -911,6 +911,27 @@ class Database:
             claimed = [self.get_delivery(seq) for _, seq in in_claim_order]
         return [d for d in claimed if d is not None]
 
+    def settle_and_claim(self, delivered: Sequence[tuple[int, int, int]], now: int, *,
+                         limit: int, lease: int = 60) -> list[DeliveryRecord]:
+        """Mark *delivered* deliveries, then claim the ones due (see
+        :meth:`claim_due_deliveries`), in one routine transaction: the webhook
+        worker's one database call per pass instead of two per delivery.
+
+        Args:
+            delivered: ``(event_seq, delivered_at, latency_ms)`` of the deliveries
+                whose POST got a 2xx since the last call (rows no longer pending are
+                left as they are).
+            limit: Claim at most this many (0: only mark).
+        """
+        with self.transaction(durable=False):
+            if delivered:
+                self._conn.executemany(sql.MARK_DELIVERED, [
+                    {"seq": seq, "now": at, "latency_ms": latency}
+                    for seq, at, latency in delivered])
+            if limit <= 0:
+                return []
+            return self.claim_due_deliveries(now, limit=limit, lease=lease)
+
     def release_delivery_claims(self, now: int) -> int:
         """Make every pending delivery due at *now* (at start, when no earlier
         attempt can still be running). Returns how many were waiting."""

@@ -927,6 +927,25 @@ def test_expired_lease_is_claimed_again(db: Database) -> None:
     assert ([], [seq]) == (during, [d.event.seq for d in after])
 
 
+def test_settle_and_claim_marks_first_so_the_device_s_next_event_is_claimed(
+        db: Database) -> None:
+    first = db.append_event(_event("a1"), deliver=True)
+    second = db.append_event(_event("a2"), deliver=True)  # same device: waits for a1
+    [claimed] = db.claim_due_deliveries(T0)
+    assert first == claimed.event.seq
+
+    nothing_marked = db.settle_and_claim([], T0 + 1, limit=5)
+    assert first is not None
+    after_mark = db.settle_and_claim([(first, T0 + 1, 250)], T0 + 1, limit=5)
+    only_mark = db.settle_and_claim([(first, T0 + 2, 9)], T0 + 2, limit=0)
+
+    record = db.get_delivery(first)
+    assert ([], [second], []) == (nothing_marked, [d.event.seq for d in after_mark], only_mark)
+    assert record is not None
+    assert (DeliveryStatus.DELIVERED, T0 + 1, 250) == (record.status, record.delivered_at,
+                                                       record.latency_ms)
+
+
 # --- cards ---------------------------------------------------------------------------------
 
 def test_card_registry(db: Database) -> None:
