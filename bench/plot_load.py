@@ -78,7 +78,8 @@ def plot(series: list[tuple[str, dict[int, dict[str, float]]]], out: Path) -> li
     panels = [
         ("load-latency.png", "Heartbeat latency", [
             ("rtt_p50", "round trip p50 (ms)", "-"), ("rtt_p99", "round trip p99 (ms)", "--"),
-            ("handling_p99", "server handling p99 (ms)", ":")], "ms", 50.0, "target 50 ms"),
+            ("handling_p99", "server handling p99 (ms)", ":")], "ms (log scale)", 50.0,
+         "target 50 ms"),
         ("load-cpu.png", "Server CPU", [("cpu", "% of one core", "-")], "% of one core",
          None, ""),
         ("load-cpu-per-heartbeat.png", "Server CPU per heartbeat",
@@ -90,18 +91,21 @@ def plot(series: list[tuple[str, dict[int, dict[str, float]]]], out: Path) -> li
     ]
     for filename, title, lines, unit, target, target_label in panels:
         figure, axes = plt.subplots(figsize=(7, 4.2), dpi=110)
-        for name, points in series:
+        for number, (name, points) in enumerate(series):
             sizes = sorted(points)
             for key, label, style in lines:
                 xs = [n for n in sizes if key in points[n]]
                 axes.plot(xs, [points[n][key] for n in xs], style, marker="o",
-                          label=f"{name}: {label}")
+                          color=f"C{number}", label=f"{name}: {label}")
         if target is not None:
             axes.axhline(target, color="red", linewidth=0.8, label=target_label)
         axes.set_title(title)
         axes.set_xlabel("connected devices")
         axes.set_ylabel(unit)
-        axes.set_ylim(bottom=0)
+        if "log" in unit:  # latencies span milliseconds to seconds
+            axes.set_yscale("log")
+        else:
+            axes.set_ylim(bottom=0)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
         figure.tight_layout()
