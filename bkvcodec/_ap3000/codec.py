@@ -389,6 +389,23 @@ def _grammar_data(message: Ap3000Message) -> bytes:
     return bytes(layout.struct.build(_container(layout, message)))
 
 
+def _sized_as_wire(values: list[Any], sized: tuple[tuple[int, int, bool], ...],
+                   count: int) -> bool:
+    """Put the text and bytes fields among the first *count* of *values* in their wire
+    form, in place: text as ASCII, bytes checked against their size. False when one
+    is not written the way the grammar writes it (the grammar then decides)."""
+    for i, size, text in sized:
+        if i >= count:
+            break
+        value = values[i]
+        if text:
+            if type(value) is not str or not value.isascii() or len(value) > size:
+                return False
+            values[i] = value.encode("ascii")
+        elif type(value) is not bytes or len(value) != size:
+            return False
+    return True
+
 def _compile_encoder(layout: Layout) -> Callable[[Any], bytes | None] | None:
     """A ``struct`` encoder for a layout whose fields all have a fixed size, or None.
 
@@ -420,16 +437,8 @@ def _compile_encoder(layout: Layout) -> Callable[[Any], bytes | None] | None:
         for i in range(first_optional, count):
             if values[i] is None:
                 values[i] = _neutral(layout, layout.optional[i - first_optional], message)
-        for i, size, text in sized:
-            if i >= count:
-                break
-            value = values[i]
-            if text:
-                if type(value) is not str or not value.isascii() or len(value) > size:
-                    return None
-                values[i] = value.encode("ascii")
-            elif type(value) is not bytes or len(value) != size:
-                return None
+        if not _sized_as_wire(values, sized, count):
+            return None
         extra = message.extra
         if type(extra) is not bytes:
             return None
@@ -640,16 +649,8 @@ def _plain_frame_encoder(command: int, layout: Layout) -> FrameEncoder | None:
             for i in range(first_optional, first_optional + k):
                 if values[i] is None:
                     values[i] = neutrals[i - first_optional]
-            for i, size, text in sized:
-                if i >= first_optional + k:
-                    break
-                value = values[i]
-                if text:
-                    if type(value) is not str or not value.isascii() or len(value) > size:
-                        return None
-                    values[i] = value.encode("ascii")
-                elif type(value) is not bytes or len(value) != size:
-                    return None
+            if not _sized_as_wire(values, sized, first_optional + k):
+                return None
         length = lengths[k] + len(extra)
         if length > limit:
             return None
