@@ -685,8 +685,10 @@ class Gateway:
         idle_since = now - settings.idle_timeout
         unidentified_since = now - settings.unidentified_timeout
         # A link marked closed by a failed write still has its task until its socket
-        # fails or falls silent, as any other.
+        # fails or falls silent, as any other; one whose socket is closed is ending.
         for link in list(self._open):
+            if link.stream.socket.fileno() == -1:
+                continue
             if not link.identified and link.accepted_at <= unidentified_since:
                 self._close_unidentified(link, "unidentified_timeout")
                 link.close()
