@@ -693,6 +693,13 @@ def _frame_encoders() -> dict[type[Ap3000Message], FrameEncoder]:
 _FRAME_ENCODERS = _frame_encoders()
 
 
+
+#: What building a frame raises for a value that does not fit its wire encoding
+#: (the grammar's, struct's and the fast encoders' errors), turned into
+#: LocalProtocolError by both encoders.
+_UNENCODABLE = (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,
+                KeyError, UnicodeError, StructError)
+
 def encode_frame(frame: Ap3000Frame) -> bytes:
     """Encode *frame* (see :meth:`bkvcodec.ap3000.Ap3000Frame.encode`)."""
     try:
@@ -714,8 +721,7 @@ def encode_frame(frame: Ap3000Frame) -> bytes:
         encoded = body + _CHECKSUM.pack(check)
     except LocalProtocolError:
         raise
-    except (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,
-            KeyError, UnicodeError, StructError) as err:
+    except _UNENCODABLE as err:
         raise LocalProtocolError(
             f"cannot encode {type(frame.message).__name__}: {err}") from err
     limit = _LEGACY_FIRMWARE_LENGTH if command == 0xF8 else DOCUMENTED_MAX_LENGTH
@@ -738,8 +744,7 @@ def reference_encode(frame: Ap3000Frame) -> bytes:
             "command": frame.command, "data": data}}}))
     except LocalProtocolError:
         raise
-    except (cs.ConstructError, ValueError, TypeError, OverflowError, AttributeError,
-            KeyError, UnicodeError, StructError) as err:
+    except _UNENCODABLE as err:
         raise LocalProtocolError(
             f"cannot encode {type(frame.message).__name__}: {err}") from err
 
