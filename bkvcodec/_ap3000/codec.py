@@ -693,7 +693,6 @@ def _frame_encoders() -> dict[type[Ap3000Message], FrameEncoder]:
 _FRAME_ENCODERS = _frame_encoders()
 
 
-
 #: What building a frame raises for a value that does not fit its wire encoding
 #: (the grammar's, struct's and the fast encoders' errors), turned into
 #: LocalProtocolError by both encoders.
