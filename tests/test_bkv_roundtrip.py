@@ -78,3 +78,21 @@ def test_every_message_has_a_name(message: BkvMessage) -> None:
     from bkvcodec import message_name
 
     assert message_name(message).islower()
+
+
+def test_an_unknown_item_sharing_a_named_tag_keeps_its_place_among_unknown_items() -> None:
+    # Found by the fuzz pass: 0x2E (end_time) first with a value that does not fit,
+    # then other unknown items, then a valid 0x2E; and a valid 0x09 (status), then a
+    # repeat. Encoding again must give the same unknown items in the same order.
+    wire = bytes.fromhex(
+        "fcfe007d100000000000018221022500052004010110040a0702000000000000000009010382"
+        "21022500052003012e03070301014a0108000301099804010a003304010b000004010c000004"
+        "0109000004010e000109012e2024082310172903012f08030112040401850000040186000003"
+        "0189010801840001fbff0000dbfcee")
+    frame = BkvFrame.decode(wire)
+
+    again = BkvFrame.decode(frame.encode())
+
+    assert frame == again
+    assert [0x2E, 0x09] == [item.key for item in again.message.unknown
+                            if item.key in (0x2E, 0x09)]

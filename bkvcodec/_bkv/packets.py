@@ -345,6 +345,20 @@ def _cluster_items(cluster: SocketCluster) -> list[RawItem]:
     return _plain_items(cluster, _CLUSTER_TAGS)
 
 
+def _goes_first(tag: int | str, upcoming: RawItem | None) -> bool:
+    """Whether the next unknown item, *upcoming*, takes a slot of *tag* in
+    ``item_order`` before the named field of that tag: it has the tag and the decoder
+    refuses it even where the field is unset (a value that does not fit). A value
+    that fits was a repeat, after the field. So decoding the packet again gives the
+    same unknown items in the same order."""
+    if upcoming is None or upcoming[0] != tag or not isinstance(tag, int):
+        return False
+    if tag == TAG_FEE_TIERS:
+        return len(upcoming[1]) % 6 != 0
+    entry = _TAGS.get(tag)
+    return entry is not None and _value(entry[1], upcoming[1]) is None
+
+
 def packet_to_items(packet: BkvPacket, gateway_id: bytes) -> list[RawItem]:
     """The top-level items of *packet*, header items first.
 
@@ -367,8 +381,9 @@ def packet_to_items(packet: BkvPacket, gateway_id: bytes) -> list[RawItem]:
     named = _named_items(packet, tags)
     unknown: list[RawItem | None] = [(item.key, item.value) for item in packet.unknown]
     for tag in packet.item_order:
+        upcoming = next((item for item in unknown if item is not None), None)
         pending = named.get(tag) if isinstance(tag, int) else None
-        if pending:
+        if pending and not _goes_first(tag, upcoming):
             items.append(pending.pop(0))
             continue
         for i, item in enumerate(unknown):
@@ -519,8 +534,10 @@ def fast_packet_bytes(packet: Any, gateway_id: bytes) -> bytes | None:
     # packet_to_items's order: item_order first, then the rest in the command's order,
     # then the unknown items not placed.
     for tag in packet.item_order:
+        upcoming = next((entry for entry in unknown if entry is not None), None)
         pending = named.get(tag) if isinstance(tag, int) else None
-        if pending:
+        if pending and not _goes_first(tag, None if upcoming is None
+                                       else (upcoming[0], upcoming[1][3:])):
             out.append(pending.pop(0))
             continue
         for i, entry in enumerate(unknown):
