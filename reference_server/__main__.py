@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import trio
 
-from .config import ConfigError, load_config
+from .config import Config, ConfigError, load_config
 from .server import main_async
 
 Entry = Callable[[list[str]], int]
@@ -74,6 +74,15 @@ def serve(args: list[str]) -> int:
     except ConfigError as err:
         print(f"reference_server: {err}", file=sys.stderr)
         return 2
+    if config.workers > 1:
+        problem = _workers_problem(config)
+        if problem is not None:
+            print(f"reference_server: --workers {config.workers}: {problem}", file=sys.stderr)
+            return 2
+        from .workers import run_workers
+
+        trio.run(run_workers, config, args)
+        return 0
     try:
         trio.run(main_async, config)
     except KeyboardInterrupt:
@@ -81,6 +90,15 @@ def serve(args: list[str]) -> int:
         # and then re-raised by trio; the server has already stopped cleanly.
         pass
     return 0
+
+
+def _workers_problem(config: Config) -> str | None:
+    """Why *config* cannot run as several workers, if it cannot."""
+    if config.redis_url is None:
+        return "the workers form a cluster: set redis_url (IOT_REDIS_URL)"
+    if config.tcp_port == 0 or config.http_port == 0:
+        return "the workers share their ports: give tcp_port and http_port, not 0"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -239,6 +239,15 @@ class Config:
             many bytes; also the most garbage a connection gets logged.
         frame_log_max_bytes: Bytes of one connection stored in ``cmd_logs`` per hour;
             beyond, frames are counted, not stored.
+        redis_url: The Redis server of a cluster (``redis://host:6379/0``); None
+            runs the server alone.
+        node_id: This process's name in its cluster; None = ``hostname-pid``.
+        cluster_name: The cluster's name: the prefix of its keys in Redis (several
+            clusters may share one Redis).
+        reuse_port: Listen with ``SO_REUSEPORT``, so several processes of one
+            machine share the device and HTTP ports.
+        workers: Server processes to start on this machine (``--workers``; more
+            than one needs ``redis_url`` and a shared database).
         config_file: The TOML file that was read, if any (informational).
     """
 
@@ -286,6 +295,11 @@ class Config:
     unidentified_timeout: int = 30
     unidentified_max_bytes: int = 4096
     frame_log_max_bytes: int = 1024 * 1024
+    redis_url: str | None = None
+    node_id: str | None = None
+    cluster_name: str = "bkv"
+    reuse_port: bool = False
+    workers: int = 1
     config_file: Path | None = None
 
     def offline_after_for(self, protocol: str) -> int:
@@ -331,6 +345,8 @@ class Config:
                 value = None if self.webhook_secret is None else _REDACTED
             elif f.name == "webhook_url" and self.webhook_url is not None:
                 value = _redact_url(self.webhook_url)
+            elif f.name == "redis_url" and self.redis_url is not None:
+                value = _redact_url(self.redis_url)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
@@ -414,6 +430,14 @@ _KEYS: dict[str, _Key] = dict([
     _key("unidentified_timeout", "seconds a connection may go without a valid frame (30)"),
     _key("unidentified_max_bytes", "bytes a connection may send without a valid frame (4096)"),
     _key("frame_log_max_bytes", "frame-log bytes stored per connection per hour (1048576)"),
+    # Running as several processes or machines.
+    _key("redis_url", "Redis of a cluster of servers (none: this server runs alone)",
+         metavar="URL"),
+    _key("node_id", "this server's name in its cluster (hostname-pid)", metavar="NAME"),
+    _key("cluster_name", "the cluster's key prefix in Redis (bkv)", metavar="NAME"),
+    _key("reuse_port", "share the listening ports with other processes: true or false",
+         metavar="BOOL"),
+    _key("workers", "server processes on this machine, sharing its ports (1)"),
 ])
 
 
@@ -607,7 +631,7 @@ def _flag_layer(args: argparse.Namespace) -> dict[str, _Value]:
 
 def _bad(name: str, expected: str, raw: _Value) -> NoReturn:
     shown = repr(raw.value)
-    if name == "webhook_url" and isinstance(raw.value, str):
+    if name in ("webhook_url", "redis_url") and isinstance(raw.value, str):
         shown = repr(_redact_url(raw.value))
     elif name in _SECRET_KEYS:
         shown = _REDACTED
@@ -617,6 +641,21 @@ def _bad(name: str, expected: str, raw: _Value) -> NoReturn:
 def _get_str(raw: Mapping[str, _Value], name: str, default: str) -> str:
     value = _get_opt_str(raw, name)
     return default if value is None else value
+
+
+_BOOLEANS = {"true": True, "false": False, "yes": True, "no": False, "on": True,
+             "off": False, "1": True, "0": False}
+
+
+def _get_bool(raw: Mapping[str, _Value], name: str, default: bool) -> bool:
+    item = raw.get(name)
+    if item is None:
+        return default
+    if isinstance(item.value, bool):
+        return item.value
+    if isinstance(item.value, str) and item.value.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[item.value.strip().lower()]
+    _bad(name, "true or false", item)
 
 
 def _get_opt_str(raw: Mapping[str, _Value], name: str) -> str | None:
@@ -800,6 +839,11 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         unidentified_timeout=_get_int(raw, "unidentified_timeout", d.unidentified_timeout),
         unidentified_max_bytes=_get_int(raw, "unidentified_max_bytes",
                                         d.unidentified_max_bytes),
+        redis_url=_get_opt_str(raw, "redis_url"),
+        node_id=_get_opt_str(raw, "node_id"),
+        cluster_name=_get_str(raw, "cluster_name", d.cluster_name),
+        reuse_port=_get_bool(raw, "reuse_port", d.reuse_port),
+        workers=_get_int(raw, "workers", d.workers, high=64),
         frame_log_max_bytes=_get_int(raw, "frame_log_max_bytes", d.frame_log_max_bytes,
                                      low=0),
         config_file=config_file,

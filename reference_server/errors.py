@@ -178,7 +178,8 @@ class InvalidCommand(ServiceError):
 
 
 class Unavailable(ServiceError):
-    """The server is starting or stopping."""
+    """The server is starting or stopping, or (on a cluster) the node that holds the
+    device did not answer in time."""
 
     status = 503
     error = "unavailable"

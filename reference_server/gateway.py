@@ -86,6 +86,7 @@ from .config import (
 from .identity import MAX_IDS_PER_HOST, DeviceIdentities, is_ap3000_host
 from .logs import Logger
 from .metrics import Metrics
+from .sockets import shared_port_socket
 
 __all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "FrameHeader", "Gateway",
            "GatewaySettings", "GatewayStatistics", "default_max_connections", "frame_headers"]
@@ -94,6 +95,8 @@ __all__ = ["DESCRIPTOR_RESERVE", "DeviceLink", "EventSink", "FrameHeader", "Gate
 _READ_SIZE = 16384
 #: Longest wait of the sweeper between two looks at the connections' clocks (s).
 _SWEEP_EVERY = 1.0
+#: Connections the kernel queues for a shared listening socket (trio's default).
+_BACKLOG = 65535
 #: Descriptors kept for HTTP, SQLite and webhooks.
 DESCRIPTOR_RESERVE = 256
 #: The frame log's budget window (``frame_log_max_bytes`` per connection per hour).
@@ -278,15 +281,22 @@ class Gateway:
 
     # --- public ----------------------------------------------------------------------
 
-    async def serve(self, host: str, port: int, *,
+    async def serve(self, host: str, port: int, *, reuse_port: bool = False,
                     task_status: trio.TaskStatus[list[trio.SocketListener]]
                     = trio.TASK_STATUS_IGNORED) -> None:
-        """Listen for devices until cancelled."""
+        """Listen for devices until cancelled (with *reuse_port*, on a port other
+        processes share: ``SO_REUSEPORT``)."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._sweep)
-            listeners = await nursery.start(
-                functools.partial(trio.serve_tcp, self.handle, port, host=host or None))
+            if reuse_port:
+                shared = shared_port_socket(host or "0.0.0.0", port)
+                shared.listen(_BACKLOG)
+                opened = [trio.SocketListener(trio.socket.from_stdlib_socket(shared))]
+                listeners = await nursery.start(trio.serve_listeners, self.handle, opened)
+            else:
+                listeners = await nursery.start(
+                    functools.partial(trio.serve_tcp, self.handle, port, host=host or None))
             task_status.started(listeners)
 
     def is_online(self, phy_id: str) -> bool:

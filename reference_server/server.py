@@ -5,6 +5,7 @@
 # buffered and checkpoints SQLite (shielded, so a second Ctrl-C cannot cut it).
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import signal
@@ -13,11 +14,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
-from .api import create_app, serve_http
+from .api import create_app, forwarded_call_runner, serve_http
 from .config import (
     GENERATED_API_KEY_SETTING,
     LEGACY_GENERATED_API_KEY_SETTING,
@@ -33,6 +34,9 @@ from .metrics import Metrics
 from .service import ChargingService
 from .storage import AsyncDatabase
 from .webhooks import WebhookDeliverer
+
+if TYPE_CHECKING:
+    from .cluster import ClusterNode
 
 __all__ = ["ServerAddresses", "gateway_settings", "main_async", "run_server"]
 
@@ -106,19 +110,33 @@ async def run_server(config: Config, *, logger: Logger | None = None,
                       devices_online=lambda: gateway.statistics().devices,
                       deliveries_pending=lambda: service.deliveries_pending)
         metrics.watch_log(lambda: log.dropped)
-        await service.start()
-        await db.release_delivery_claims(int(clock()))
+        cluster = _cluster_node(config, log)
+        service.ownership = cluster
+        app = create_app(config=config, db=db, service=service, metrics=metrics,
+                         clock=clock, logger=log, cluster=cluster)
         async with trio.open_nursery() as nursery:
+            if cluster is not None:
+                from .cluster import NodeHooks
+
+                await nursery.start(cluster.run, NodeHooks(
+                    run_call=forwarded_call_runner(app), release=service.release_device,
+                    owned=service.owned_devices, orphans=service.watched_devices,
+                    adopt=service.adopt_device))
+            await service.start()
+            if cluster is None:
+                # Alone, no earlier delivery attempt can still run; on a cluster
+                # another node's may, and its lease runs out by itself.
+                await db.release_delivery_claims(int(clock()))
             nursery.start_soon(service.run)
             nursery.start_soon(deliverer.run)
-            listeners = await nursery.start(gateway.serve, config.tcp_host, config.tcp_port)
+            listeners = await nursery.start(functools.partial(
+                gateway.serve, config.tcp_host, config.tcp_port, reuse_port=config.reuse_port))
             tcp_host, tcp_port = listeners[0].socket.getsockname()[:2]
             log.info("listening", listener="devices", host=tcp_host, port=tcp_port)
-            app = create_app(config=config, db=db, service=service, metrics=metrics,
-                             clock=clock, logger=log)
             http_host, http_port = await nursery.start(
                 lambda task_status: serve_http(app, config.http_host, config.http_port,
-                                               task_status=task_status, logger=log))
+                                               task_status=task_status, logger=log,
+                                               reuse_port=config.reuse_port))
             log.info("listening", listener="http", host=http_host, port=http_port)
             task_status.started(ServerAddresses(tcp_host, tcp_port, http_host, http_port))
             try:
@@ -131,6 +149,17 @@ async def run_server(config: Config, *, logger: Logger | None = None,
         with trio.CancelScope(shield=True):
             await db.aclose()
             log.info("stopped")
+
+
+def _cluster_node(config: Config, log: Logger) -> ClusterNode | None:
+    """This server's node of a cluster, when ``redis_url`` names one."""
+    if config.redis_url is None:
+        return None
+    from .cluster import ClusterNode, ClusterSettings, default_node_id
+
+    return ClusterNode(ClusterSettings(redis_url=config.redis_url,
+                                       node_id=config.node_id or default_node_id(),
+                                       prefix=config.cluster_name), log)
 
 
 def _check_file_mode(config: Config, log: Logger) -> None:

@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias, assert_never
+from typing import Protocol, TypeAlias, assert_never
 
 import trio
 
@@ -181,6 +181,20 @@ MAX_BUFFERED_LOGS = 50_000
 FLUSH_CHUNK = 250
 
 _Op = Callable[[Database], object]
+#: Times a charge request takes a new order number after another node took its one.
+_ORDER_NO_ATTEMPTS = 5
+
+
+class Ownership(Protocol):
+    """The cluster's ownership of devices, as the service uses it (a
+    :class:`~reference_server.cluster.ClusterNode`)."""
+
+    async def claim(self, phy_id: str) -> int:
+        """Become the device's owner; returns the claim's epoch."""
+
+    async def loaded(self, phy_id: str) -> None:
+        """The claimed device's state is loaded: what its previous owner left
+        unfinished may run."""
 
 
 @dataclass(eq=False)
@@ -199,6 +213,8 @@ class _Device:
     port_count: int | None = None
     heartbeats: int = 0
     link_id: int | None = None
+    #: The epoch of this node's claim on the device (clustered servers; 0 otherwise).
+    epoch: int = 0
 
 
 @dataclass(eq=False)
@@ -288,12 +304,17 @@ class ChargingService:
                 "wall clock jumped; absorbing it gradually", step_s=round(step, 3)))
         self.gateway: Gateway | None = None
         self.on_events: Callable[[], None] = lambda: None
+        #: Set on a clustered server: the device state here is only that of the
+        #: devices this node owns, claimed before it is loaded.
+        self.ownership: Ownership | None = None
         self._ready = False
         #: Per-report debug lines are built only when they are written.
         self._debug = logger.enabled("debug")
         #: Webhook deliveries waiting, refreshed with each flush (a /metrics gauge).
         self.deliveries_pending = 0
         self._devices: dict[str, _Device] = {}
+        #: Devices being claimed and loaded (clustered servers), by id.
+        self._loading: dict[str, trio.Event] = {}
         self._orders: dict[str, _Order] = {}
         self._by_port: dict[tuple[int, int, int], str] = {}
         self._by_business: dict[tuple[int, int], str] = {}
@@ -341,9 +362,17 @@ class ChargingService:
         return self.gateway is not None and self.gateway.is_online(phy_id)
 
     async def start(self) -> None:
-        """Rebuild the caches from the database; devices start offline."""
+        """Rebuild the caches from the database; devices start offline.
+
+        A clustered server starts empty instead: other nodes hold their devices,
+        and a device's state is loaded when this node claims it.
+        """
         now = self.clock()
         self._free_order_no = await self.db.allocate_order_no(int(now))
+        if self.ownership is not None:
+            self._ready = True
+            self.log.info("clustered: device state is loaded as devices are claimed")
+            return
         changes = _Changes()
         for phy_id in await self.db.mark_all_devices_offline(int(now)):
             changes.events.append(self._device_event(
@@ -476,6 +505,21 @@ class ChargingService:
         port = self._ports.get(key)
         if port is not None and port.status is PortState.FAULT:
             raise PortFault(port_no, port.fault_code)
+        for _ in range(_ORDER_NO_ATTEMPTS - 1):
+            try:
+                return await self._start_order(device, request, port_no, key_name,
+                                               record_answer)
+            except DuplicateOrderNo:
+                # Another node numbered an order of the same second: take the next
+                # free number from the database and try again.
+                self._free_order_no = await self.db.allocate_order_no(int(self.clock()))
+        return await self._start_order(device, request, port_no, key_name, record_answer)
+
+    async def _start_order(self, device: _Device, request: ChargeRequest, port_no: int,
+                           key_name: str | None,
+                           record_answer: Callable[[Database, ChargeResult], None] | None
+                           ) -> ChargeResult:
+        key = (device.id, request.socket_no, port_no)
         now = self.clock()
         changes = _Changes()
         replaced: str | None = None
@@ -803,6 +847,10 @@ class ChargingService:
             record, _ = await self.db.upsert_device(
                 phy_id, protocol, int(now), remote_addr=link.remote_addr,
                 iccid=self._link_iccid.get(link.link_id))
+            if device is None and self.ownership is not None:
+                # Online as the database says is another node's word: coming online
+                # here is this node's (its event, and the queued commands sent).
+                device = await self._claim_and_load(record, online=False)
             # Another task (an API call) may have cached the device meanwhile.
             device = self._cache_device(record)
             device.link_id = link.link_id
@@ -1867,8 +1915,88 @@ class ChargingService:
             record = await self.db.get_device(phy_id)
             if record is None:
                 raise DeviceNotFound(phy_id)
+            if self.ownership is not None:
+                # The API runs a device's calls on its owner: with none alive, here.
+                return await self._claim_and_load(record)
             device = self._cache_device(record)
         return device
+
+    # --- ownership (clustered servers) --------------------------------------------------
+
+    async def _claim_and_load(self, record: DeviceRecord, *,
+                              online: bool | None = None) -> _Device:
+        """Claim a device for this node and cache it with its open orders (their
+        sessions resumed as after a restart) and its ports; then let the cluster
+        run what a dead previous owner left unfinished about it.
+
+        Until that is done, other tasks asking for the device wait: an API call
+        must not find the device without its orders.
+        """
+        assert self.ownership is not None
+        phy_id = record.phy_id
+        while (loading := self._loading.get(phy_id)) is not None:
+            await loading.wait()
+        cached = self._devices.get(phy_id)
+        if cached is not None:
+            return cached
+        self._loading[phy_id] = done = trio.Event()
+        try:
+            epoch = await self.ownership.claim(phy_id)
+            fresh = await self.db.get_device(phy_id) or record
+            if online is not None:
+                fresh = dataclasses.replace(fresh, online=online)
+            device = self._cache_device(fresh)
+            device.epoch = epoch
+            now = self.clock()
+            for order in await self.db.open_orders_for_device(fresh.id):
+                if order.order_no not in self._orders:
+                    await self._resume(order, now)
+            for port in await self.db.list_ports(fresh.id):
+                self._ports.setdefault((fresh.id, port.socket_no, port.port_no), port)
+        finally:
+            del self._loading[phy_id]
+            done.set()
+        await self.ownership.loaded(phy_id)
+        return device
+
+    def owned_devices(self) -> list[tuple[str, int]]:
+        """The devices whose state this node holds, with the epochs of its claims."""
+        return [(d.phy_id, d.epoch) for d in self._devices.values() if d.epoch]
+
+    async def adopt_device(self, phy_id: str) -> None:
+        """Take over a device no live node owns (the cluster's sweeper): its
+        timers (offline, lost orders, command expiry) run here from now on."""
+        if phy_id in self._devices:
+            return
+        record = await self.db.get_device(phy_id)
+        if record is not None:
+            await self._claim_and_load(record)
+            self.log.info("orphaned device adopted", device=phy_id)
+
+    async def watched_devices(self) -> list[str]:
+        """Devices with something to time: online in the database, or an open order."""
+        return await self.db.watched_devices()
+
+    async def release_device(self, phy_id: str) -> None:
+        """Another node claimed the device: forget its state (the database has it)
+        and close its connection here, if any.
+
+        The state goes first, so the closing connection marks nothing offline:
+        the device is online on the other node.
+        """
+        device = self._devices.pop(phy_id, None)
+        if device is not None:
+            for order in [o for o in self._orders.values() if o.device is device]:
+                self._untrack(order)
+            for command_id in [c for c, o in self._commands.items() if o.device is device]:
+                self._forget_command(command_id)
+            for key in [k for k in self._ports if k[0] == device.id]:
+                del self._ports[key]
+            self._known_params.pop(phy_id, None)
+            self._touched.pop(phy_id, None)
+        if self.gateway is not None:
+            self.gateway.disconnect(phy_id, "claimed by another node")
+        self.log.info("device released to another node", device=phy_id)
 
     def _cache_device(self, record: DeviceRecord) -> _Device:
         """The one object for the device of *record*; cached now if it was not.

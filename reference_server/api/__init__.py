@@ -16,11 +16,11 @@
 :func:`openapi_document`."""
 from __future__ import annotations
 
-from .app import create_app
+from .app import create_app, forwarded_call_runner
 from .context import ApiContext, ChargingOperations
 from .openapi import openapi_document
 from .routes import API_PREFIX, ROUTES, RouteSpec
 from .serve import serve_http
 
 __all__ = ["API_PREFIX", "ROUTES", "ApiContext", "ChargingOperations", "RouteSpec",
-           "create_app", "openapi_document", "serve_http"]
+           "create_app", "forwarded_call_runner", "openapi_document", "serve_http"]

@@ -46,7 +46,7 @@ from ..errors import InvalidArgument, ServiceError
 from ..logs import Logger
 from ..storage import AsyncDatabase, InvalidPage
 from .auth import Authenticator
-from .context import ApiContext, ChargingOperations
+from .context import ApiContext, ChargingOperations, DeviceCalls
 from .envelope import (
     REQUEST_ID_HEADER,
     Forbidden,
@@ -62,6 +62,7 @@ from .envelope import (
     remember_request_id,
     request_id_of,
 )
+from .forward import forward_to_owner, run_forwarded
 from .handlers import HANDLERS, NOT_FOUND, Call, Handler
 from .idempotency import IdempotencyStore
 from .openapi import openapi_document
@@ -75,7 +76,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..metrics import Metrics
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "forwarded_call_runner"]
 
 #: Label of requests that matched no route (so unknown paths add no label values).
 UNMATCHED_ROUTE = "<unmatched>"
@@ -84,7 +85,8 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations,
                metrics: Metrics, clock: Callable[[], float] = time.time,
-               logger: Logger | None = None) -> Starlette:
+               logger: Logger | None = None, cluster: DeviceCalls | None = None
+               ) -> Starlette:
     """The third-party HTTP API plus ``/healthz``, ``/readyz``, ``/metrics`` and
     ``/openapi.json``, as an ASGI application.
 
@@ -98,6 +100,9 @@ def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations
             TTLs. Rate limiting uses trio's monotonic clock instead.
         logger: Where request errors go; a new stderr logger at
             ``config.log_level`` when None.
+        cluster: On a cluster of servers, the node: device calls (charge, stop,
+            commands) are forwarded to the node that owns the device. Calls
+            forwarded here run through :func:`forwarded_call_runner`.
 
     Raises:
         RuntimeError: A route of the table has no handler (a programming error).
@@ -116,8 +121,9 @@ def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations
                                           config.device_command_rate),
         idempotency=IdempotencyStore(db, ttl=config.idempotency_ttl, logger=logger),
         document=encode_json(openapi_document()),
+        cluster=cluster,
     )
-    return Starlette(
+    app = Starlette(
         routes=_routes(context),
         middleware=[Middleware(RequestMiddleware, context=context)],
         exception_handlers={
@@ -127,6 +133,18 @@ def create_app(*, config: Config, db: AsyncDatabase, service: ChargingOperations
             ClientDisconnect: _disconnect_handler(context),
         },
     )
+    app.state.api_context = context
+    return app
+
+
+def forwarded_call_runner(app: Starlette) -> Callable[[str], Awaitable[str]]:
+    """What runs the calls other nodes forward to this one, for an app of
+    :func:`create_app`."""
+    context: ApiContext = app.state.api_context
+
+    async def run(call: str) -> str:
+        return await run_forwarded(context, call)
+    return run
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -152,6 +170,10 @@ def _endpoint(context: ApiContext,
         method = "GET" if request.method == "HEAD" else request.method
         spec, handler = handlers[method]
         call = await admit(context, spec, request)
+        if spec.device_command and context.cluster is not None:
+            answer = await forward_to_owner(context, spec, call)
+            if answer is not None:
+                return answer
         return await handler(context, call)
 
     return endpoint

@@ -102,6 +102,17 @@ if TYPE_CHECKING:
         return service
 
 
+class DeviceCalls(Protocol):
+    """The cluster, as the API forwards with it (a
+    :class:`~reference_server.cluster.ClusterNode`)."""
+
+    async def owner_elsewhere(self, phy_id: str) -> str | None:
+        """The live node other than this one that owns the device, if any."""
+
+    async def forward(self, node: str, phy_id: str, call: str) -> str:
+        """Run *call* on *node*; its reply."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiContext:
     """The shared dependencies of the API's handlers.
@@ -120,6 +131,7 @@ class ApiContext:
         device_limiter: The per-device buckets (command routes).
         idempotency: Stored answers for ``Idempotency-Key``.
         document: The OpenAPI document, encoded once.
+        cluster: On a cluster, where device calls are forwarded to their owner.
     """
 
     config: Config
@@ -134,6 +146,7 @@ class ApiContext:
     device_limiter: TokenBucketLimiter
     idempotency: IdempotencyStore
     document: bytes
+    cluster: DeviceCalls | None = None
 
     def now(self) -> int:
         """The current Unix time in whole seconds."""

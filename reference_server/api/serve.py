@@ -17,6 +17,8 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from ..sockets import shared_port_socket
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -43,10 +45,16 @@ class _ForwardToLogger(logging.Handler):
         self._logger.log(level, "http server: " + record.getMessage())
 
 
-def _hypercorn_config(host: str, port: int, logger: Logger | None) -> HypercornConfig:
+def _hypercorn_config(host: str, port: int, logger: Logger | None, *,
+                      reuse_port: bool = False) -> HypercornConfig:
     config = HypercornConfig()
-    # An IPv6 literal needs brackets to be told apart from its port.
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if reuse_port:
+        # hypercorn sets SO_REUSEPORT only for its own worker processes: a socket
+        # bound here is handed over by its descriptor instead.
+        config.bind = [f"fd://{shared_port_socket(host, port).detach()}"]
+    else:
+        # An IPv6 literal needs brackets to be told apart from its port.
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None
     if logger is None:
         config.errorlog = None
@@ -77,7 +85,7 @@ def parse_bound_address(url: str) -> tuple[str, int]:
 async def serve_http(app: ASGIApp, host: str, port: int, *,
                      task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
                      shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
-                     logger: Logger | None = None) -> None:
+                     logger: Logger | None = None, reuse_port: bool = False) -> None:
     """Serve *app* over HTTP/1.1 and h2c on *host*:*port* until cancelled or until
     *shutdown_trigger* returns (then open requests get hypercorn's graceful period).
 
@@ -91,11 +99,12 @@ async def serve_http(app: ASGIApp, host: str, port: int, *,
         task_status: Receives the bound ``(host, port)``.
         shutdown_trigger: Returns when the server should stop.
         logger: Receives hypercorn's own error messages; None silences them.
+        reuse_port: Share the port with other processes (``SO_REUSEPORT``).
 
     Raises:
         OSError: The address cannot be bound.
     """
-    config = _hypercorn_config(host, port, logger)
+    config = _hypercorn_config(host, port, logger, reuse_port=reuse_port)
 
     async def run(*, task_status: trio.TaskStatus[list[str]]) -> None:
         # Starlette types the ASGI scope loosely, hypercorn strictly; same protocol.

@@ -358,6 +358,14 @@ class AsyncDatabase:
         """
         return await self.run(Database.open_orders)
 
+    async def open_orders_for_device(self, device_id: int) -> list[OrderRecord]:
+        """The device's ``pending``, ``charging`` or ``stopping`` orders, oldest first."""
+        return await self.run(Database.open_orders_for_device, device_id)
+
+    async def watched_devices(self) -> list[str]:
+        """The devices online or with an open order."""
+        return await self.run(Database.watched_devices)
+
     async def save_order(self, order: OrderRecord, *,
                          expect_status: OrderState | None = None) -> bool:
         """Write every mutable column of *order* (all but id, order_no, device_id, socket_no,

@@ -312,6 +312,10 @@ class Database:
             if not self._conn.in_transaction:
                 self._conn.execute("PRAGMA optimize")
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            # Another process writing the same file (several workers): the last one
+            # to close checkpoints; nothing is lost by skipping it here.
+            pass
         finally:
             self._conn.close()
 
@@ -640,6 +644,17 @@ class Database:
         """Every ``pending``, ``charging`` or ``stopping`` order, oldest first (to
         restore sessions and timers after a restart)."""
         return [_order(r) for r in self._conn.execute(sql.SELECT_OPEN_ORDERS)]
+
+    def open_orders_for_device(self, device_id: int) -> list[OrderRecord]:
+        """The device's ``pending``, ``charging`` or ``stopping`` orders, oldest first
+        (a node of a cluster loads them when it takes the device over)."""
+        return [_order(r) for r in self._conn.execute(sql.SELECT_OPEN_ORDERS_OF_DEVICE,
+                                                      (device_id,))]
+
+    def watched_devices(self) -> list[str]:
+        """The devices online or with an open order: those whose timers must run
+        somewhere (a cluster's sweeper adopts the ones no live node owns)."""
+        return [str(r[0]) for r in self._conn.execute(sql.SELECT_WATCHED_DEVICES)]
 
     def save_order(self, order: OrderRecord, *, expect_status: OrderState | None = None) -> bool:
         """Write every mutable column of *order* (all but id, order_no, device_id,

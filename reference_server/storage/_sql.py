@@ -149,6 +149,13 @@ SELECT {ORDER_COLUMNS} FROM orders WHERE device_id = ? AND business_no = ?
 ORDER BY id DESC LIMIT 1"""
 
 SELECT_OPEN_ORDERS = f"SELECT {ORDER_COLUMNS} FROM orders WHERE status IN {_OPEN} ORDER BY id"
+SELECT_OPEN_ORDERS_OF_DEVICE = f"""
+SELECT {ORDER_COLUMNS} FROM orders WHERE device_id = ? AND status IN {_OPEN} ORDER BY id"""
+# Devices whose owner has timers to run: online, or with an open order.
+SELECT_WATCHED_DEVICES = f"""
+SELECT phy_id FROM devices WHERE online = 1
+UNION
+SELECT d.phy_id FROM orders o JOIN devices d ON d.id = o.device_id WHERE o.status IN {_OPEN}"""
 
 # Numbers of one second share the prefix THD<10 digits>; the 3-digit tail counts up.
 SELECT_MAX_ORDER_NO_BETWEEN = "SELECT MAX(order_no) FROM orders WHERE order_no BETWEEN ? AND ?"
