@@ -109,6 +109,9 @@ class DeviceCalls(Protocol):
     async def owner_elsewhere(self, phy_id: str) -> str | None:
         """The live node other than this one that owns the device, if any."""
 
+    async def owner_of(self, phy_id: str) -> str | None:
+        """The live node that owns the device (this one included), if any."""
+
     async def forward(self, node: str, phy_id: str, call: str) -> str:
         """Run *call* on *node*; its reply."""
 

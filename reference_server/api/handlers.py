@@ -237,7 +237,8 @@ async def get_device(ctx: ApiContext, call: Call) -> Response:
     if device is None:
         raise DeviceNotFound(phy_id)
     ports = await ctx.db.list_ports(device.id)
-    return call.ok(device_view(device, ports))
+    node = None if ctx.cluster is None else await ctx.cluster.owner_of(phy_id)
+    return call.ok({**device_view(device, ports), "node": node})
 
 
 async def list_devices(ctx: ApiContext, call: Call) -> Response:

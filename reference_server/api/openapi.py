@@ -104,7 +104,9 @@ DATA_SCHEMAS: dict[str, dict[str, object]] = {
         "order_no": _t("str?"), "updated_at": _t("int")}),
     "DeviceSummary": _object("A device without its ports.", _DEVICE_FIELDS),
     "Device": _object("A device with its ports.", {
-        **_DEVICE_FIELDS, "ports": {"type": "array", "items": _ref("Port")}}),
+        **_DEVICE_FIELDS, "ports": {"type": "array", "items": _ref("Port")},
+        "node": _t("str?", "On a cluster of servers, the node that holds the device "
+                          "now; null when none does, or when the server runs alone.")}),
     "DevicePage": _page("One page of devices, in creation order.", "DeviceSummary"),
     "Order": _object("An order: its identity, state, meters, money, timestamps and settlement.", {
         "order_no": _t("str"), "device_phy_id": _t("str"), "socket_no": _t("int"),

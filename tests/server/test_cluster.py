@@ -58,7 +58,7 @@ async def test_a_charge_through_another_node_reaches_the_device(tmp_path: Path) 
             device = Device(ProtocolFamily.BKV, BKV_ID)
             await device.connect(nursery, a.addresses.tcp_port)
             await a.wait_online(BKV_ID)
-            assert (await b.device(BKV_ID))["online"] is True
+            assert (await b.device(BKV_ID))["node"] == "node-a"
             order_no = await charge_through(b, device)
             start = await device.expect(StartCharging)
             await device.send(CommandAcknowledged(command_id=start.command_id,
@@ -104,6 +104,7 @@ async def test_a_device_moving_to_another_node_takes_its_order_and_commands(
             moved = Device(ProtocolFamily.BKV, BKV_ID)
             await moved.connect(nursery, b.addresses.tcp_port)
             await moved.expect(QueryParams)
+            assert (await a.device(BKV_ID))["node"] == "node-b"
             await progress(moved, order_no, 0x61, 120, 20)
             await settle(moved, order_no, 0x61, 150, 25)
             await receiver.wait_for("order.completed", order_no=order_no)

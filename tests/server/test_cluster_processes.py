@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import coredis
 import httpx
 import pytest
 import trio
@@ -177,3 +178,60 @@ async def _drained(node: Node, receiver: Receiver) -> None:
         arrived = [e["event_id"] for e in receiver.received
                    if e.get("device_phy_id") == phy_id and e["event_id"] in set(wanted)]
         assert arrived == in_record, f"events of {phy_id} arrived out of order"
+
+
+async def test_workers_share_the_ports_and_any_of_them_takes_any_call(tmp_path: Path) -> None:
+    tcp_port, http_port = free_port(), free_port()
+    cluster = cluster_name()
+    log = tmp_path / "workers.log"
+    command = [
+        sys.executable, "-m", "reference_server", "--workers", "2",
+        "--db", str(tmp_path / "iot.db"), "--tcp-host", "127.0.0.1",
+        "--tcp-port", str(tcp_port), "--http-host", "127.0.0.1", "--http-port", str(http_port),
+        "--redis-url", redis_url(), "--cluster-name", cluster, "--node-id", "w",
+        "--api-key", API_KEY, "--log-level", "info"]
+    with log.open("wb") as output:
+        supervisor = await trio.lowlevel.open_process(command, stdout=output, stderr=output)
+    ids = [f"8221022500{n:04d}" for n in range(16)]
+    try:
+        with trio.fail_after(60):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}",
+                                         headers={"X-Api-Key": API_KEY}, timeout=15) as api, \
+                    trio.open_nursery() as nursery:
+                workers = Node("workers", supervisor, tcp_port, api, log)
+                await workers.ready()
+                await nodes_alive(cluster, ["w-1", "w-2"])
+                devices = [Device(ProtocolFamily.BKV, phy_id) for phy_id in ids]
+                for device in devices:
+                    await device.connect(nursery, tcp_port)
+                nodes = set()
+                for phy_id in ids:
+                    await workers.wait_online(phy_id)
+                    while (node := (await workers.call("GET", f"/devices/{phy_id}"))
+                           .json()["data"]["node"]) is None:
+                        await trio.sleep(0.05)
+                    nodes.add(node)
+                # The kernel spread 16 connections over both workers.
+                assert nodes == {"w-1", "w-2"}
+                # Charges through the shared HTTP port reach devices on either worker.
+                for device in devices[:4]:
+                    response = await workers.call("POST", f"/devices/{device.phy_id}/charge", {
+                        "port_no": 1, "charge_mode": 1, "duration": 600, "amount": 100})
+                    assert response.status_code == 200, response.text
+                    await device.expect(StartCharging)
+                nursery.cancel_scope.cancel()
+        supervisor.send_signal(signal.SIGTERM)
+        with trio.fail_after(20):
+            assert await supervisor.wait() == 0
+    finally:
+        if supervisor.returncode is None:
+            supervisor.kill()
+            await supervisor.wait()
+
+
+async def nodes_alive(cluster: str, names: list[str]) -> None:
+    """Wait until every node of *names* has joined the cluster."""
+    redis = coredis.Redis.from_url(redis_url(), decode_responses=True)
+    async with redis:
+        while await redis.exists([f"{cluster}:node:{name}" for name in names]) < len(names):
+            await trio.sleep(0.1)
