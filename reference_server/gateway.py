@@ -303,6 +303,10 @@ class Gateway:
         """Whether a live connection carries *phy_id*."""
         return phy_id in self._links
 
+    def connected_devices(self) -> list[str]:
+        """The devices a live connection carries."""
+        return list(self._links)
+
     def link_for(self, phy_id: str) -> DeviceLink | None:
         """The connection that last carried *phy_id*."""
         return self._links.get(phy_id)

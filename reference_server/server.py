@@ -12,7 +12,7 @@ import signal
 import stat
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -121,7 +121,7 @@ async def run_server(config: Config, *, logger: Logger | None = None,
                 await nursery.start(cluster.run, NodeHooks(
                     run_call=forwarded_call_runner(app), release=service.release_device,
                     owned=service.owned_devices, orphans=service.watched_devices,
-                    adopt=service.adopt_device))
+                    adopt=service.adopt_device, changed=_reload(service)))
             await service.start()
             if cluster is None:
                 # Alone, no earlier delivery attempt can still run; on a cluster
@@ -149,6 +149,13 @@ async def run_server(config: Config, *, logger: Logger | None = None,
         with trio.CancelScope(shield=True):
             await db.aclose()
             log.info("stopped")
+
+
+def _reload(service: ChargingService) -> Callable[[str], Awaitable[None]]:
+    async def reload(change: str) -> None:
+        if change == "identities":
+            await service.identities_changed()
+    return reload
 
 
 def _cluster_node(config: Config, log: Logger) -> ClusterNode | None:

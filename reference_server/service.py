@@ -196,6 +196,9 @@ class Ownership(Protocol):
         """The claimed device's state is loaded: what its previous owner left
         unfinished may run."""
 
+    async def broadcast(self, change: str) -> None:
+        """Tell the other nodes that shared state (``identities``) changed."""
+
 
 @dataclass(eq=False)
 class _Device:
@@ -721,6 +724,8 @@ class ChargingService:
             phy_id, protocol=protocol, iccid=iccid)
         self.log.info("device provisioned", device=phy_id, created=created,
                       iccid_bound=identity.bound_iccid is not None)
+        if self.ownership is not None:
+            await self.ownership.broadcast("identities")
         return identity, created
 
     async def deprovision_device(self, phy_id: str) -> None:
@@ -734,8 +739,20 @@ class ChargingService:
         if not await identities.deprovision(phy_id):
             raise DeviceNotFound(phy_id)
         self.log.info("device deprovisioned", device=phy_id)
+        if self.ownership is not None:
+            await self.ownership.broadcast("identities")
         if self.config.device_policy == "known" and self.gateway is not None:
             self.gateway.disconnect(phy_id, "deprovisioned")
+
+    async def identities_changed(self) -> None:
+        """Another node of the cluster provisioned or withdrew a device: read the
+        identities again, and close what ``device_policy = known`` no longer serves."""
+        identities = self._identities()
+        await identities.load()
+        if self.config.device_policy == "known" and self.gateway is not None:
+            for phy_id in self.gateway.connected_devices():
+                if not identities.provisioned(phy_id):
+                    self.gateway.disconnect(phy_id, "deprovisioned")
 
     def _identities(self) -> DeviceIdentities:
         self._check_ready()

@@ -18,7 +18,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from coredis import PureToken
-from coredis.exceptions import ResponseError
+from coredis.exceptions import (
+    ResponseError,
+    StreamConsumerGroupError,
+    StreamDuplicateConsumerGroupError,
+)
 
 if TYPE_CHECKING:
     import coredis
@@ -69,9 +73,8 @@ class Mailbox:
         try:
             await self.redis.xgroup_create(self._box(self.node_id), _GROUP, identifier="0",
                                            mkstream=True)
-        except ResponseError as err:
-            if "BUSYGROUP" not in str(err):
-                raise
+        except StreamDuplicateConsumerGroupError:
+            pass  # a restart: the group and its pending entries are still there
         # Replies posted before this start are for callers of an earlier life.
         last = await self.redis.xrevrange(self._replies(self.node_id), count=1)
         self._replies_seen = _text(last[0].identifier) if last else "0"
@@ -117,8 +120,8 @@ class Mailbox:
             return []
         try:
             claimed = await self.redis.xclaim(box, _GROUP, self.node_id, 0, mine, force=True)
-        except ResponseError as err:
-            if "NOGROUP" not in str(err):
+        except (StreamConsumerGroupError, ResponseError) as err:
+            if "NOGROUP" not in str(err) and "No such key" not in str(err):
                 raise
             return []
         return [_message(e) for e in claimed

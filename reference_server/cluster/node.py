@@ -25,6 +25,7 @@
 # Messages (fields of a mailbox entry):
 #   kind=call     call_id, phy_id, from, call (JSON: the API call to run)
 #   kind=release  phy_id, epoch (the claim that asks), from, call_id
+#   kind=changed  change (what shared state another node changed: "identities")
 # Replies (fields of a reply entry): call_id, status ("ok", "moved", "failed"), body.
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ class NodeHooks:
         owned: The devices this node owns, with the epochs of its claims.
         orphans: Devices the database shows online or with open orders.
         adopt: Takes a device without a socket over (the sweeper's adoption).
+        changed: Another node changed shared state (``identities``): reload it.
     """
 
     run_call: Callable[[str], Awaitable[str]]
@@ -101,6 +103,7 @@ class NodeHooks:
     owned: Callable[[], Sequence[tuple[str, int]]]
     orphans: Callable[[], Awaitable[Sequence[str]]]
     adopt: Callable[[str], Awaitable[None]]
+    changed: Callable[[str], Awaitable[None]]
 
 
 class OwnerUnavailable(Exception):
@@ -220,6 +223,13 @@ class ClusterNode:
         owner, if dead, left unfinished about it in its mailbox."""
         for node in self._left_by.pop(phy_id, ()):
             await self._take_over_messages(node, phy_id)
+
+    async def broadcast(self, change: str) -> None:
+        """Tell every other live node that *change* happened (no reply awaited)."""
+        for node in await self.registry.live_nodes():
+            if node != self.node_id:
+                await self.mailbox.post(node, {"kind": "changed", "change": change,
+                                               "phy_id": ""})
 
     async def release(self, phy_id: str, epoch: int) -> None:
         """Give up a claim (the device needs no owner any more)."""
@@ -358,6 +368,8 @@ class ClusterNode:
         try:
             if kind == "release":
                 await self._hooks.release(phy_id)
+            elif kind == "changed":
+                await self._hooks.changed(fields.get("change", ""))
             elif kind == "call":
                 owner = await self.owner_of(phy_id)
                 if owner is not None and owner != self.node_id:

@@ -131,6 +131,11 @@ class OwnershipRegistry:
         """Whether *node* refreshed its liveness within ``node_ttl``."""
         return bool(await self.redis.exists([self._node_key(node)]))
 
+    async def live_nodes(self) -> list[str]:
+        """Every node alive now."""
+        prefix = self._node_key("")
+        return [key[len(prefix):] async for key in self.redis.scan_iter(match=prefix + "*")]
+
     async def node_info(self, node: str) -> str | None:
         """What *node* announced, None when it is not alive."""
         return await self.redis.get(self._node_key(node))

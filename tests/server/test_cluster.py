@@ -120,3 +120,22 @@ async def test_a_device_moving_to_another_node_takes_its_order_and_commands(
 def assert_exactly_once(receiver: Receiver) -> None:
     ids = [e["event_id"] for e in receiver.received]
     assert len(ids) == len(set(ids)), "an event was delivered twice"
+
+
+async def test_a_device_provisioned_through_one_node_is_served_by_the_others(
+        tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        async with receiver_running() as (_, url), \
+                cluster(tmp_path, 2, url, device_policy="known") as (a, b), \
+                trio.open_nursery() as nursery:
+            response = await b.call("POST", "/devices", {"device_phy_id": BKV_ID})
+            assert response.status_code == 201, response.text
+            device = Device(ProtocolFamily.BKV, BKV_ID)
+            await device.connect(nursery, a.addresses.tcp_port)
+            await a.wait_online(BKV_ID)
+            # Withdrawn through node b: node a closes the connection it holds.
+            response = await b.call("DELETE", f"/devices/{BKV_ID}")
+            assert response.status_code == 200, response.text
+            while not device.closed_by_peer:
+                await device.changed.wait()
+            nursery.cancel_scope.cancel()
