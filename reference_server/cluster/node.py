@@ -29,6 +29,7 @@
 # Replies (fields of a reply entry): call_id, status ("ok", "moved", "failed"), body.
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import uuid
@@ -180,13 +181,29 @@ class ClusterNode:
                                   prefix=settings.prefix)
                     task_status.started()
             finally:
-                # Leaving at once spares the others waiting out the liveness TTL; a
-                # connection already torn down by the cancellation just makes them wait.
-                with trio.CancelScope(shield=True), trio.move_on_after(2):
-                    try:
-                        await self.registry.retire()
-                    except Exception as err:
-                        self.log.info("leaving the cluster by timeout", reason=repr(err))
+                # Leaving at once spares the others waiting out the liveness TTL, and
+                # the devices given up are adopted at the sweeper's next round; a
+                # connection already torn down by the cancellation makes them wait.
+                with trio.CancelScope(shield=True), trio.move_on_after(3):
+                    await self._leave(list(hooks.owned()))
+
+    async def _leave(self, owned: list[tuple[str, int]]) -> None:
+        # A client of its own: the node's one is torn down with the cancelled tasks.
+        import coredis
+
+        try:
+            farewell: coredis.Redis[str] = coredis.Redis.from_url(self.settings.redis_url,
+                                                                   decode_responses=True)
+            async with farewell:
+                registry = OwnershipRegistry(farewell, self.node_id,
+                                             prefix=self.settings.prefix)
+                await registry.retire()
+                for start in range(0, len(owned), _REFRESH_CHUNK):
+                    await registry.release_many(owned[start:start + _REFRESH_CHUNK])
+            self.log.info("cluster node left", devices_given_up=len(owned))
+        except Exception as err:
+            self.log.warning("left the cluster without saying so; the others wait out "
+                             "its liveness", error=repr(err))
 
     # --- ownership, for the service ----------------------------------------------------
 
@@ -225,11 +242,16 @@ class ClusterNode:
             await self._take_over_messages(node, phy_id)
 
     async def broadcast(self, change: str) -> None:
-        """Tell every other live node that *change* happened (no reply awaited)."""
-        for node in await self.registry.live_nodes():
-            if node != self.node_id:
-                await self.mailbox.post(node, {"kind": "changed", "change": change,
-                                               "phy_id": ""})
+        """Tell every other live node that *change* happened, and wait until they
+        have taken it in (or ``call_timeout`` has passed): an API call that changed
+        shared state answers once every node acts on the change."""
+        async with trio.open_nursery() as nursery:
+            for node in await self.registry.live_nodes():
+                if node != self.node_id:
+                    nursery.start_soon(functools.partial(
+                        self._request, node, {"kind": "changed", "change": change,
+                                              "phy_id": ""},
+                        timeout=self.settings.call_timeout))
 
     async def release(self, phy_id: str, epoch: int) -> None:
         """Give up a claim (the device needs no owner any more)."""
@@ -270,10 +292,10 @@ class ClusterNode:
         return reply.get("body", "")
 
     async def _request(self, node: str, fields: dict[str, str], *, timeout: float,
-                       device: str) -> dict[str, str] | None:
-        """Post to *node* and wait for its reply. Should *node* die meanwhile, this
-        node adopts *device*, which runs the message here (see loaded()), and the
-        reply comes from here."""
+                       device: str | None = None) -> dict[str, str] | None:
+        """Post to *node* and wait for its reply (None: none in time). Should *node*
+        die meanwhile, the wait ends; with a *device*, this node first adopts it,
+        which runs the message here (see loaded()), and the reply comes from here."""
         assert self._hooks is not None
         call_id = uuid.uuid4().hex
         event = trio.Event()
@@ -289,6 +311,8 @@ class ClusterNode:
                         await event.wait()
                     if not event.is_set() and not adopted \
                             and not await self.registry.alive(node):
+                        if device is None:
+                            break
                         adopted = True
                         self.log.warning("owner died during a call; taking the device over",
                                          device=device, node=node)

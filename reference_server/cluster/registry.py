@@ -49,11 +49,15 @@ end
 return lost
 """
 
+# Deletes the owner keys still holding the value given for them.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+local released = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i] then
+    released = released + redis.call('DEL', key)
+  end
 end
-return 0
+return released
 """
 
 # The sweeper's lease: taken when free, extended when ours.
@@ -180,9 +184,17 @@ class OwnershipRegistry:
 
     async def release(self, phy_id: str, epoch: int) -> bool:
         """Give the device up if this node still owns it under *epoch*."""
-        released: int = await self._release(keys=[self.owner_key(phy_id)],
-                                       args=[Owner(self.node_id, epoch).value])
-        return bool(released)
+        return await self.release_many([(phy_id, epoch)]) == 1
+
+    async def release_many(self, owned: Sequence[tuple[str, int]]) -> int:
+        """Give up the claims on *owned* ``(phy_id, epoch)`` pairs still this node's;
+        returns how many were."""
+        if not owned:
+            return 0
+        released: int = await self._release(
+            keys=[self.owner_key(phy_id) for phy_id, _ in owned],
+            args=[Owner(self.node_id, epoch).value for _, epoch in owned])
+        return released
 
     # --- the sweeper -----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import coredis
 import pytest
 import trio
 
@@ -39,7 +40,8 @@ pytestmark = pytest.mark.trio
 async def cluster(tmp_path: Path, nodes: int, receiver_url: str, **overrides: Any
                   ) -> AsyncIterator[list[RunningServer]]:
     settings: dict[str, Any] = {"redis_url": redis_url(), "cluster_name": cluster_name(),
-                                "command_ttl": 60, **overrides}
+                                "command_ttl": 60}
+    settings.update(overrides)
     async with AsyncExitStack() as stack:
         servers = [await stack.enter_async_context(server_running(e2e_config(
             tmp_path / "iot.db", receiver_url, node_id=f"node-{chr(ord('a') + i)}",
@@ -139,3 +141,24 @@ async def test_a_device_provisioned_through_one_node_is_served_by_the_others(
             while not device.closed_by_peer:
                 await device.changed.wait()
             nursery.cancel_scope.cancel()
+
+
+async def test_a_node_that_stops_gives_its_devices_up(tmp_path: Path) -> None:
+    name = cluster_name()
+    with trio.fail_after(30):
+        async with receiver_running() as (_, url):
+            async with cluster(tmp_path, 1, url, cluster_name=name) as (a,), \
+                    trio.open_nursery() as nursery:
+                device = Device(ProtocolFamily.BKV, BKV_ID)
+                await device.connect(nursery, a.addresses.tcp_port)
+                await a.wait_online(BKV_ID)
+                assert await owner_value(name, BKV_ID) == "node-a 1"
+                nursery.cancel_scope.cancel()
+            # Given up on the way out: the device need not wait for the claim to lapse.
+            assert await owner_value(name, BKV_ID) is None
+
+
+async def owner_value(cluster: str, phy_id: str) -> str | None:
+    redis = coredis.Redis.from_url(redis_url(), decode_responses=True)
+    async with redis:
+        return await redis.get(f"{cluster}:owner:{phy_id}")
