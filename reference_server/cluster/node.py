@@ -228,8 +228,11 @@ class ClusterNode:
                 await self._ask_release(replaced, phy_id)
             self._left_by[phy_id] = {o.node for o in (previous, replaced)
                                      if o is not None and o.node != self.node_id}
-            self.log.info("device claimed", device=phy_id, epoch=epoch,
-                          previous=None if previous is None else previous.node)
+            if previous is None:  # a first connection: one line per device at debug
+                self.log.debug("device claimed", device=phy_id, epoch=epoch)
+            else:
+                self.log.info("device claimed", device=phy_id, epoch=epoch,
+                              previous=previous.node)
             return epoch
         finally:
             del self._claiming[phy_id]
