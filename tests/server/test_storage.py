@@ -1,5 +1,10 @@
-"""SQLite storage on real files: migrations, the plan's diagnostic SQL, outbox, paging,
-cards, nonces, batching, and the trio wrapper."""
+"""Storage on real databases: migrations, the plan's diagnostic SQL, outbox, paging,
+cards, nonces, batching, and the trio wrapper.
+
+The tests of the storage API run on both engines (the ``engine`` fixture of
+conftest.py: an SQLite file and a PostgreSQL database); those marked ``sqlite_only``
+check what only SQLite has (the file, PRAGMAs, STRICT tables, sqlite3 readers).
+"""
 from __future__ import annotations
 
 import ast
@@ -51,6 +56,7 @@ from reference_server.storage import (
     migrate,
     split_statements,
 )
+from tests.server.engines import sqlite_only
 
 GW1 = "82210225000520"
 GW2 = "82210225000521"
@@ -59,12 +65,13 @@ T0 = 1729407600  # the plan's example time
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """The SQLite file (``db`` opens it in a test narrowed to SQLite)."""
     return tmp_path / "data" / "iot.db"
 
 
 @pytest.fixture
-def db(db_path: Path) -> Iterator[Database]:
-    database = Database.open(db_path)
+def db(db_target: str | Path) -> Iterator[Database]:
+    database = Database.open(db_target)
     yield database
     database.close()
 
@@ -110,6 +117,7 @@ def _event(event_id: str, phy_id: str | None = GW1, at: int = T0,
 
 # --- opening, WAL, migrations --------------------------------------------------------------
 
+@sqlite_only
 def test_open_creates_directories_and_uses_wal(db_path: Path, db: Database) -> None:
     with _reader(db_path) as reader:
         journal_mode = reader.execute("PRAGMA journal_mode").fetchone()[0]
@@ -130,6 +138,7 @@ def test_open_applies_the_configured_synchronous_mode(tmp_path: Path) -> None:
         Database.open(tmp_path / "off.db", synchronous="off")
 
 
+@sqlite_only
 def test_routine_transactions_skip_the_sync_and_durable_ones_keep_it(db: Database) -> None:
     def synchronous() -> int:
         return int(db._conn.execute("PRAGMA synchronous").fetchone()[0])  # 2 FULL, 1 NORMAL
@@ -223,6 +232,7 @@ def test_migrating_again_is_a_no_op(db_path: Path) -> None:
     assert LATEST_VERSION == user_version
 
 
+@sqlite_only
 def test_a_failing_migration_changes_nothing(db: Database) -> None:
     bad = Migration(LATEST_VERSION + 1, "broken",
                     "CREATE TABLE extra (a INTEGER) STRICT; SELECT no_such_function();")
@@ -235,6 +245,7 @@ def test_a_failing_migration_changes_nothing(db: Database) -> None:
         "SELECT 1 FROM sqlite_schema WHERE name = 'extra'").fetchone() is None
 
 
+@sqlite_only
 def test_a_later_migration_is_applied_once(db: Database) -> None:
     extra = Migration(LATEST_VERSION + 1, "extra", "CREATE TABLE extra (a INTEGER) STRICT;")
 
@@ -273,6 +284,7 @@ def test_split_statements() -> None:
         split_statements("CREATE TABLE t (a INTEGER); SELECT 1")
 
 
+@sqlite_only
 def test_integer_units_only(db: Database) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         db.upsert_device(GW1, ProtocolFamily.BKV, 1729407600.5)  # type: ignore[arg-type]
@@ -374,6 +386,7 @@ def test_stale_devices_and_restart(db: Database) -> None:
     assert [] == db.mark_all_devices_offline(T0 + 201)
 
 
+@sqlite_only
 def test_touch_devices_batches_heartbeats(db_path: Path, db: Database) -> None:
     phy_ids = [f"{i:014d}" for i in range(1000)]
     with db.transaction():
@@ -400,6 +413,7 @@ def test_touch_devices_batches_heartbeats(db_path: Path, db: Database) -> None:
     assert 0 == db.touch_devices([])
 
 
+@sqlite_only
 def test_touch_batch_is_one_transaction(db: Database) -> None:
     _device(db, GW1)
     _device(db, GW2)
@@ -486,7 +500,7 @@ def test_one_open_order_per_port(db: Database) -> None:
 
 
 def test_orders_need_an_existing_device(db: Database) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(db._engine.integrity_errors):
         _order(db, 12345, "THD1729407600001")
 
 
@@ -610,6 +624,7 @@ def populated(db: Database) -> Database:
     return db
 
 
+@sqlite_only
 def test_tc001_order_rows(db_path: Path, populated: Database) -> None:
     with _reader(db_path) as sql:
         step4 = sql.execute("SELECT order_no, status, port_no, amount, created_at FROM orders "
@@ -642,6 +657,7 @@ def test_tc001_order_rows(db_path: Path, populated: Database) -> None:
     assert (OrderState.COMPLETED, EndReason.NORMAL) == (order.status, order.end_reason)
 
 
+@sqlite_only
 def test_tc005_and_monitor_queries(db_path: Path, populated: Database) -> None:
     with _reader(db_path) as sql:
         active = sql.execute(
@@ -671,6 +687,7 @@ def test_tc005_and_monitor_queries(db_path: Path, populated: Database) -> None:
     assert ("THD1729407600104", 4, "charging", 40, 0.08, 1450.0) == monitor[0]
 
 
+@sqlite_only
 def test_diagnostics_online_state_and_newest_orders(db_path: Path, populated: Database) -> None:
     with _reader(db_path) as sql:
         # §8.8 (1): online ⇔ last_seen_at within 30 s (PostgreSQL's NOW() - INTERVAL).
@@ -694,6 +711,7 @@ def test_diagnostics_online_state_and_newest_orders(db_path: Path, populated: Da
     assert [(gw2.id, 12345, "0x82", "DOWN")] == downlinks
 
 
+@sqlite_only
 def test_exception3_busy_port_keeps_the_old_order(db_path: Path, populated: Database) -> None:
     gw1 = populated.get_device(GW1)
     assert gw1 is not None
@@ -1070,6 +1088,7 @@ def test_a_repeated_change_under_one_idempotency_key_counts_once(db: Database) -
     assert 3 == len(db.list_card_ledger("c1").items)
 
 
+@sqlite_only
 def test_the_ledger_is_append_only_and_pages(db_path: Path, db: Database) -> None:
     db.create_card("c1", T0, balance_cents=1)
     for i in range(4):
