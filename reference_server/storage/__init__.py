@@ -21,7 +21,6 @@ given an SQLite file (created, switched to WAL) or a ``postgresql://`` URL (the
 from __future__ import annotations
 
 from ._async import AsyncDatabase
-from ._engine import is_postgres_url
 from ._database import (
     MIN_SQLITE_VERSION,
     ROUTINE_EVENT_TYPES,
@@ -30,6 +29,7 @@ from ._database import (
     card_key,
     format_order_no,
 )
+from ._engine import is_postgres_url
 from ._errors import (
     ActiveOrderExists,
     CardExists,

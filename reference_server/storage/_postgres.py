@@ -66,7 +66,7 @@ def translate(statement: str) -> str:
         if name is not None:
             kinds.add(":")
             return f"%({name})s"
-        return text
+        return text.replace("%", "%%")  # psycopg reads % in quoted text too
 
     translated = _TOKEN.sub(replace, _INDEXED_BY.sub("", statement))
     if len(kinds) > 1:
@@ -226,5 +226,6 @@ def redact_database_url(url: str) -> str:
         netloc = f"{user}:***@{hostport}" if colon else netloc
     query = urllib.parse.urlencode([
         (name, "***" if name == "password" else value)
-        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)])
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)],
+        safe="*")
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -1233,9 +1233,9 @@ def test_every_async_twin_calls_its_method_with_its_arguments() -> None:
 
 
 @pytest.mark.trio
-async def test_async_database_runs_in_one_worker_thread(db_path: Path) -> None:
+async def test_async_database_runs_in_one_worker_thread(db_target: str | Path) -> None:
     main_thread = threading.get_ident()
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         device, created = await adb.upsert_device(GW1, ProtocolFamily.BKV, T0)
         def thread_id(_db: Database) -> int:
             return threading.get_ident()
@@ -1246,12 +1246,12 @@ async def test_async_database_runs_in_one_worker_thread(db_path: Path) -> None:
         assert device == await adb.get_device(GW1)
         assert main_thread != thread
         assert LATEST_VERSION == await adb.schema_version()
-        assert str(db_path) == adb.path
+        assert str(db_target) == adb.path
 
 
 @pytest.mark.trio
-async def test_async_concurrent_writers_are_serialised(db_path: Path) -> None:
-    async with await AsyncDatabase.open(db_path) as adb:
+async def test_async_concurrent_writers_are_serialised(db_target: str | Path) -> None:
+    async with await AsyncDatabase.open(db_target) as adb:
         async with trio.open_nursery() as nursery:
             for i in range(50):
                 nursery.start_soon(adb.upsert_device, f"{i:014d}", ProtocolFamily.BKV, T0 + i)
@@ -1265,8 +1265,8 @@ async def test_async_concurrent_writers_are_serialised(db_path: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_async_atomic_state_change(db_path: Path) -> None:
-    async with await AsyncDatabase.open(db_path) as adb:
+async def test_async_atomic_state_change(db_target: str | Path) -> None:
+    async with await AsyncDatabase.open(db_target) as adb:
         device, _ = await adb.upsert_device(GW1, ProtocolFamily.BKV, T0)
         order_no = await adb.allocate_order_no(T0)
 
@@ -1296,7 +1296,7 @@ async def test_async_atomic_state_change(db_path: Path) -> None:
 
 @pytest.mark.trio
 async def test_async_calls_queued_meanwhile_run_together_in_order(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_target: str | Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import reference_server.storage._async as async_module
     trips: list[int] = []
     execute = async_module._execute
@@ -1323,7 +1323,7 @@ async def test_async_calls_queued_meanwhile_run_together_in_order(
         except ValueError:
             results[i] = -1
 
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         trips.clear()
         async with trio.open_nursery() as nursery:
             for i in range(40):
@@ -1336,7 +1336,7 @@ async def test_async_calls_queued_meanwhile_run_together_in_order(
 
 
 @pytest.mark.trio
-async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -> None:
+async def test_async_call_cancelled_before_it_starts_never_runs(db_target: str | Path) -> None:
     release = threading.Event()
     ran: list[str] = []
 
@@ -1347,7 +1347,7 @@ async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -
     def queued(_db: Database) -> None:
         ran.append("queued")
 
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(adb.run, blocking)
             await trio.testing.wait_all_tasks_blocked()
@@ -1361,7 +1361,7 @@ async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -
 
 
 @pytest.mark.trio
-async def test_async_call_cancelled_while_running_still_completes(db_path: Path) -> None:
+async def test_async_call_cancelled_while_running_still_completes(db_target: str | Path) -> None:
     release = threading.Event()
     ran: list[str] = []
 
@@ -1373,7 +1373,7 @@ async def test_async_call_cancelled_while_running_still_completes(db_path: Path)
         await trio.sleep(0.2)
         release.set()
 
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(release_later)
             started = trio.current_time()
