@@ -1,6 +1,6 @@
-"""Webhook delivery from a real SQLite outbox to a real HTTP receiver on loopback:
-signing and envelope, per-device order, retries with back-off, dead letters,
-restarts, no webhook configured, and the example receiver of the docs."""
+"""Webhook delivery from a real outbox (on both storage engines) to a real HTTP
+receiver on loopback: signing and envelope, per-device order, retries with back-off,
+dead letters, restarts, no webhook configured, and the example receiver of the docs."""
 from __future__ import annotations
 
 import collections
