@@ -16,14 +16,19 @@
 # is flushed, so a crash of the database server may lose the last routine commits,
 # never a durable one (a durable commit flushes the WAL up to itself, routine
 # commits before it included). That is the meaning SQLite's NORMAL commits have.
+#
+# A connection the database server dropped (a restart, a failover, an idle timeout)
+# is replaced at the next call outside a transaction: a read or a BEGIN is repeated
+# once on the new connection. Inside a transaction nothing is repeated: the
+# transaction fails and its caller hears of it, as of any failed commit.
 from __future__ import annotations
 
 import functools
 import re
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
@@ -42,6 +47,7 @@ __all__ = ["PgConnection", "PgRow", "PostgresEngine", "redact_database_url", "tr
 #: or identifier, a comment, a ``::`` cast), or a literal ``%``.
 _TOKEN = re.compile(r"""'(?:[^']|'')*'|"[^"]*"|--[^\n]*|::|\?|:([A-Za-z_]\w*)|%""")
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.IGNORECASE)
+_T = TypeVar("_T")
 #: The first key of the two-key advisory locks on a device's events.
 _DEVICE_EVENTS_LOCK = 0x626B76  # "bkv"
 
@@ -112,16 +118,27 @@ def pg_row(cursor: psycopg.Cursor[Incomplete]) -> RowMaker[PgRow]:
 
 
 class PgConnection:
-    """A psycopg connection that takes _sql.py's statements (see :func:`translate`)."""
+    """A psycopg connection that takes _sql.py's statements (see :func:`translate`),
+    and connects again when the server dropped it (a restart, a failover).
 
-    def __init__(self, connection: psycopg.Connection[PgRow]) -> None:
-        self.raw = connection
+    Only outside a transaction: a read there is repeated once on a new connection,
+    as is the ``BEGIN`` of a transaction; a statement inside a transaction fails with
+    it, and the caller sees the error, as for any failed transaction.
+    """
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[PgRow]]) -> None:
+        self._connect = connect
+        self.raw = connect()
+        self._transaction = False  # between begin() and commit()/rollback()
 
     def execute(self, statement: str,
                 parameters: Sequence[object] | Mapping[str, object] | None = None,
                 /) -> psycopg.Cursor[PgRow]:
         """Run one statement."""
-        return self.raw.execute(translate(statement), parameters)
+        query = translate(statement)
+        if self._transaction:
+            return self.raw.execute(query, parameters)
+        return self._again_if_dropped(lambda: self.raw.execute(query, parameters))
 
     def executemany(self, statement: str,
                     parameters: Sequence[Sequence[object] | Mapping[str, object]],
@@ -134,7 +151,44 @@ class PgConnection:
     @property
     def in_transaction(self) -> bool:
         """True inside a transaction, also a failed one not yet rolled back."""
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        return (not self.raw.closed
+                and self.raw.info.transaction_status != TransactionStatus.IDLE)
+
+    def begin(self, *, durable: bool) -> None:
+        """``BEGIN`` (on a new connection if the server dropped this one)."""
+        self._again_if_dropped(lambda: self.raw.execute("BEGIN"))
+        self._transaction = True
+        if not durable:
+            try:
+                self.raw.execute("SET LOCAL synchronous_commit = off")
+            except BaseException:
+                self.rollback()
+                raise
+
+    def commit(self) -> None:
+        """``COMMIT``."""
+        try:
+            self.raw.execute("COMMIT")
+        finally:
+            self._transaction = False
+
+    def rollback(self) -> None:
+        """``ROLLBACK`` if a transaction is open."""
+        try:
+            if self.in_transaction:
+                self.raw.execute("ROLLBACK")
+        finally:
+            self._transaction = False
+
+    def _again_if_dropped(self, run: Callable[[], _T]) -> _T:
+        try:
+            return run()
+        except psycopg.OperationalError:
+            if not (self.raw.broken or self.raw.closed):
+                raise
+        self.raw.close()
+        self.raw = self._connect()
+        return run()
 
 
 class PostgresEngine(Engine):
@@ -144,10 +198,9 @@ class PostgresEngine(Engine):
     integrity_errors = (psycopg.IntegrityError,)
     claim_due_deliveries = sql.CLAIM_DUE_DELIVERIES_SKIP_LOCKED
 
-    def __init__(self, connection: psycopg.Connection[PgRow], url: str) -> None:
+    def __init__(self, connection: PgConnection, url: str) -> None:
         """Wrap an open, migrated connection; use :meth:`open` instead."""
-        self.raw = connection
-        self.connection = PgConnection(connection)
+        self.connection = self.pg = connection
         self.target = redact_database_url(url)
 
     @classmethod
@@ -158,32 +211,32 @@ class PostgresEngine(Engine):
             SchemaTooNew: A newer server migrated the database.
             psycopg.Error: The database cannot be reached or migrated.
         """
-        conn = psycopg.connect(url, autocommit=True, row_factory=pg_row,
-                               connect_timeout=max(1, round(connect_timeout)),
-                               application_name="bkvcodec-server")
+        def connect() -> psycopg.Connection[PgRow]:
+            return psycopg.connect(url, autocommit=True, row_factory=pg_row,
+                                   connect_timeout=max(1, round(connect_timeout)),
+                                   application_name="bkvcodec-server")
+
+        connection = PgConnection(connect)
         ready = False
         try:
-            migrate_postgres(conn)
+            migrate_postgres(connection.raw)
             ready = True
         finally:
             if not ready:
-                conn.close()
-        return cls(conn, url)
+                connection.raw.close()
+        return cls(connection, url)
 
     def begin(self, *, durable: bool) -> None:
         """``BEGIN``; a routine transaction commits without waiting for the WAL flush."""
-        self.raw.execute("BEGIN")
-        if not durable:
-            self.raw.execute("SET LOCAL synchronous_commit = off")
+        self.pg.begin(durable=durable)
 
     def commit(self) -> None:
         """``COMMIT``."""
-        self.raw.execute("COMMIT")
+        self.pg.commit()
 
     def rollback(self) -> None:
         """``ROLLBACK`` if a transaction is open."""
-        if self.connection.in_transaction and not self.raw.closed:
-            self.raw.execute("ROLLBACK")
+        self.pg.rollback()
 
     def constraint(self, error: Exception) -> str | None:
         """The constraint (or unique index) the server named in *error*."""
@@ -193,19 +246,19 @@ class PostgresEngine(Engine):
 
     def schema_version(self) -> int:
         """The schema version (the row of ``schema_version``)."""
-        return postgres_schema_version(self.raw)
+        return postgres_schema_version(self.pg.raw)
 
     def database_bytes(self) -> int:
         """``pg_database_size`` of the current database."""
-        row = self.raw.execute("SELECT pg_database_size(current_database())").fetchone()
+        row = self.pg.execute("SELECT pg_database_size(current_database())").fetchone()
         return 0 if row is None else int(row[0])
 
     def lock_device_events(self, phy_id: str) -> None:
         """A transaction-level advisory lock on the device's events: another server
         appending an event of this device waits for this commit, so a device's events
         commit in ``seq`` order and a claim never hands out a later one first."""
-        self.raw.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                         (_DEVICE_EVENTS_LOCK, phy_id))
+        self.pg.execute("SELECT pg_advisory_xact_lock(?, hashtext(?))",
+                        (_DEVICE_EVENTS_LOCK, phy_id))
 
     def secure_delete(self) -> AbstractContextManager[None]:
         """Nothing: PostgreSQL has no secure delete; VACUUM reclaims dead rows."""
@@ -213,7 +266,7 @@ class PostgresEngine(Engine):
 
     def close(self) -> None:
         """Close the connection."""
-        self.raw.close()
+        self.pg.raw.close()
 
 
 def redact_database_url(url: str) -> str:

@@ -226,6 +226,31 @@ def test_the_ledger_is_append_only(pg: Database) -> None:
         pg._conn.execute("UPDATE cards SET held_cents = -1 WHERE card_no = 'c1'")
 
 
+def test_a_dropped_connection_is_replaced_outside_a_transaction(
+        postgres_url: str, pg: Database) -> None:
+    psycopg = _psycopg()
+
+    def drop() -> None:
+        """What a restart of the database server does to the connection."""
+        pid = pg._conn.raw.info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+
+    pg.put_setting("a", "1")
+
+    drop()
+    assert "1" == pg.get_setting("a")  # the read is repeated on a new connection
+    drop()
+    pg.put_setting("b", "2")  # so is the BEGIN
+    assert "2" == pg.get_setting("b")
+
+    with pytest.raises(psycopg.OperationalError), pg.transaction():
+        pg.put_setting("c", "3")
+        drop()
+        pg.put_setting("d", "4")  # inside a transaction: it fails with it
+    assert (None, None) == (pg.get_setting("c"), pg.get_setting("d"))
+
+
 # --- several servers on one database -------------------------------------------------------
 
 def _run_together(count: int, work: object) -> None:
