@@ -6,14 +6,14 @@
 #
 # On open the file gets WAL (readers never block the writer), synchronous=FULL by
 # default (a commit is on disk when it returns, so what the server acknowledges
-# after it survives a power loss; api.md §11.1) or NORMAL when configured (durable
+# after it survives a power loss) or NORMAL when configured (durable
 # at each checkpoint, never corrupt: a power loss may undo the last commits),
 # foreign keys on and a busy timeout, then migrate() brings the schema up to date.
 # close() checkpoints and truncates the WAL. A new database file is created with
 # mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the mode of
 # the database file), because it holds API-key hashes, card balances and every
 # order; an existing file keeps its mode (the server warns when others can read it).
-# Tables are STRICT, so a float where an integer unit belongs (api.md §3) is refused
+# Tables are STRICT, so a float where an integer unit belongs is refused
 # by SQLite itself.
 from __future__ import annotations
 

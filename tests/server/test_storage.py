@@ -945,6 +945,34 @@ def test_expired_lease_is_claimed_again(db: Database) -> None:
     assert ([], [seq]) == (during, [d.event.seq for d in after])
 
 
+def test_released_claims_are_due_at_once(db: Database) -> None:
+    seq = db.append_event(_event("a1"), deliver=True)
+    db.claim_due_deliveries(T0, lease=30)
+
+    released = db.release_delivery_claims(T0 + 1)
+    [again] = db.claim_due_deliveries(T0 + 1)
+
+    assert (1, seq) == (released, again.event.seq)
+
+
+def test_retention_prunes_delivered_history_only(db: Database) -> None:
+    delivered = db.append_event(_event("old-delivered", at=T0), deliver=True)
+    assert delivered is not None
+    db.claim_due_deliveries(T0)
+    db.mark_delivered(delivered, T0, latency_ms=3)
+    db.append_event(_event("old-pending", GW2, at=T0), deliver=True)
+    db.append_event(_event("new", at=T0 + 100), deliver=False)
+    db.append_cmd_log_rows([(None, GW1, "UP", "old", None, "00", T0),
+                            (None, GW1, "UP", "new", None, "00", T0 + 100)])
+
+    deleted = db.prune_retained(before=T0 + 50, batch=10)
+
+    assert 2 == deleted
+    assert ["old-pending", "new"] == [e.event_id for e in db.list_events()]
+    assert ["new"] == [r.cmd for r in db.list_cmd_logs()]
+    assert 0 == db.prune_retained(before=T0 + 50, batch=10)
+
+
 def test_settle_and_claim_marks_first_so_the_device_s_next_event_is_claimed(
         db: Database) -> None:
     first = db.append_event(_event("a1"), deliver=True)
