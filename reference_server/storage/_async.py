@@ -132,7 +132,7 @@ class AsyncDatabase:
         return cls(database, limiter=limiter)
 
     async def aclose(self) -> None:
-        """Checkpoint and close the database (see :meth:`Database.close`)."""
+        """Close the database, checkpointing SQLite's WAL (see :meth:`Database.close`)."""
         await self.run(Database.close)
 
     async def __aenter__(self) -> AsyncDatabase:
