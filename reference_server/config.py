@@ -181,6 +181,10 @@ class Config:
         http_host: HTTP API address.
         http_port: HTTP API port (0 = any free port).
         db_path: The SQLite file (``--db``).
+        database_url: A PostgreSQL database (``postgresql://user:password@host:port/
+            name``) to use instead of the SQLite file; None = SQLite at ``db_path``.
+            Several servers may share one. Its password never appears in
+            :meth:`redacted`.
         api_keys: The API keys; empty means "generate one at first start".
         webhook_url: Where events are pushed; None records them only.
         webhook_secret: HMAC secret for webhook signatures; None sends unsigned.
@@ -219,6 +223,8 @@ class Config:
             checkpoints only; a power loss may undo the last commits). Under
             ``full``, routine writes (frame log, liveness, heartbeat samples,
             delivery bookkeeping) are synced by the next state change's commit.
+            SQLite only: with ``database_url``, routine commits use PostgreSQL's
+            ``synchronous_commit = off`` and the others are synchronous.
         rated_power_w: A port's rated power; device reports of more energy than
             this × the reported time × 1.2, or of more power than this × 1.2, are
             capped and raise ``order.anomaly``.
@@ -256,6 +262,7 @@ class Config:
     http_host: str = "0.0.0.0"
     http_port: int = 7055
     db_path: Path = Path("./data/iot.db")
+    database_url: str | None = None
     api_keys: tuple[ApiKey, ...] = ()
     webhook_url: str | None = None
     webhook_secret: str | None = field(default=None, repr=False)
@@ -332,7 +339,8 @@ class Config:
         """Every setting as a JSON-ready dict that is safe to log.
 
         API keys appear by name only (with whether they sign), the webhook secret
-        as ``"<redacted>"``, and the webhook URL without password or query string.
+        as ``"<redacted>"``, and the webhook and database URLs without password or
+        query string.
         """
         out: dict[str, object] = {}
         for f in fields(self):
@@ -343,10 +351,8 @@ class Config:
                          for k in self.api_keys]
             elif f.name == "webhook_secret":
                 value = None if self.webhook_secret is None else _REDACTED
-            elif f.name == "webhook_url" and self.webhook_url is not None:
-                value = _redact_url(self.webhook_url)
-            elif f.name == "redis_url" and self.redis_url is not None:
-                value = _redact_url(self.redis_url)
+            elif f.name in _URL_KEYS and isinstance(value, str):
+                value = _redact_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             out[f.name] = value
@@ -378,6 +384,8 @@ _KEYS: dict[str, _Key] = dict([
     _key("http_host", "HTTP API address (0.0.0.0)", metavar="HOST"),
     _key("http_port", "HTTP API port (7055)"),
     _key("db_path", "SQLite database file (./data/iot.db)", flag="--db", metavar="FILE"),
+    _key("database_url", "PostgreSQL URL, instead of the SQLite file (none: SQLite)",
+         metavar="URL"),
     _key("api_keys", "API key, optionally with its signing secret (repeatable)",
          flag="--api-key", metavar="KEY[:SECRET]"),
     _key("webhook_url", "webhook target URL (none: events are recorded only)", metavar="URL"),
@@ -453,6 +461,8 @@ def describe_settings() -> list[tuple[str, str, str, str]]:
 _CONFIG_ENV = "IOT_CONFIG"
 #: Keys whose values never appear in messages.
 _SECRET_KEYS = frozenset({"webhook_secret"})
+#: Keys whose values are URLs that may hold a password: shown by _redact_url.
+_URL_KEYS = frozenset({"webhook_url", "database_url", "redis_url"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,7 +641,7 @@ def _flag_layer(args: argparse.Namespace) -> dict[str, _Value]:
 
 def _bad(name: str, expected: str, raw: _Value) -> NoReturn:
     shown = repr(raw.value)
-    if name in ("webhook_url", "redis_url") and isinstance(raw.value, str):
+    if name in _URL_KEYS and isinstance(raw.value, str):
         shown = repr(_redact_url(raw.value))
     elif name in _SECRET_KEYS:
         shown = _REDACTED
@@ -779,6 +789,15 @@ def _get_webhook_url(raw: Mapping[str, _Value]) -> str | None:
     return value
 
 
+def _get_database_url(raw: Mapping[str, _Value]) -> str | None:
+    value = _get_opt_str(raw, "database_url")
+    if value is None:
+        return None
+    if urllib.parse.urlsplit(value).scheme not in ("postgresql", "postgres"):
+        _bad("database_url", "a postgresql:// URL", raw["database_url"])
+    return value
+
+
 def _get_api_keys(raw: Mapping[str, _Value]) -> tuple[ApiKey, ...]:
     item = raw.get("api_keys")
     if item is None:
@@ -795,6 +814,7 @@ def _build(raw: Mapping[str, _Value], config_file: Path | None) -> Config:
         http_host=_get_str(raw, "http_host", d.http_host),
         http_port=_get_port(raw, "http_port", d.http_port),
         db_path=Path(_get_str(raw, "db_path", str(d.db_path))),
+        database_url=_get_database_url(raw),
         api_keys=_get_api_keys(raw),
         webhook_url=_get_webhook_url(raw),
         webhook_secret=_get_opt_str(raw, "webhook_secret"),

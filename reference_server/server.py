@@ -2,7 +2,9 @@
 # gateway, the HTTP API on hypercorn's trio worker, the service's timers and the
 # webhook worker. run_server() builds the parts, wires them and runs them until
 # cancelled; shutting down stops the listeners first, then writes out what is
-# buffered and checkpoints SQLite (shielded, so a second Ctrl-C cannot cut it).
+# buffered and closes the database, checkpointing SQLite (shielded, so a second
+# Ctrl-C cannot cut it). The database is the SQLite file db_path, or the PostgreSQL
+# database database_url names.
 from __future__ import annotations
 
 import functools
@@ -89,10 +91,14 @@ async def run_server(config: Config, *, logger: Logger | None = None,
     """
     log = logger if logger is not None else Logger(config.log_level,
                                                    log_format=config.log_format)
-    config.db_path.parent.mkdir(parents=True, exist_ok=True)
-    db = await AsyncDatabase.open(config.db_path, synchronous=config.sqlite_synchronous)
+    if config.database_url is not None:
+        db = await AsyncDatabase.open(config.database_url)
+    else:
+        config.db_path.parent.mkdir(parents=True, exist_ok=True)
+        db = await AsyncDatabase.open(config.db_path, synchronous=config.sqlite_synchronous)
     try:
-        _check_file_mode(config, log)
+        if config.database_url is None:
+            _check_file_mode(config, log)
         config = await _api_keys(config, db, log, announce or sys.stdout)
         log.info("configuration", **config.redacted())
         metrics = Metrics()

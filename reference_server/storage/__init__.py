@@ -1,16 +1,22 @@
-# The server's SQLite storage (contract api.md §3, §8), one job per module:
-#   _schema.py   the schema as ordered migrations, applied on open
+# The server's storage (contract api.md §3, §8), one job per module:
+#   _schema.py   the schema as ordered migrations, applied on open (SQLite)
+#   _schema_pg.py the same migrations in PostgreSQL's dialect, and their migrate()
 #   _sql.py      every SQL statement, as constants and pure builder functions
+#   _engine.py   what differs between engines, behind Engine; the choice at open
+#   _sqlite.py   the SQLite engine: a file in WAL mode
+#   _postgres.py the PostgreSQL engine (psycopg 3): placeholders, rows, locks
 #   _records.py  the frozen records and status enums going in and out
 #   _paging.py   opaque keyset cursors for list endpoints (api.md §10.7)
 #   _database.py Database: the synchronous, typed API over one connection
 #   _async.py    AsyncDatabase: the same API for trio, through one worker thread
 #   _errors.py   the errors a caller can act on
 # This package re-exports the public names; the submodules are private.
-"""SQLite storage of the reference server: schema, migrations and a typed API.
+"""Storage of the reference server: schema, migrations and a typed API, on SQLite
+or PostgreSQL.
 
-Open with :meth:`Database.open` (synchronous) or :meth:`AsyncDatabase.open` (trio);
-both create the file, switch it to WAL and migrate it.
+Open with :meth:`Database.open` (synchronous) or :meth:`AsyncDatabase.open` (trio),
+given an SQLite file (created, switched to WAL) or a ``postgresql://`` URL (the
+``cluster`` extra); both migrate the database.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from ._database import (
     card_key,
     format_order_no,
 )
+from ._engine import is_postgres_url
 from ._errors import (
     ActiveOrderExists,
     CardExists,
@@ -111,6 +118,7 @@ __all__ = [
     "dump_json",
     "encode_cursor",
     "format_order_no",
+    "is_postgres_url",
     "load_json_object",
     "migrate",
     "split_statements",

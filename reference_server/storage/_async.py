@@ -1,7 +1,7 @@
 # The trio face of the database: AsyncDatabase runs every Database call in a
 # worker thread through trio.to_thread.run_sync(..., limiter=CapacityLimiter(1))
-# (STYLE.md, "Server (trio)"), so SQLite never blocks the event loop and the one
-# connection is never used by two threads at once.
+# (STYLE.md, "Server (trio)"), so the database (SQLite or PostgreSQL) never blocks
+# the event loop and the one connection is never used by two threads at once.
 #
 # Each Database method has an async twin here with the same signature, written out
 # (not generated with __getattr__) so that mypy checks every call; a test checks the
@@ -121,17 +121,18 @@ class AsyncDatabase:
         self._leader: _Call[object] | None = None  # its caller runs the next batch
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0,
+    async def open(cls, target: str | os.PathLike[str], *, busy_timeout: float = 5.0,
                    synchronous: str = "full") -> AsyncDatabase:
-        """Open and migrate the database in a worker thread (see :meth:`Database.open`)."""
+        """Open and migrate the database (an SQLite file or a PostgreSQL URL) in a
+        worker thread (see :meth:`Database.open`)."""
         limiter = trio.CapacityLimiter(1)
         database = await trio.to_thread.run_sync(
-            lambda: Database.open(path, busy_timeout=busy_timeout, synchronous=synchronous),
+            lambda: Database.open(target, busy_timeout=busy_timeout, synchronous=synchronous),
             limiter=limiter)
         return cls(database, limiter=limiter)
 
     async def aclose(self) -> None:
-        """Checkpoint and close the database (see :meth:`Database.close`)."""
+        """Close the database, checkpointing SQLite's WAL (see :meth:`Database.close`)."""
         await self.run(Database.close)
 
     async def __aenter__(self) -> AsyncDatabase:
@@ -144,8 +145,13 @@ class AsyncDatabase:
 
     @property
     def path(self) -> str:
-        """The database file."""
+        """The database file, or the PostgreSQL URL without its password."""
         return self._db.path
+
+    @property
+    def engine(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._db.engine
 
     async def run(self, fn: Callable[Concatenate[Database, _P], _T], *args: _P.args,
                   **kwargs: _P.kwargs) -> _T:

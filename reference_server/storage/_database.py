@@ -1,38 +1,30 @@
-# The synchronous database API: one sqlite3 connection, typed records in and out.
+# The synchronous database API: one connection, typed records in and out.
 #
 # Strategy. The server owns one Database and calls it from one worker thread at a
 # time (AsyncDatabase runs every call through trio.to_thread.run_sync with a
-# CapacityLimiter(1)), so the connection is opened with check_same_thread=False and
-# never used concurrently. The connection is in autocommit mode (isolation_level=
-# None) and transactions are explicit: transaction() issues BEGIN IMMEDIATE (the
-# write lock at once, so a transaction never fails half-way for a lock upgrade) and
-# nests with SAVEPOINTs. Every write method runs in transaction(), so it is atomic
-# on its own and joins the caller's transaction when there is one: a state change
-# and its outbox events are one `with db.transaction():` block (api.md §4).
+# CapacityLimiter(1)), so the connection is never used concurrently. Transactions
+# are explicit: transaction() begins one (SQLite: BEGIN IMMEDIATE, the write lock at
+# once, so a transaction never fails half-way for a lock upgrade) and nests with
+# SAVEPOINTs. Every write method runs in transaction(), so it is atomic on its own
+# and joins the caller's transaction when there is one: a state change and its
+# outbox events are one `with db.transaction():` block (api.md §4).
 #
-# On open the file gets WAL (readers never block the writer), synchronous=FULL by
-# default (a commit is on disk when it returns, so what the server acknowledges
-# after it survives a power loss; api.md §11.1) or NORMAL when configured (durable
-# at each checkpoint, never corrupt: a power loss may undo the last commits),
-# foreign keys on and a busy timeout, then migrate() brings the schema up to date.
-# close() checkpoints and truncates the WAL. A new database file is created with
-# mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files the mode of
-# the database file), because it holds API-key hashes, card balances and every
-# order; an existing file keeps its mode (the server warns when others can read it).
-# Tables are STRICT, so a float where an
-# integer unit belongs (api.md §3) is refused by SQLite itself.
+# The engine (storage/_engine.py) is chosen at open: an SQLite file
+# (storage/_sqlite.py: WAL, synchronous, file mode) or a PostgreSQL URL
+# (storage/_postgres.py), which several servers may share. The statements are the
+# same for both; a statement that may violate a constraint the caller must hear of
+# runs in a savepoint of its own, so the transaction stays usable after the typed
+# error (PostgreSQL aborts a transaction at its first error).
 #
 # SQL text lives in _sql.py; this file binds parameters and converts rows to the
 # frozen records of _records.py.
 from __future__ import annotations
 
 import os
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from bkvcodec import (
     ChargeMode,
@@ -45,12 +37,12 @@ from bkvcodec import (
 )
 
 from . import _sql as sql
+from ._engine import ONE_OPEN_ORDER_PER_PORT, ORDER_NO_TAKEN, Engine, open_engine
 from ._errors import (
     ActiveOrderExists,
     CardExists,
     DuplicateOrderNo,
     InsufficientFunds,
-    StorageError,
 )
 from ._paging import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from ._records import (
@@ -79,19 +71,17 @@ from ._records import (
     StorageStatistics,
     dump_json,
 )
-from ._schema import migrate, schema_version
+from ._sqlite import MIN_SQLITE_VERSION
+
+if TYPE_CHECKING:
+    from ._engine import Row
 
 __all__ = ["MIN_SQLITE_VERSION", "Database", "format_order_no"]
-
-#: STRICT tables (3.37) and RETURNING (3.35) are used.
-MIN_SQLITE_VERSION = (3, 37, 0)
 
 _T = TypeVar("_T")
 #: A ``cmd_logs`` row as :meth:`Database.append_cmd_log_rows` takes it: device_id,
 #: phy_id, direction (``UP``/``DOWN``), cmd, msg_id, hex, created_at.
 CmdLogRow = tuple[int | None, str | None, str, str, int | None, str, int]
-#: The ``PRAGMA synchronous`` modes a server may choose.
-_SYNCHRONOUS_MODES = ("full", "normal")
 _ORDER_NO_PREFIX = "THD"
 #: Events whose webhooks wait while other devices' events are due (the schema's
 #: migration 2 says why), unless an event of another type of the same device waits
@@ -121,13 +111,13 @@ def format_order_no(seconds: int, sequence: int) -> str:
 
 # --- rows to records -----------------------------------------------------------------------
 
-def _device(row: sqlite3.Row) -> DeviceRecord:
+def _device(row: Row) -> DeviceRecord:
     values = dict(zip(row.keys(), row, strict=True))
     values.update(protocol=ProtocolFamily(row["protocol"]), online=bool(row["online"]))
     return DeviceRecord(**values)
 
 
-def _identity(row: sqlite3.Row) -> DeviceIdentity:
+def _identity(row: Row) -> DeviceIdentity:
     protocol = row["protocol"]
     return DeviceIdentity(phy_id=row["phy_id"], provisioned=bool(row["provisioned"]),
                           protocol=None if protocol is None else ProtocolFamily(protocol),
@@ -135,13 +125,13 @@ def _identity(row: sqlite3.Row) -> DeviceIdentity:
                           updated_at=row["updated_at"])
 
 
-def _port(row: sqlite3.Row) -> PortRecord:
+def _port(row: Row) -> PortRecord:
     values = dict(zip(row.keys(), row, strict=True))
     values.update(status=PortState(row["status"]))
     return PortRecord(**values)
 
 
-def _order(row: sqlite3.Row) -> OrderRecord:
+def _order(row: Row) -> OrderRecord:
     values = dict(zip(row.keys(), row, strict=True))
     reason = row["end_reason"]
     values.update(status=OrderState(row["status"]), charge_mode=ChargeMode(row["charge_mode"]),
@@ -150,36 +140,36 @@ def _order(row: sqlite3.Row) -> OrderRecord:
     return OrderRecord(**values)
 
 
-def _progress(row: sqlite3.Row) -> ProgressSample:
+def _progress(row: Row) -> ProgressSample:
     return ProgressSample(**dict(zip(row.keys(), row, strict=True)))
 
 
-def _command(row: sqlite3.Row) -> CommandRecord:
+def _command(row: Row) -> CommandRecord:
     values = dict(zip(row.keys(), row, strict=True))
     values.update(status=CommandStatus(row["status"]))
     return CommandRecord(**values)
 
 
-def _cmd_log(row: sqlite3.Row) -> CmdLogRecord:
+def _cmd_log(row: Row) -> CmdLogRecord:
     values = dict(zip(row.keys(), row, strict=True))
     values.update(direction=_DIRECTION_FROM_DB[row["direction"]])
     return CmdLogRecord(**values)
 
 
-def _event(row: sqlite3.Row) -> EventRecord:
+def _event(row: Row) -> EventRecord:
     return EventRecord(seq=row["seq"], event_id=row["event_id"], event_type=row["event_type"],
                        device_phy_id=row["device_phy_id"], order_no=row["order_no"],
                        payload_json=row["payload_json"], created_at=row["created_at"])
 
 
-def _delivery(row: sqlite3.Row) -> DeliveryRecord:
+def _delivery(row: Row) -> DeliveryRecord:
     return DeliveryRecord(event=_event(row), attempts=row["attempts"],
                           status=DeliveryStatus(row["status"]),
                           next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
                           delivered_at=row["delivered_at"], latency_ms=row["latency_ms"])
 
 
-def _card(row: sqlite3.Row) -> CardRecord:
+def _card(row: Row) -> CardRecord:
     values = dict(zip(row.keys(), row, strict=True))
     mode = row["charge_mode"]
     values.update(status=CardStatus(row["status"]),
@@ -187,13 +177,13 @@ def _card(row: sqlite3.Row) -> CardRecord:
     return CardRecord(**values)
 
 
-def _ledger_entry(row: sqlite3.Row) -> CardLedgerEntry:
+def _ledger_entry(row: Row) -> CardLedgerEntry:
     values = dict(zip(row.keys(), row, strict=True))
     values.update(kind=LedgerKind(row["kind"]))
     return CardLedgerEntry(**values)
 
 
-def _idempotency(row: sqlite3.Row) -> IdempotencyRecord:
+def _idempotency(row: Row) -> IdempotencyRecord:
     return IdempotencyRecord(**dict(zip(row.keys(), row, strict=True)))
 
 
@@ -237,7 +227,8 @@ def _cmd_log_params(entry: CmdLogEntry) -> dict[str, object]:
 
 
 class Database:
-    """The server's SQLite database, synchronous and typed.
+    """The server's database, synchronous and typed: an SQLite file or a PostgreSQL
+    database.
 
     Open it with :meth:`open`; call it from one thread at a time (the server
     uses :class:`AsyncDatabase`). Write methods are atomic and join an enclosing
@@ -245,79 +236,51 @@ class Database:
     database's.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: str) -> None:
-        """Wrap an open, migrated connection; use :meth:`open` instead."""
-        self._conn = connection
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an open, migrated engine; use :meth:`open` instead."""
+        self._engine = engine
+        self._conn = engine.connection
         self._depth = 0
         self._closed = False
-        #: The database file (``":memory:"`` for a private in-memory database).
-        self.path = path
-        #: The connection's ``PRAGMA synchronous`` (see :meth:`transaction`).
-        self._synchronous = "full"
+        #: The database file (``":memory:"`` for a private in-memory database), or
+        #: the PostgreSQL URL without its password.
+        self.path = engine.target
+        #: ``"sqlite"`` or ``"postgresql"``.
+        self.engine = engine.name
 
     # --- lifecycle -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, busy_timeout: float = 5.0,
+    def open(cls, target: str | os.PathLike[str], *, busy_timeout: float = 5.0,
              synchronous: str = "full") -> Database:
-        """Open (creating it and its directory if needed) and migrate the database.
+        """Open (creating it if needed) and migrate the database.
 
         Args:
-            path: The SQLite file, or ``":memory:"``.
-            busy_timeout: Seconds to wait for another process's lock.
-            synchronous: SQLite's ``PRAGMA synchronous``: ``full`` or ``normal``.
+            target: The SQLite file (its directory is created), ``":memory:"``, or
+                a PostgreSQL URL (``postgresql://user@host:port/dbname``; needs the
+                ``cluster`` extra, psycopg).
+            busy_timeout: Seconds to wait for another process's lock (SQLite), or
+                for the connection (PostgreSQL).
+            synchronous: SQLite's ``PRAGMA synchronous``: ``full`` or ``normal``
+                (checked, and without effect, for PostgreSQL: its commits are
+                synchronous, routine ones excepted; see :meth:`transaction`).
 
         Raises:
             StorageError: SQLite is too old, or the file cannot use WAL.
-            SchemaTooNew: A newer server migrated the file.
-            sqlite3.Error: The file cannot be opened or migrated.
+            SchemaTooNew: A newer server migrated the database.
+            ValueError: *synchronous* is neither ``full`` nor ``normal``.
+            sqlite3.Error, psycopg.Error: The database cannot be opened or migrated.
         """
-        if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
-            raise StorageError(f"SQLite {sqlite3.sqlite_version} is too old; the server "
-                               f"needs {'.'.join(map(str, MIN_SQLITE_VERSION))} or newer")
-        if synchronous not in _SYNCHRONOUS_MODES:
+        if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
-        name = os.fspath(path)
-        in_memory = name == ":memory:"
-        if not in_memory:
-            Path(name).parent.mkdir(parents=True, exist_ok=True)
-            _create_private(name)
-        conn = sqlite3.connect(name, timeout=busy_timeout, isolation_level=None,
-                               check_same_thread=False, cached_statements=256)
-        ready = False
-        try:
-            conn.row_factory = sqlite3.Row
-            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-            if mode != "wal" and not in_memory:
-                raise StorageError(f"{name}: cannot switch to WAL (journal_mode is {mode})")
-            # A fixed word from _SYNCHRONOUS_MODES: PRAGMA takes no parameters.
-            conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_size_limit = 67108864")  # the WAL file after checkpoints
-            migrate(conn)
-            ready = True
-        finally:
-            if not ready:
-                conn.close()
-        database = cls(conn, name)
-        database._synchronous = synchronous
-        return database
+        return cls(open_engine(target, busy_timeout=busy_timeout, synchronous=synchronous))
 
     def close(self) -> None:
-        """Checkpoint the WAL into the database file and close. Idempotent."""
+        """Close (SQLite: after checkpointing the WAL into the file). Idempotent."""
         if self._closed:
             return
         self._closed = True
-        try:
-            if not self._conn.in_transaction:
-                self._conn.execute("PRAGMA optimize")
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:
-            # Another process writing the same file (several workers): the last one
-            # to close checkpoints; nothing is lost by skipping it here.
-            pass
-        finally:
-            self._conn.close()
+        self._engine.close()
 
     @property
     def closed(self) -> bool:
@@ -326,74 +289,62 @@ class Database:
 
     def schema_version(self) -> int:
         """The migration version of the open database."""
-        return schema_version(self._conn)
+        return self._engine.schema_version()
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """One atomic unit of writes: commit on normal exit, roll back on an exception.
 
-        The outermost level is ``BEGIN IMMEDIATE`` … ``COMMIT``; nested levels are
+        The outermost level begins and commits a transaction; nested levels are
         savepoints, so an inner failure that the caller catches undoes only the
         inner writes.
 
         Args:
             durable: False for routine writes (the frame log, liveness, heartbeat
-                samples, delivery bookkeeping) of a database opened with
-                ``synchronous=full``: their commit skips the sync to disk. It is still
-                atomic and survives a crash of the process; a power loss may undo it,
-                but only together with the routine commits after it, never a durable
-                commit, because the next durable commit syncs the whole write-ahead
-                log, routine commits before it included. Decided by the outermost
-                level.
+                samples, delivery bookkeeping): their commit does not wait for the
+                disk. It is still atomic and survives a crash of the process; a
+                power loss (SQLite) or a crash of the database server (PostgreSQL,
+                ``synchronous_commit = off``) may undo it, but only together with the
+                routine commits after it, never a durable commit, because the next
+                durable commit syncs the whole write-ahead log, routine commits
+                before it included. On SQLite this matters for a database opened
+                with ``synchronous=full``. Decided by the outermost level.
         """
         conn = self._conn
+        engine = self._engine
         depth = self._depth
         done = False
-        relaxed = depth == 0 and not durable and self._synchronous == "full"
-        if relaxed:
-            conn.execute("PRAGMA synchronous = NORMAL")
         if depth == 0:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous = FULL")
-                raise
+            engine.begin(durable=durable)
         else:
             conn.execute(f"SAVEPOINT sp{depth}")
         self._depth = depth + 1
         try:
             yield
             if depth == 0:
-                conn.execute("COMMIT")
+                engine.commit()
             else:
                 conn.execute(f"RELEASE sp{depth}")
             done = True
         finally:
             self._depth = depth
-            try:
-                if not done and conn.in_transaction:
-                    if depth == 0:
-                        conn.execute("ROLLBACK")
-                    else:
-                        conn.execute(f"ROLLBACK TO sp{depth}")
-                        conn.execute(f"RELEASE sp{depth}")
-            finally:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous = FULL")
+            if not done:
+                if depth == 0:
+                    engine.rollback()
+                elif conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO sp{depth}")
+                    conn.execute(f"RELEASE sp{depth}")
 
     def statistics(self) -> StorageStatistics:
-        """Row counts and the file size, for ``/metrics``."""
+        """Row counts and the database's size on disk, for ``/metrics``."""
         row = self._conn.execute(sql.SELECT_STATISTICS).fetchone()
-        page_count = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
-        page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
         return StorageStatistics(
             schema_version=self.schema_version(), devices=row["devices"],
             devices_online=row["devices_online"], open_orders=row["open_orders"],
             commands_queued=row["commands_queued"], last_event_seq=row["last_event_seq"],
             deliveries_pending=row["deliveries_pending"],
             deliveries_dead=row["deliveries_dead"], cmd_logs=row["cmd_logs"],
-            file_bytes=page_count * page_size)
+            file_bytes=self._engine.database_bytes())
 
     # --- devices ---------------------------------------------------------------------------
 
@@ -589,7 +540,7 @@ class Database:
         Raises:
             ActiveOrderExists: The port already has a pending or charging order.
             DuplicateOrderNo: The order number is taken.
-            sqlite3.IntegrityError: The device does not exist.
+            sqlite3.IntegrityError, psycopg.IntegrityError: The device does not exist.
         """
         params = {
             "order_no": order.order_no, "device_id": order.device_id,
@@ -607,12 +558,13 @@ class Database:
         }
         with self.transaction():
             try:
-                self._conn.execute(sql.INSERT_ORDER, params)
-            except sqlite3.IntegrityError as err:
-                message = str(err)
-                if "orders.order_no" in message:
+                with self.transaction():  # a savepoint: the error leaves the rest usable
+                    self._conn.execute(sql.INSERT_ORDER, params)
+            except self._engine.integrity_errors as err:
+                constraint = self._engine.constraint(err)
+                if constraint == ORDER_NO_TAKEN:
                     raise DuplicateOrderNo(order.order_no) from err
-                if "orders.device_id, orders.socket_no, orders.port_no" in message:
+                if constraint == ONE_OPEN_ORDER_PER_PORT:
                     holder = self.open_order_for_port(order.device_id, order.socket_no,
                                                       order.port_no)
                     raise ActiveOrderExists(None if holder is None else holder.order_no) \
@@ -677,10 +629,11 @@ class Database:
             params["expect_status"] = expect_status.value
         with self.transaction():
             try:
-                cur = self._conn.execute(
-                    sql.update_order_sql(expect_status=expect_status is not None), params)
-            except sqlite3.IntegrityError as err:
-                if "orders.device_id, orders.socket_no, orders.port_no" in str(err):
+                with self.transaction():  # a savepoint: the error leaves the rest usable
+                    cur = self._conn.execute(
+                        sql.update_order_sql(expect_status=expect_status is not None), params)
+            except self._engine.integrity_errors as err:
+                if self._engine.constraint(err) == ONE_OPEN_ORDER_PER_PORT:
                     raise ActiveOrderExists(None) from err
                 raise
             return cur.rowcount == 1
@@ -869,17 +822,18 @@ class Database:
                   "device_phy_id": event.device_phy_id, "order_no": event.order_no,
                   "payload_json": dump_json(dict(event.data)), "created_at": event.created_at}
         with self.transaction():
-            cur = self._conn.execute(sql.INSERT_EVENT, params)
-            if cur.rowcount == 0:
+            if event.device_phy_id is not None:
+                self._engine.lock_device_events(event.device_phy_id)
+            row = self._conn.execute(sql.INSERT_EVENT, params).fetchone()
+            if row is None:
                 return None
-            seq = cur.lastrowid
-            assert seq is not None
+            seq = int(row["seq"])
             if deliver:
                 routine = event.event_type in ROUTINE_EVENT_TYPES
                 if not routine and event.device_phy_id is not None:
                     self._conn.execute(sql.PROMOTE_DEVICE_DELIVERIES, (event.device_phy_id,))
                 self._conn.execute(sql.INSERT_DELIVERY,
-                                   (seq, event.device_phy_id, event.created_at, routine))
+                                   (seq, event.device_phy_id, event.created_at, int(routine)))
         return seq
 
     def get_event(self, event_id: str) -> EventRecord | None:
@@ -920,7 +874,7 @@ class Database:
         """
         # Routine: a claim lost to a power loss is a lease not taken.
         with self.transaction(durable=False):
-            rows = self._conn.execute(sql.CLAIM_DUE_DELIVERIES, {
+            rows = self._conn.execute(self._engine.claim_due_deliveries, {
                 "now": now, "limit": limit, "lease_until": now + lease}).fetchall()
             in_claim_order = sorted((int(r["routine"]), int(r["event_seq"])) for r in rows)
             claimed = [self.get_delivery(seq) for _, seq in in_claim_order]
@@ -1134,6 +1088,7 @@ class Database:
             raise ValueError("a bill must not be negative")
         key = card_key(card_no)
         with self.transaction():
+            self._conn.execute(sql.LOCK_CARD, (key,))
             card = self.get_card(key)
             if card is None:
                 return None
@@ -1176,6 +1131,7 @@ class Database:
                         idem_key: str | None) -> CardRecord | None:
         key = card_key(card_no)
         with self.transaction():
+            self._conn.execute(sql.LOCK_CARD, (key,))
             if idem_key is not None and key_name is not None and self._conn.execute(
                     sql.SELECT_LEDGER_REPEAT, {"card_no": key, "key_name": key_name,
                                                "idem_key": idem_key, "kind": kind.value,
@@ -1266,14 +1222,11 @@ class Database:
             self._conn.execute(sql.UPSERT_SETTING, (name, value))
 
     def delete_setting(self, name: str) -> bool:
-        """Remove a ``settings`` row, overwriting its bytes in the file (``secure_delete``:
-        the row may have held a secret). Returns whether it existed."""
-        self._conn.execute("PRAGMA secure_delete = ON")
-        try:
-            with self.transaction():
-                return self._conn.execute(sql.DELETE_SETTING, (name,)).rowcount == 1
-        finally:
-            self._conn.execute("PRAGMA secure_delete = OFF")
+        """Remove a ``settings`` row, on SQLite overwriting its bytes in the file
+        (``secure_delete``: the row may have held a secret; PostgreSQL has no such
+        mode). Returns whether it existed."""
+        with self._engine.secure_delete(), self.transaction():
+            return self._conn.execute(sql.DELETE_SETTING, (name,)).rowcount == 1
 
     def ensure_setting(self, name: str, value: str) -> tuple[str, bool]:
         """Store *value* unless the setting exists (the generated API key).
@@ -1288,16 +1241,6 @@ class Database:
             stored = self.get_setting(name)
         assert stored is not None
         return stored, created
-
-
-def _create_private(name: str) -> None:
-    """Create the database file with mode 0600 if it does not exist yet."""
-    try:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os.chmod(name, 0o600)  # whatever the umask left
 
 
 def _page(rows: list[_T], limit: int, list_name: str, key: Callable[[_T], int]) -> Page[_T]:

@@ -5,7 +5,12 @@
 # only the Python side: parameters in, records out.
 #
 # Conventions: parameters are always bound (? or :name), never formatted in; the
-# builders below only choose among fixed fragments. Writes that must not apply
+# builders below only choose among fixed fragments. The text is the SQL both engines
+# run: the PostgreSQL engine rewrites the placeholders for psycopg and drops SQLite's
+# INDEXED BY hints (storage/_postgres.py); the one statement that must differ has a
+# twin here, named for what it adds. So: no scalar MAX(a, b) (a CASE instead), and a
+# column in an upsert's DO UPDATE is qualified with its table (PostgreSQL finds a
+# bare name ambiguous there). Writes that must not apply
 # twice carry their precondition in the WHERE clause (status = 'pending', balance
 # ≥ amount, …), so the row count says whether they happened. Times are Unix seconds
 # and arrive as parameters: no statement reads SQLite's clock.
@@ -29,7 +34,8 @@ VALUES (:phy_id, :protocol, :now, :remote_addr, :firmware, :iccid, :rssi, 0, :no
 # A registration frame: fields the frame did not carry keep their stored value.
 UPDATE_DEVICE_REGISTERED = """
 UPDATE devices SET protocol = :protocol,
-                   last_seen_at = MAX(COALESCE(last_seen_at, 0), :now),
+                   last_seen_at = CASE WHEN last_seen_at > :now THEN last_seen_at
+                                       ELSE :now END,
                    remote_addr = COALESCE(:remote_addr, remote_addr),
                    firmware = COALESCE(:firmware, firmware),
                    iccid = COALESCE(:iccid, iccid),
@@ -46,10 +52,9 @@ PROVISION_DEVICE = """
 INSERT INTO device_identities (phy_id, provisioned, protocol, bound_iccid, created_at,
                                updated_at)
 VALUES (:phy_id, 1, :protocol, :iccid, :now, :now)
-ON CONFLICT (phy_id) DO UPDATE SET provisioned = 1,
-                                   protocol = COALESCE(:protocol, protocol),
-                                   bound_iccid = COALESCE(:iccid, bound_iccid),
-                                   updated_at = :now"""
+ON CONFLICT (phy_id) DO UPDATE SET
+    provisioned = 1, protocol = COALESCE(:protocol, device_identities.protocol),
+    bound_iccid = COALESCE(:iccid, device_identities.bound_iccid), updated_at = :now"""
 DELETE_IDENTITY = "DELETE FROM device_identities WHERE phy_id = ?"
 # The first ICCID wins: a bound one is never replaced here.
 BIND_ICCID = """
@@ -57,13 +62,15 @@ INSERT INTO device_identities (phy_id, provisioned, protocol, bound_iccid, creat
                                updated_at)
 VALUES (:phy_id, 0, :protocol, :iccid, :now, :now)
 ON CONFLICT (phy_id) DO UPDATE SET bound_iccid = :iccid, updated_at = :now
-WHERE bound_iccid IS NULL"""
+WHERE device_identities.bound_iccid IS NULL"""
 
 # The heartbeat batch: last_seen_at only moves forwards, whatever order the batch has.
 TOUCH_DEVICE = """
-UPDATE devices SET last_seen_at = MAX(COALESCE(last_seen_at, 0), :seen_at),
+UPDATE devices SET last_seen_at = CASE WHEN last_seen_at > :seen_at THEN last_seen_at
+                                       ELSE :seen_at END,
                    rssi = COALESCE(:rssi, rssi),
-                   updated_at = MAX(updated_at, :seen_at)
+                   updated_at = CASE WHEN updated_at > :seen_at THEN updated_at
+                                     ELSE :seen_at END
 WHERE phy_id = :phy_id"""
 
 SET_DEVICE_ONLINE = """
@@ -276,7 +283,8 @@ EVENT_COLUMNS = "seq, event_id, event_type, device_phy_id, order_no, payload_jso
 INSERT_EVENT = """
 INSERT INTO events (event_id, event_type, device_phy_id, order_no, payload_json, created_at)
 VALUES (:event_id, :event_type, :device_phy_id, :order_no, :payload_json, :created_at)
-ON CONFLICT (event_id) DO NOTHING"""
+ON CONFLICT (event_id) DO NOTHING
+RETURNING seq"""
 
 INSERT_DELIVERY = """
 INSERT INTO webhook_deliveries (event_seq, device_phy_id, next_attempt_at, routine)
@@ -298,7 +306,7 @@ COUNT_ORDER_EVENTS = "SELECT COUNT(*) FROM events WHERE order_no = ?"
 # Due deliveries, at most one per device: a device's later event waits while an
 # earlier one is still pending (api.md §6.4 ordering), whatever its retry time.
 # Events without a device never wait for each other.
-CLAIM_DUE_DELIVERIES = """
+_CLAIM_DUE_DELIVERIES = """
 UPDATE webhook_deliveries SET next_attempt_at = :lease_until
 WHERE event_seq IN (
     SELECT d.event_seq FROM webhook_deliveries AS d
@@ -307,8 +315,16 @@ WHERE event_seq IN (
           SELECT 1 FROM webhook_deliveries AS earlier
           WHERE earlier.status = 'pending' AND earlier.device_phy_id = d.device_phy_id
             AND earlier.event_seq < d.event_seq)
-    ORDER BY d.routine, d.event_seq LIMIT :limit)
+    ORDER BY d.routine, d.event_seq LIMIT :limit{lock})
 RETURNING event_seq, routine"""
+CLAIM_DUE_DELIVERIES = _CLAIM_DUE_DELIVERIES.format(lock="")
+# The same claim where several servers share the database (PostgreSQL): a row
+# another connection is claiming is skipped, not waited for, so no delivery is ever
+# claimed twice. Per-device order still holds: the claimed row stays pending, so
+# the device's later rows fail NOT EXISTS for everyone, and a row claimed meanwhile
+# is checked again once locked (its next_attempt_at is the lease now: not due).
+CLAIM_DUE_DELIVERIES_SKIP_LOCKED = _CLAIM_DUE_DELIVERIES.format(
+    lock=" FOR UPDATE OF d SKIP LOCKED")
 
 # At start: no attempt of an earlier process is still running, so its claims (and
 # back-off waits) end now instead of at their lease or retry time.
@@ -356,6 +372,11 @@ VALUES (:card_no, :balance_cents, 0, :status, :charge_mode, :duration, :energy_w
 ON CONFLICT (card_no) DO NOTHING"""
 
 SELECT_CARD = f"SELECT {CARD_COLUMNS} FROM cards WHERE card_no = ?"
+
+# A read-decide-write on one card (a settlement, an idempotent change) starts with
+# this write: it holds the card's row lock to the commit, so two servers sharing a
+# database cannot both decide from the same ledger (SQLite's one writer needs none).
+LOCK_CARD = "UPDATE cards SET updated_at = updated_at WHERE card_no = ?"
 
 CARD_BALANCE_ADD = """
 UPDATE cards SET balance_cents = balance_cents + :amount, updated_at = :now

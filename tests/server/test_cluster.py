@@ -1,6 +1,7 @@
 """Several servers as one cluster, in one process: device calls reach the device
 on whichever node holds its socket, and a device that moves is taken over with its
-orders and its queued commands. Real Redis; the nodes share one database."""
+orders and its queued commands. Real Redis and a real PostgreSQL database, which
+the nodes share."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -37,10 +38,10 @@ pytestmark = pytest.mark.trio
 
 
 @asynccontextmanager
-async def cluster(tmp_path: Path, nodes: int, receiver_url: str, **overrides: Any
-                  ) -> AsyncIterator[list[RunningServer]]:
+async def cluster(tmp_path: Path, nodes: int, receiver_url: str, database_url: str,
+                  **overrides: Any) -> AsyncIterator[list[RunningServer]]:
     settings: dict[str, Any] = {"redis_url": redis_url(), "cluster_name": cluster_name(),
-                                "command_ttl": 60}
+                                "database_url": database_url, "command_ttl": 60}
     settings.update(overrides)
     async with AsyncExitStack() as stack:
         servers = [await stack.enter_async_context(server_running(e2e_config(
@@ -53,10 +54,12 @@ async def charge_through(server: RunningServer, device: Device) -> str:
     return str((await server.charge(device.phy_id, port_no=1))["order_no"])
 
 
-async def test_a_charge_through_another_node_reaches_the_device(tmp_path: Path) -> None:
+async def test_a_charge_through_another_node_reaches_the_device(tmp_path: Path,
+                                                               postgres_url: str) -> None:
     with trio.fail_after(30):
         async with receiver_running() as (receiver, url), \
-                cluster(tmp_path, 2, url) as (a, b), trio.open_nursery() as nursery:
+                cluster(tmp_path, 2, url, postgres_url) as (a, b), \
+                trio.open_nursery() as nursery:
             device = Device(ProtocolFamily.BKV, BKV_ID)
             await device.connect(nursery, a.addresses.tcp_port)
             await a.wait_online(BKV_ID)
@@ -83,10 +86,11 @@ async def test_a_charge_through_another_node_reaches_the_device(tmp_path: Path) 
 
 
 async def test_a_device_moving_to_another_node_takes_its_order_and_commands(
-        tmp_path: Path) -> None:
+        tmp_path: Path, postgres_url: str) -> None:
     with trio.fail_after(40):
         async with receiver_running() as (receiver, url), \
-                cluster(tmp_path, 2, url) as (a, b), trio.open_nursery() as nursery:
+                cluster(tmp_path, 2, url, postgres_url) as (a, b), \
+                trio.open_nursery() as nursery:
             s = Stack(a, receiver, nursery, tmp_path / "iot.db")
             device = Device(ProtocolFamily.BKV, BKV_ID)
             await device.connect(nursery, a.addresses.tcp_port)
@@ -125,10 +129,10 @@ def assert_exactly_once(receiver: Receiver) -> None:
 
 
 async def test_a_device_provisioned_through_one_node_is_served_by_the_others(
-        tmp_path: Path) -> None:
+        tmp_path: Path, postgres_url: str) -> None:
     with trio.fail_after(30):
         async with receiver_running() as (_, url), \
-                cluster(tmp_path, 2, url, device_policy="known") as (a, b), \
+                cluster(tmp_path, 2, url, postgres_url, device_policy="known") as (a, b), \
                 trio.open_nursery() as nursery:
             response = await b.call("POST", "/devices", {"device_phy_id": BKV_ID})
             assert response.status_code == 201, response.text
@@ -143,11 +147,12 @@ async def test_a_device_provisioned_through_one_node_is_served_by_the_others(
             nursery.cancel_scope.cancel()
 
 
-async def test_a_node_that_stops_gives_its_devices_up(tmp_path: Path) -> None:
+async def test_a_node_that_stops_gives_its_devices_up(tmp_path: Path,
+                                                      postgres_url: str) -> None:
     name = cluster_name()
     with trio.fail_after(30):
         async with receiver_running() as (_, url):
-            async with cluster(tmp_path, 1, url, cluster_name=name) as (a,), \
+            async with cluster(tmp_path, 1, url, postgres_url, cluster_name=name) as (a,), \
                     trio.open_nursery() as nursery:
                 device = Device(ProtocolFamily.BKV, BKV_ID)
                 await device.connect(nursery, a.addresses.tcp_port)

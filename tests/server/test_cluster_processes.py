@@ -1,7 +1,7 @@
 """A cluster of server processes on loopback, with a node killed (SIGKILL) in the
 middle of a charge: the device reconnects to another node, which takes its order
 and its queued commands over; the order settles once and every webhook arrives
-once, in order per device. Real Redis, one shared database."""
+once, in order per device. Real Redis and a real PostgreSQL database."""
 from __future__ import annotations
 
 import os
@@ -82,12 +82,12 @@ class Node:
 
 
 @asynccontextmanager
-async def node(stack: AsyncExitStack, tmp_path: Path, name: str, webhook_url: str,
-               cluster: str) -> AsyncIterator[Node]:
+async def node(tmp_path: Path, name: str, webhook_url: str, cluster: str,
+               database_url: str) -> AsyncIterator[Node]:
     tcp_port, http_port = free_port(), free_port()
     log = tmp_path / f"{name}.log"
     command = [
-        sys.executable, "-m", "reference_server", "--db", str(tmp_path / "iot.db"),
+        sys.executable, "-m", "reference_server", "--database-url", database_url,
         "--tcp-host", "127.0.0.1", "--tcp-port", str(tcp_port),
         "--http-host", "127.0.0.1", "--http-port", str(http_port),
         "--webhook-url", webhook_url, "--webhook-secret", WEBHOOK_SECRET,
@@ -114,13 +114,15 @@ async def node(stack: AsyncExitStack, tmp_path: Path, name: str, webhook_url: st
                 await process.wait()
 
 
-async def test_a_node_killed_mid_charge_hands_its_device_over(tmp_path: Path) -> None:
+async def test_a_node_killed_mid_charge_hands_its_device_over(tmp_path: Path,
+                                                             postgres_url: str) -> None:
     cluster = cluster_name()
     with trio.fail_after(90):
         async with receiver_running() as (receiver, url), AsyncExitStack() as stack, \
                 trio.open_nursery() as nursery:
-            a = await stack.enter_async_context(node(stack, tmp_path, "node-a", url, cluster))
-            b = await stack.enter_async_context(node(stack, tmp_path, "node-b", url, cluster))
+            a, b = [await stack.enter_async_context(
+                node(tmp_path, name, url, cluster, postgres_url))
+                for name in ("node-a", "node-b")]
             device = Device(ProtocolFamily.BKV, BKV_ID)
             await device.connect(nursery, a.tcp_port)
             await a.wait_online(BKV_ID)
@@ -180,13 +182,14 @@ async def _drained(node: Node, receiver: Receiver) -> None:
         assert arrived == in_record, f"events of {phy_id} arrived out of order"
 
 
-async def test_workers_share_the_ports_and_any_of_them_takes_any_call(tmp_path: Path) -> None:
+async def test_workers_share_the_ports_and_any_of_them_takes_any_call(
+        tmp_path: Path, postgres_url: str) -> None:
     tcp_port, http_port = free_port(), free_port()
     cluster = cluster_name()
     log = tmp_path / "workers.log"
     command = [
         sys.executable, "-m", "reference_server", "--workers", "2",
-        "--db", str(tmp_path / "iot.db"), "--tcp-host", "127.0.0.1",
+        "--database-url", postgres_url, "--tcp-host", "127.0.0.1",
         "--tcp-port", str(tcp_port), "--http-host", "127.0.0.1", "--http-port", str(http_port),
         "--redis-url", redis_url(), "--cluster-name", cluster, "--node-id", "w",
         "--api-key", API_KEY, "--log-level", "info"]

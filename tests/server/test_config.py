@@ -81,6 +81,8 @@ TABLE = [
     ("db_path", "IOT_DB_PATH", "--db", "/var/lib/iot/iot.db", Path("/var/lib/iot/iot.db")),
     ("webhook_url", "IOT_WEBHOOK_URL", "--webhook-url", "http://localhost:8888/webhook",
      "http://localhost:8888/webhook"),
+    ("database_url", "IOT_DATABASE_URL", "--database-url", "postgresql://bkv@db:5432/iot",
+     "postgresql://bkv@db:5432/iot"),
     ("webhook_secret", "IOT_WEBHOOK_SECRET", "--webhook-secret", "s3cret", "s3cret"),
     ("offline_after", "IOT_OFFLINE_AFTER", "--offline-after", "30", 30),
     ("start_timeout", "IOT_START_TIMEOUT", "--start-timeout", "60", 60),
@@ -250,6 +252,20 @@ def test_secrets_never_in_repr_or_redacted() -> None:
     assert "hook.example/p" in str(config.redacted()["webhook_url"])
 
 
+def test_the_database_url_is_shown_without_its_password() -> None:
+    config = load_config([], {"IOT_DATABASE_URL": "postgresql://bkv:PASS-FFFF@db:5432/iot"
+                                                  "?password=PASS-GGGG"})
+
+    assert "postgresql://bkv:PASS-FFFF@db:5432/iot?password=PASS-GGGG" == config.database_url
+    shown = repr(config) + json.dumps(config.redacted())
+    assert "PASS-FFFF" not in shown and "PASS-GGGG" not in shown
+    assert str(config.redacted()["database_url"]).startswith("postgresql://bkv:")
+    assert None is Config().database_url  # SQLite at db_path
+    with pytest.raises(ConfigError) as info:
+        load_config(["--database-url", "mysql://u:PASS-HHHH@db/x"], {})
+    assert "PASS-HHHH" not in str(info.value)
+
+
 def test_generated_api_key() -> None:
     keys = {generate_api_key() for _ in range(20)}
 
@@ -282,6 +298,8 @@ def test_generated_api_key() -> None:
     (["--webhook-url", "ftp://example.com/x"], {}, "webhook_url"),
     (["--webhook-url", "not a url"], {}, "webhook_url"),
     (["--webhook-url", "http://host:99999/x"], {}, "webhook_url"),
+    (["--database-url", "mysql://db/iot"], {}, "database_url"),
+    ([], {"IOT_DATABASE_URL": "./data/iot.db"}, "database_url"),
     (["--tcp-host", " "], {}, "tcp_host"),
     (["--api-key", "k:"], {}, "api_keys"),
     (["--api-key", ":secret"], {}, "api_keys"),

@@ -151,6 +151,26 @@ async def test_tc001_duration_order_completes(tmp_path: Path, protocol: Protocol
         assert 2 >= len(s.receiver.of_type("charging.progress", order_no=order_no)) >= 1
 
 
+async def test_a_charge_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The whole server on a PostgreSQL database: provisioning, a charge, its webhooks."""
+    async with stack(tmp_path, database_url=postgres_url) as s:
+        response = await s.server.call("POST", "/devices", {"device_phy_id": "82210225000599"})
+        assert response.status_code in (200, 201), response.text
+        assert "82210225000599" in response.text
+        device = await s.device(ProtocolFamily.BKV)
+        order_no, business = await start_charging(s, device, duration=3600, amount=1000,
+                                                  price_per_kwh=150)
+        await progress(device, order_no, business, 60, 25)
+        await settle(device, order_no, business, 3600, 523)
+        await s.receiver.wait_for("order.completed", order_no=order_no)
+
+        order = await s.server.order(order_no)
+        assert ("completed", 5.23) == (order["status"], order["total_kwh"])
+        assert_order_events(s.receiver, order_no, [
+            "order.created", "charging.started", "charging.ended", "order.completed"])
+    assert not (tmp_path / "iot.db").exists()  # no SQLite file beside
+
+
 @protocols
 async def test_tc002_remote_stop(tmp_path: Path, protocol: ProtocolFamily) -> None:
     async with stack(tmp_path) as s:

@@ -1,5 +1,10 @@
-"""SQLite storage on real files: migrations, the plan's diagnostic SQL, outbox, paging,
-cards, nonces, batching, and the trio wrapper."""
+"""Storage on real databases: migrations, the plan's diagnostic SQL, outbox, paging,
+cards, nonces, batching, and the trio wrapper.
+
+The tests of the storage API run on both engines (the ``engine`` fixture of
+conftest.py: an SQLite file and a PostgreSQL database); those marked ``sqlite_only``
+check what only SQLite has (the file, PRAGMAs, STRICT tables, sqlite3 readers).
+"""
 from __future__ import annotations
 
 import ast
@@ -51,6 +56,7 @@ from reference_server.storage import (
     migrate,
     split_statements,
 )
+from tests.server.engines import sqlite_only
 
 GW1 = "82210225000520"
 GW2 = "82210225000521"
@@ -59,12 +65,13 @@ T0 = 1729407600  # the plan's example time
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
+    """The SQLite file (``db`` opens it in a test narrowed to SQLite)."""
     return tmp_path / "data" / "iot.db"
 
 
 @pytest.fixture
-def db(db_path: Path) -> Iterator[Database]:
-    database = Database.open(db_path)
+def db(db_target: str | Path) -> Iterator[Database]:
+    database = Database.open(db_target)
     yield database
     database.close()
 
@@ -110,6 +117,7 @@ def _event(event_id: str, phy_id: str | None = GW1, at: int = T0,
 
 # --- opening, WAL, migrations --------------------------------------------------------------
 
+@sqlite_only
 def test_open_creates_directories_and_uses_wal(db_path: Path, db: Database) -> None:
     with _reader(db_path) as reader:
         journal_mode = reader.execute("PRAGMA journal_mode").fetchone()[0]
@@ -130,6 +138,7 @@ def test_open_applies_the_configured_synchronous_mode(tmp_path: Path) -> None:
         Database.open(tmp_path / "off.db", synchronous="off")
 
 
+@sqlite_only
 def test_routine_transactions_skip_the_sync_and_durable_ones_keep_it(db: Database) -> None:
     def synchronous() -> int:
         return int(db._conn.execute("PRAGMA synchronous").fetchone()[0])  # 2 FULL, 1 NORMAL
@@ -223,6 +232,7 @@ def test_migrating_again_is_a_no_op(db_path: Path) -> None:
     assert LATEST_VERSION == user_version
 
 
+@sqlite_only
 def test_a_failing_migration_changes_nothing(db: Database) -> None:
     bad = Migration(LATEST_VERSION + 1, "broken",
                     "CREATE TABLE extra (a INTEGER) STRICT; SELECT no_such_function();")
@@ -235,6 +245,7 @@ def test_a_failing_migration_changes_nothing(db: Database) -> None:
         "SELECT 1 FROM sqlite_schema WHERE name = 'extra'").fetchone() is None
 
 
+@sqlite_only
 def test_a_later_migration_is_applied_once(db: Database) -> None:
     extra = Migration(LATEST_VERSION + 1, "extra", "CREATE TABLE extra (a INTEGER) STRICT;")
 
@@ -273,6 +284,7 @@ def test_split_statements() -> None:
         split_statements("CREATE TABLE t (a INTEGER); SELECT 1")
 
 
+@sqlite_only
 def test_integer_units_only(db: Database) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         db.upsert_device(GW1, ProtocolFamily.BKV, 1729407600.5)  # type: ignore[arg-type]
@@ -374,6 +386,7 @@ def test_stale_devices_and_restart(db: Database) -> None:
     assert [] == db.mark_all_devices_offline(T0 + 201)
 
 
+@sqlite_only
 def test_touch_devices_batches_heartbeats(db_path: Path, db: Database) -> None:
     phy_ids = [f"{i:014d}" for i in range(1000)]
     with db.transaction():
@@ -400,6 +413,7 @@ def test_touch_devices_batches_heartbeats(db_path: Path, db: Database) -> None:
     assert 0 == db.touch_devices([])
 
 
+@sqlite_only
 def test_touch_batch_is_one_transaction(db: Database) -> None:
     _device(db, GW1)
     _device(db, GW2)
@@ -486,7 +500,7 @@ def test_one_open_order_per_port(db: Database) -> None:
 
 
 def test_orders_need_an_existing_device(db: Database) -> None:
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(db._engine.integrity_errors):
         _order(db, 12345, "THD1729407600001")
 
 
@@ -610,6 +624,7 @@ def populated(db: Database) -> Database:
     return db
 
 
+@sqlite_only
 def test_tc001_order_rows(db_path: Path, populated: Database) -> None:
     with _reader(db_path) as sql:
         step4 = sql.execute("SELECT order_no, status, port_no, amount, created_at FROM orders "
@@ -642,6 +657,7 @@ def test_tc001_order_rows(db_path: Path, populated: Database) -> None:
     assert (OrderState.COMPLETED, EndReason.NORMAL) == (order.status, order.end_reason)
 
 
+@sqlite_only
 def test_tc005_and_monitor_queries(db_path: Path, populated: Database) -> None:
     with _reader(db_path) as sql:
         active = sql.execute(
@@ -671,6 +687,7 @@ def test_tc005_and_monitor_queries(db_path: Path, populated: Database) -> None:
     assert ("THD1729407600104", 4, "charging", 40, 0.08, 1450.0) == monitor[0]
 
 
+@sqlite_only
 def test_diagnostics_online_state_and_newest_orders(db_path: Path, populated: Database) -> None:
     with _reader(db_path) as sql:
         # §8.8 (1): online ⇔ last_seen_at within 30 s (PostgreSQL's NOW() - INTERVAL).
@@ -694,6 +711,7 @@ def test_diagnostics_online_state_and_newest_orders(db_path: Path, populated: Da
     assert [(gw2.id, 12345, "0x82", "DOWN")] == downlinks
 
 
+@sqlite_only
 def test_exception3_busy_port_keeps_the_old_order(db_path: Path, populated: Database) -> None:
     gw1 = populated.get_device(GW1)
     assert gw1 is not None
@@ -927,6 +945,34 @@ def test_expired_lease_is_claimed_again(db: Database) -> None:
     assert ([], [seq]) == (during, [d.event.seq for d in after])
 
 
+def test_released_claims_are_due_at_once(db: Database) -> None:
+    seq = db.append_event(_event("a1"), deliver=True)
+    db.claim_due_deliveries(T0, lease=30)
+
+    released = db.release_delivery_claims(T0 + 1)
+    [again] = db.claim_due_deliveries(T0 + 1)
+
+    assert (1, seq) == (released, again.event.seq)
+
+
+def test_retention_prunes_delivered_history_only(db: Database) -> None:
+    delivered = db.append_event(_event("old-delivered", at=T0), deliver=True)
+    assert delivered is not None
+    db.claim_due_deliveries(T0)
+    db.mark_delivered(delivered, T0, latency_ms=3)
+    db.append_event(_event("old-pending", GW2, at=T0), deliver=True)
+    db.append_event(_event("new", at=T0 + 100), deliver=False)
+    db.append_cmd_log_rows([(None, GW1, "UP", "old", None, "00", T0),
+                            (None, GW1, "UP", "new", None, "00", T0 + 100)])
+
+    deleted = db.prune_retained(before=T0 + 50, batch=10)
+
+    assert 2 == deleted
+    assert ["old-pending", "new"] == [e.event_id for e in db.list_events()]
+    assert ["new"] == [r.cmd for r in db.list_cmd_logs()]
+    assert 0 == db.prune_retained(before=T0 + 50, batch=10)
+
+
 def test_settle_and_claim_marks_first_so_the_device_s_next_event_is_claimed(
         db: Database) -> None:
     first = db.append_event(_event("a1"), deliver=True)
@@ -1070,6 +1116,7 @@ def test_a_repeated_change_under_one_idempotency_key_counts_once(db: Database) -
     assert 3 == len(db.list_card_ledger("c1").items)
 
 
+@sqlite_only
 def test_the_ledger_is_append_only_and_pages(db_path: Path, db: Database) -> None:
     db.create_card("c1", T0, balance_cents=1)
     for i in range(4):
@@ -1214,9 +1261,9 @@ def test_every_async_twin_calls_its_method_with_its_arguments() -> None:
 
 
 @pytest.mark.trio
-async def test_async_database_runs_in_one_worker_thread(db_path: Path) -> None:
+async def test_async_database_runs_in_one_worker_thread(db_target: str | Path) -> None:
     main_thread = threading.get_ident()
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         device, created = await adb.upsert_device(GW1, ProtocolFamily.BKV, T0)
         def thread_id(_db: Database) -> int:
             return threading.get_ident()
@@ -1227,12 +1274,12 @@ async def test_async_database_runs_in_one_worker_thread(db_path: Path) -> None:
         assert device == await adb.get_device(GW1)
         assert main_thread != thread
         assert LATEST_VERSION == await adb.schema_version()
-        assert str(db_path) == adb.path
+        assert str(db_target) == adb.path
 
 
 @pytest.mark.trio
-async def test_async_concurrent_writers_are_serialised(db_path: Path) -> None:
-    async with await AsyncDatabase.open(db_path) as adb:
+async def test_async_concurrent_writers_are_serialised(db_target: str | Path) -> None:
+    async with await AsyncDatabase.open(db_target) as adb:
         async with trio.open_nursery() as nursery:
             for i in range(50):
                 nursery.start_soon(adb.upsert_device, f"{i:014d}", ProtocolFamily.BKV, T0 + i)
@@ -1246,8 +1293,8 @@ async def test_async_concurrent_writers_are_serialised(db_path: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_async_atomic_state_change(db_path: Path) -> None:
-    async with await AsyncDatabase.open(db_path) as adb:
+async def test_async_atomic_state_change(db_target: str | Path) -> None:
+    async with await AsyncDatabase.open(db_target) as adb:
         device, _ = await adb.upsert_device(GW1, ProtocolFamily.BKV, T0)
         order_no = await adb.allocate_order_no(T0)
 
@@ -1277,7 +1324,7 @@ async def test_async_atomic_state_change(db_path: Path) -> None:
 
 @pytest.mark.trio
 async def test_async_calls_queued_meanwhile_run_together_in_order(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_target: str | Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import reference_server.storage._async as async_module
     trips: list[int] = []
     execute = async_module._execute
@@ -1304,7 +1351,7 @@ async def test_async_calls_queued_meanwhile_run_together_in_order(
         except ValueError:
             results[i] = -1
 
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         trips.clear()
         async with trio.open_nursery() as nursery:
             for i in range(40):
@@ -1317,7 +1364,7 @@ async def test_async_calls_queued_meanwhile_run_together_in_order(
 
 
 @pytest.mark.trio
-async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -> None:
+async def test_async_call_cancelled_before_it_starts_never_runs(db_target: str | Path) -> None:
     release = threading.Event()
     ran: list[str] = []
 
@@ -1328,7 +1375,7 @@ async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -
     def queued(_db: Database) -> None:
         ran.append("queued")
 
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(adb.run, blocking)
             await trio.testing.wait_all_tasks_blocked()
@@ -1342,7 +1389,7 @@ async def test_async_call_cancelled_before_it_starts_never_runs(db_path: Path) -
 
 
 @pytest.mark.trio
-async def test_async_call_cancelled_while_running_still_completes(db_path: Path) -> None:
+async def test_async_call_cancelled_while_running_still_completes(db_target: str | Path) -> None:
     release = threading.Event()
     ran: list[str] = []
 
@@ -1354,7 +1401,7 @@ async def test_async_call_cancelled_while_running_still_completes(db_path: Path)
         await trio.sleep(0.2)
         release.set()
 
-    async with await AsyncDatabase.open(db_path) as adb:
+    async with await AsyncDatabase.open(db_target) as adb:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(release_later)
             started = trio.current_time()

@@ -1,6 +1,6 @@
-"""Webhook delivery from a real SQLite outbox to a real HTTP receiver on loopback:
-signing and envelope, per-device order, retries with back-off, dead letters,
-restarts, no webhook configured, and the example receiver of the docs."""
+"""Webhook delivery from a real outbox (on both storage engines) to a real HTTP
+receiver on loopback: signing and envelope, per-device order, retries with back-off,
+dead letters, restarts, no webhook configured, and the example receiver of the docs."""
 from __future__ import annotations
 
 import collections
@@ -211,7 +211,7 @@ class Running:
 @dataclass
 class Harness:
     db: AsyncDatabase
-    db_path: Path
+    db_target: str | Path
     clock: ManualClock
     receiver: Receiver
     nursery: trio.Nursery
@@ -282,17 +282,16 @@ def device_order(events: list[WebhookEvent], phy_id: str) -> list[object]:
 
 
 @asynccontextmanager
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    """Database, receiver and a nursery for deliverers, all torn down at the end.
-    A hang is a failure, not a stuck test run."""
+async def harness(db_target: str | Path) -> AsyncIterator[Harness]:
+    """Database (of the test's engine), receiver and a nursery for deliverers, all
+    torn down at the end. A hang is a failure, not a stuck test run."""
     clock = ManualClock()
-    db_path = tmp_path / "iot.db"
-    async with await AsyncDatabase.open(db_path) as db, trio.open_nursery() as nursery:
+    async with await AsyncDatabase.open(db_target) as db, trio.open_nursery() as nursery:
         try:
             with trio.fail_after(10):
                 receiver = Receiver(clock)
                 await receiver.start(nursery)
-                yield Harness(db, db_path, clock, receiver, nursery)
+                yield Harness(db, db_target, clock, receiver, nursery)
         finally:
             nursery.cancel_scope.cancel()
 
@@ -332,8 +331,8 @@ def test_without_a_secret_the_request_is_unsigned() -> None:
 # --- delivering -----------------------------------------------------------------------------
 
 @pytest.mark.trio
-async def test_a_delivery_is_signed_and_carries_the_envelope(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_a_delivery_is_signed_and_carries_the_envelope(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         running = await h.start()
         seq = await h.emit("82210225000520", 1, event_type="device.alarm",
                            data={"fault_code": 4, "fault_msg": "短路保护触发", "port_no": 1})
@@ -365,8 +364,8 @@ async def test_a_delivery_is_signed_and_carries_the_envelope(tmp_path: Path) -> 
 
 
 @pytest.mark.trio
-async def test_each_attempt_has_a_fresh_nonce_and_timestamp(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_each_attempt_has_a_fresh_nonce_and_timestamp(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         h.receiver.mode = "fail"
         running = await h.start()
         seq = await h.emit("A", 1)
@@ -386,8 +385,8 @@ async def test_each_attempt_has_a_fresh_nonce_and_timestamp(tmp_path: Path) -> N
 
 
 @pytest.mark.trio
-async def test_without_a_secret_deliveries_go_unsigned(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_without_a_secret_deliveries_go_unsigned(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         h.receiver.secret = None
         running = await h.start(h.config(webhook_secret=None))
         seq = await h.emit("A", 1)
@@ -401,8 +400,8 @@ async def test_without_a_secret_deliveries_go_unsigned(tmp_path: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_devices_go_concurrently_each_in_order(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_devices_go_concurrently_each_in_order(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         devices = [f"dev{i:02}" for i in range(MAX_IN_FLIGHT + 2)]
         seqs = [await h.emit(phy_id, n)  # interleaved, as events of busy devices are
                 for n in (1, 2, 3) for phy_id in devices]
@@ -428,8 +427,8 @@ async def test_devices_go_concurrently_each_in_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_a_failing_event_holds_back_its_own_device_only(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_a_failing_event_holds_back_its_own_device_only(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         a1, a2 = await h.emit("A", 1), await h.emit("A", 2)
         b1, b2 = await h.emit("B", 1), await h.emit("B", 2)
         h.receiver.failing = {"charging.progress-A-1"}
@@ -450,8 +449,9 @@ async def test_a_failing_event_holds_back_its_own_device_only(tmp_path: Path) ->
 
 
 @pytest.mark.trio
-async def test_an_attempt_that_outlives_its_lease_is_not_started_again(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_an_attempt_that_outlives_its_lease_is_not_started_again(
+        db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         h.receiver.mode = "hold"
         running = await h.start()
         seq = await h.emit("A", 1)
@@ -470,8 +470,8 @@ async def test_an_attempt_that_outlives_its_lease_is_not_started_again(tmp_path:
 
 
 @pytest.mark.trio
-async def test_no_answer_within_the_timeout_is_a_failure(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_no_answer_within_the_timeout_is_a_failure(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         h.receiver.mode = "hold"  # answers nothing until released
         running = await h.start(h.config(webhook_timeout=1))
         seq = await h.emit("A", 1)
@@ -486,12 +486,12 @@ async def test_no_answer_within_the_timeout_is_a_failure(tmp_path: Path) -> None
 
 
 @pytest.mark.trio
-async def test_errors_are_stored_and_logged_without_the_query(tmp_path: Path) -> None:
+async def test_errors_are_stored_and_logged_without_the_query(db_target: str | Path) -> None:
     def transport(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
 
     async with (httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client,
-                harness(tmp_path) as h):
+                harness(db_target) as h):
         running = await h.start(client=client)
         seq = await h.emit("A", 1)
         running.deliverer.wake()
@@ -507,8 +507,8 @@ async def test_errors_are_stored_and_logged_without_the_query(tmp_path: Path) ->
 
 @pytest.mark.trio
 async def test_receiver_down_then_failing_then_up_gets_each_event_once_in_order(
-        tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+        db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         await h.receiver.stop()  # connection refused
         seqs = {phy_id: [await h.emit(phy_id, n) for n in (1, 2, 3)] for phy_id in "AB"}
         running = await h.start()
@@ -545,8 +545,8 @@ async def test_receiver_down_then_failing_then_up_gets_each_event_once_in_order(
 
 
 @pytest.mark.trio
-async def test_backoff_doubles_and_is_capped(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:  # webhook_max_backoff = 4
+async def test_backoff_doubles_and_is_capped(db_target: str | Path) -> None:
+    async with harness(db_target) as h:  # webhook_max_backoff = 4
         h.receiver.mode = "fail"
         running = await h.start()
         seq = await h.emit("A", 1)
@@ -570,8 +570,8 @@ async def test_backoff_doubles_and_is_capped(tmp_path: Path) -> None:
 
 
 @pytest.mark.trio
-async def test_dead_letter_after_the_window_then_redeliver(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_dead_letter_after_the_window_then_redeliver(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         config = h.config(webhook_retry_window=5, webhook_max_backoff=2)
         a1, a2 = await h.emit("A", 1), await h.emit("A", 2)
         h.receiver.failing = {"charging.progress-A-1"}
@@ -606,8 +606,8 @@ async def test_dead_letter_after_the_window_then_redeliver(tmp_path: Path) -> No
 
 
 @pytest.mark.trio
-async def test_a_restart_delivers_what_was_pending_and_nothing_twice(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_a_restart_delivers_what_was_pending_and_nothing_twice(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         first = await h.start()
         a1 = await h.emit("A", 1)
         first.deliverer.wake()
@@ -625,7 +625,7 @@ async def test_a_restart_delivers_what_was_pending_and_nothing_twice(tmp_path: P
         await h.receiver.stop()
         h.receiver.mode = "ok"
         await h.receiver.start(h.nursery)
-        async with await AsyncDatabase.open(h.db_path) as db:
+        async with await AsyncDatabase.open(h.db_target) as db:
             failed = await h.delivery(a2, db=db)
             assert (DeliveryStatus.PENDING, 1) == (failed.status, failed.attempts)
             # What a starting server does before its deliverer runs.
@@ -643,7 +643,7 @@ async def test_a_restart_delivers_what_was_pending_and_nothing_twice(tmp_path: P
 
 
 @pytest.mark.trio
-async def test_without_a_webhook_url_events_are_only_recorded(tmp_path: Path) -> None:
+async def test_without_a_webhook_url_events_are_only_recorded(db_target: str | Path) -> None:
     calls: list[httpx.Request] = []
 
     def transport(request: httpx.Request) -> httpx.Response:
@@ -651,7 +651,7 @@ async def test_without_a_webhook_url_events_are_only_recorded(tmp_path: Path) ->
         return httpx.Response(200)
 
     async with (httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client,
-                harness(tmp_path) as h):
+                harness(db_target) as h):
         running = await h.start(h.config(webhook_url=None), client=client)
         seqs = [await h.emit("A", 1), await h.emit(None, 2)]
         running.deliverer.wake()
@@ -671,8 +671,8 @@ async def test_without_a_webhook_url_events_are_only_recorded(tmp_path: Path) ->
 
 
 @pytest.mark.trio
-async def test_run_twice_is_refused(tmp_path: Path) -> None:
-    async with harness(tmp_path) as h:
+async def test_run_twice_is_refused(db_target: str | Path) -> None:
+    async with harness(db_target) as h:
         running = await h.start()
 
         with pytest.raises(RuntimeError):
@@ -691,13 +691,13 @@ def _load_example() -> ModuleType:
 
 @pytest.mark.trio
 async def test_the_example_receiver_verifies_and_drops_repeats(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        db_target: str | Path, capsys: pytest.CaptureFixture[str]) -> None:
     server = _load_example().make_server(SECRET, 0, "127.0.0.1")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/webhook"
-        async with harness(tmp_path) as h:
+        async with harness(db_target) as h:
             h.clock.now = time.time()  # the example checks X-Timestamp against its own clock
             running = await h.start(h.config(webhook_url=url), clock=time.time)
             seq = await h.emit("82210225000520", 1, event_type="order.completed",
