@@ -17,16 +17,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from coredis import PureToken
-from coredis.exceptions import (
+from .client import (
+    PureToken,
     ResponseError,
     StreamConsumerGroupError,
     StreamDuplicateConsumerGroupError,
 )
 
 if TYPE_CHECKING:
-    import coredis
     from coredis.response.types import StreamEntry
+
+    from .client import Redis
 
 __all__ = ["Mailbox", "Message"]
 
@@ -56,7 +57,7 @@ class Mailbox:
         prefix: The cluster's key prefix.
     """
 
-    def __init__(self, redis: coredis.Redis[str], node_id: str, *, prefix: str = "bkv") -> None:
+    def __init__(self, redis: Redis[str], node_id: str, *, prefix: str = "bkv") -> None:
         self.redis = redis
         self.node_id = node_id
         self.prefix = prefix

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import trio
 
 from ..logs import Logger
+from .client import connect
 from .mailbox import Mailbox, Message
 from .registry import Owner, OwnershipRegistry
 
@@ -154,12 +155,9 @@ class ClusterNode:
     async def run(self, hooks: NodeHooks, *,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Join the cluster and serve it until cancelled."""
-        import coredis
-
         settings = self.settings
         self._hooks = hooks
-        redis: coredis.Redis[str] = coredis.Redis.from_url(settings.redis_url,
-                                                            decode_responses=True)
+        redis = connect(settings.redis_url)
         async with redis:
             self._registry = OwnershipRegistry(redis, self.node_id, prefix=settings.prefix,
                                                node_ttl=settings.node_ttl,
@@ -189,11 +187,8 @@ class ClusterNode:
 
     async def _leave(self, owned: list[tuple[str, int]]) -> None:
         # A client of its own: the node's one is torn down with the cancelled tasks.
-        import coredis
-
         try:
-            farewell: coredis.Redis[str] = coredis.Redis.from_url(self.settings.redis_url,
-                                                                   decode_responses=True)
+            farewell = connect(self.settings.redis_url)
             async with farewell:
                 registry = OwnershipRegistry(farewell, self.node_id,
                                              prefix=self.settings.prefix)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import coredis
+    from .client import Redis
 
 __all__ = ["Owner", "OwnershipRegistry"]
 
@@ -103,7 +103,7 @@ class OwnershipRegistry:
         owner_ttl: Seconds an owner key lives without a refresh.
     """
 
-    def __init__(self, redis: coredis.Redis[str], node_id: str, *, prefix: str = "bkv",
+    def __init__(self, redis: Redis[str], node_id: str, *, prefix: str = "bkv",
                  node_ttl: float = 5.0, owner_ttl: float = 60.0) -> None:
         self.redis = redis
         self.node_id = node_id

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import coredis
 import pytest
 import trio
 
@@ -21,6 +20,7 @@ from bkvcodec import (
     StartCharging,
     StopCharging,
 )
+from reference_server.cluster.client import connect
 
 from .harness import (
     BKV_ID,
@@ -164,6 +164,6 @@ async def test_a_node_that_stops_gives_its_devices_up(tmp_path: Path,
 
 
 async def owner_value(cluster: str, phy_id: str) -> str | None:
-    redis = coredis.Redis.from_url(redis_url(), decode_responses=True)
+    redis = connect(redis_url())
     async with redis:
         return await redis.get(f"{cluster}:owner:{phy_id}")

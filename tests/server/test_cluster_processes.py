@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import coredis
 import httpx
 import pytest
 import trio
@@ -27,6 +26,7 @@ from bkvcodec import (
     StartCharging,
     StopCharging,
 )
+from reference_server.cluster.client import connect
 
 from .harness import API_KEY, BKV_ID, WEBHOOK_SECRET, Device, Receiver, receiver_running
 from .services import cluster_name, redis_url
@@ -234,7 +234,7 @@ async def test_workers_share_the_ports_and_any_of_them_takes_any_call(
 
 async def nodes_alive(cluster: str, names: list[str]) -> None:
     """Wait until every node of *names* has joined the cluster."""
-    redis = coredis.Redis.from_url(redis_url(), decode_responses=True)
+    redis = connect(redis_url())
     async with redis:
         while await redis.exists([f"{cluster}:node:{name}" for name in names]) < len(names):
             await trio.sleep(0.1)

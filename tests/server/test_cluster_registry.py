@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import coredis
 import pytest
 import trio
 
 from reference_server.cluster import Owner, OwnershipRegistry
+from reference_server.cluster.client import Redis, connect
 from reference_server.cluster.mailbox import Mailbox
 
 from .services import cluster_name, redis_url
@@ -17,14 +17,14 @@ pytestmark = pytest.mark.trio
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[coredis.Redis[str]]:
-    client: coredis.Redis[str] = coredis.Redis.from_url(redis_url(), decode_responses=True)
+async def redis() -> AsyncIterator[Redis[str]]:
+    client = connect(redis_url())
     async with client:
         yield client
 
 
 async def test_each_claim_takes_a_higher_epoch_and_names_the_owner_it_replaced(
-        redis: coredis.Redis[str]) -> None:
+        redis: Redis[str]) -> None:
     prefix = cluster_name()
     a = OwnershipRegistry(redis, "a", prefix=prefix)
     b = OwnershipRegistry(redis, "b", prefix=prefix)
@@ -36,7 +36,7 @@ async def test_each_claim_takes_a_higher_epoch_and_names_the_owner_it_replaced(
 
 
 async def test_a_refresh_or_release_under_an_old_epoch_is_refused(
-        redis: coredis.Redis[str]) -> None:
+        redis: Redis[str]) -> None:
     prefix = cluster_name()
     a = OwnershipRegistry(redis, "a", prefix=prefix, owner_ttl=30)
     b = OwnershipRegistry(redis, "b", prefix=prefix)
@@ -52,7 +52,7 @@ async def test_a_refresh_or_release_under_an_old_epoch_is_refused(
     assert await a.owner("two") is None
 
 
-async def test_liveness_lapses_without_refresh(redis: coredis.Redis[str]) -> None:
+async def test_liveness_lapses_without_refresh(redis: Redis[str]) -> None:
     prefix = cluster_name()
     a = OwnershipRegistry(redis, "a", prefix=prefix, node_ttl=0.3)
     await a.announce("")
@@ -65,7 +65,7 @@ async def test_liveness_lapses_without_refresh(redis: coredis.Redis[str]) -> Non
     assert not await a.alive("a")
 
 
-async def test_one_sweeper_at_a_time(redis: coredis.Redis[str]) -> None:
+async def test_one_sweeper_at_a_time(redis: Redis[str]) -> None:
     prefix = cluster_name()
     a = OwnershipRegistry(redis, "a", prefix=prefix)
     b = OwnershipRegistry(redis, "b", prefix=prefix)
@@ -77,7 +77,7 @@ async def test_one_sweeper_at_a_time(redis: coredis.Redis[str]) -> None:
 
 
 async def test_a_mailbox_keeps_what_its_node_read_and_did_not_finish(
-        redis: coredis.Redis[str]) -> None:
+        redis: Redis[str]) -> None:
     prefix = cluster_name()
     a, b = Mailbox(redis, "a", prefix=prefix), Mailbox(redis, "b", prefix=prefix)
     await a.open()
@@ -94,7 +94,7 @@ async def test_a_mailbox_keeps_what_its_node_read_and_did_not_finish(
 
 
 async def test_a_dead_nodes_messages_about_a_device_are_taken_over(
-        redis: coredis.Redis[str]) -> None:
+        redis: Redis[str]) -> None:
     prefix = cluster_name()
     dead, heir = Mailbox(redis, "dead", prefix=prefix), Mailbox(redis, "heir", prefix=prefix)
     await dead.open()
@@ -111,7 +111,7 @@ async def test_a_dead_nodes_messages_about_a_device_are_taken_over(
     assert await heir.take_over("dead", "dev-1") == []
 
 
-async def test_replies_reach_the_node_that_asked(redis: coredis.Redis[str]) -> None:
+async def test_replies_reach_the_node_that_asked(redis: Redis[str]) -> None:
     prefix = cluster_name()
     a, b = Mailbox(redis, "a", prefix=prefix), Mailbox(redis, "b", prefix=prefix)
     await a.open()
