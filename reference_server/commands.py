@@ -34,7 +34,9 @@ from bkvcodec import (
 from bkvcodec.ap3000 import Ap3000Frame, Ap3000Message, parse_phy_id
 from bkvcodec.bkv import BkvFrame, BkvMessage
 
-from .storage import CommandRecord, load_json_object
+# The records module, not the storage package: reference_server.core imports
+# this module and must not reach the storage's trio layer.
+from .storage._records import CommandRecord, load_json_object
 
 __all__ = ["COMMAND_KINDS", "command_from_record", "command_kind", "command_payload",
            "message_from_json", "message_json"]

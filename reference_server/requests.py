@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from bkvcodec import ChargeMode, FirmwareTarget, PowerTierSpec
 
-from .storage import OrderRecord
+# The records module, not the storage package: reference_server.core imports
+# this module and must not reach the storage's trio layer.
+from .storage._records import OrderRecord
 
 __all__ = ["AUTO_PORT", "ChargeRequest", "ChargeResult", "FirmwareOta", "FtpOta",
            "OtaRequest", "StopRequest"]
