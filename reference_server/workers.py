@@ -10,6 +10,7 @@
 # the same with one unit per worker; the server guide shows both layouts.
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ __all__ = ["run_workers", "worker_command"]
 
 #: Seconds before a worker that exited on its own is started again.
 RESTART_PAUSE = 2.0
+#: prctl(2) option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
 
 
 def worker_command(args: Sequence[str], node_id: str) -> list[str]:
@@ -54,10 +57,18 @@ async def run_workers(config: Config, args: Sequence[str]) -> None:
                 break
 
 
+def _die_with_parent() -> None:
+    """In the worker, before it runs: the kernel sends it SIGTERM if the supervisor
+    dies (killed outright, it cannot pass a signal on), so no worker outlives it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 async def _keep_running(command: list[str], processes: list[trio.Process | None],
                         index: int, stopping: trio.Event, log: Logger) -> None:
     while not stopping.is_set():
-        process = await trio.lowlevel.open_process(command)
+        process = await trio.lowlevel.open_process(
+            command, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         processes[index] = process
         code = await process.wait()
         if stopping.is_set():

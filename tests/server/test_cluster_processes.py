@@ -232,6 +232,37 @@ async def test_workers_share_the_ports_and_any_of_them_takes_any_call(
             await supervisor.wait()
 
 
+async def test_workers_end_with_their_supervisor_even_when_it_is_killed(
+        tmp_path: Path, postgres_url: str) -> None:
+    tcp_port, http_port = free_port(), free_port()
+    cluster = cluster_name()
+    command = [
+        sys.executable, "-m", "reference_server", "--workers", "2",
+        "--database-url", postgres_url, "--tcp-host", "127.0.0.1",
+        "--tcp-port", str(tcp_port), "--http-host", "127.0.0.1", "--http-port", str(http_port),
+        "--redis-url", redis_url(), "--cluster-name", cluster, "--node-id", "k",
+        "--api-key", API_KEY]
+    log = tmp_path / "workers.log"
+    with log.open("wb") as output:
+        supervisor = await trio.lowlevel.open_process(command, stdout=output, stderr=output)
+    with trio.fail_after(40):
+        await nodes_alive(cluster, ["k-1", "k-2"])
+        supervisor.kill()
+        await supervisor.wait()
+        # The workers go too: they leave the cluster on their way out.
+        redis = connect(redis_url())
+        async with redis:
+            while await redis.exists([f"{cluster}:node:k-1", f"{cluster}:node:k-2"]):
+                await trio.sleep(0.1)
+        while port_open(tcp_port):
+            await trio.sleep(0.1)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 async def nodes_alive(cluster: str, names: list[str]) -> None:
     """Wait until every node of *names* has joined the cluster."""
     redis = connect(redis_url())
