@@ -206,8 +206,9 @@ class ClusterNode:
         """Become the device's owner; returns the claim's epoch.
 
         A live owner elsewhere is asked to let go first, and waited for until it
-        confirms or its liveness lapses; what a dead owner left unfinished in its
-        mailbox about the device is re-posted here.
+        confirms or its liveness lapses. What a dead owner left unfinished in its
+        mailbox about the device runs here once the service has loaded the device
+        (:meth:`loaded`).
         """
         while (busy := self._claiming.get(phy_id)) is not None:
             await busy.wait()
@@ -250,10 +251,6 @@ class ClusterNode:
                         self._request, node, {"kind": "changed", "change": change,
                                               "phy_id": ""},
                         timeout=self.settings.call_timeout))
-
-    async def release(self, phy_id: str, epoch: int) -> None:
-        """Give up a claim (the device needs no owner any more)."""
-        await self.registry.release(phy_id, epoch)
 
     async def owner_elsewhere(self, phy_id: str) -> str | None:
         """The live node other than this one that owns the device, if any."""
@@ -322,27 +319,13 @@ class ClusterNode:
     async def _ask_release(self, owner: Owner, phy_id: str) -> None:
         if not await self.registry.alive(owner.node):
             return
-        # Asked, then waited for in short steps: a node that dies meanwhile stops
-        # being waited for once its liveness key expires.
-        call_id = uuid.uuid4().hex
-        event = trio.Event()
-        slot: list[dict[str, str]] = []
-        self._waiting[call_id] = (event, slot)
-        try:
-            await self.mailbox.post(owner.node, {
-                "kind": "release", "phy_id": phy_id, "epoch": str(owner.epoch),
-                "call_id": call_id, "from": self.node_id})
-            deadline = trio.current_time() + self.settings.node_ttl * 2
-            while not event.is_set() and trio.current_time() < deadline:
-                with trio.move_on_after(_LIVENESS_POLL):
-                    await event.wait()
-                if not event.is_set() and not await self.registry.alive(owner.node):
-                    break
-            if not event.is_set():
-                self.log.warning("previous owner did not let go; claiming anyway",
-                                 device=phy_id, node=owner.node)
-        finally:
-            del self._waiting[call_id]
+        # A node that dies meanwhile stops being waited for once its liveness lapses.
+        reply = await self._request(owner.node, {"kind": "release", "phy_id": phy_id,
+                                                 "epoch": str(owner.epoch)},
+                                    timeout=self.settings.node_ttl * 2)
+        if reply is None:
+            self.log.warning("previous owner did not let go; claiming anyway",
+                             device=phy_id, node=owner.node)
 
     async def _take_over_messages(self, node: str, phy_id: str) -> None:
         """Run here what *node* (no longer the owner) left unfinished about *phy_id*."""
