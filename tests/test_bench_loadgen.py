@@ -9,8 +9,8 @@ import pytest
 
 from bkvcodec import (
     ChargeMode,
-    Direction,
     DeviceHeartbeat,
+    Direction,
     ModemIdentified,
     ProtocolFamily,
     ServerConnection,
@@ -20,7 +20,7 @@ from bkvcodec.ap3000 import Ap3000Frame, Ap3000Heartbeat
 from bkvcodec.bkv import BkvFrame, Heartbeat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from loadgen import AnswerScanner, DeviceFrames, device_identity  # noqa: E402
+from loadgen import AnswerScanner, DeviceFrames, device_identity
 
 T0 = 1_796_590_000.0
 UP = Direction.UP
