@@ -349,8 +349,11 @@ async def start_server(directory: Path, *, webhook_url: str | None = None,
         command += ["--db", str(directory / "iot.db")]
         log_path = directory / "server.log"
     else:
+        # IOT_DB_PATH only keeps a server that does not read IOT_DATABASE_URL from
+        # writing ./data/iot.db in the checkout (it then fails on its own).
         env.update(IOT_NODE_ID=node.node_id, IOT_TCP_REUSE_PORT="true",
-                   IOT_DATABASE_URL=node.database_url, IOT_REDIS_URL=node.redis_url)
+                   IOT_DATABASE_URL=node.database_url, IOT_REDIS_URL=node.redis_url,
+                   IOT_DB_PATH=str(directory / f"unused-{node.node_id}.db"))
         log_path = directory / f"server-{node.node_id}.log"
     for key in api_keys:
         command += ["--api-key", key]
@@ -949,7 +952,8 @@ async def orchestrate(args: argparse.Namespace) -> int:
                 nursery.cancel_scope.cancel()
             errors = sum(s.error_lines() for s in servers)
     results = [g.result for g in generators if g.result is not None]
-    nodes = f"{args.nodes} server nodes" if args.nodes > 1 else "server in its own process"
+    nodes = (f"{args.nodes} server nodes (CPU and RSS summed, /metrics merged)"
+             if args.nodes > 1 else "server in its own process")
     report = Report(f"Target 1: {args.devices} concurrent devices, heartbeat every "
                     f"{args.period:g} s, {nodes}")
 
@@ -971,6 +975,13 @@ async def orchestrate(args: argparse.Namespace) -> int:
     report.row("unexpected frames / commands acknowledged",
                f"{sum(r.unexpected_frames for r in results)} / "
                f"{sum(r.commands_acknowledged for r in results)}", "noted")
+    kinds: dict[str, int] = {}
+    for stats in results:
+        for kind, count in stats.unexpected_kinds.items():
+            kinds[kind] = kinds.get(kind, 0) + count
+    if kinds:
+        report.row("  what they were", ", ".join(f"{k} {c}" for k, c in sorted(kinds.items())),
+                   "noted")
     garbage = sum(r.garbage_bytes for r in results)
     report.row("bytes read that were no frame (garbage)", f"{garbage}", "0", garbage == 0)
     report.row("answers after the 10 s limit (whole run)",
@@ -983,9 +994,9 @@ async def orchestrate(args: argparse.Namespace) -> int:
     buckets = histogram_delta(before, after, HANDLING_HISTOGRAM)
     observed = buckets[-1][1] if buckets else 0.0
     p50, p99 = histogram_quantile(0.5, buckets), histogram_quantile(0.99, buckets)
-    merged = " (every node's, merged)" if args.nodes > 1 else ""
-    report.row("server handling histogram p50 (est.)" + merged, f"{p50 * 1000:.2f} ms")
-    report.row("server handling histogram p99 (est.)" + merged, f"{p99 * 1000:.2f} ms",
+    # With several nodes: every node's histogram, merged (the title says so).
+    report.row("server handling histogram p50 (est.)", f"{p50 * 1000:.2f} ms")
+    report.row("server handling histogram p99 (est.)", f"{p99 * 1000:.2f} ms",
                "p99 < 50 ms", p99 < 0.050)
     within = dict(buckets).get(0.05, 0.0)
     report.row("server handling ≤ 50 ms", f"{within:.0f} / {observed:.0f} reads",

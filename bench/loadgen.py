@@ -275,6 +275,9 @@ class FleetStats:
     late_answers: int = 0
     garbage_bytes: int = 0
     unexpected_frames: int = 0
+    #: What the full device connection made of them, by kind (a late answer to an
+    #: earlier AP3000 heartbeat is a ``ServerAnswered``).
+    unexpected_kinds: dict[str, int] = field(default_factory=dict)
     commands_acknowledged: int = 0
     rtts: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
@@ -501,9 +504,12 @@ class Fleet:
             device.full = DeviceConnection(protocol=frames.protocol, phy_id=frames.phy_id)
             device.full.data_to_send()  # its greeting was sent with hello
         full = device.full
+        kinds = self.stats.unexpected_kinds
         for frame in scanner.others:
             self.stats.unexpected_frames += 1
             for item in full.receive_data(frame, time.time()):
+                kind = type(item).__name__
+                kinds[kind] = kinds.get(kind, 0) + 1
                 command_id = getattr(item, "command_id", None)
                 if not isinstance(command_id, str):
                     continue
