@@ -608,6 +608,21 @@ class WebhookReceiver:
         return self.started_at[order_no]
 
 
+async def _connect_patiently(port: int, attempts: int = 6) -> trio.SocketStream:
+    """A connection to a server that may be saturated (its accept queue full): tried
+    again a few times before the run gives up."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await trio.open_tcp_stream("127.0.0.1", port)
+        except OSError:
+            if attempt == attempts:
+                raise
+            print(f"  a probe device could not connect (attempt {attempt}); the server "
+                  "is saturated", flush=True)
+            await trio.sleep(5)
+    raise AssertionError("unreachable")
+
+
 class ProbeDevice:
     """A device that takes orders: heartbeats on its own, hands start commands over."""
 
@@ -626,7 +641,7 @@ class ProbeDevice:
         self.closed = False
 
     async def run(self, port: int, period: float, task_status: trio.TaskStatus[None]) -> None:
-        self.stream = await trio.open_tcp_stream("127.0.0.1", port)
+        self.stream = await _connect_patiently(port)
         await self.stream.send_all(self.connection.data_to_send())
         await self.send(DeviceHeartbeat(phy_id=self.phy_id, protocol=self.protocol))
         async with trio.open_nursery() as nursery:
@@ -812,6 +827,17 @@ async def scrape(apis: Sequence[httpx.AsyncClient]) -> dict[str, float]:
     return merged
 
 
+async def _scrape_while_waiting(apis: Sequence[httpx.AsyncClient]) -> dict[str, float]:
+    """A scrape for a waiting loop: a saturated node that drops the request (its
+    accept queue full) is asked again at the next round, not the end of the run."""
+    try:
+        return await scrape(apis)
+    except httpx.TransportError as err:
+        print(f"  a node did not answer /metrics ({type(err).__name__}); asking again",
+              flush=True)
+        return {}
+
+
 async def wait_registered(apis: Sequence[httpx.AsyncClient], devices: int,
                           timeout: float) -> float:
     """Wait until the nodes have recorded *devices* coming online (``device.online``
@@ -820,7 +846,7 @@ async def wait_registered(apis: Sequence[httpx.AsyncClient], devices: int,
     started = time.perf_counter()
     with trio.move_on_after(timeout):
         while True:
-            samples = await scrape(apis)
+            samples = await _scrape_while_waiting(apis)
             if metric_sum(samples, "iot_events_total", '"device.online"') >= devices:
                 break
             await trio.sleep(0.5)
@@ -834,7 +860,10 @@ async def wait_drained(apis: Sequence[httpx.AsyncClient],
     left = math.inf
     with trio.move_on_after(timeout):
         while True:
-            samples = await scrape(apis)
+            samples = await _scrape_while_waiting(apis)
+            if not samples:
+                await trio.sleep(1.0)
+                continue
             left = (metric_sum(samples, "iot_events_total")
                     - metric_sum(samples, "iot_webhook_deliveries_total", 'outcome="delivered"'))
             if left <= 0:
