@@ -881,7 +881,11 @@ async def route_probes(probes: Sequence[ProbeDevice], servers: Sequence[ServerPr
         if len(servers) == 1:
             device.api, device.route = apis[0], "the only node (holds the socket)"
             continue
-        response = await apis[n % len(apis)].get(f"/api/v1/third/devices/{device.phy_id}")
+        try:
+            response = await apis[n % len(apis)].get(f"/api/v1/third/devices/{device.phy_id}")
+        except httpx.TransportError:  # a saturated node dropped it: owner unknown
+            device.api, device.route = apis[n % len(apis)], "a node (owner unknown)"
+            continue
         body = response.json() if response.status_code == 200 else {}
         data = body.get("data") if isinstance(body, dict) else None
         owner = data.get("node") if isinstance(data, dict) else None
