@@ -4,11 +4,12 @@ orders and its queued commands. Real Redis and a real PostgreSQL database, which
 the nodes share."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -50,8 +51,19 @@ async def cluster(tmp_path: Path, nodes: int, receiver_url: str, database_url: s
         yield servers
 
 
-async def charge_through(server: RunningServer, device: Device) -> str:
-    return str((await server.charge(device.phy_id, port_no=1))["order_no"])
+async def charge_and_start(call: Callable[..., Awaitable[httpx.Response]],
+                           device: Device) -> str:
+    """A charge through *call* (a node's API) that the BKV device acknowledges and
+    reports progress on; returns the order number."""
+    response = await call("POST", f"/devices/{device.phy_id}/charge", {
+        "port_no": 1, "charge_mode": 1, "duration": 3600, "amount": 1000})
+    assert response.status_code == 200, response.text
+    order_no = str(response.json()["data"]["order_no"])
+    start = await device.expect(StartCharging)
+    await device.send(CommandAcknowledged(command_id=start.command_id,
+                                          phy_id=device.phy_id, business_no=0x61))
+    await progress(device, order_no, 0x61, 60, 10)
+    return order_no
 
 
 async def test_a_charge_through_another_node_reaches_the_device(tmp_path: Path,
@@ -64,11 +76,7 @@ async def test_a_charge_through_another_node_reaches_the_device(tmp_path: Path,
             await device.connect(nursery, a.addresses.tcp_port)
             await a.wait_online(BKV_ID)
             assert (await b.device(BKV_ID))["node"] == "node-a"
-            order_no = await charge_through(b, device)
-            start = await device.expect(StartCharging)
-            await device.send(CommandAcknowledged(command_id=start.command_id,
-                                                  phy_id=BKV_ID, business_no=0x61))
-            await progress(device, order_no, 0x61, 60, 10)
+            order_no = await charge_and_start(b.call, device)
             await b.wait_order(order_no, "charging")
             # A stop through node b, too: it runs where the order's session is.
             response = await b.call("POST", f"/devices/{BKV_ID}/stop", {"port_no": 1})
@@ -95,11 +103,7 @@ async def test_a_device_moving_to_another_node_takes_its_order_and_commands(
             device = Device(ProtocolFamily.BKV, BKV_ID)
             await device.connect(nursery, a.addresses.tcp_port)
             await a.wait_online(BKV_ID)
-            order_no = await charge_through(a, device)
-            start = await device.expect(StartCharging)
-            await device.send(CommandAcknowledged(command_id=start.command_id,
-                                                  phy_id=BKV_ID, business_no=0x61))
-            await progress(device, order_no, 0x61, 60, 10)
+            order_no = await charge_and_start(a.call, device)
             await a.wait_order(order_no, "charging")
             await device.disconnect()
             await a.wait_online(BKV_ID, False)

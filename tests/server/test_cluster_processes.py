@@ -30,7 +30,8 @@ from reference_server.cluster.client import connect
 
 from .harness import API_KEY, BKV_ID, WEBHOOK_SECRET, Device, Receiver, receiver_running
 from .services import cluster_name, redis_url
-from .test_e2e import progress, settle
+from .test_cluster import charge_and_start
+from .test_e2e import settle
 
 pytestmark = pytest.mark.trio
 
@@ -127,14 +128,7 @@ async def test_a_node_killed_mid_charge_hands_its_device_over(tmp_path: Path,
             await device.connect(nursery, a.tcp_port)
             await a.wait_online(BKV_ID)
             # The charge goes in through node b; the device's socket is on node a.
-            response = await b.call("POST", f"/devices/{BKV_ID}/charge", {
-                "port_no": 1, "charge_mode": 1, "duration": 3600, "amount": 1000})
-            assert response.status_code == 200, response.text
-            order_no = response.json()["data"]["order_no"]
-            start = await device.expect(StartCharging)
-            await device.send(CommandAcknowledged(command_id=start.command_id,
-                                                  phy_id=BKV_ID, business_no=0x61))
-            await progress(device, order_no, 0x61, 60, 10)
+            order_no = await charge_and_start(b.call, device)
             await b.wait_order(order_no, "charging")
             # A query queued on node a while the device is away...
             await device.disconnect()
